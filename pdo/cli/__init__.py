@@ -1,0 +1,18 @@
+"""The `pdo` command line: one sub-app per module, registered in the list below."""
+
+from __future__ import annotations
+
+import typer
+
+from pdo.cli import gen
+
+app = typer.Typer(no_args_is_help=True, help="pdo — 公共数据授权运营 workflow engine")
+
+
+@app.callback()
+def main() -> None:
+    """pdo: ingest → desensitize → validate → sign-off → package → deliver."""
+
+# One line per command module; each exposes `register(app)`.
+for module in (gen,):
+    module.register(app)

@@ -1,0 +1,1 @@
+"""Privacy: checksums, PRC recognizers, the zh analyzer, pseudonyms and column policies."""

@@ -1,0 +1,1 @@
+"""Source tables departments deliver, with their contracts and column policies."""
