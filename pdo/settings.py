@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    """Where pdo keeps its state and how its services are reached; every field has a safe default."""
+    """Where pdo keeps state and how its services are reached; every field has a safe default."""
 
     model_config = SettingsConfigDict(env_prefix="PDO_", extra="ignore")
 

@@ -1,0 +1,1 @@
+"""Data products, one package each; see `products.registry.PRODUCTS`."""

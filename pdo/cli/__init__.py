@@ -1,10 +1,10 @@
-"""The `pdo` command line: one sub-app per module, registered in the list below."""
+"""The `pdo` command line: one module per command family, registered in the list below."""
 
 from __future__ import annotations
 
 import typer
 
-from pdo.cli import gen
+from pdo.cli import admin, demo, gen, pipeline, serve, signoff
 
 app = typer.Typer(no_args_is_help=True, help="pdo — 公共数据授权运营 workflow engine")
 
@@ -13,6 +13,7 @@ app = typer.Typer(no_args_is_help=True, help="pdo — 公共数据授权运营 w
 def main() -> None:
     """pdo: ingest → desensitize → validate → sign-off → package → deliver."""
 
+
 # One line per command module; each exposes `register(app)`.
-for module in (gen,):
+for module in (gen, pipeline, signoff, admin, serve, demo):
     module.register(app)

@@ -1,4 +1,4 @@
-"""Schema contracts for the tables departments deliver: columns, types, labels and column policies."""
+"""Schema contracts for delivered tables: columns, types, labels and column policies."""
 
 from __future__ import annotations
 

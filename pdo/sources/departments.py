@@ -8,6 +8,8 @@ HRSS = Department("hrss", "人力资源和社会保障局", "Human Resources and
 UTILITIES = Department("utilities", "水务集团与供电公司", "Water and Power Utilities")
 CREDIT = Department("credit", "社会信用体系建设办公室", "Social Credit Office")
 COURT = Department("court", "中级人民法院", "Intermediate People's Court")
-PARTNER_BANK = Department("partner_bank", "合作银行（历史贷款表现）", "Partner bank (loan outcomes)")
+PARTNER_BANK = Department(
+    "partner_bank", "合作银行（历史贷款表现）", "Partner bank (loan outcomes)"
+)
 
 DEPARTMENTS: tuple[Department, ...] = (MARKET, TAX, HRSS, UTILITIES, CREDIT, COURT, PARTNER_BANK)

@@ -1,0 +1,37 @@
+"""Injected dependencies: a ledger session per request and the authenticated subscriber key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlmodel import Session
+
+from api.errors import ApiError
+from pdo.ledger.models import ApiKey
+from pdo.subscribers import resolve_key
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_api_key(
+    session: SessionDep,
+    x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None,
+) -> ApiKey:
+    """The caller's key record; refused with 401 when missing, unknown or revoked."""
+    if not x_api_key:
+        raise ApiError(401, "missing_api_key", "send your API key in the X-API-Key header")
+    key = resolve_key(session, x_api_key)
+    if key is None:
+        raise ApiError(401, "invalid_api_key", "the API key is unknown or revoked")
+    return key
+
+
+ApiKeyDep = Annotated[ApiKey, Depends(get_api_key)]

@@ -1,0 +1,99 @@
+"""Serving a score: checks, the answer, and its usage event with revenue split — one commit."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel
+from sqlmodel import Session, select
+
+from api.errors import ApiError
+from pdo.ledger.models import (
+    ApiKey,
+    Product,
+    ProductVersion,
+    RevenueAllocation,
+    ServedScore,
+    Subscription,
+    UsageEvent,
+)
+from pdo.ledger.types import utcnow
+from pdo.revenue import split_fen
+
+
+class ScoreAnswer(BaseModel):
+    """What a bank receives: no personal data, only the enterprise's score and provenance."""
+
+    uscc: str
+    product: str
+    product_version: str
+    as_of: dt.date
+    score: int
+    grade: str
+    purpose: str
+    usage_id: str
+    price_fen: int
+
+
+def serve_score(
+    session: Session, key: ApiKey, product_name: str, uscc: str, purpose: str
+) -> ScoreAnswer:
+    """Refuse what is not allowed; otherwise answer and meter exactly once, atomically."""
+    product = session.get(Product, product_name)
+    if product is None:
+        raise ApiError(404, "unknown_product", f"no published product {product_name!r}")
+    if purpose not in product.purposes:
+        raise ApiError(
+            403,
+            "purpose_not_allowed",
+            f"purpose {purpose!r} is not allowed for {product_name}; "
+            f"allowed: {', '.join(product.purposes)}",
+        )
+    now = utcnow()
+    subscription = session.exec(
+        select(Subscription).where(
+            Subscription.subscriber_id == key.subscriber_id,
+            Subscription.product_name == product_name,
+        )
+    ).first()
+    if subscription is None or subscription.valid_until < now:
+        raise ApiError(403, "no_subscription", f"no valid subscription to {product_name}")
+    version = session.exec(
+        select(ProductVersion).where(
+            ProductVersion.product_name == product_name, ProductVersion.status == "published"
+        )
+    ).first()
+    if version is None:
+        raise ApiError(503, "no_published_version", f"{product_name} has no published version")
+    row = session.exec(
+        select(ServedScore).where(
+            ServedScore.product_version_id == version.id, ServedScore.uscc == uscc
+        )
+    ).first()
+    if row is None:
+        raise ApiError(404, "unknown_enterprise", f"no score for this enterprise in {version.id}")
+    usage = UsageEvent(
+        subscriber_id=key.subscriber_id,
+        api_key_id=key.id,
+        product_version_id=version.id,
+        uscc=uscc,
+        purpose=purpose,
+        price_fen=subscription.price_fen,
+        served_at=now,
+    )
+    session.add(usage)
+    session.flush()
+    for party, fen in split_fen(subscription.price_fen, product.revenue_shares_bp).items():
+        session.add(RevenueAllocation(usage_event_id=usage.id, party=party, amount_fen=fen))
+    session.commit()
+    return ScoreAnswer(
+        uscc=uscc,
+        product=product_name,
+        product_version=version.id,
+        as_of=version.as_of,
+        score=row.score,
+        grade=row.grade,
+        purpose=purpose,
+        usage_id=usage.id,
+        price_fen=subscription.price_fen,
+    )

@@ -1,0 +1,1 @@
+"""API routers; the app includes them from one list in `api.app`."""

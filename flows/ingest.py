@@ -1,0 +1,183 @@
+"""Ingest: read a department's file as delivered, normalize it, quarantine what cannot be parsed."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from pdo.privacy.checksums import is_valid_uscc
+from pdo.sources.contract import ColumnType, SourceTable
+
+ROW = "source_row"
+
+
+class SourceFileError(ValueError):
+    """A delivered file cannot be read at all (wrong encoding, missing columns, unreadable)."""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """The parsed rows, the quarantined rows with reasons, and the reconciling counts."""
+
+    clean: pl.DataFrame
+    quarantine: pl.DataFrame
+    rows_in: int
+    file_sha256: str
+
+    @property
+    def reconciles(self) -> bool:
+        return self.rows_in == self.clean.height + self.quarantine.height
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _cell_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _check_declared_encoding(path: Path, data: bytes, encoding: str) -> None:
+    """GBK decodes most UTF-8 bytes into mojibake; refuse a UTF-8 file declared as GBK."""
+    if encoding.lower() in ("gbk", "gb2312", "gb18030") and not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return
+        raise SourceFileError(f"{path.name}: not valid {encoding} text (the file is UTF-8)")
+
+
+def read_as_text(path: Path, table: SourceTable) -> pl.DataFrame:
+    """Every column as text, exactly as delivered, with the 1-based data row number."""
+    try:
+        if table.file_format == "csv":
+            data = path.read_bytes()
+            _check_declared_encoding(path, data, table.encoding)
+            text = data.decode(table.encoding)
+            df = pl.read_csv(io.StringIO(text), infer_schema=False)
+        elif table.file_format == "xlsx":
+            from openpyxl import load_workbook
+
+            wb = load_workbook(path, read_only=True, data_only=True)
+            rows = wb.worksheets[0].iter_rows(values_only=True)
+            header = [str(h) for h in next(rows)]
+            cells = [[_cell_text(v) for v in r] for r in rows]
+            wb.close()
+            df = pl.DataFrame(cells, schema=dict.fromkeys(header, pl.String), orient="row")
+        elif table.file_format == "parquet":
+            df = pl.read_parquet(path)
+            df = df.select(pl.all().cast(pl.String))
+        else:
+            raise SourceFileError(f"{path.name}: unsupported format {table.file_format!r}")
+    except UnicodeDecodeError as exc:
+        raise SourceFileError(
+            f"{path.name}: not valid {table.encoding} text at byte {exc.start}"
+        ) from exc
+    except SourceFileError:
+        raise
+    except Exception as exc:  # a broken file must say which file and why
+        raise SourceFileError(f"{path.name}: cannot be read ({type(exc).__name__}: {exc})") from exc
+    missing = [c for c in table.column_names if c not in df.columns]
+    if missing:
+        raise SourceFileError(f"{path.name}: missing columns {missing}")
+    return df.select(table.column_names).with_row_index(ROW, offset=1)
+
+
+def _normalized(name: str) -> pl.Expr:
+    expr = pl.col(name).str.normalize("NFKC").str.strip_chars()
+    return pl.when(expr == "").then(None).otherwise(expr).alias(name)
+
+
+_DATE = r"^(\d{4})\s*[-/.年]?\s*(\d{1,2})\s*[-/.月]?\s*(\d{1,2})\s*日?$"
+_MONTH = r"^(\d{4})\s*[-/.年]?\s*(\d{1,2})\s*月?$"
+
+
+def _parse(name: str, kind: ColumnType) -> pl.Expr:
+    src = pl.col(name)
+    if kind is ColumnType.INTEGER:
+        return src.str.replace_all(",", "").cast(pl.Int64, strict=False)
+    if kind is ColumnType.DECIMAL:
+        ok = src.str.replace_all(",", "").str.contains(r"^-?\d+(\.\d{1,2})?$")
+        parts = src.str.replace_all(",", "").str.split_exact(".", 1)
+        yuan = parts.struct.field("field_0").cast(pl.Int64, strict=False)
+        frac = (
+            parts.struct.field("field_1")
+            .fill_null("")
+            .str.pad_end(2, "0")
+            .cast(pl.Int64, strict=False)
+        )
+        sign = pl.when(src.str.starts_with("-")).then(-1).otherwise(1)
+        fen = yuan.abs() * 100 + frac
+        return pl.when(ok).then(sign * fen).otherwise(None)
+    if kind is ColumnType.DATE:
+        groups = src.str.extract_groups(_DATE)
+        iso = pl.concat_str(
+            groups.struct.field("1"),
+            groups.struct.field("2").str.zfill(2),
+            groups.struct.field("3").str.zfill(2),
+            separator="-",
+        )
+        return iso.str.to_date("%Y-%m-%d", strict=False)
+    if kind is ColumnType.MONTH:
+        groups = src.str.extract_groups(_MONTH)
+        month = groups.struct.field("2").str.zfill(2)
+        valid = month.cast(pl.Int64, strict=False).is_between(1, 12)
+        return pl.when(valid).then(pl.concat_str(groups.struct.field("1"), month, separator="-"))
+    return src
+
+
+def normalize(raw: pl.DataFrame, table: SourceTable) -> IngestResult:
+    """Typed rows out, quarantined rows with a reason each; in = out + quarantined."""
+    text = raw.with_columns([_normalized(c) for c in table.column_names])
+    parsed = text.with_columns([_parse(c.name, c.type).alias(c.name) for c in table.columns])
+    reasons: list[pl.Expr] = []
+    for c in table.columns:
+        was = text[c.name].is_not_null()
+        now = parsed[c.name].is_not_null()
+        reasons.append(
+            pl.when(pl.lit(was & ~now)).then(pl.lit(f"{c.name}: cannot parse as {c.type.value}"))
+        )
+        if c.required:
+            reasons.append(pl.when(pl.lit(~was)).then(pl.lit(f"{c.name}: required value missing")))
+    if "uscc" in table.column_names:
+        valid = text["uscc"].map_elements(is_valid_uscc, return_dtype=pl.Boolean)
+        reasons.append(
+            pl.when(pl.lit(text["uscc"].is_not_null() & ~valid.fill_null(False))).then(
+                pl.lit("uscc: invalid GB 32100 check character")
+            )
+        )
+    first = text.select(pl.struct(table.column_names).is_first_distinct()).to_series()
+    reasons.append(
+        pl.when(pl.lit(~first)).then(pl.lit("duplicate_row: identical to an earlier row"))
+    )
+    reason = pl.concat_str(reasons, separator="; ", ignore_nulls=True)
+    with_reason = parsed.with_columns(reason.alias("_reason"))
+    bad = with_reason["_reason"].is_not_null() & (with_reason["_reason"] != "")
+    clean = with_reason.filter(~bad).drop("_reason", ROW)
+    quarantine = raw.filter(bad).select(
+        pl.col(ROW),
+        with_reason.filter(bad)["_reason"].alias("reason"),
+        pl.struct(table.column_names)
+        .map_elements(lambda r: json.dumps(r, ensure_ascii=False), return_dtype=pl.String)
+        .alias("raw_values"),
+    )
+    return IngestResult(clean=clean, quarantine=quarantine, rows_in=raw.height, file_sha256="")
+
+
+def ingest_file(path: Path, table: SourceTable) -> IngestResult:
+    """Read, normalize and quarantine one delivered file."""
+    result = normalize(read_as_text(path, table), table)
+    return IngestResult(result.clean, result.quarantine, result.rows_in, file_sha256(path))

@@ -1,0 +1,188 @@
+"""The pipeline up to the gate: ingest → desensitize → validate → review package, as one flow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.runtime import flow_run
+
+from flows.context import open_workspace
+from flows.stages import IngestSummary, desensitize_table, ingest_table, validate_table
+from pdo import audit
+from pdo.lake import Manifest
+from pdo.ledger.db import session_scope
+from pdo.ledger.models import PipelineRun
+from pdo.ledger.types import utcnow
+from pdo.registration import check_authorization
+from pdo.signoff import package_hash
+from pdo.sources.contract import SourceTable
+from pdo.sources.tables import SOURCE_TABLES, table
+from pdo.workspace import Workspace
+
+
+class ValidationBlocked(RuntimeError):
+    """A blocking expectation failed; the run stops before the gate."""
+
+
+def discover(source_dir: Path) -> dict[str, Path]:
+    """Which contracted tables a delivery directory holds, by their agreed file names."""
+    if not source_dir.is_dir():
+        raise FileNotFoundError(f"source directory {source_dir} does not exist")
+    found = {t.name: source_dir / t.file_name for t in SOURCE_TABLES}
+    return {name: path for name, path in found.items() if path.exists()}
+
+
+def start_run(ws: Workspace, source_dir: Path, actor: str, authorization_id: str) -> PipelineRun:
+    """Create the run record after checking the authorization covers every delivered table."""
+    files = discover(source_dir)
+    if not files:
+        raise FileNotFoundError(f"{source_dir} holds none of the contracted source files")
+    with session_scope(ws.engine) as s:
+        check_authorization(s, authorization_id, sorted(files))
+        run = PipelineRun(
+            source_dir=str(source_dir.resolve()),
+            authorization_id=authorization_id,
+            started_by=actor,
+        )
+        s.add(run)
+        s.flush()
+        audit.record(
+            s,
+            actor,
+            "run.start",
+            run.id,
+            source_dir=str(source_dir),
+            tables=sorted(files),
+            authorization=authorization_id,
+        )
+    return run
+
+
+@task(name="ingest", task_run_name="ingest-{table_name}")
+def ingest_task(
+    home: str, database_url: str | None, run_id: str, table_name: str, path: str
+) -> IngestSummary:
+    return ingest_table(open_workspace(home, database_url), run_id, table(table_name), Path(path))
+
+
+@task(name="desensitize", task_run_name="desensitize-{table_name}")
+def desensitize_task(
+    home: str, database_url: str | None, run_id: str, table_name: str, raw: Manifest
+) -> Manifest:
+    ws = open_workspace(home, database_url)
+    return desensitize_table(ws, run_id, table(table_name), raw)
+
+
+@task(name="validate", task_run_name="validate-{table_name}")
+def validate_task(
+    home: str, database_url: str | None, run_id: str, table_name: str, dataset: Manifest
+) -> dict[str, Any]:
+    ws = open_workspace(home, database_url)
+    return validate_table(ws, run_id, table(table_name), dataset)
+
+
+def review_package(
+    ws: Workspace,
+    run: PipelineRun,
+    ingested: list[IngestSummary],
+    desensitized: dict[str, Manifest],
+    validations: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Everything the reviewer signs for, including the hash of every dataset it covers."""
+    from pdo.ledger.models import Authorization
+
+    with session_scope(ws.engine) as s:
+        auth = s.get(Authorization, run.authorization_id)
+        assert auth is not None
+        authorization = {
+            "reference": auth.reference,
+            "tables": auth.tables,
+            "purposes": auth.purposes,
+            "valid_until": auth.valid_until.isoformat(),
+        }
+    tables: list[dict[str, Any]] = []
+    for item in ingested:
+        contract: SourceTable = table(item.table)
+        tables.append(
+            {
+                "table": item.table,
+                "label_zh": contract.label_zh,
+                "classification": contract.classification.value,
+                "file_sha256": item.file_sha256,
+                "rows_in": item.rows_in,
+                "rows_out": item.raw.row_count,
+                "rows_quarantined": item.quarantine.row_count,
+                "policies": {c.name: c.policy.value for c in contract.columns},
+            }
+        )
+    datasets = [
+        {"table": m.table, "zone": m.zone, "id": m.id, "rows": m.row_count}
+        for m in desensitized.values()
+    ]
+    return {
+        "run_id": run.id,
+        "authorization": authorization,
+        "tables": tables,
+        "datasets": datasets,
+        "validation": validations,
+    }
+
+
+@flow(name="pdo-pipeline", log_prints=True)
+def pipeline_flow(run_id: str, home: str, database_url: str | None = None) -> str:
+    """Run every stage up to the sign-off gate; the run then waits for a reviewer."""
+    ws = open_workspace(home, database_url)
+    with session_scope(ws.engine) as s:
+        run = s.get(PipelineRun, run_id)
+        if run is None:
+            raise ValueError(f"no run {run_id}")
+        if run.status != "running":
+            return run.status  # a re-run of a finished run is a no-op
+        run.prefect_flow_run_id = str(flow_run.get_id() or "")
+        s.add(run)
+    try:
+        files = discover(Path(run.source_dir))
+        ingested = [
+            ingest_task(home, database_url, run_id, name, str(path))
+            for name, path in sorted(files.items())
+        ]
+        desensitized = {
+            item.table: desensitize_task(home, database_url, run_id, item.table, item.raw)
+            for item in ingested
+        }
+        validations = [
+            validate_task(home, database_url, run_id, name, m) for name, m in desensitized.items()
+        ]
+        blocked = [v for v in validations if not v["success"]]
+        if blocked:
+            raise ValidationBlocked(
+                "validation failed for "
+                + ", ".join(f"{v['table']} ({len(v['failures'])} blocking)" for v in blocked)
+            )
+        package = review_package(ws, run, ingested, desensitized, validations)
+    except Exception as exc:
+        with session_scope(ws.engine) as s:
+            failed = s.get(PipelineRun, run_id)
+            assert failed is not None
+            failed.status, failed.error, failed.finished_at = "failed", str(exc)[:2000], utcnow()
+            s.add(failed)
+            audit.record(s, "pipeline", "run.failed", run_id, error=str(exc)[:500])
+        raise
+    with session_scope(ws.engine) as s:
+        waiting = s.get(PipelineRun, run_id)
+        assert waiting is not None
+        waiting.review_package = package
+        waiting.review_package_hash = package_hash(package)
+        waiting.status = "awaiting_signoff"
+        s.add(waiting)
+        audit.record(
+            s,
+            "pipeline",
+            "run.awaiting_signoff",
+            run_id,
+            review_package_hash=waiting.review_package_hash,
+        )
+    print(f"run {run_id} is waiting at the sign-off gate")
+    return "awaiting_signoff"

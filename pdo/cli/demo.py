@@ -1,0 +1,193 @@
+"""`pdo demo`: the whole authorized-operation loop on embedded defaults, narrated step by step."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import typer
+
+from pdo.cli.root import console, prepare_prefect
+from pdo.ledger.db import session_scope
+from pdo.settings import Settings
+from pdo.workspace import Workspace
+
+DEMO_PASSWORD = "pdo-demo-2026"
+DEMO_USERS = (
+    ("demo_operator", "operator"),
+    ("demo_reviewer", "reviewer"),
+    ("demo_regulator", "regulator"),
+)
+DEMO_BANK = "示例银行股份有限公司"
+
+
+def _step(n: int, text: str) -> None:
+    console.rule(f"[bold cyan]{n}. {text}")
+
+
+def _free_port(preferred: int) -> int:
+    with socket.socket() as sock:
+        if sock.connect_ex(("127.0.0.1", preferred)) != 0:
+            return preferred
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_http(url: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def register(app: typer.Typer) -> None:
+    """Attach `pdo demo`."""
+
+    @app.command("demo")
+    def demo_command(
+        home: Path = typer.Option(Path("var/demo"), help="demo state (wiped at start)"),
+        enterprises: int = typer.Option(2000, help="size of the generated city"),
+        seed: int = typer.Option(20261125),
+        serve: bool = typer.Option(True, help="start API and console and keep them running"),
+        exit_when_ready: bool = typer.Option(False, help="stop once the console answers"),
+    ) -> None:
+        """Generate data, run to the gate, approve, publish, onboard a bank, call the API, serve."""
+        from pdo.gen import generate
+        from pdo.registration import grant_authorization, register_departments
+        from pdo.signoff import decide
+        from pdo.sources.tables import SOURCE_TABLES
+        from pdo.subscribers import add_subscriber
+        from pdo.users import Role, add_user
+
+        home = home.resolve()
+        if home.exists():
+            shutil.rmtree(home)
+        os.environ["PDO_HOME"] = str(home)
+        os.environ.pop("PDO_DATABASE_URL", None)
+        prepare_prefect()
+        settings = Settings(home=home)
+        ws = Workspace.open(settings)
+        source = home / "source"
+
+        _step(1, f"各部门交付数据 — generating {enterprises} enterprises into {source}")
+        report = generate(source, enterprises=enterprises, seed=seed, progress=True)
+        console.print(
+            f"wrote {len(report.row_counts)} files, {sum(report.row_counts.values())} rows"
+        )
+
+        _step(2, "登记部门、用户与授权 — departments, users, authorization")
+        with session_scope(ws.engine) as s:
+            register_departments(s, "demo")
+            for name, role in DEMO_USERS:
+                add_user(s, name, Role(role), DEMO_PASSWORD, "demo")
+            auth = grant_authorization(
+                s,
+                reference="数授〔2026〕001号",
+                tables=[t.name for t in SOURCE_TABLES],
+                purposes=["贷前审查", "贷后管理"],
+                days=365,
+                actor="demo",
+            )
+            auth_id = auth.id
+        console.print(
+            f"authorization 数授〔2026〕001号 ({auth_id}) covers all {len(SOURCE_TABLES)} tables"
+        )
+
+        _step(3, "运行流水线至签核关口 — ingest → desensitize → validate → gate (Prefect)")
+        from flows.pipeline import pipeline_flow, start_run
+
+        run = start_run(ws, source, "demo_operator", auth_id)
+        started = time.monotonic()
+        status = pipeline_flow(run.id, str(home), None)
+        console.print(f"run {run.id}: {status} ({time.monotonic() - started:.1f} s)")
+
+        _step(4, "演示步骤：以演示审核员身份批准 — DEMO STEP: approving as demo_reviewer")
+        with session_scope(ws.engine) as s:
+            decide(s, ws.lake, run.id, "demo_reviewer", True, "演示：审核通过")
+        console.print("approved (in real use a reviewer decides in the console or CLI)")
+
+        _step(5, "发布数据产品 — package (optbinning scorecard) → deliver")
+        from flows.publish import publish_flow
+
+        version = publish_flow(run.id, str(home), None, "demo_operator")
+        console.print(f"published {version}")
+
+        _step(6, f"银行开通订阅 — onboarding {DEMO_BANK}")
+        with session_scope(ws.engine) as s:
+            _, key = add_subscriber(s, DEMO_BANK, "demo_operator", ["credit_risk"])
+        console.print(f"API key (shown once): [bold]{key}[/]")
+
+        api_port = _free_port(settings.api_port)
+        console_port = _free_port(settings.console_port)
+        env = dict(os.environ, PDO_HOME=str(home))
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "pdo.cli.entry", "api", "--port", str(api_port)], env=env
+            )
+        ]
+        api_url = f"http://127.0.0.1:{api_port}"
+        if not _wait_http(f"{api_url}/healthz", 60):
+            raise typer.Exit(1)
+
+        _step(7, "银行调用接口 — a few metered API calls")
+        from pdo.ledger.models import ServedScore
+
+        with session_scope(ws.engine) as s:
+            from sqlmodel import select
+
+            usccs = [r.uscc for r in s.exec(select(ServedScore).limit(3))]
+        for uscc in usccs:
+            r = httpx.get(
+                f"{api_url}/v1/products/credit_risk/scores/{uscc}",
+                params={"purpose": "贷前审查"},
+                headers={"X-API-Key": key},
+            )
+            console.print(f"GET …/scores/{uscc} → {r.status_code} {r.json()}")
+        r = httpx.get(
+            f"{api_url}/v1/products/credit_risk/scores/{usccs[0]}",
+            params={"purpose": "贷前审查"},
+            headers={"X-API-Key": "pdo_bad_key"},
+        )
+        console.print(f"with a wrong key → {r.status_code} {r.json()}")
+
+        _step(8, "启动控制台 — console")
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "pdo.cli.entry", "console", "--port", str(console_port)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
+        )
+        console_url = f"http://localhost:{console_port}"
+        ready = _wait_http(f"{console_url}/_stcore/health", 90)
+        console.print(f"API:     {api_url}/docs")
+        console.print(f"console: {console_url}  ({'answering' if ready else 'NOT answering'})")
+        for name, role in DEMO_USERS:
+            console.print(f"  login {name} / {DEMO_PASSWORD}  ({role})")
+        console.print(f"explore with the CLI: PDO_HOME={home} ./run pdo signoff list")
+        try:
+            if serve and not exit_when_ready and ready:
+                console.print("serving — press Ctrl-C to stop")
+                while all(p.poll() is None for p in procs):
+                    time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait(timeout=20)
+        if not ready:
+            raise typer.Exit(1)

@@ -1,0 +1,46 @@
+"""The CLI's composition root: settings read once, workspace opened, Prefect environment set."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from pdo.settings import Settings
+from pdo.workspace import Workspace
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def settings() -> Settings:
+    """Read from the environment at each command (cheap), so tests can point PDO_HOME anywhere."""
+    return Settings()
+
+
+def workspace() -> Workspace:
+    return Workspace.open(settings())
+
+
+def prepare_prefect() -> None:
+    """Keep Prefect's state under PDO_HOME and quiet, unless the user configured Prefect."""
+    home = settings().resolved_home
+    os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print a clear error on stderr and return the exit to raise."""
+    err_console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")

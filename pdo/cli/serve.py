@@ -1,0 +1,55 @@
+"""`pdo api` and `pdo console`: start the bank API and the Streamlit console."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+from pdo.cli.root import console, settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def register(app: typer.Typer) -> None:
+    """Attach `pdo api` and `pdo console`."""
+
+    @app.command("api")
+    def api_command(
+        port: int = typer.Option(None, "--port"), host: str = typer.Option(None, "--host")
+    ) -> None:
+        """Serve the subscriber delivery API (FastAPI)."""
+        import uvicorn
+
+        from api.app import create_app
+
+        s = settings()
+        port = port or s.api_port
+        host = host or s.api_host
+        console.print(f"API: http://{host}:{port}/docs")
+        uvicorn.run(create_app(s), host=host, port=port, log_level="warning")
+
+    @app.command("console")
+    def console_command(port: int = typer.Option(None, "--port")) -> None:
+        """Serve the authority console (Streamlit)."""
+        s = settings()
+        port = port or s.console_port
+        console.print(f"console: http://localhost:{port}")
+        env = dict(os.environ, PDO_HOME=str(s.resolved_home))
+        cmd = [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "dashboard" / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ]
+        raise typer.Exit(subprocess.call(cmd, env=env))

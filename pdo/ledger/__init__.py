@@ -1,0 +1,1 @@
+"""The operating ledger: entities, database access and the audit hash chain."""

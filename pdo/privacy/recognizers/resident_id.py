@@ -1,0 +1,56 @@
+"""PRC resident identity numbers (居民身份证号码), confirmed by check character and birth date."""
+
+from __future__ import annotations
+
+from presidio_analyzer import Pattern, PatternRecognizer
+
+from pdo.privacy.checksums import is_valid_legacy_resident_id, is_valid_resident_id
+
+# Chinese text has no spaces, so "not inside a longer alphanumeric run" replaces \b.
+_NOT_AFTER = r"(?<![0-9A-Za-z])"
+_NOT_BEFORE = r"(?![0-9A-Za-z])"
+_MMDD = r"(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
+
+ID18_PATTERN = Pattern(
+    name="cn_resident_id_18",
+    regex=_NOT_AFTER
+    + r"[1-9][0-9]{5}(?:18|19|20)[0-9]{2}"
+    + _MMDD
+    + r"[0-9]{3}[0-9Xx]"
+    + _NOT_BEFORE,
+    score=0.5,
+)
+ID15_PATTERN = Pattern(
+    name="cn_resident_id_15",
+    regex=_NOT_AFTER + r"[1-9][0-9]{5}[0-9]{2}" + _MMDD + r"[0-9]{3}" + _NOT_BEFORE,
+    score=0.4,
+)
+
+CONTEXT = ["身份证", "身份证号", "公民身份号码", "证件号", "身份号码", "居民身份证"]
+
+
+class ResidentIdRecognizer(PatternRecognizer):
+    """CN_RESIDENT_ID: a valid 18-char ID scores 1.0; a legacy 15-digit ID keeps a lower score."""
+
+    ENTITY = "CN_RESIDENT_ID"
+    LEGACY_SCORE = ID15_PATTERN.score
+
+    def __init__(self, supported_language: str = "zh") -> None:
+        super().__init__(
+            supported_entity=self.ENTITY,
+            name="ResidentIdRecognizer",
+            supported_language=supported_language,
+            patterns=[
+                Pattern(ID18_PATTERN.name, ID18_PATTERN.regex, ID18_PATTERN.score),
+                Pattern(ID15_PATTERN.name, ID15_PATTERN.regex, ID15_PATTERN.score),
+            ],
+            context=list(CONTEXT),
+        )
+
+    def validate_result(self, pattern_text: str) -> bool | None:
+        """True (1.0) for a valid 18-char ID; None keeps the legacy score; False drops the match."""
+        if len(pattern_text) == 18:
+            return is_valid_resident_id(pattern_text)
+        if is_valid_legacy_resident_id(pattern_text):
+            return None
+        return False

@@ -1,0 +1,136 @@
+"""Ingest normalizes what departments really send and quarantines the rest, with reasons."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from flows.ingest import ROW, SourceFileError, normalize, read_as_text
+from pdo.privacy.checksums import uscc_check_char
+from pdo.sources.tables import PENALTIES, TAX_CREDIT
+
+
+def _uscc(body: str) -> str:
+    return body + uscc_check_char(body)
+
+
+GOOD = _uscc("91110105MA01ABCDE")
+
+
+def _frame(rows: list[dict[str, str | None]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        rows, schema=dict.fromkeys(TAX_CREDIT.column_names, pl.String)
+    ).with_row_index(ROW, offset=1)
+
+
+@pytest.mark.parametrize(
+    ("value", "fen"),
+    [
+        ("12.5", 1250),
+        ("1,000.05", 100005),
+        ("０", 0),
+        ("3", 300),
+        ("１２.３４", 1234),
+        ("-3.1", -310),
+    ],
+)
+def test_decimal_to_fen(value: str, fen: int) -> None:
+    r = normalize(
+        _frame([{"uscc": GOOD, "year": "2024", "grade": "A", "tax_paid": value}]), TAX_CREDIT
+    )
+    assert r.clean["tax_paid"].to_list() == [fen]
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        (
+            {"uscc": GOOD, "year": "2024", "grade": "A", "tax_paid": "约五千"},
+            "tax_paid: cannot parse",
+        ),
+        (
+            {
+                "uscc": GOOD[:-1] + ("0" if GOOD[-1] != "0" else "1"),
+                "year": "2024",
+                "grade": "A",
+                "tax_paid": "1",
+            },
+            "uscc: invalid GB 32100",
+        ),
+        (
+            {"uscc": None, "year": "2024", "grade": "A", "tax_paid": "1"},
+            "uscc: required value missing",
+        ),
+        ({"uscc": GOOD, "year": "二〇二四", "grade": "A", "tax_paid": "1"}, "year: cannot parse"),
+    ],
+)
+def test_bad_rows_are_quarantined_with_reason(row: dict[str, str | None], reason: str) -> None:
+    ok = {"uscc": GOOD, "year": "2023", "grade": "B", "tax_paid": "1"}
+    r = normalize(_frame([ok, row]), TAX_CREDIT)
+    assert r.clean.height == 1 and r.quarantine.height == 1 and r.reconciles
+    assert r.quarantine[ROW].to_list() == [2]
+    assert reason in r.quarantine["reason"][0]
+
+
+def test_full_width_uscc_normalizes_and_duplicates_are_quarantined() -> None:
+    full_width = GOOD.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    rows = [
+        {"uscc": full_width, "year": "2024", "grade": "A", "tax_paid": "1"},
+        {"uscc": GOOD, "year": "2024", "grade": "A", "tax_paid": "1"},
+    ]
+    r = normalize(_frame(rows), TAX_CREDIT)
+    assert r.clean["uscc"].to_list() == [GOOD]
+    assert "duplicate_row" in r.quarantine["reason"][0]
+
+
+@pytest.mark.parametrize(
+    "raw", ["2025-03-07", "2025/3/7", "2025年3月7日", "20250307", "２０２５-０３-０７"]
+)
+def test_mixed_date_formats(raw: str) -> None:
+    import datetime as dt
+
+    frame = pl.DataFrame(
+        [
+            {
+                "case_no": "X1",
+                "uscc": GOOD,
+                "decided_on": raw,
+                "published_on": None,
+                "authority": "a",
+                "amount": "1",
+                "summary": "s",
+            }
+        ],
+        schema=dict.fromkeys(PENALTIES.column_names, pl.String),
+    ).with_row_index(ROW, offset=1)
+    r = normalize(frame, PENALTIES)
+    assert r.clean["decided_on"].to_list() == [dt.date(2025, 3, 7)]
+
+
+def test_impossible_date_is_quarantined() -> None:
+    frame = pl.DataFrame(
+        [
+            {
+                "case_no": "X1",
+                "uscc": GOOD,
+                "decided_on": "2025-13-45",
+                "published_on": None,
+                "authority": "a",
+                "amount": "1",
+                "summary": "s",
+            }
+        ],
+        schema=dict.fromkeys(PENALTIES.column_names, pl.String),
+    ).with_row_index(ROW, offset=1)
+    r = normalize(frame, PENALTIES)
+    assert r.clean.height == 0 and "decided_on: cannot parse as date" in r.quarantine["reason"][0]
+
+
+def test_wrong_encoding_and_missing_columns_are_clear_errors(tmp_path) -> None:
+    path = tmp_path / TAX_CREDIT.file_name
+    path.write_bytes(b"uscc,year,grade,tax_paid\n" + "统一,2024,A,1\n".encode())
+    with pytest.raises(SourceFileError, match="not valid gbk"):
+        read_as_text(path, TAX_CREDIT)
+    path.write_bytes("uscc,year\n1,2\n".encode("gbk"))
+    with pytest.raises(SourceFileError, match="missing columns"):
+        read_as_text(path, TAX_CREDIT)

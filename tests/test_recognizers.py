@@ -1,0 +1,212 @@
+"""PRC recognizers through the real zh AnalyzerEngine: what must be found and what must not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from presidio_analyzer import AnalyzerEngine
+
+from pdo.privacy.analyzer import MODEL_DIR_NAME, build_analyzer, find_pii
+from pdo.privacy.checksums import (
+    is_valid_resident_id,
+    is_valid_uscc,
+    resident_id_check_char,
+    uscc_check_char,
+)
+from pdo.privacy.recognizers import RECOGNIZERS, ResidentIdRecognizer
+
+
+def rid(first17: str) -> str:
+    """A resident ID with its correct check character."""
+    return first17 + resident_id_check_char(first17)
+
+
+def bad_check(value: str, check: Callable[[str], str]) -> str:
+    """The same ID with a different (hence wrong) last character."""
+    wrong = next(c for c in "0123456789X" if c != check(value[:17]))
+    return value[:17] + wrong
+
+
+def uscc(first17: str) -> str:
+    """A USCC with its correct GB 32100 check character."""
+    return first17 + uscc_check_char(first17)
+
+
+RID = rid("11010519900307123")
+RID_X = rid("11010519900307005")  # check character is X
+RID_OLD = rid("44030619491231002")
+RID_BAD_CHECK = bad_check(RID, resident_id_check_char)
+RID_FEB30 = rid("32010219990230123")  # right check character, impossible birth date
+LEGACY = "110105491231002"
+LEGACY_BAD_DATE = "110105491331002"
+RID_AND_USCC = "110105199003070439"  # all digits, valid under both checks
+
+USCC = uscc("91350100M000100Y4")
+USCC_2 = uscc("91110108MA01ABCD1")
+USCC_GOV = uscc("11100000000013127")
+USCC_BAD_CHECK = bad_check(USCC, uscc_check_char)
+
+MOBILE = "13812345678"
+
+
+@pytest.fixture(scope="session")
+def analyzer(tmp_path_factory: pytest.TempPathFactory) -> AnalyzerEngine:
+    return build_analyzer(tmp_path_factory.mktemp("models"))
+
+
+def found(analyzer: AnalyzerEngine, text: str, entity: str) -> list[str]:
+    return [text[r.start : r.end] for r in find_pii(analyzer, text) if r.entity_type == entity]
+
+
+def test_fixture_values_are_what_they_claim() -> None:
+    assert RID_X.endswith("X")
+    assert is_valid_resident_id(RID) and is_valid_resident_id(RID_OLD)
+    assert not is_valid_resident_id(RID_BAD_CHECK)
+    assert not is_valid_resident_id(RID_FEB30)
+    assert is_valid_resident_id(RID_AND_USCC) and is_valid_uscc(RID_AND_USCC)
+    assert all(is_valid_uscc(c) for c in (USCC, USCC_2, USCC_GOV))
+    assert not is_valid_uscc(USCC_BAD_CHECK)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (RID, [RID]),
+        (RID_X, [RID_X]),
+        (RID_X[:-1] + "x", [RID_X[:-1] + "x"]),
+        (RID_OLD, [RID_OLD]),
+        (f"身份证号{RID}，", [RID]),
+        (f"公民身份号码：{RID}。", [RID]),
+        (f"（{RID}）", [RID]),
+        (f"甲{RID}乙{RID_X}丙", [RID, RID_X]),
+        (f"ID {RID} and {RID_OLD}", [RID, RID_OLD]),
+        (LEGACY, [LEGACY]),
+        (f"原身份证号{LEGACY}已换发", [LEGACY]),
+        (RID_AND_USCC, [RID_AND_USCC]),
+        # must not match
+        (RID_BAD_CHECK, []),
+        (RID_FEB30, []),
+        (LEGACY_BAD_DATE, []),
+        (RID[:17], []),
+        ("9" + RID, []),
+        (RID + "1", []),
+        (f"订单号20{RID}88", []),
+        ("A" + RID, []),
+        (RID + "b", []),
+        ("9" + LEGACY, []),
+        ("110105180002301234", []),
+        ("000000000000000000", []),
+        ("罚款人民币伍万元整", []),
+    ],
+)
+def test_resident_id(analyzer: AnalyzerEngine, text: str, expected: list[str]) -> None:
+    assert found(analyzer, text, "CN_RESIDENT_ID") == expected
+
+
+def test_resident_id_scores(analyzer: AnalyzerEngine) -> None:
+    (full,) = [r for r in find_pii(analyzer, RID) if r.entity_type == "CN_RESIDENT_ID"]
+    (legacy,) = [r for r in find_pii(analyzer, LEGACY) if r.entity_type == "CN_RESIDENT_ID"]
+    assert full.score == 1.0
+    assert legacy.score == pytest.approx(ResidentIdRecognizer.LEGACY_SCORE)
+
+
+def test_context_passed_to_analyze_boosts_legacy_ids(analyzer: AnalyzerEngine) -> None:
+    """Blank zh lemmas are empty, so context only counts when the caller passes it."""
+    plain = analyzer.analyze(f"身份证号{LEGACY}", language="zh")
+    boosted = analyzer.analyze(f"身份证号{LEGACY}", language="zh", context=["身份证号"])
+    assert plain[0].score == pytest.approx(ResidentIdRecognizer.LEGACY_SCORE)
+    assert boosted[0].score > plain[0].score
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (USCC, [USCC]),
+        (USCC_2, [USCC_2]),
+        (USCC_GOV, [USCC_GOV]),
+        (USCC.lower(), [USCC.lower()]),
+        (f"统一社会信用代码：{USCC}，", [USCC]),
+        (f"当事人某某科技有限公司（统一社会信用代码{USCC_2}）", [USCC_2]),
+        # must not match
+        (USCC_BAD_CHECK, []),
+        (USCC[:17], []),
+        ("9" + USCC, []),
+        (USCC + "0", []),
+        (USCC[:8] + "I" + USCC[9:], []),  # I is not in the GB 32100 alphabet
+        (RID_AND_USCC, []),  # ambiguous digits are treated as the personal reading
+        (RID, []),
+    ],
+)
+def test_uscc(analyzer: AnalyzerEngine, text: str, expected: list[str]) -> None:
+    assert found(analyzer, text, "CN_USCC") == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (MOBILE, [MOBILE]),
+        ("19912345678", ["19912345678"]),
+        ("16612345678", ["16612345678"]),
+        ("+8613812345678", ["+8613812345678"]),
+        ("8613812345678", ["8613812345678"]),
+        ("008613812345678", ["008613812345678"]),
+        ("+86 138 1234 5678", ["+86 138 1234 5678"]),
+        ("+86-138-1234-5678", ["+86-138-1234-5678"]),
+        ("138-1234-5678", ["138-1234-5678"]),
+        ("138 1234 5678", ["138 1234 5678"]),
+        (f"联系电话{MOBILE}。", [MOBILE]),
+        (f"联系电话：{MOBILE}，", [MOBILE]),
+        (f"电话{MOBILE}或13912345678", [MOBILE, "13912345678"]),
+        (f"{MOBILE} 13912345678", [MOBILE, "13912345678"]),
+        (f"tel:{MOBILE}", [MOBILE]),
+        # must not match
+        ("12812345678", []),
+        ("10012345678", []),
+        ("1381234567", []),
+        ("138123456789", []),
+        ("2013812345678901", []),
+        ("a" + MOBILE, []),
+        (MOBILE + "x", []),
+        ("010-12345678", []),
+        ("0571-88123456", []),
+        ("021 6123 4567", []),
+        ("(0755)86001234", []),
+        ("400-123-4567", []),
+        ("0755-13812345678", []),
+        ("138-1234-5678-9", []),
+        ("95588", []),
+        (RID, []),
+        (f"统一社会信用代码{USCC}", []),
+    ],
+)
+def test_mobile(analyzer: AnalyzerEngine, text: str, expected: list[str]) -> None:
+    assert found(analyzer, text, "CN_MOBILE") == expected
+
+
+def test_penalty_text_finds_each_entity_once(analyzer: AnalyzerEngine) -> None:
+    text = (
+        f"当事人某某科技有限公司（统一社会信用代码{USCC}，法定代表人张伟，"
+        f"身份证号{RID}，联系电话{MOBILE}）违反《广告法》第九条，罚款人民币20000元。"
+    )
+    results = find_pii(analyzer, text)
+    assert [(r.entity_type, text[r.start : r.end]) for r in results] == [
+        ("CN_USCC", USCC),
+        ("CN_RESIDENT_ID", RID),
+        ("CN_MOBILE", MOBILE),
+    ]
+
+
+def test_engine_is_zh_only_with_our_recognizers(analyzer: AnalyzerEngine) -> None:
+    assert analyzer.supported_languages == ["zh"]
+    names = {r.__class__ for r in analyzer.registry.recognizers}
+    assert names == set(RECOGNIZERS)  # no English predefined recognizers crept in
+    assert set(analyzer.get_supported_entities("zh")) == {cls.ENTITY for cls in RECOGNIZERS}
+
+
+def test_build_analyzer_saves_model_once_and_caches(tmp_path: Path) -> None:
+    first = build_analyzer(tmp_path)
+    assert (tmp_path / MODEL_DIR_NAME / "config.cfg").exists()
+    assert build_analyzer(tmp_path) is first
+    assert find_pii(first, "没有个人信息的文本") == []

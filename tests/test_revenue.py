@@ -1,0 +1,34 @@
+"""Revenue splits are exact to the fen, whatever the amount and shares."""
+
+import pytest
+
+from pdo.revenue import OPERATOR, split_fen
+from products.registry import PRODUCTS
+
+SHARES = {"market": 1500, "tax": 1500, "hrss": 1000, "court": 333}
+
+
+@pytest.mark.parametrize("amount", [0, 1, 2, 3, 7, 99, 200, 12_345, 10**9 + 7])
+def test_parts_sum_to_amount(amount: int) -> None:
+    parts = split_fen(amount, SHARES)
+    assert sum(parts.values()) == amount
+    assert all(v >= 0 for v in parts.values())
+
+
+def test_shares_follow_basis_points() -> None:
+    parts = split_fen(10_000, SHARES)
+    assert parts["market"] == 1500 and parts["court"] == 333
+    assert parts[OPERATOR] == 10_000 - 1500 - 1500 - 1000 - 333
+
+
+def test_split_is_deterministic_and_rejects_bad_input() -> None:
+    assert split_fen(7, SHARES) == split_fen(7, SHARES)
+    with pytest.raises(ValueError):
+        split_fen(-1, SHARES)
+    with pytest.raises(ValueError):
+        split_fen(100, {"a": 6000, "b": 5000})
+
+
+@pytest.mark.parametrize("spec", PRODUCTS, ids=lambda p: p.name)
+def test_every_product_price_splits_exactly(spec) -> None:
+    assert sum(split_fen(spec.price_fen, spec.revenue_shares_bp).values()) == spec.price_fen
