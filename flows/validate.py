@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -42,6 +43,7 @@ def load_suite_json(table: str) -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def _context() -> Any:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx  # imported lazily: 5–6 s
 
     from great_expectations.data_context.types.base import ProgressBarsConfig

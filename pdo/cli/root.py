@@ -13,8 +13,8 @@ from rich.console import Console
 from pdo.settings import Settings
 from pdo.workspace import Workspace
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def settings() -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,16 @@ from products.credit_risk.features import CATEGORICAL, FEATURES
 BASE_POINTS = 600
 BASE_ODDS = 50  # good:bad odds at the base score (optbinning's convention)
 POINTS_TO_DOUBLE_ODDS = 20
-GRADES = ((680, "A"), (640, "B"), (600, "C"), (560, "D"), (-10_000, "E"))
+# Grades by probability of default: A < 2% ≤ B < 5% ≤ C < 10% ≤ D < 20% ≤ E.
+PD_BANDS = ((0.02, "A"), (0.05, "B"), (0.10, "C"), (0.20, "D"))
+
+
+def points_at_pd(pd_: float) -> float:
+    """The score whose good:bad odds equal (1 - pd) / pd under our scaling."""
+    return BASE_POINTS + POINTS_TO_DOUBLE_ODDS * math.log2((1 - pd_) / pd_ / BASE_ODDS)
+
+
+GRADES = tuple((math.ceil(points_at_pd(pd_)), name) for pd_, name in PD_BANDS) + ((-(10**9), "E"),)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,112 @@
+"""The gate's rules on a real ledger and lake: who may decide, and what an approval covers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from sqlmodel import Session
+
+from pdo.lake import Lake
+from pdo.ledger.db import make_engine, session_scope
+from pdo.ledger.models import PipelineRun
+from pdo.registration import grant_authorization, register_departments
+from pdo.signoff import SignOffError, decide, package_hash, require_approval
+from pdo.users import Role, add_user
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> tuple:
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    lake = Lake(tmp_path / "lake")
+    m = lake.write(
+        pl.DataFrame({"uscc": ["A"], "v": [1]}),
+        table="tax_credit",
+        zone="desensitized",
+        stage="desensitize",
+    )
+    with session_scope(engine) as s:
+        register_departments(s, "admin")
+        auth = grant_authorization(
+            s,
+            reference="R",
+            tables=["tax_credit"],
+            purposes=["贷前审查"],
+            days=10,
+            actor="authority",
+        )
+        for name, role in (
+            ("olga", Role.OPERATOR),
+            ("rita", Role.REVIEWER),
+            ("rick", Role.REVIEWER),
+        ):
+            add_user(s, name, role, "password-123", "admin")
+        package = {"datasets": [{"table": m.table, "zone": m.zone, "id": m.id, "rows": 1}]}
+        run = PipelineRun(
+            source_dir="/x",
+            authorization_id=auth.id,
+            started_by="rick",
+            status="awaiting_signoff",
+            review_package=package,
+            review_package_hash=package_hash(package),
+        )
+        s.add(run)
+        s.flush()
+        run_id = run.id
+    return engine, lake, run_id, m
+
+
+def _decide(engine, lake, run_id: str, who: str, approve: bool = True, comment: str = "") -> None:
+    with session_scope(engine) as s:
+        decide(s, lake, run_id, who, approve, comment)
+
+
+def test_only_reviewers_decide_and_not_on_their_own_run(gate: tuple) -> None:
+    engine, lake, run_id, _ = gate
+    with pytest.raises(SignOffError, match="not a reviewer"):
+        _decide(engine, lake, run_id, "olga")
+    with pytest.raises(SignOffError, match="cannot decide"):
+        _decide(engine, lake, run_id, "rick")
+    with pytest.raises(SignOffError, match="needs a comment"):
+        _decide(engine, lake, run_id, "rita", approve=False)
+    with Session(engine) as s, pytest.raises(SignOffError, match="no approval"):
+        require_approval(s, lake, run_id)
+    _decide(engine, lake, run_id, "rita")
+    with Session(engine) as s:
+        assert require_approval(s, lake, run_id).reviewer == "rita"
+
+
+def test_changed_dataset_invalidates_approval(gate: tuple) -> None:
+    engine, lake, run_id, m = gate
+    _decide(engine, lake, run_id, "rita")
+    pl.DataFrame({"uscc": ["B"], "v": [2]}).write_parquet(lake.dir_for(m) / m.file_name)
+    with Session(engine) as s, pytest.raises(SignOffError, match="changed on disk"):
+        require_approval(s, lake, run_id)
+
+
+def test_changed_dataset_refuses_a_pending_approval(gate: tuple) -> None:
+    engine, lake, run_id, m = gate
+    (lake.dir_for(m) / m.file_name).unlink()
+    with pytest.raises(SignOffError, match="reviewed data changed"):
+        _decide(engine, lake, run_id, "rita")
+
+
+def test_changed_review_package_is_refused(gate: tuple) -> None:
+    engine, lake, run_id, _ = gate
+    with session_scope(engine) as s:
+        run = s.get(PipelineRun, run_id)
+        assert run is not None
+        run.review_package = {**run.review_package, "datasets": []}
+        s.add(run)
+    with pytest.raises(SignOffError, match="review package changed"):
+        _decide(engine, lake, run_id, "rita")
+
+
+def test_rejection_is_final(gate: tuple) -> None:
+    engine, lake, run_id, _ = gate
+    _decide(engine, lake, run_id, "rita", approve=False, comment="字段范围超出授权")
+    with Session(engine) as s, pytest.raises(SignOffError, match="no approval"):
+        require_approval(s, lake, run_id)
+    with pytest.raises(SignOffError, match="not awaiting"):
+        _decide(engine, lake, run_id, "rick")
