@@ -24,7 +24,7 @@ def points_at_pd(pd_: float) -> float:
     return BASE_POINTS + POINTS_TO_DOUBLE_ODDS * math.log2((1 - pd_) / pd_ / BASE_ODDS)
 
 
-GRADES = tuple((math.ceil(points_at_pd(pd_)), name) for pd_, name in PD_BANDS) + ((-(10**9), "E"),)
+GRADES = (*((math.ceil(points_at_pd(pd_)), name) for pd_, name in PD_BANDS), (-(10**9), "E"))
 
 
 @dataclass(frozen=True)
