@@ -72,9 +72,19 @@ def read_as_text(path: Path, table: SourceTable) -> pl.DataFrame:
             from openpyxl import load_workbook
 
             wb = load_workbook(path, read_only=True, data_only=True)
-            rows = wb.worksheets[0].iter_rows(values_only=True)
-            header = [str(h) for h in next(rows)]
-            cells = [[_cell_text(v) for v in r] for r in rows]
+            header: list[str] = []
+            cells: list[list[str | None]] = []
+            for sheet in wb.worksheets:  # rows past Excel's limit continue on further sheets
+                rows = sheet.iter_rows(values_only=True)
+                sheet_header = [str(h) for h in next(rows, ())]
+                if not header:
+                    header = sheet_header
+                elif sheet_header != header:
+                    raise SourceFileError(f"{path.name}: sheet {sheet.title!r} has another header")
+                width = len(header)
+                for r in rows:  # a writer may end a row at its last filled cell: pad it
+                    values = [_cell_text(v) for v in r][:width]
+                    cells.append(values + [None] * (width - len(values)))
             wb.close()
             df = pl.DataFrame(cells, schema=dict.fromkeys(header, pl.String), orient="row")
         elif table.file_format == "parquet":

@@ -134,3 +134,23 @@ def test_wrong_encoding_and_missing_columns_are_clear_errors(tmp_path) -> None:
     path.write_bytes("uscc,year\n1,2\n".encode("gbk"))
     with pytest.raises(SourceFileError, match="missing columns"):
         read_as_text(path, TAX_CREDIT)
+
+
+def test_xlsx_rows_continue_across_sheets(tmp_path) -> None:
+    from openpyxl import Workbook
+
+    from pdo.sources.tables import SOCIAL_INSURANCE
+
+    wb = Workbook()
+    first = wb.active
+    second = wb.create_sheet("续表1")
+    for sheet, months in ((first, ("2026-01", "2026-02")), (second, ("2026-03",))):
+        sheet.append(SOCIAL_INSURANCE.column_names)
+        for m in months:
+            sheet.append([GOOD, m, 12])
+    path = tmp_path / SOCIAL_INSURANCE.file_name
+    wb.save(path)
+    frame = read_as_text(path, SOCIAL_INSURANCE)
+    assert frame["month"].to_list() == ["2026-01", "2026-02", "2026-03"]
+    assert frame[ROW].to_list() == [1, 2, 3]
+    assert frame["insured_headcount"].to_list() == ["12", "12", "12"]

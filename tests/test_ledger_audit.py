@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -32,19 +30,12 @@ def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
     if request.param == "sqlite":
         yield _sqlite(tmp_path)
         return
-    from sqlalchemy import create_engine
+    from tests.pg import fresh_database
 
-    base = os.environ["PDO_TEST_POSTGRES_URL"]
-    name = f"pdo_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f"CREATE DATABASE {name}"))
-    url = base.rsplit("/", 1)[0] + "/" + name
-    eng = make_engine(url)
-    yield eng
-    eng.dispose()
-    with admin.connect() as c:
-        c.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+    with fresh_database() as url:
+        eng = make_engine(url)
+        yield eng
+        eng.dispose()
 
 
 def test_chain_verifies_and_detects_an_altered_row(engine: Engine) -> None:

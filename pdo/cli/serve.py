@@ -51,5 +51,7 @@ def register(app: typer.Typer) -> None:
             "true",
             "--browser.gatherUsageStats",
             "false",
+            "--client.toolbarMode",
+            "minimal",
         ]
         raise typer.Exit(subprocess.call(cmd, env=env))

@@ -1,0 +1,37 @@
+"""收益分配: what each department and the operator received, checked against billed usage."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import auth, queries
+from dashboard.state import workspace
+from pdo.ledger.db import session_scope
+
+auth.require_user()
+st.title("收益分配")
+st.caption("每笔调用的金额按约定比例精确到分分配给各数据提供部门与授权运营单位。")
+
+with session_scope(workspace().engine) as session:
+    report = queries.revenue_report(session)
+
+c1, c2, c3 = st.columns(3)
+c1.metric("计费总额（元）", queries.yuan(report.billed_fen))
+c2.metric("分配合计（元）", queries.yuan(report.allocated_fen))
+c3.metric("核对", "一致" if report.balanced else "不一致")
+
+if report.by_party.is_empty():
+    st.info("暂无收益分配记录。")
+else:
+    st.dataframe(report.by_party, hide_index=True, width="stretch")
+
+if report.balanced:
+    st.success(
+        f"各方分配合计 {queries.yuan(report.allocated_fen)} 元，与计费总额一致（精确到分）。"
+    )
+else:
+    st.error(
+        f"分配合计 {queries.yuan(report.allocated_fen)} 元与计费总额 "
+        f"{queries.yuan(report.billed_fen)} 元不一致；"
+        f"{report.unbalanced_events} 条调用的分配不等于其计费金额。"
+    )

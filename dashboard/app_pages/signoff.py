@@ -1,0 +1,109 @@
+"""签核队列: runs at the gate with their review packages, and the reviewer's decision."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import auth, queries
+from dashboard.state import workspace
+from pdo.ledger.db import session_scope
+from pdo.signoff import SignOffError, decide
+
+_FLASH = "signoff_flash"
+
+
+def _decide(run_id: str, approve: bool) -> None:
+    """Form callback: record the decision through the gate, keep the outcome for the next run."""
+    account = auth.current_user()
+    if account is None:
+        return
+    comment = str(st.session_state.get(f"comment-{run_id}", ""))
+    ws = workspace()
+    try:
+        with session_scope(ws.engine) as s:
+            decide(s, ws.lake, run_id, account.name, approve, comment)
+    except SignOffError as exc:
+        reason = queries.signoff_error_zh(str(exc))
+        st.session_state[_FLASH] = ("error", f"签核失败：{reason}。（{exc}）")
+        return
+    verb = "批准" if approve else "驳回"
+    st.session_state[_FLASH] = ("success", f"已{verb}运行 {run_id[:12]}，签核已记入台账与审计链。")
+
+
+account = auth.require_user()
+st.title("签核队列")
+st.caption("审核员核对审核包（各表行数、校验结果、数据集哈希）后批准或驳回；签核绑定审核包哈希。")
+
+flash = st.session_state.pop(_FLASH, None)
+if flash is not None:
+    kind, message = flash
+    (st.success if kind == "success" else st.error)(message)
+if not account.is_reviewer:
+    st.info(f"您的角色是{account.role_zh}：签核队列为只读，仅审核员可以批准或驳回。")
+
+with session_scope(workspace().engine) as session:
+    runs = queries.pending_runs(session)
+    decisions = queries.recent_decisions(session)
+
+if not runs:
+    st.info("暂无待签核的运行。")
+
+for run in runs:
+    with st.container(border=True):
+        st.subheader(f"运行 {run.id[:12]}")
+        c1, c2, c3, c4 = st.columns(4)
+        c1.metric("发起人", run.started_by)
+        c2.metric("数据表", run.tables.height)
+        c3.metric("隔离行数", run.rows_quarantined)
+        c4.metric("校验", "全部通过" if run.validation_ok else "有未通过")
+        st.markdown(
+            f"开始时间（北京时间）：{run.started_at}　·　授权：`{run.authorization or '—'}`"
+            f"　·　用途：{'、'.join(run.purposes) or '—'}"
+        )
+        st.markdown(
+            f"审核包哈希：`{queries.short_hash(run.package_hash, 16)}`",
+            help=f"完整哈希：{run.package_hash}",
+        )
+        t_rows, t_validation, t_datasets = st.tabs(["各表行数", "校验结果", "数据集哈希"])
+        with t_rows:
+            if run.tables.height:
+                st.dataframe(run.tables, hide_index=True, width="stretch")
+            else:
+                st.caption("审核包中没有表级行数。")
+        with t_validation:
+            if run.validation.height:
+                st.dataframe(run.validation, hide_index=True, width="stretch")
+            else:
+                st.caption("审核包中没有校验结果。")
+        with t_datasets:
+            if run.datasets.height:
+                st.dataframe(run.datasets, hide_index=True, width="stretch")
+            else:
+                st.caption("审核包未列出数据集。")
+        if account.is_reviewer:
+            if account.name == run.started_by:
+                st.caption("提示：您是该运行的发起人，不能签核自己发起的运行。")
+            with st.form(f"decide-{run.id}"):
+                st.text_area("意见（驳回时必填）", key=f"comment-{run.id}")
+                with st.container(horizontal=True):
+                    st.form_submit_button(
+                        "批准",
+                        type="primary",
+                        icon=":material/check:",
+                        key=f"approve-{run.id}",
+                        on_click=_decide,
+                        args=(run.id, True),
+                    )
+                    st.form_submit_button(
+                        "驳回",
+                        icon=":material/close:",
+                        key=f"reject-{run.id}",
+                        on_click=_decide,
+                        args=(run.id, False),
+                    )
+
+st.header("最近的签核决定")
+if decisions.is_empty():
+    st.info("暂无签核记录。")
+else:
+    st.dataframe(decisions, hide_index=True, width="stretch")

@@ -1,0 +1,418 @@
+"""What the console shows, as plain functions over a ledger Session: testable without Streamlit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import polars as pl
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from pdo import audit
+from pdo.ledger.models import (
+    AuditEvent,
+    Department,
+    Product,
+    ProductVersion,
+    RevenueAllocation,
+    SignOff,
+    Subscriber,
+    UsageEvent,
+)
+from pdo.revenue import OPERATOR
+from pdo.signoff import pending
+
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+OPERATOR_ZH = "授权运营单位"
+
+DECISION_ZH = {"approved": "批准", "rejected": "驳回"}
+ZONE_ZH = {"raw": "原始区", "quarantine": "隔离区", "desensitized": "脱敏区", "product": "产品区"}
+ACTION_ZH = {
+    "user.add": "新增用户",
+    "departments.register": "登记部门",
+    "authorization.grant": "授予授权",
+    "run.start": "启动运行",
+    "run.failed": "运行失败",
+    "run.awaiting_signoff": "等待签核",
+    "stage.ingest": "采集",
+    "stage.desensitize": "脱敏",
+    "stage.validate": "校验",
+    "signoff.approved": "签核批准",
+    "signoff.rejected": "签核驳回",
+    "product.publish": "产品发布",
+    "subscriber.add": "接入银行",
+    "apikey.issue": "签发密钥",
+}
+
+
+# --- formatting: exact money, local time, short hashes -----------------------------------
+
+
+def yuan(fen: int) -> str:
+    """Integer fen as 元 with two decimals, by integer division only (never floats)."""
+    sign = "-" if fen < 0 else ""
+    whole, cents = divmod(abs(int(fen)), 100)
+    return f"{sign}{whole:,}.{cents:02d}"
+
+
+def percent(part: int, whole: int) -> str:
+    """A share as a percentage with two decimals (rounded down), from integers."""
+    if whole <= 0:
+        return "—"
+    bp = part * 10_000 // whole
+    return f"{bp // 100}.{bp % 100:02d}%"
+
+
+def local_time(ts: dt.datetime | None) -> str:
+    """A ledger timestamp (UTC) as wall-clock time in Asia/Shanghai."""
+    if ts is None:
+        return ""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=dt.UTC)
+    return ts.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def short_hash(value: str | None, n: int = 12) -> str:
+    return (value or "")[:n]
+
+
+# --- sign-off queue ----------------------------------------------------------------------
+
+_TABLE_SCHEMA = {
+    "数据表": pl.String,
+    "名称": pl.String,
+    "分级": pl.String,
+    "输入行数": pl.Int64,
+    "输出行数": pl.Int64,
+    "隔离行数": pl.Int64,
+    "行数核对": pl.String,
+}
+_VALIDATION_SCHEMA = {
+    "数据表": pl.String,
+    "规则集": pl.String,
+    "结果": pl.String,
+    "已评估": pl.Int64,
+    "通过": pl.Int64,
+    "阻断项": pl.Int64,
+    "告警项": pl.Int64,
+}
+_DATASET_SCHEMA = {"数据表": pl.String, "区域": pl.String, "行数": pl.Int64, "哈希": pl.String}
+
+
+@dataclass(frozen=True)
+class PendingRun:
+    """One run at the gate, as much of its review package as a reviewer needs to decide."""
+
+    id: str
+    started_by: str
+    started_at: str
+    package_hash: str
+    authorization: str
+    purposes: list[str]
+    tables: pl.DataFrame
+    validation: pl.DataFrame
+    datasets: pl.DataFrame
+
+    @property
+    def rows_quarantined(self) -> int:
+        return int(self.tables["隔离行数"].sum()) if self.tables.height else 0
+
+    @property
+    def validation_ok(self) -> bool:
+        return bool((self.validation["结果"] == "通过").all()) if self.validation.height else True
+
+
+def _tables_frame(tables: list[dict[str, Any]]) -> pl.DataFrame:
+    rows = []
+    for t in tables:
+        rows_in, rows_out, rows_q = (
+            int(t.get("rows_in", 0)),
+            int(t.get("rows_out", 0)),
+            int(t.get("rows_quarantined", 0)),
+        )
+        rows.append(
+            {
+                "数据表": t.get("table", ""),
+                "名称": t.get("label_zh", ""),
+                "分级": t.get("classification", ""),
+                "输入行数": rows_in,
+                "输出行数": rows_out,
+                "隔离行数": rows_q,
+                "行数核对": "✓" if rows_in == rows_out + rows_q else "✗ 不平衡",
+            }
+        )
+    return pl.DataFrame(rows, schema=_TABLE_SCHEMA)
+
+
+def _validation_frame(validations: list[dict[str, Any]]) -> pl.DataFrame:
+    rows = [
+        {
+            "数据表": v.get("table", ""),
+            "规则集": v.get("suite", ""),
+            "结果": "通过" if v.get("success") else "未通过",
+            "已评估": int(v.get("evaluated", 0)),
+            "通过": int(v.get("successful", 0)),
+            "阻断项": len(v.get("failures") or []),
+            "告警项": len(v.get("warnings") or []),
+        }
+        for v in validations
+    ]
+    return pl.DataFrame(rows, schema=_VALIDATION_SCHEMA)
+
+
+def _datasets_frame(datasets: list[dict[str, Any]]) -> pl.DataFrame:
+    rows = [
+        {
+            "数据表": d.get("table", ""),
+            "区域": ZONE_ZH.get(d.get("zone", ""), d.get("zone")),
+            "行数": int(d.get("rows", 0)),
+            "哈希": short_hash(d.get("id")),
+        }
+        for d in datasets
+    ]
+    return pl.DataFrame(rows, schema=_DATASET_SCHEMA)
+
+
+def pending_runs(session: Session) -> list[PendingRun]:
+    """Runs awaiting sign-off (oldest first), from `pdo.signoff.pending`."""
+    out = []
+    for run in pending(session):
+        package = run.review_package or {}
+        authorization = package.get("authorization") or {}
+        out.append(
+            PendingRun(
+                id=run.id,
+                started_by=run.started_by,
+                started_at=local_time(run.started_at),
+                package_hash=run.review_package_hash or "",
+                authorization=str(authorization.get("reference", "")),
+                purposes=list(authorization.get("purposes", [])),
+                tables=_tables_frame(package.get("tables", [])),
+                validation=_validation_frame(package.get("validation", [])),
+                datasets=_datasets_frame(package.get("datasets", [])),
+            )
+        )
+    return out
+
+
+def recent_decisions(session: Session, limit: int = 20) -> pl.DataFrame:
+    """The latest sign-off decisions, newest first."""
+    rows = session.exec(select(SignOff).order_by(col(SignOff.decided_at).desc()).limit(limit))
+    return pl.DataFrame(
+        [
+            {
+                "时间": local_time(d.decided_at),
+                "运行": short_hash(d.run_id),
+                "审核人": d.reviewer,
+                "决定": DECISION_ZH.get(d.decision, d.decision),
+                "意见": d.comment,
+                "覆盖哈希": short_hash(d.covers_hash, 16),
+            }
+            for d in rows
+        ],
+        schema={k: pl.String for k in ("时间", "运行", "审核人", "决定", "意见", "覆盖哈希")},
+    )
+
+
+# --- usage per bank ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    """Calls and billed fen in total and broken down three ways; money columns already in 元."""
+
+    calls: int
+    billed_fen: int
+    by_subscriber: pl.DataFrame
+    by_product_version: pl.DataFrame
+    by_purpose: pl.DataFrame
+
+
+def _usage_frame(label: str, rows: list[tuple[Any, ...]], extra: list[str]) -> pl.DataFrame:
+    names = [label, *extra]
+    schema: dict[str, Any] = {n: pl.String for n in names}
+    schema |= {"调用次数": pl.Int64, "计费金额（元）": pl.String}
+    return pl.DataFrame(
+        [
+            {
+                **dict(zip(names, (str(v) for v in r[: len(names)]), strict=True)),
+                "调用次数": int(r[-2]),
+                "计费金额（元）": yuan(int(r[-1])),
+            }
+            for r in rows
+        ],
+        schema=schema,
+    )
+
+
+def usage_report(session: Session) -> UsageReport:
+    """Aggregated in SQL over integer fen, so totals are exact on SQLite and PostgreSQL."""
+    calls = func.count(col(UsageEvent.id))
+    billed = func.coalesce(func.sum(UsageEvent.price_fen), 0)
+    total_calls, total_fen = session.exec(select(calls, billed)).one()
+    by_subscriber = session.exec(
+        select(Subscriber.name, calls, billed)
+        .select_from(Subscriber)
+        .outerjoin(UsageEvent, col(UsageEvent.subscriber_id) == col(Subscriber.id))
+        .group_by(col(Subscriber.name))
+        .order_by(col(Subscriber.name))
+    ).all()
+    by_version = session.exec(
+        select(Product.title_zh, UsageEvent.product_version_id, calls, billed)
+        .select_from(UsageEvent)
+        .join(ProductVersion, col(ProductVersion.id) == col(UsageEvent.product_version_id))
+        .join(Product, col(Product.name) == col(ProductVersion.product_name))
+        .group_by(col(Product.title_zh), col(UsageEvent.product_version_id))
+        .order_by(col(UsageEvent.product_version_id))
+    ).all()
+    by_purpose = session.exec(
+        select(UsageEvent.purpose, calls, billed)
+        .group_by(col(UsageEvent.purpose))
+        .order_by(col(UsageEvent.purpose))
+    ).all()
+    return UsageReport(
+        calls=int(total_calls),
+        billed_fen=int(total_fen),
+        by_subscriber=_usage_frame("银行", [tuple(r) for r in by_subscriber], []),
+        by_product_version=_usage_frame("产品", [tuple(r) for r in by_version], ["版本"]),
+        by_purpose=_usage_frame("用途", [tuple(r) for r in by_purpose], []),
+    )
+
+
+# --- revenue per department --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RevenueReport:
+    """Allocated fen per party against billed fen; `balanced` is the exactness check."""
+
+    allocated_fen: int
+    billed_fen: int
+    unbalanced_events: int
+    by_party: pl.DataFrame
+
+    @property
+    def balanced(self) -> bool:
+        return self.allocated_fen == self.billed_fen and self.unbalanced_events == 0
+
+
+def party_name(code: str, departments: dict[str, str]) -> str:
+    if code == OPERATOR:
+        return OPERATOR_ZH
+    return departments.get(code, code)
+
+
+def revenue_report(session: Session) -> RevenueReport:
+    """Sum of allocations per party, named in Chinese, and whether every event splits exactly."""
+    departments = {d.code: d.name_zh for d in session.exec(select(Department))}
+    per_party = session.exec(
+        select(RevenueAllocation.party, func.sum(RevenueAllocation.amount_fen))
+        .group_by(col(RevenueAllocation.party))
+        .order_by(func.sum(RevenueAllocation.amount_fen).desc(), col(RevenueAllocation.party))
+    ).all()
+    allocated = sum(int(fen) for _, fen in per_party)
+    billed = int(session.exec(select(func.coalesce(func.sum(UsageEvent.price_fen), 0))).one())
+    per_event = (
+        select(
+            RevenueAllocation.usage_event_id,
+            func.sum(RevenueAllocation.amount_fen).label("allocated"),
+        )
+        .group_by(col(RevenueAllocation.usage_event_id))
+        .subquery()
+    )
+    unbalanced = session.exec(
+        select(func.count())
+        .select_from(UsageEvent)
+        .outerjoin(per_event, per_event.c.usage_event_id == col(UsageEvent.id))
+        .where(func.coalesce(per_event.c.allocated, 0) != col(UsageEvent.price_fen))
+    ).one()
+    frame = pl.DataFrame(
+        [
+            {
+                "分配方": party_name(party, departments),
+                "代码": party,
+                "金额（元）": yuan(int(fen)),
+                "占比": percent(int(fen), allocated),
+            }
+            for party, fen in per_party
+        ],
+        schema={"分配方": pl.String, "代码": pl.String, "金额（元）": pl.String, "占比": pl.String},
+    )
+    return RevenueReport(
+        allocated_fen=allocated,
+        billed_fen=billed,
+        unbalanced_events=int(unbalanced),
+        by_party=frame,
+    )
+
+
+# --- audit -------------------------------------------------------------------------------
+
+
+def audit_chain(session: Session) -> audit.ChainReport:
+    return audit.verify(session)
+
+
+def _details(details: dict[str, Any]) -> str:
+    """Event details as compact JSON; free-text errors are withheld (they may quote source rows)."""
+    shown = {k: ("（已隐藏）" if k == "error" else v) for k, v in details.items()}
+    return json.dumps(shown, ensure_ascii=False, sort_keys=True, default=str)[:200]
+
+
+def latest_audit_events(session: Session, limit: int = 50) -> pl.DataFrame:
+    """The newest audit events, newest first, with their (short) chain hashes."""
+    events = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(limit))
+    return pl.DataFrame(
+        [
+            {
+                "序号": e.seq,
+                "时间": local_time(e.at),
+                "操作人": e.actor,
+                "动作": ACTION_ZH.get(e.action, e.action),
+                "对象": short_hash(e.subject, 32),
+                "详情": _details(e.details),
+                "哈希": short_hash(e.hash),
+            }
+            for e in events
+        ],
+        schema={
+            "序号": pl.Int64,
+            **{k: pl.String for k in ("时间", "操作人", "动作", "对象", "详情", "哈希")},
+        },
+    )
+
+
+# --- messages ----------------------------------------------------------------------------
+
+_SIGNOFF_REASONS_ZH = (
+    ("cannot decide on it", "发起人不能签核自己发起的运行"),
+    ("is not a reviewer", "仅审核员可以签核"),
+    ("needs a comment", "驳回必须填写意见"),
+    ("not awaiting sign-off", "该运行已不在待签核状态"),
+    ("review package changed", "审核包在生成后被修改"),
+    ("reviewed data changed", "所审核的数据集已变化"),
+    ("no run", "运行不存在"),
+)
+
+_CHAIN_REASONS_ZH = (
+    ("gap", "序号不连续"),
+    ("prev_hash", "前序哈希不匹配"),
+    ("content does not match", "内容与哈希不符"),
+)
+
+
+def _match(message: str, table: tuple[tuple[str, str], ...], fallback: str) -> str:
+    return next((zh for needle, zh in table if needle in message), fallback)
+
+
+def signoff_error_zh(message: str) -> str:
+    """A Chinese reason for a gate refusal; the original message is shown alongside it."""
+    return _match(message, _SIGNOFF_REASONS_ZH, "签核被拒绝")
+
+
+def chain_reason_zh(message: str) -> str:
+    return _match(message, _CHAIN_REASONS_ZH, "校验失败")

@@ -1,0 +1,212 @@
+"""A small real ledger and lake for the console tests, built through the project's own functions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from sqlmodel import Session
+
+from pdo.lake import Lake
+from pdo.ledger.db import make_engine, session_scope
+from pdo.ledger.models import (
+    PipelineRun,
+    Product,
+    ProductVersion,
+    RevenueAllocation,
+    SignOff,
+    UsageEvent,
+)
+from pdo.registration import grant_authorization, register_departments
+from pdo.revenue import split_fen
+from pdo.settings import Settings
+from pdo.signoff import package_hash
+from pdo.sources.tables import table
+from pdo.subscribers import add_subscriber
+from pdo.users import Role, add_user
+
+PASSWORD = "password-123"
+PRICE_FEN = 200
+SHARES_BP = {
+    "market": 1500,
+    "tax": 1500,
+    "hrss": 1000,
+    "utilities": 800,
+    "credit": 600,
+    "court": 600,
+}
+STARTED_AT = dt.datetime(2026, 1, 5, 2, 0, tzinfo=dt.UTC)  # 10:00:00 in Asia/Shanghai
+USERS = {
+    "olga": Role.OPERATOR,
+    "rita": Role.REVIEWER,
+    "rick": Role.REVIEWER,
+    "regina": Role.REGULATOR,
+}
+CALLS = {"示范银行": (3, "贷前审查"), "第二银行": (1, "贷后管理")}
+
+
+@dataclass(frozen=True)
+class Seed:
+    """What was seeded, and the figures the console must show for it."""
+
+    home: Path
+    pending_run_id: str
+    package_hash: str
+    dataset_id: str
+
+    @property
+    def total_calls(self) -> int:
+        return sum(n for n, _ in CALLS.values())
+
+    @property
+    def billed_fen(self) -> int:
+        return self.total_calls * PRICE_FEN
+
+
+def _run_package(lake: Lake, run_id: str) -> tuple[dict[str, Any], str]:
+    """A review package shaped like the pipeline's, over one real (tiny, non-personal) dataset."""
+    m = lake.write(
+        pl.DataFrame({"uscc": ["91310000MA1K000001"], "tax_grade": ["A"]}),
+        table="tax_credit",
+        zone="desensitized",
+        stage="desensitize",
+    )
+    tables: list[dict[str, Any]] = [
+        {
+            "table": name,
+            "label_zh": table(name).label_zh,
+            "classification": table(name).classification.value,
+            "file_sha256": "0" * 64,
+            "rows_in": rows_in,
+            "rows_out": rows_out,
+            "rows_quarantined": rows_in - rows_out,
+            "policies": {},
+        }
+        for name, rows_in, rows_out in (("tax_credit", 120, 117), ("enterprise_registry", 100, 100))
+    ]
+    validation = [
+        {
+            "table": "tax_credit",
+            "suite": "tax_credit",
+            "success": True,
+            "evaluated": 7,
+            "successful": 6,
+            "failures": [],
+            "warnings": [{"expectation": "expect_column_values_to_be_in_set", "column": "g"}],
+        }
+    ]
+    package = {
+        "run_id": run_id,
+        "authorization": {"reference": "授权〔2026〕1号", "purposes": ["贷前审查", "贷后管理"]},
+        "tables": tables,
+        "datasets": [{"table": m.table, "zone": m.zone, "id": m.id, "rows": m.row_count}],
+        "validation": validation,
+    }
+    return package, m.id
+
+
+def seed_console(home: Path, *, with_runs: bool = True) -> Seed:
+    """Users, departments and an authorization; optionally a pending run, a product and usage."""
+    settings = Settings(home=home)
+    engine = make_engine(settings.db_url)
+    pending_id, pkg_hash, dataset_id = "", "", ""
+    try:
+        with session_scope(engine) as s:
+            register_departments(s, "admin")
+            auth = grant_authorization(
+                s,
+                reference="授权〔2026〕1号",
+                tables=["tax_credit", "enterprise_registry"],
+                purposes=["贷前审查", "贷后管理"],
+                days=365,
+                actor="authority",
+            )
+            for name, role in USERS.items():
+                add_user(s, name, role, PASSWORD, "admin")
+            if with_runs:
+                pending_id, pkg_hash, dataset_id = _seed_runs_and_usage(
+                    s, Lake(settings.lake_dir), auth.id
+                )
+    finally:
+        engine.dispose()
+    return Seed(home=home, pending_run_id=pending_id, package_hash=pkg_hash, dataset_id=dataset_id)
+
+
+def _seed_runs_and_usage(s: Session, lake: Lake, authorization_id: str) -> tuple[str, str, str]:
+    """A published run with its approval and product version, a pending run, and billed calls."""
+    published = PipelineRun(
+        source_dir="/deliveries/2025-12",
+        authorization_id=authorization_id,
+        started_by="olga",
+        status="published",
+        review_package_hash="a" * 64,
+        started_at=STARTED_AT - dt.timedelta(days=30),
+    )
+    s.add(published)
+    s.flush()
+    approval = SignOff(
+        run_id=published.id,
+        reviewer="rita",
+        role=Role.REVIEWER.value,
+        decision="approved",
+        comment="首批数据核对无误",
+        covers_hash="a" * 64,
+    )
+    s.add(approval)
+    s.flush()
+    assert approval.id is not None
+
+    pending_run = PipelineRun(
+        source_dir="/deliveries/2026-01",
+        authorization_id=authorization_id,
+        started_by="rick",
+        status="awaiting_signoff",
+        started_at=STARTED_AT,
+    )
+    package, dataset_id = _run_package(lake, pending_run.id)
+    pending_run.review_package = package
+    pending_run.review_package_hash = pkg_hash = package_hash(package)
+    s.add(pending_run)
+
+    s.add(
+        Product(
+            name="credit_risk",
+            title_zh="中小企业信用风险评分",
+            title_en="SME credit-risk score",
+            purposes=["贷前审查", "贷后管理"],
+            price_fen=PRICE_FEN,
+            revenue_shares_bp=SHARES_BP,
+        )
+    )
+    s.flush()
+    s.add(
+        ProductVersion(
+            id="credit_risk@1",
+            product_name="credit_risk",
+            version=1,
+            run_id=published.id,
+            signoff_id=approval.id,
+            output_hash="b" * 64,
+            as_of=dt.date(2025, 12, 31),
+        )
+    )
+    s.flush()
+    for bank, (calls, purpose) in CALLS.items():
+        subscriber, key = add_subscriber(s, bank, "admin", ["credit_risk"])
+        for i in range(calls):
+            usage = UsageEvent(
+                subscriber_id=subscriber.id,
+                api_key_id=key.split("_")[1],
+                product_version_id="credit_risk@1",
+                uscc=f"91310000MA1K00000{i}",
+                purpose=purpose,
+                price_fen=PRICE_FEN,
+            )
+            s.add(usage)
+            s.flush()
+            for party, fen in split_fen(PRICE_FEN, SHARES_BP).items():
+                s.add(RevenueAllocation(usage_event_id=usage.id, party=party, amount_fen=fen))
+    return pending_run.id, pkg_hash, dataset_id

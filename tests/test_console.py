@@ -1,0 +1,256 @@
+"""The authority console driven through Streamlit's AppTest against a real, seeded SQLite ledger."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import Session, select
+from streamlit.testing.v1 import AppTest
+
+from pdo.ledger.db import make_engine
+from pdo.ledger.models import PipelineRun, SignOff
+from pdo.settings import Settings
+from tests.console_seed import CALLS, PASSWORD, PRICE_FEN, Seed, seed_console
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "dashboard" / "app.py"
+
+
+def _use_home(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    monkeypatch.setenv("PDO_HOME", str(home))
+    monkeypatch.delenv("PDO_DATABASE_URL", raising=False)
+
+
+@pytest.fixture
+def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Seed:
+    seed = seed_console(tmp_path / "home")
+    _use_home(monkeypatch, seed.home)
+    return seed
+
+
+def _session(seed: Seed) -> Session:
+    return Session(make_engine(Settings(home=seed.home).db_url))
+
+
+def _app() -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.run(timeout=30)
+    assert not at.exception
+    return at
+
+
+def _login(at: AppTest, name: str, password: str = PASSWORD) -> AppTest:
+    at.text_input(key="login_name").input(name)
+    at.text_input(key="login_password").input(password)
+    at.button(key="login_submit").click().run(timeout=30)
+    assert not at.exception
+    return at
+
+
+def _open(at: AppTest, page: str) -> AppTest:
+    at.switch_page(f"app_pages/{page}.py").run(timeout=30)
+    assert not at.exception
+    return at
+
+
+def _titles(at: AppTest) -> list[str]:
+    return [t.value for t in at.title]
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: str(m.value) for m in at.metric}
+
+
+def _fen(yuan_text: str) -> int:
+    """Parse '1,234.56' back to fen without floats."""
+    whole, cents = yuan_text.replace(",", "").split(".")
+    return int(whole) * 100 + int(cents)
+
+
+# --- login -------------------------------------------------------------------------------
+
+
+def test_only_the_login_page_before_login(seeded: Seed) -> None:
+    at = _app()
+    assert _titles(at) == ["监管与运营控制台"]
+    assert not at.metric and not at.dataframe
+    with pytest.raises(ValueError):
+        at.switch_page("app_pages/usage.py")  # not registered until someone logs in
+
+
+def test_wrong_password_is_refused(seeded: Seed) -> None:
+    at = _login(_app(), "rita", "not-the-password")
+    assert any("用户名或密码错误" in e.value for e in at.error)
+    assert _titles(at) == ["监管与运营控制台"]
+    assert "pdo_user" not in at.session_state
+
+
+def test_right_password_logs_in_and_shows_role_then_logs_out(seeded: Seed) -> None:
+    at = _login(_app(), "regina")
+    assert _titles(at) == ["签核队列"]
+    sidebar = " ".join(m.value for m in at.sidebar.markdown)
+    assert "regina" in sidebar and "监管员" in sidebar
+    at.button(key="logout").click().run(timeout=30)
+    assert _titles(at) == ["监管与运营控制台"]
+
+
+# --- sign-off queue ----------------------------------------------------------------------
+
+
+def test_queue_shows_the_pending_run_read_only_for_an_operator(seeded: Seed) -> None:
+    at = _login(_app(), "olga")
+    assert at.subheader[0].value == f"运行 {seeded.pending_run_id[:12]}"
+    assert _metrics(at) == {"发起人": "rick", "数据表": "2", "隔离行数": "3", "校验": "全部通过"}
+    text_shown = " ".join(m.value for m in at.markdown)
+    assert "2026-01-05 10:00:00" in text_shown  # 02:00 UTC in Asia/Shanghai
+    assert seeded.package_hash[:16] in text_shown
+    tables, validation, datasets, decisions = (d.value for d in at.dataframe)
+    tax = tables.set_index("数据表").loc["tax_credit"]
+    assert (tax["输入行数"], tax["输出行数"], tax["隔离行数"]) == (120, 117, 3)
+    assert validation.loc[0, "结果"] == "通过" and validation.loc[0, "告警项"] == 1
+    assert datasets.loc[0, "哈希"] == seeded.dataset_id[:12]
+    assert decisions.loc[0, "审核人"] == "rita" and decisions.loc[0, "决定"] == "批准"
+    assert any("只读" in i.value for i in at.info)
+    assert not [b for b in at.button if b.key and b.key.startswith("approve-")]
+
+
+def test_reviewer_approves_and_the_ledger_records_it(seeded: Seed) -> None:
+    at = _login(_app(), "rita")
+    run_id = seeded.pending_run_id
+    at.text_area(key=f"comment-{run_id}").input("行数与校验结果核对无误")
+    at.button(key=f"approve-{run_id}").click().run(timeout=30)
+    assert not at.exception
+    assert any("已批准" in s.value for s in at.success)
+    assert any(i.value == "暂无待签核的运行。" for i in at.info)
+    with _session(seeded) as s:
+        run = s.get(PipelineRun, run_id)
+        assert run is not None and run.status == "approved"
+        decision = s.exec(select(SignOff).where(SignOff.run_id == run_id)).one()
+    assert (decision.reviewer, decision.decision) == ("rita", "approved")
+    assert decision.comment == "行数与校验结果核对无误"
+    assert decision.covers_hash == seeded.package_hash
+    latest = at.dataframe[-1].value
+    assert latest.loc[0, "运行"] == run_id[:12] and latest.loc[0, "审核人"] == "rita"
+
+
+def test_the_runs_starter_cannot_approve_it(seeded: Seed) -> None:
+    at = _login(_app(), "rick")
+    at.button(key=f"approve-{seeded.pending_run_id}").click().run(timeout=30)
+    errors = [e.value for e in at.error]
+    assert any("签核失败" in e and "发起人不能签核自己发起的运行" in e for e in errors), errors
+    assert any("cannot decide" in e for e in errors)  # the gate's own message is kept
+    with _session(seeded) as s:
+        run = s.get(PipelineRun, seeded.pending_run_id)
+        assert run is not None and run.status == "awaiting_signoff"
+
+
+def test_rejection_needs_a_comment_then_rejects(seeded: Seed) -> None:
+    at = _login(_app(), "rita")
+    run_id = seeded.pending_run_id
+    at.button(key=f"reject-{run_id}").click().run(timeout=30)
+    assert any("驳回必须填写意见" in e.value for e in at.error)
+    at.text_area(key=f"comment-{run_id}").input("隔离行数偏高，请复核")
+    at.button(key=f"reject-{run_id}").click().run(timeout=30)
+    assert any("已驳回" in s.value for s in at.success)
+    with _session(seeded) as s:
+        run = s.get(PipelineRun, run_id)
+        assert run is not None and run.status == "rejected"
+
+
+# --- usage and revenue -------------------------------------------------------------------
+
+
+def test_usage_per_bank_in_yuan(seeded: Seed) -> None:
+    at = _open(_login(_app(), "regina"), "usage")
+    assert _titles(at) == ["用量"]
+    assert _metrics(at) == {"调用总次数": "4", "计费总额（元）": "8.00"}
+    by_bank, by_version, by_purpose = (d.value for d in at.dataframe)
+    banks = by_bank.set_index("银行")
+    assert banks.loc["示范银行", "调用次数"] == 3
+    assert banks.loc["示范银行", "计费金额（元）"] == "6.00"  # 3 calls × 2.00 元
+    assert banks.loc["第二银行", "计费金额（元）"] == "2.00"
+    assert by_version.loc[0, "版本"] == "credit_risk@1" and by_version.loc[0, "调用次数"] == 4
+    purposes = dict(zip(by_purpose["用途"], by_purpose["计费金额（元）"], strict=True))
+    assert purposes == {"贷前审查": "6.00", "贷后管理": "2.00"}
+    assert sum(_fen(v) for v in by_bank["计费金额（元）"]) == seeded.billed_fen
+
+
+def test_revenue_per_department_adds_up_to_billed_usage(seeded: Seed) -> None:
+    at = _open(_login(_app(), "regina"), "revenue")
+    assert _titles(at) == ["收益分配"]
+    assert _metrics(at) == {"计费总额（元）": "8.00", "分配合计（元）": "8.00", "核对": "一致"}
+    parties = at.dataframe[0].value.set_index("分配方")
+    calls = sum(n for n, _ in CALLS.values())
+    assert parties.loc["授权运营单位", "金额（元）"] == "3.20"  # 40% of 4 × 200 fen
+    assert parties.loc["市场监督管理局", "金额（元）"] == "1.20"
+    assert parties.loc["税务局", "代码"] == "tax"
+    assert sum(_fen(v) for v in parties["金额（元）"]) == calls * PRICE_FEN
+    assert at.success and "一致" in at.success[0].value
+
+
+# --- audit -------------------------------------------------------------------------------
+
+
+def test_audit_chain_intact_then_broken(seeded: Seed) -> None:
+    at = _open(_login(_app(), "regina"), "audit")
+    assert _metrics(at)["审计链"] == "完整"
+    events = at.dataframe[0].value
+    assert events.loc[0, "序号"] == events["序号"].max()
+    assert "新增用户" in set(events["动作"])
+    engine = make_engine(Settings(home=seeded.home).db_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE audit_event SET actor = 'mallory' WHERE seq = 2"))
+    at.run(timeout=30)
+    assert _metrics(at)["审计链"] == "已损坏"
+    assert any("第 2 条" in e.value and "内容与哈希不符" in e.value for e in at.error)
+
+
+# --- empty states and start-up -----------------------------------------------------------
+
+
+def test_empty_ledger_shows_chinese_empty_states(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed = seed_console(tmp_path / "empty", with_runs=False)
+    _use_home(monkeypatch, seed.home)
+    at = _login(_app(), "rita")
+    infos = [i.value for i in at.info]
+    assert "暂无待签核的运行。" in infos and "暂无签核记录。" in infos
+    _open(at, "usage")
+    assert _metrics(at)["计费总额（元）"] == "0.00"
+    assert "暂无调用记录。" in [i.value for i in at.info]
+    _open(at, "revenue")
+    assert "暂无收益分配记录。" in [i.value for i in at.info]
+
+
+def test_console_start_up_imports_neither_great_expectations_nor_prefect(seeded: Seed) -> None:
+    """In a fresh interpreter: log in and visit every page, then look at sys.modules."""
+    script = f"""
+import sys
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file({str(APP)!r}, default_timeout=30).run()
+at.text_input(key="login_name").input("regina")
+at.text_input(key="login_password").input({PASSWORD!r})
+at.button(key="login_submit").click().run()
+for page in ("usage", "revenue", "audit"):
+    at.switch_page(f"app_pages/{{page}}.py").run()
+    assert not at.exception, at.exception
+slow = sorted({{m.split(".")[0] for m in sys.modules}} & {{"great_expectations", "prefect"}})
+print("SLOW:" + ",".join(slow))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        env=dict(os.environ),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    lines = [line for line in out.stdout.splitlines() if line.startswith("SLOW:")]
+    assert lines == ["SLOW:"], out.stdout + out.stderr

@@ -1,0 +1,164 @@
+"""The whole loop through the CLI, the real Prefect engine, the real API over HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import polars as pl
+import pytest
+from sqlalchemy import text
+from sqlmodel import select
+from typer.testing import CliRunner
+
+from pdo.cli import app
+from pdo.ledger.db import session_scope
+from pdo.ledger.models import RevenueAllocation, UsageEvent
+from pdo.settings import Settings
+from pdo.workspace import Workspace
+from tests.live_api import serve_api
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def loop(
+    request: pytest.FixtureRequest,
+    prefect_harness: None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, object]]:
+    """Generate a small city and run it to the gate once per ledger backend."""
+    if request.param == "postgres":
+        from tests.pg import fresh_database
+
+        with fresh_database() as url:
+            yield _run_to_gate(tmp_path_factory, url)
+    else:
+        yield _run_to_gate(tmp_path_factory, None)
+
+
+def _run_to_gate(tmp_path_factory: pytest.TempPathFactory, database_url: str | None) -> dict:
+    from pdo.gen import generate
+
+    home = tmp_path_factory.mktemp("home")
+    source = tmp_path_factory.mktemp("source") / "delivery"
+    generate(source, enterprises=400, seed=7, progress=False)
+    env = {"PDO_HOME": str(home), "PDO_DATABASE_URL": database_url}
+    runner = CliRunner()
+
+    def pdo(*args: str, input: str | None = None) -> tuple[int, str]:
+        result = runner.invoke(app, list(args), env=env, input=input)
+        return result.exit_code, result.output
+
+    assert pdo("department", "register")[0] == 0
+    for name, role in (("alice", "operator"), ("rita", "reviewer")):
+        code, out = pdo("user", "add", name, "--role", role, input=PASSWORD + "\n")
+        assert code == 0, out
+    code, out = pdo(
+        "authorization", "grant", "--reference", "数授〔2026〕T1号", "--as", "authority"
+    )
+    assert code == 0, out
+    code, out = pdo("run", "--source", str(source), "--as", "alice", "--json")
+    assert code == 0, out
+    result = json.loads(out[out.index("{") :])
+    return {
+        "home": home,
+        "source": source,
+        "pdo": pdo,
+        "run_id": result["run_id"],
+        "status": result["status"],
+        "settings": Settings(home=home, database_url=database_url),
+    }
+
+
+def _raw_identifiers(source: Path) -> set[str]:
+    registry = pl.read_csv(source / "market_enterprise_registry.csv", infer_schema=False)
+    values = set(registry["legal_rep_id"].drop_nulls()) | set(
+        registry["legal_rep_mobile"].drop_nulls()
+    )
+    return {v for v in values if len(v) >= 11}
+
+
+def test_run_stops_at_the_gate(loop: dict) -> None:
+    assert loop["status"] == "awaiting_signoff"
+    code, out = loop["pdo"]("signoff", "list", "--json")
+    assert code == 0
+    assert [r["run_id"] for r in json.loads(out)] == [loop["run_id"]]
+
+
+def test_no_raw_resident_id_or_mobile_in_the_desensitized_zone(loop: dict) -> None:
+    raw = _raw_identifiers(loop["source"])
+    assert len(raw) > 500
+    zone = Path(loop["home"]) / "lake" / "desensitized"
+    files = list(zone.rglob("*.parquet"))
+    assert len(files) == 8
+    leaked = []
+    for f in files:
+        frame = pl.read_parquet(f)
+        for name, dtype in frame.schema.items():
+            if dtype == pl.String:
+                joined = "\n".join(frame[name].drop_nulls().to_list())
+                leaked += [v for v in raw if v in joined]
+    assert leaked == []
+
+
+def test_publish_refused_before_approval_then_served_and_metered(loop: dict) -> None:
+    pdo, run_id = loop["pdo"], loop["run_id"]
+    code, out = pdo("publish", run_id)
+    assert code != 0 and "no approval" in out
+    code, out = pdo("signoff", "approve", run_id, "--as", "alice")
+    assert code != 0 and "not a reviewer" in out
+    code, out = pdo("signoff", "approve", run_id, "--as", "rita", "--comment", "ok")
+    assert code == 0, out
+    code, out = pdo("publish", run_id, "--json")
+    assert code == 0, out
+    assert json.loads(out[out.index("{") :])["product_version"] == "credit_risk@1"
+
+    code, out = pdo("subscriber", "add", "测试银行", "--json")
+    assert code == 0, out
+    key = json.loads(out[out.index("{") :])["api_key"]
+
+    settings = loop["settings"]
+    ws = Workspace.open(settings)
+    registry = pl.read_csv(loop["source"] / "market_enterprise_registry.csv", infer_schema=False)
+    with session_scope(ws.engine) as s:
+        from pdo.ledger.models import ServedScore
+
+        uscc = s.exec(select(ServedScore.uscc).limit(1)).one()
+    assert uscc in set(registry["uscc"])
+    with serve_api(settings) as base:
+        url = f"{base}/v1/products/credit_risk/scores/{uscc}"
+        ok = httpx.get(url, params={"purpose": "贷前审查"}, headers={"X-API-Key": key})
+        no_key = httpx.get(url, params={"purpose": "贷前审查"})
+        bad_purpose = httpx.get(url, params={"purpose": "营销"}, headers={"X-API-Key": key})
+        no_purpose = httpx.get(url, headers={"X-API-Key": key})
+    assert ok.status_code == 200, ok.text
+    body = ok.json()
+    assert body["product_version"] == "credit_risk@1" and body["grade"] in "ABCDE"
+    assert set(body) >= {"score", "grade", "product_version", "as_of"}
+    assert no_key.status_code == 401 and no_key.json()["error"]["code"] == "missing_api_key"
+    assert bad_purpose.status_code == 403
+    assert bad_purpose.json()["error"]["code"] == "purpose_not_allowed"
+    assert no_purpose.status_code == 422 and "purpose" in no_purpose.json()["error"]["message"]
+    with session_scope(ws.engine) as s:
+        events = s.exec(select(UsageEvent)).all()
+        assert [e.id for e in events] == [body["usage_id"]]
+        shares = s.exec(
+            select(RevenueAllocation).where(RevenueAllocation.usage_event_id == body["usage_id"])
+        ).all()
+        assert sum(a.amount_fen for a in shares) == events[0].price_fen == body["price_fen"]
+
+
+def test_audit_verify_passes_then_fails_after_tampering(loop: dict) -> None:
+    pdo = loop["pdo"]
+    code, out = pdo("audit", "verify", "--json")
+    assert code == 0 and json.loads(out)["ok"]
+    ws = Workspace.open(loop["settings"])
+    with ws.engine.begin() as c:
+        c.execute(text("UPDATE audit_event SET actor = 'mallory' WHERE seq = 2"))
+    code, out = pdo("audit", "verify", "--json")
+    assert code == 1 and json.loads(out)["broken_at"] == 2
