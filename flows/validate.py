@@ -47,6 +47,7 @@ def _context() -> Any:
     import great_expectations as gx  # imported lazily: 5–6 s
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
     return ctx

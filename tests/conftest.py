@@ -17,9 +17,12 @@ IN_CI = bool(os.environ.get("CI"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """postgres/browser tests run when their service is there; in CI a missing one is an error."""
+    """slow/postgres/browser tests run when enabled or available; in CI they always run."""
     chromium = Path("/usr/bin/chromium").exists()
+    run_slow = IN_CI or bool(os.environ.get("PDO_TEST_SLOW"))
     for item in items:
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(pytest.mark.skip(reason="slow: set PDO_TEST_SLOW=1 (always on in CI)"))
         if "postgres" in item.keywords and not POSTGRES_URL:
             if IN_CI:
                 raise pytest.UsageError("CI must provide PostgreSQL: PDO_TEST_POSTGRES_URL unset")

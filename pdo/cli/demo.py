@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import typer
+from rich.table import Table
 
 from pdo.cli.root import console, prepare_prefect
 from pdo.ledger.db import session_scope
@@ -50,6 +51,37 @@ def _wait_http(url: str, seconds: float) -> bool:
             pass
         time.sleep(0.5)
     return False
+
+
+def _print_stage_counts(ws: Workspace, run_id: str) -> None:
+    from sqlmodel import select
+
+    from pdo.ledger.models import StageRun
+
+    table = Table("表 table", "读入 in", "通过 out", "隔离 quarantined", title="ingest")
+    with session_scope(ws.engine) as s:
+        rows = s.exec(
+            select(StageRun).where(StageRun.run_id == run_id, StageRun.stage == "ingest")
+        ).all()
+        for r in rows:
+            table.add_row(
+                r.table_name or "", str(r.rows_in), str(r.rows_out), str(r.rows_quarantined)
+            )
+    console.print(table)
+
+
+def _print_product(ws: Workspace, version_id: str) -> None:
+    from pdo.ledger.models import ProductVersion
+
+    with session_scope(ws.engine) as s:
+        version = s.get(ProductVersion, version_id)
+        assert version is not None
+        m = version.metrics
+    console.print(
+        f"trained on {m['n_train']} loans (bad rate {m['bad_rate']:.1%}), "
+        f"in-sample AUC {m['auc_in_sample']}, KS {m['ks_in_sample']}; "
+        f"{m['n_scored']} enterprises scored, grades {m['grade_counts']}"
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -112,6 +144,7 @@ def register(app: typer.Typer) -> None:
         started = time.monotonic()
         status = pipeline_flow(run.id, str(home), None)
         console.print(f"run {run.id}: {status} ({time.monotonic() - started:.1f} s)")
+        _print_stage_counts(ws, run.id)
 
         _step(4, "演示步骤：以演示审核员身份批准 — DEMO STEP: approving as demo_reviewer")
         with session_scope(ws.engine) as s:
@@ -123,6 +156,7 @@ def register(app: typer.Typer) -> None:
 
         version = publish_flow(run.id, str(home), None, "demo_operator")
         console.print(f"published {version}")
+        _print_product(ws, version)
 
         _step(6, f"银行开通订阅 — onboarding {DEMO_BANK}")
         with session_scope(ws.engine) as s:
@@ -163,11 +197,13 @@ def register(app: typer.Typer) -> None:
         console.print(f"with a wrong key → {r.status_code} {r.json()}")
 
         _step(8, "启动控制台 — console")
+        console_log = (home / "console.log").open("w")
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-m", "pdo.cli.entry", "console", "--port", str(console_port)],
                 env=env,
-                stdout=subprocess.DEVNULL,
+                stdout=console_log,
+                stderr=subprocess.STDOUT,
             )
         )
         console_url = f"http://localhost:{console_port}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -54,4 +53,4 @@ def register(app: typer.Typer) -> None:
             "--client.toolbarMode",
             "minimal",
         ]
-        raise typer.Exit(subprocess.call(cmd, env=env))
+        os.execve(sys.executable, cmd, env)  # become streamlit, so signals reach it directly
