@@ -83,46 +83,32 @@ def test_full_width_uscc_normalizes_and_duplicates_are_quarantined() -> None:
     assert "duplicate_row" in r.quarantine["reason"][0]
 
 
+def _penalty(decided_on: str) -> pl.DataFrame:
+    row = {
+        "case_no": "X1",
+        "uscc": GOOD,
+        "decided_on": decided_on,
+        "published_on": None,
+        "authority": "a",
+        "amount": "1",
+        "summary": "s",
+    }
+    schema = dict.fromkeys(PENALTIES.column_names, pl.String)
+    return pl.DataFrame([row], schema=schema).with_row_index(ROW, offset=1)
+
+
 @pytest.mark.parametrize(
     "raw", ["2025-03-07", "2025/3/7", "2025年3月7日", "20250307", "２０２５-０３-０７"]
 )
 def test_mixed_date_formats(raw: str) -> None:
     import datetime as dt
 
-    frame = pl.DataFrame(
-        [
-            {
-                "case_no": "X1",
-                "uscc": GOOD,
-                "decided_on": raw,
-                "published_on": None,
-                "authority": "a",
-                "amount": "1",
-                "summary": "s",
-            }
-        ],
-        schema=dict.fromkeys(PENALTIES.column_names, pl.String),
-    ).with_row_index(ROW, offset=1)
-    r = normalize(frame, PENALTIES)
+    r = normalize(_penalty(raw), PENALTIES)
     assert r.clean["decided_on"].to_list() == [dt.date(2025, 3, 7)]
 
 
 def test_impossible_date_is_quarantined() -> None:
-    frame = pl.DataFrame(
-        [
-            {
-                "case_no": "X1",
-                "uscc": GOOD,
-                "decided_on": "2025-13-45",
-                "published_on": None,
-                "authority": "a",
-                "amount": "1",
-                "summary": "s",
-            }
-        ],
-        schema=dict.fromkeys(PENALTIES.column_names, pl.String),
-    ).with_row_index(ROW, offset=1)
-    r = normalize(frame, PENALTIES)
+    r = normalize(_penalty("2025-13-45"), PENALTIES)
     assert r.clean.height == 0 and "decided_on: cannot parse as date" in r.quarantine["reason"][0]
 
 
