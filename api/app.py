@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.routers import health, scores
+from pdo.privacy.pseudonym import Pseudonymizer
 from pdo.settings import Settings
 from pdo.workspace import Workspace
 
@@ -20,6 +21,7 @@ def create_app(settings: Settings) -> FastAPI:
         description="公共数据授权运营 — 数据产品交付接口 for subscribed banks",
     )
     app.state.engine = Workspace.open(settings).engine
+    app.state.pseudonymizer = Pseudonymizer.from_settings(settings)
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)

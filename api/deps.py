@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from api.errors import ApiError
 from pdo.ledger.models import ApiKey
+from pdo.privacy.pseudonym import Pseudonymizer
 from pdo.subscribers import resolve_key
 
 
@@ -19,6 +20,15 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_pseudonymizer(request: Request) -> Pseudonymizer:
+    """The same keyed pseudonymizer the pipeline used, to find a 个体工商户 by its key."""
+    pseudo: Pseudonymizer = request.app.state.pseudonymizer
+    return pseudo
+
+
+PseudonymizerDep = Annotated[Pseudonymizer, Depends(get_pseudonymizer)]
 
 
 def get_api_key(

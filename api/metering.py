@@ -36,9 +36,13 @@ class ScoreAnswer(BaseModel):
 
 
 def serve_score(
-    session: Session, key: ApiKey, product_name: str, uscc: str, purpose: str
+    session: Session, key: ApiKey, product_name: str, uscc: str, purpose: str, entity: str
 ) -> ScoreAnswer:
-    """Refuse what is not allowed; otherwise answer and meter exactly once, atomically."""
+    """Refuse what is not allowed; otherwise answer and meter exactly once, atomically.
+
+    `entity` is the enterprise's key in the serving store: a 个体工商户's USCC is pseudonymized,
+    so neither the store nor the usage ledger holds a natural person's code.
+    """
     product = session.get(Product, product_name)
     if product is None:
         raise ApiError(404, "unknown_product", f"no published product {product_name!r}")
@@ -67,7 +71,7 @@ def serve_score(
         raise ApiError(503, "no_published_version", f"{product_name} has no published version")
     row = session.exec(
         select(ServedScore).where(
-            ServedScore.product_version_id == version.id, ServedScore.uscc == uscc
+            ServedScore.product_version_id == version.id, ServedScore.uscc == entity
         )
     ).first()
     if row is None:
@@ -76,7 +80,7 @@ def serve_score(
         subscriber_id=key.subscriber_id,
         api_key_id=key.id,
         product_version_id=version.id,
-        uscc=uscc,
+        uscc=entity,
         purpose=purpose,
         price_fen=subscription.price_fen,
         served_at=now,

@@ -11,16 +11,29 @@ from typing import Any
 
 import polars as pl
 
+from pdo.privacy.entity_key import entity_key_series
 from pdo.privacy.masks import MASKS, generalize_address
 from pdo.privacy.pseudonym import Pseudonymizer
 from pdo.privacy.redact import redact_text, residual_pii
-from pdo.sources.contract import ColumnType, Policy, SourceTable
+from pdo.sources.contract import ColumnType, Policy, SourceTable, check_contract
 
 RESIDUAL_SCAN_SAMPLE = 20_000
 
 
 class ResidualPIIError(RuntimeError):
     """Personal data is still present after the policies ran; nothing may be written."""
+
+
+# Amount bands in fen for `generalize` on money: [0, 1万), [1万, 10万), … [1亿, ∞) yuan.
+AMOUNT_BANDS_FEN = (0, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000, 10_000_000_000)
+AMOUNT_BAND_LABELS = ("<1万", "1万-10万", "10万-100万", "100万-1000万", "1000万-1亿", "≥1亿")
+
+
+def amount_band(series: pl.Series) -> pl.Series:
+    """Money (integer fen) generalized to a labelled band in yuan; negative amounts stay banded."""
+    return series.cut(
+        list(AMOUNT_BANDS_FEN[1:]), labels=list(AMOUNT_BAND_LABELS), left_closed=True
+    ).cast(pl.String)
 
 
 @dataclass(frozen=True)
@@ -57,12 +70,16 @@ def _apply(
             continue
         if c.policy is Policy.PSEUDONYMIZE:
             s = pseudo.pseudonymize_series(s)
+        elif c.policy is Policy.ENTITY_KEY:
+            s = entity_key_series(s, pseudo)
         elif c.policy is Policy.MASK:
             mask = MASKS[c.mask_kind or ""]
             s = s.map_elements(mask, return_dtype=pl.String)
         elif c.policy is Policy.GENERALIZE:
             if c.type is ColumnType.DATE:
                 s = s.dt.strftime("%Y-%m")
+            elif c.type in (ColumnType.DECIMAL, ColumnType.INTEGER):
+                s = amount_band(s)
             else:
                 s = s.map_elements(generalize_address, return_dtype=pl.String)
         elif c.policy is Policy.REDACT:
@@ -74,12 +91,12 @@ def _apply(
 
 
 def scan_residual(frame: pl.DataFrame, analyzer: Any) -> dict[str, dict[str, int]]:
-    """Deny by default: every text column is scanned; any personal entity found is reported."""
+    """Deny by default: every text or number column is scanned; personal entities are counted."""
     found: dict[str, dict[str, int]] = {}
     for name, dtype in frame.schema.items():
-        if dtype != pl.String:
-            continue
-        values = frame[name].drop_nulls().unique()
+        if not (dtype == pl.String or dtype.is_integer()):
+            continue  # dates and floats cannot hold an identifier
+        values = frame[name].cast(pl.String).drop_nulls().unique()
         if values.len() > RESIDUAL_SCAN_SAMPLE:
             values = values.sample(RESIDUAL_SCAN_SAMPLE, seed=0)
         counts: Counter[str] = residual_pii(analyzer, values.to_list())
@@ -88,15 +105,31 @@ def scan_residual(frame: pl.DataFrame, analyzer: Any) -> dict[str, dict[str, int
     return found
 
 
+def _residual_message(table: SourceTable, residual: dict[str, dict[str, int]]) -> str:
+    """Column, entity type and count for each finding — never the values themselves."""
+    parts = []
+    for column, entities in residual.items():
+        policy = table.column(column).policy
+        found = ", ".join(f"{entity} × {n}" for entity, n in sorted(entities.items()))
+        if policy is Policy.KEEP:
+            parts.append(
+                f"column {column!r} holds personal information ({found}) but has no "
+                "policy: declare drop/pseudonymize/mask/generalize/redact in its contract"
+            )
+        else:
+            parts.append(
+                f"column {column!r} still holds personal information after {policy.value} ({found})"
+            )
+    return f"{table.name}: desensitization refused: " + "; ".join(parts)
+
+
 def desensitize(
     df: pl.DataFrame, table: SourceTable, pseudo: Pseudonymizer, analyzer: Any, anonymizer: Any
 ) -> DesensitizeResult:
     """Policies applied; raises ResidualPIIError when the scan still finds personal data."""
+    check_contract(table)
     frame = _apply(df, table, pseudo, analyzer, anonymizer)
     residual = scan_residual(frame, analyzer)
     if residual:
-        summary = ", ".join(f"{col}: {ents}" for col, ents in residual.items())
-        raise ResidualPIIError(
-            f"{table.name}: personal data remains after desensitization ({summary})"
-        )
+        raise ResidualPIIError(_residual_message(table, residual))
     return DesensitizeResult(frame=frame, residual=residual)

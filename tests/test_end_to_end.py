@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from pdo.cli import app
 from pdo.ledger.db import session_scope
-from pdo.ledger.models import RevenueAllocation, UsageEvent
+from pdo.ledger.models import RevenueAllocation, ServedScore, UsageEvent
 from pdo.settings import Settings
 from pdo.workspace import Workspace
 from tests.live_api import serve_api
@@ -124,33 +124,47 @@ def test_publish_refused_before_approval_then_served_and_metered(loop: dict) -> 
 
     settings = loop["settings"]
     ws = Workspace.open(settings)
-    registry = pl.read_csv(loop["source"] / "market_enterprise_registry.csv", infer_schema=False)
-    with session_scope(ws.engine) as s:
-        from pdo.ledger.models import ServedScore
-
-        uscc = s.exec(select(ServedScore.uscc).limit(1)).one()
-    assert uscc in set(registry["uscc"])
+    # A bank asks with the USCC it knows; a 个体工商户's is found through its pseudonym.
+    registry = ws.lake.read(_raw_manifest(ws, "enterprise_registry"))
+    company = registry.filter(~pl.col("uscc").str.starts_with("92"))["uscc"][0]
+    individual = registry.filter(pl.col("uscc").str.starts_with("92"))["uscc"][0]
     with serve_api(settings) as base:
-        url = f"{base}/v1/products/credit_risk/scores/{uscc}"
+        url = f"{base}/v1/products/credit_risk/scores/{company}"
         ok = httpx.get(url, params={"purpose": "贷前审查"}, headers={"X-API-Key": key})
+        person = httpx.get(
+            f"{base}/v1/products/credit_risk/scores/{individual}",
+            params={"purpose": "贷后管理"},
+            headers={"X-API-Key": key},
+        )
         no_key = httpx.get(url, params={"purpose": "贷前审查"})
         bad_purpose = httpx.get(url, params={"purpose": "营销"}, headers={"X-API-Key": key})
         no_purpose = httpx.get(url, headers={"X-API-Key": key})
     assert ok.status_code == 200, ok.text
     body = ok.json()
-    assert body["product_version"] == "credit_risk@1" and body["grade"] in "ABCDE"
-    assert set(body) >= {"score", "grade", "product_version", "as_of"}
+    assert body["uscc"] == company and body["product_version"] == "credit_risk@1"
+    assert body["grade"] in "ABCDE" and set(body) >= {"score", "grade", "product_version", "as_of"}
+    assert person.status_code == 200 and person.json()["uscc"] == individual
     assert no_key.status_code == 401 and no_key.json()["error"]["code"] == "missing_api_key"
     assert bad_purpose.status_code == 403
     assert bad_purpose.json()["error"]["code"] == "purpose_not_allowed"
     assert no_purpose.status_code == 422 and "purpose" in no_purpose.json()["error"]["message"]
     with session_scope(ws.engine) as s:
-        events = s.exec(select(UsageEvent)).all()
-        assert [e.id for e in events] == [body["usage_id"]]
+        events = {e.id: e for e in s.exec(select(UsageEvent)).all()}
+        assert set(events) == {body["usage_id"], person.json()["usage_id"]}
+        assert events[person.json()["usage_id"]].uscc.startswith("p_")  # no personal code stored
         shares = s.exec(
             select(RevenueAllocation).where(RevenueAllocation.usage_event_id == body["usage_id"])
         ).all()
-        assert sum(a.amount_fen for a in shares) == events[0].price_fen == body["price_fen"]
+        assert sum(a.amount_fen for a in shares) == body["price_fen"] == 200
+        served = set(s.exec(select(ServedScore.uscc)).all())
+    assert company in served and individual not in served
+    assert not any(u.startswith("92") for u in served)
+
+
+def _raw_manifest(ws: Workspace, table: str):
+    root = ws.lake.root / "raw" / table
+    (version,) = [p.name for p in root.iterdir() if not p.name.startswith(".")]
+    return ws.lake.manifest("raw", table, version)
 
 
 def test_audit_verify_passes_then_fails_after_tampering(loop: dict) -> None:

@@ -193,6 +193,7 @@ def test_penalty_text_finds_each_entity_once(analyzer: AnalyzerEngine) -> None:
     results = find_pii(analyzer, text)
     assert [(r.entity_type, text[r.start : r.end]) for r in results] == [
         ("CN_USCC", USCC),
+        ("PERSON", "张伟"),
         ("CN_RESIDENT_ID", RID),
         ("CN_MOBILE", MOBILE),
     ]

@@ -38,7 +38,7 @@ def test_penalty_summary_is_redacted(
 ) -> None:
     out = redact_text(analyzer, anonymizer, PENALTY)
     assert out == (
-        f"当事人某某科技有限公司（统一社会信用代码{USCC}，法定代表人张伟，身份证号〈身份证号〉，"
+        f"当事人某某科技有限公司（统一社会信用代码{USCC}，法定代表人〈姓名〉，身份证号〈身份证号〉，"
         "联系电话〈手机号〉）在其网店发布虚假广告，违反《中华人民共和国广告法》第二十八条，"
         "依据第五十五条，决定罚款人民币贰万元整。"
     )
@@ -49,7 +49,7 @@ def test_penalty_summary_is_redacted(
 
 def test_residual_pii_counts_personal_entities_only(analyzer: AnalyzerEngine) -> None:
     counts = residual_pii(analyzer, [PENALTY, "另一联系电话+86 139-1234-5678", "", USCC])
-    assert counts == Counter({"CN_RESIDENT_ID": 1, "CN_MOBILE": 2})
+    assert counts == Counter({"CN_RESIDENT_ID": 1, "CN_MOBILE": 2, "PERSON": 1})
 
 
 def test_many_spans_and_formats(analyzer: AnalyzerEngine, anonymizer: AnonymizerEngine) -> None:
@@ -69,7 +69,7 @@ def test_text_without_pii_is_unchanged(
 
 def test_every_registered_entity_has_a_placeholder_decision() -> None:
     assert {cls.ENTITY for cls in RECOGNIZERS} <= set(PLACEHOLDERS)
-    assert kept_entities() == {"CN_USCC"}
+    assert kept_entities() == {"CN_USCC", "CN_ORG_CODE", "ORGANIZATION"}
     assert PLACEHOLDERS["CN_RESIDENT_ID"] == "〈身份证号〉"
     assert PLACEHOLDERS["CN_MOBILE"] == "〈手机号〉"
 

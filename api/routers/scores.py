@@ -4,8 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from api.deps import ApiKeyDep, SessionDep
+from api.deps import ApiKeyDep, PseudonymizerDep, SessionDep
 from api.metering import ScoreAnswer, serve_score
+from pdo.privacy.entity_key import entity_key
 
 router = APIRouter(prefix="/v1/products", tags=["scores"])
 
@@ -19,6 +20,7 @@ def get_score(
     purpose: Annotated[str, Query(min_length=1, description="declared purpose, e.g. 贷前审查")],
     key: ApiKeyDep,
     session: SessionDep,
+    pseudo: PseudonymizerDep,
 ) -> ScoreAnswer:
     """The enterprise's score, grade and product version; every answer is metered once."""
-    return serve_score(session, key, product, uscc, purpose)
+    return serve_score(session, key, product, uscc, purpose, entity_key(uscc, pseudo))

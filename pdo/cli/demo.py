@@ -176,12 +176,15 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
         _step(7, "银行调用接口 — a few metered API calls")
-        from pdo.ledger.models import ServedScore
+        import polars as pl
 
-        with session_scope(ws.engine) as s:
-            from sqlmodel import select
-
-            usccs = [r.uscc for r in s.exec(select(ServedScore).limit(3))]
+        # The bank asks about enterprises it knows by USCC (companies and a 个体工商户).
+        registry = pl.read_csv(source / "market_enterprise_registry.csv", infer_schema=False)
+        codes = registry["uscc"].drop_nulls()
+        usccs = [
+            *codes.filter(codes.str.starts_with("91")).head(2),
+            *codes.filter(codes.str.starts_with("92")).head(1),
+        ]
         for uscc in usccs:
             r = httpx.get(
                 f"{api_url}/v1/products/credit_risk/scores/{uscc}",

@@ -68,3 +68,23 @@ def luhn_ok(digits: str) -> bool:
                 d -= 9
         total += d
     return total % 10 == 0
+
+
+ORG_CODE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # digits 0-9, then A=10 … Z=35
+_ORG_CODE_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def org_code_check_char(body8: str) -> str:
+    """GB 11714-1997 check character (MOD 11) for the 8-character body of an organization code."""
+    total = sum(
+        ORG_CODE_ALPHABET.index(c) * w for c, w in zip(body8, _ORG_CODE_WEIGHTS, strict=True)
+    )
+    check = 11 - total % 11
+    return "X" if check == 10 else "0" if check == 11 else str(check)
+
+
+def is_valid_org_code(code: str) -> bool:
+    """True for a 9-character organization code (dash before the check character removed)."""
+    if len(code) != 9 or any(c not in ORG_CODE_ALPHABET for c in code[:8]):
+        return False
+    return org_code_check_char(code[:8]) == code[8]

@@ -16,6 +16,18 @@ PLACEHOLDERS: dict[str, str | None] = {
     "CN_RESIDENT_ID": "〈身份证号〉",
     "CN_MOBILE": "〈手机号〉",
     "CN_USCC": None,  # an enterprise's public registration code, not personal data
+    "CN_USCC_INDIVIDUAL": "〈个体工商户代码〉",  # type 92: identifies a natural person
+    "CN_ORG_CODE": None,  # an organization's code (GB 11714), likewise kept
+    "CN_LANDLINE": "〈固定电话〉",
+    "CN_BANK_CARD": "〈银行卡号〉",
+    "CN_VEHICLE_PLATE": "〈车牌号〉",
+    "CN_PASSPORT": "〈护照号〉",
+    "CN_TRAVEL_PERMIT": "〈通行证号〉",
+    "EMAIL_ADDRESS": "〈电子邮箱〉",
+    "IP_ADDRESS": "〈IP地址〉",
+    "PERSON": "〈姓名〉",
+    "CN_ADDRESS": "〈地址〉",  # a specific address; plain place names are not reported
+    "ORGANIZATION": None,  # organisation names are not personal data: detected, kept
 }
 # Any personal entity a later recognizer finds before it gets its own entry.
 DEFAULT_PLACEHOLDER = "〈个人信息〉"

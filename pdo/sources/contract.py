@@ -25,6 +25,7 @@ class Policy(StrEnum):
     MASK = "mask"
     REDACT = "redact"
     GENERALIZE = "generalize"
+    ENTITY_KEY = "entity_key"  # USCC kept for companies, pseudonymized for 个体工商户
 
 
 class Classification(StrEnum):
@@ -46,6 +47,8 @@ class Column:
     policy: Policy = Policy.KEEP
     required: bool = False
     mask_kind: str | None = None  # e.g. "name", "mobile" for Policy.MASK
+    pii: str | None = None  # the personal information it holds (entity type), if any
+    classification: Classification | None = None  # overrides the table's, if stricter
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class SourceTable:
     encoding: str = "utf-8"
     classification: Classification = Classification.GENERAL
     key: tuple[str, ...] = field(default_factory=tuple)
+    quasi_identifiers: tuple[str, ...] = ()  # columns that together could single a record out
+    sensitive: tuple[str, ...] = ()  # attributes whose diversity protects a class (l-diversity)
 
     def column(self, name: str) -> Column:
         """Look a column up by name."""
@@ -73,6 +78,71 @@ class SourceTable:
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+
+# Which policies each classification allows for columns that hold personal information.
+# 重要: masks only for names/addresses (a masked mobile still shows 7 of 11 digits).
+# 核心: nothing leaves, not even pseudonymized.
+ALLOWED_PII_POLICIES: dict[Classification, frozenset[Policy]] = {
+    Classification.GENERAL: frozenset(
+        {
+            Policy.PSEUDONYMIZE,
+            Policy.MASK,
+            Policy.GENERALIZE,
+            Policy.REDACT,
+            Policy.DROP,
+            Policy.ENTITY_KEY,
+        }
+    ),
+    Classification.IMPORTANT: frozenset(
+        {
+            Policy.PSEUDONYMIZE,
+            Policy.MASK,
+            Policy.GENERALIZE,
+            Policy.REDACT,
+            Policy.DROP,
+            Policy.ENTITY_KEY,
+        }
+    ),
+    Classification.CORE: frozenset({Policy.DROP}),
+}
+
+
+IMPORTANT_MASKS = frozenset({"name", "address"})
+
+
+class ContractError(ValueError):
+    """A contract declares a policy its data classification does not allow."""
+
+
+def check_contract(table: SourceTable) -> None:
+    """Refuse policies the classification forbids: 核心 never leaves, PII never kept as is."""
+    problems = []
+    for c in table.columns:
+        level = c.classification or table.classification
+        if level is Classification.CORE and c.policy is not Policy.DROP:
+            problems.append(f"{c.name}: {level.value} data never leaves the domain (drop it)")
+        elif c.pii and c.policy not in ALLOWED_PII_POLICIES[level]:
+            allowed = ", ".join(sorted(p.value for p in ALLOWED_PII_POLICIES[level]))
+            problems.append(
+                f"{c.name} holds {c.pii}: policy {c.policy.value} is not allowed for "
+                f"{level.value} data (allowed: {allowed})"
+            )
+        if c.policy is Policy.MASK and not c.mask_kind:
+            problems.append(f"{c.name}: mask policy needs a mask_kind")
+        if (
+            c.policy is Policy.MASK
+            and level is Classification.IMPORTANT
+            and c.mask_kind not in IMPORTANT_MASKS
+        ):
+            problems.append(
+                f"{c.name}: a partial {c.mask_kind} mask is not allowed for {level.value} data"
+            )
+    unknown = set(table.quasi_identifiers + table.sensitive) - set(table.column_names)
+    if unknown:
+        problems.append(f"unknown quasi-identifier/sensitive columns {sorted(unknown)}")
+    if problems:
+        raise ContractError(f"contract {table.name}: " + "; ".join(problems))
 
 
 @dataclass(frozen=True)

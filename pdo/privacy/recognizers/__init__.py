@@ -6,9 +6,21 @@ from typing import Protocol
 
 from presidio_analyzer import EntityRecognizer, RecognizerRegistry
 
+from pdo.privacy.recognizers.address import AddressRecognizer
+from pdo.privacy.recognizers.bank_card import BankCardRecognizer
+from pdo.privacy.recognizers.email import EmailRecognizer
+from pdo.privacy.recognizers.ip_address import IpAddressRecognizer
+from pdo.privacy.recognizers.landline import LandlineRecognizer
 from pdo.privacy.recognizers.mobile import MobileRecognizer
+from pdo.privacy.recognizers.org_code import OrgCodeRecognizer
+from pdo.privacy.recognizers.organization import OrganizationRecognizer
+from pdo.privacy.recognizers.passport import PassportRecognizer
+from pdo.privacy.recognizers.person_name import PersonNameRecognizer
+from pdo.privacy.recognizers.plate import PlateRecognizer
 from pdo.privacy.recognizers.resident_id import ResidentIdRecognizer
+from pdo.privacy.recognizers.travel_permit import TravelPermitRecognizer
 from pdo.privacy.recognizers.uscc import UsccRecognizer
+from pdo.privacy.recognizers.uscc_individual import IndividualUsccRecognizer
 
 LANGUAGE = "zh"
 
@@ -24,7 +36,19 @@ class RecognizerClass(Protocol):
 RECOGNIZERS: tuple[RecognizerClass, ...] = (
     ResidentIdRecognizer,
     UsccRecognizer,
+    IndividualUsccRecognizer,
     MobileRecognizer,
+    OrgCodeRecognizer,
+    LandlineRecognizer,
+    BankCardRecognizer,
+    PlateRecognizer,
+    PassportRecognizer,
+    TravelPermitRecognizer,
+    EmailRecognizer,
+    IpAddressRecognizer,
+    PersonNameRecognizer,  # NER-backed (pdo.privacy.ner): names, addresses, organisations
+    AddressRecognizer,
+    OrganizationRecognizer,
 )
 
 
@@ -38,9 +62,21 @@ def build_registry() -> RecognizerRegistry:
 
 __all__ = [
     "RECOGNIZERS",
+    "AddressRecognizer",
+    "BankCardRecognizer",
+    "EmailRecognizer",
+    "IndividualUsccRecognizer",
+    "IpAddressRecognizer",
+    "LandlineRecognizer",
     "MobileRecognizer",
+    "OrgCodeRecognizer",
+    "OrganizationRecognizer",
+    "PassportRecognizer",
+    "PersonNameRecognizer",
+    "PlateRecognizer",
     "RecognizerClass",
     "ResidentIdRecognizer",
+    "TravelPermitRecognizer",
     "UsccRecognizer",
     "build_registry",
 ]

@@ -33,8 +33,9 @@ class UsccRecognizer(PatternRecognizer):
         )
 
     def validate_result(self, pattern_text: str) -> bool:
-        """The GB 32100 check character must hold."""
-        return is_valid_uscc(pattern_text.upper())
+        """The GB 32100 check character must hold; type-92 codes belong to the individual rule."""
+        code = pattern_text.upper()
+        return is_valid_uscc(code) and not code.startswith("92")
 
     def invalidate_result(self, pattern_text: str) -> bool:
         """An all-digit code that is also a valid resident ID is treated as personal (safer)."""

