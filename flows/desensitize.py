@@ -15,9 +15,11 @@ from pdo.privacy.entity_key import entity_key_series
 from pdo.privacy.masks import MASKS, generalize_address
 from pdo.privacy.pseudonym import Pseudonymizer
 from pdo.privacy.redact import redact_text, residual_pii
+from pdo.privacy.risk import assess
 from pdo.sources.contract import ColumnType, Policy, SourceTable, check_contract
 
 RESIDUAL_SCAN_SAMPLE = 20_000
+RISK_K_TARGET = 5  # the k the review package reports against
 
 
 class ResidualPIIError(RuntimeError):
@@ -42,6 +44,7 @@ class DesensitizeResult:
 
     frame: pl.DataFrame
     residual: dict[str, dict[str, int]] = field(default_factory=dict)
+    risk: dict[str, Any] = field(default_factory=dict)  # k-anonymity report (numbers only)
 
 
 def policy_hash(table: SourceTable, key_id: str) -> str:
@@ -132,4 +135,9 @@ def desensitize(
     residual = scan_residual(frame, analyzer)
     if residual:
         raise ResidualPIIError(_residual_message(table, residual))
-    return DesensitizeResult(frame=frame, residual=residual)
+    risk: dict[str, Any] = {}
+    if table.quasi_identifiers:
+        quasi = [q for q in table.quasi_identifiers if q in frame.columns]
+        sensitive = [c for c in table.sensitive if c in frame.columns]
+        risk = assess(frame, quasi, sensitive, k_target=RISK_K_TARGET).to_dict()
+    return DesensitizeResult(frame=frame, residual=residual, risk=risk)

@@ -7,13 +7,14 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.runtime import flow_run
+from sqlmodel import select
 
 from flows.context import open_workspace
 from flows.stages import IngestSummary, desensitize_table, ingest_table, validate_table
 from pdo import audit
 from pdo.lake import Manifest
 from pdo.ledger.db import session_scope
-from pdo.ledger.models import PipelineRun
+from pdo.ledger.models import PipelineRun, StageRun
 from pdo.ledger.types import utcnow
 from pdo.registration import check_authorization
 from pdo.signoff import package_hash
@@ -121,11 +122,24 @@ def review_package(
         {"table": m.table, "zone": m.zone, "id": m.id, "rows": m.row_count}
         for m in desensitized.values()
     ]
+    with session_scope(ws.engine) as s:
+        stage_rows = s.exec(
+            select(StageRun).where(StageRun.run_id == run.id, StageRun.stage == "desensitize")
+        ).all()
+        privacy = {
+            r.table_name: {
+                "residual_pii": r.details.get("residual_pii", {}),
+                "pseudonym_key_id": r.details.get("pseudonym_key_id"),
+                "risk": r.details.get("risk", {}),
+            }
+            for r in stage_rows
+        }
     return {
         "run_id": run.id,
         "authorization": authorization,
         "tables": tables,
         "datasets": datasets,
+        "privacy": privacy,
         "validation": validations,
     }
 

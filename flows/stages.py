@@ -144,6 +144,7 @@ def desensitize_table(ws: Workspace, run_id: str, table: SourceTable, raw: Manif
                     "policies": {c.name: c.policy.value for c in table.columns},
                     "pseudonym_key_id": key_id,
                     "residual_pii": result.residual,
+                    "risk": result.risk,
                 },
                 started_at=started,
                 finished_at=utcnow(),
