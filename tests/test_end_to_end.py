@@ -17,6 +17,7 @@ from pdo.cli import app
 from pdo.ledger.db import session_scope
 from pdo.ledger.models import RevenueAllocation, ServedScore, UsageEvent
 from pdo.settings import Settings
+from pdo.sources.tables import SOURCE_TABLES
 from pdo.workspace import Workspace
 from tests.live_api import serve_api
 
@@ -119,16 +120,7 @@ def test_review_package_reports_privacy_per_table(loop: dict) -> None:
         run = s.get(PipelineRun, loop["run_id"])
         assert run is not None
         privacy = run.review_package["privacy"]
-    assert set(privacy) == {
-        "enterprise_registry",
-        "abnormal_operations",
-        "tax_credit",
-        "social_insurance",
-        "utility_payments",
-        "penalties",
-        "court_cases",
-        "bank_loans",
-    }
+    assert set(privacy) == {t.name for t in SOURCE_TABLES}
     assert all(p["residual_pii"] == {} for p in privacy.values())
     risk = privacy["enterprise_registry"]["risk"]
     assert risk["rows"] > 300 and risk["k"] >= 1 and 0 <= risk["share_unique"] <= 1

@@ -4,6 +4,17 @@ from pdo.sources.contract import Classification, Column, SourceTable
 from pdo.sources.contract import ColumnType as T
 from pdo.sources.contract import Policy as P
 
+# Every table names its enterprise by USCC; a 个体工商户's code is personal data (entity_key).
+USCC = Column(
+    "uscc",
+    T.STRING,
+    "统一社会信用代码",
+    "Unified social credit code",
+    P.ENTITY_KEY,
+    required=True,
+    pii="CN_USCC_INDIVIDUAL",
+)
+
 ENTERPRISE_REGISTRY = SourceTable(
     name="enterprise_registry",
     department="market",
@@ -16,15 +27,7 @@ ENTERPRISE_REGISTRY = SourceTable(
     quasi_identifiers=("district", "industry_section", "established_on", "registered_capital"),
     sensitive=("status",),
     columns=(
-        Column(
-            "uscc",
-            T.STRING,
-            "统一社会信用代码",
-            "Unified social credit code",
-            P.ENTITY_KEY,
-            required=True,
-            pii="CN_USCC_INDIVIDUAL",
-        ),
+        USCC,
         Column("name", T.STRING, "企业名称", "Enterprise name", required=True),
         Column(
             "legal_rep_name",
@@ -72,15 +75,7 @@ ABNORMAL_OPERATIONS = SourceTable(
     file_format="csv",
     key=("uscc", "listed_on"),
     columns=(
-        Column(
-            "uscc",
-            T.STRING,
-            "统一社会信用代码",
-            "Unified social credit code",
-            P.ENTITY_KEY,
-            required=True,
-            pii="CN_USCC_INDIVIDUAL",
-        ),
+        USCC,
         Column("listed_on", T.DATE, "列入日期", "Listed on", required=True),
         Column("reason", T.STRING, "列入原因", "Reason"),
         Column("removed_on", T.DATE, "移出日期", "Removed on"),
@@ -97,15 +92,7 @@ TAX_CREDIT = SourceTable(
     encoding="gbk",
     key=("uscc", "year"),
     columns=(
-        Column(
-            "uscc",
-            T.STRING,
-            "统一社会信用代码",
-            "Unified social credit code",
-            P.ENTITY_KEY,
-            required=True,
-            pii="CN_USCC_INDIVIDUAL",
-        ),
+        USCC,
         Column("year", T.INTEGER, "评价年度", "Assessment year", required=True),
         Column("grade", T.STRING, "纳税信用等级", "Tax credit grade (A/B/M/C/D)", required=True),
         Column("tax_paid", T.DECIMAL, "年度纳税额（元）", "Tax paid in the year (yuan)"),
@@ -121,15 +108,7 @@ SOCIAL_INSURANCE = SourceTable(
     file_format="xlsx",
     key=("uscc", "month"),
     columns=(
-        Column(
-            "uscc",
-            T.STRING,
-            "统一社会信用代码",
-            "Unified social credit code",
-            P.ENTITY_KEY,
-            required=True,
-            pii="CN_USCC_INDIVIDUAL",
-        ),
+        USCC,
         Column("month", T.MONTH, "所属月份", "Month", required=True),
         Column("insured_headcount", T.INTEGER, "参保人数", "Insured headcount", required=True),
     ),
@@ -144,15 +123,7 @@ UTILITY_PAYMENTS = SourceTable(
     file_format="parquet",
     key=("uscc", "utility", "month"),
     columns=(
-        Column(
-            "uscc",
-            T.STRING,
-            "统一社会信用代码",
-            "Unified social credit code",
-            P.ENTITY_KEY,
-            required=True,
-            pii="CN_USCC_INDIVIDUAL",
-        ),
+        USCC,
         Column("utility", T.STRING, "缴费类型", "Utility (water/electricity)", required=True),
         Column("month", T.MONTH, "账期", "Billing month", required=True),
         Column("amount_due", T.DECIMAL, "应缴金额（元）", "Amount due (yuan)"),
@@ -171,15 +142,7 @@ PENALTIES = SourceTable(
     key=("case_no",),
     columns=(
         Column("case_no", T.STRING, "处罚决定书文号", "Decision number", required=True),
-        Column(
-            "uscc",
-            T.STRING,
-            "统一社会信用代码",
-            "Unified social credit code",
-            P.ENTITY_KEY,
-            required=True,
-            pii="CN_USCC_INDIVIDUAL",
-        ),
+        USCC,
         Column("decided_on", T.DATE, "处罚决定日期", "Decision date", required=True),
         Column("published_on", T.DATE, "公示日期", "Publication date"),
         Column("authority", T.STRING, "处罚机关", "Deciding authority"),
@@ -206,15 +169,7 @@ COURT_CASES = SourceTable(
     key=("case_no",),
     columns=(
         Column("case_no", T.STRING, "案号", "Case number", required=True),
-        Column(
-            "uscc",
-            T.STRING,
-            "统一社会信用代码",
-            "Unified social credit code",
-            P.ENTITY_KEY,
-            required=True,
-            pii="CN_USCC_INDIVIDUAL",
-        ),
+        USCC,
         Column("kind", T.STRING, "类型", "Kind (执行案件/失信被执行人)", required=True),
         Column("filed_on", T.DATE, "立案日期", "Filing date", required=True),
         Column("published_on", T.DATE, "发布日期", "Publication date"),
@@ -233,15 +188,7 @@ BANK_LOANS = SourceTable(
     key=("loan_id",),
     columns=(
         Column("loan_id", T.STRING, "贷款编号", "Loan id", required=True),
-        Column(
-            "uscc",
-            T.STRING,
-            "统一社会信用代码",
-            "Unified social credit code",
-            P.ENTITY_KEY,
-            required=True,
-            pii="CN_USCC_INDIVIDUAL",
-        ),
+        USCC,
         Column("issued_on", T.DATE, "放款日期", "Issue date", required=True),
         Column("amount", T.DECIMAL, "贷款金额（元）", "Loan amount (yuan)"),
         Column(
