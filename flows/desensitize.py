@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,13 +11,12 @@ from typing import Any
 import polars as pl
 
 from pdo.privacy.entity_key import entity_key_series
-from pdo.privacy.masks import MASKS, generalize_address
+from pdo.privacy.fastscan import FastScanner
 from pdo.privacy.pseudonym import Pseudonymizer
-from pdo.privacy.redact import redact_text, residual_pii
 from pdo.privacy.risk import assess
+from pdo.privacy.vectorized import generalize_address_series, mask_series
 from pdo.sources.contract import ColumnType, Policy, SourceTable, check_contract
 
-RESIDUAL_SCAN_SAMPLE = 20_000
 RISK_K_TARGET = 5  # the k the review package reports against
 
 
@@ -64,7 +62,7 @@ def code_hash() -> str:
 
 
 def _apply(
-    df: pl.DataFrame, table: SourceTable, pseudo: Pseudonymizer, analyzer: Any, anonymizer: Any
+    df: pl.DataFrame, table: SourceTable, pseudo: Pseudonymizer, scanner: FastScanner
 ) -> pl.DataFrame:
     out: list[pl.Series] = []
     for c in table.columns:
@@ -76,33 +74,32 @@ def _apply(
         elif c.policy is Policy.ENTITY_KEY:
             s = entity_key_series(s, pseudo)
         elif c.policy is Policy.MASK:
-            mask = MASKS[c.mask_kind or ""]
-            s = s.map_elements(mask, return_dtype=pl.String)
+            s = mask_series(c.mask_kind or "", s)
         elif c.policy is Policy.GENERALIZE:
             if c.type is ColumnType.DATE:
                 s = s.dt.strftime("%Y-%m")
             elif c.type in (ColumnType.DECIMAL, ColumnType.INTEGER):
                 s = amount_band(s)
             else:
-                s = s.map_elements(generalize_address, return_dtype=pl.String)
+                s = generalize_address_series(s)
         elif c.policy is Policy.REDACT:
-            s = s.map_elements(
-                lambda text: redact_text(analyzer, anonymizer, text), return_dtype=pl.String
-            )
+            s = scanner.redact_series(s)
         out.append(s.alias(c.name))
     return pl.DataFrame(out)
 
 
-def scan_residual(frame: pl.DataFrame, analyzer: Any) -> dict[str, dict[str, int]]:
-    """Deny by default: every text or number column is scanned; personal entities are counted."""
+def scan_residual(frame: pl.DataFrame, scanner: FastScanner) -> dict[str, dict[str, int]]:
+    """Deny by default: every distinct value of every text or integer column is scanned.
+
+    The scanner stands for the full Presidio analyzer (patterns, checksums and NER); personal
+    entities are counted per column, kept ones (enterprise codes, organisations) are not.
+    """
     found: dict[str, dict[str, int]] = {}
     for name, dtype in frame.schema.items():
         if not (dtype == pl.String or dtype.is_integer()):
             continue  # dates and floats cannot hold an identifier
         values = frame[name].cast(pl.String).drop_nulls().unique()
-        if values.len() > RESIDUAL_SCAN_SAMPLE:
-            values = values.sample(RESIDUAL_SCAN_SAMPLE, seed=0)
-        counts: Counter[str] = residual_pii(analyzer, values.to_list())
+        counts = scanner.count_personal(values.to_list())
         if counts:
             found[name] = dict(counts)
     return found
@@ -127,12 +124,15 @@ def _residual_message(table: SourceTable, residual: dict[str, dict[str, int]]) -
 
 
 def desensitize(
-    df: pl.DataFrame, table: SourceTable, pseudo: Pseudonymizer, analyzer: Any, anonymizer: Any
+    df: pl.DataFrame, table: SourceTable, pseudo: Pseudonymizer, scanner: FastScanner
 ) -> DesensitizeResult:
-    """Policies applied; raises ResidualPIIError when the scan still finds personal data."""
+    """Policies applied; raises ResidualPIIError when the scan still finds personal data.
+
+    scanner must cover every entity the analyzer knows (``FastScanner(analyzer, ner=True)``).
+    """
     check_contract(table)
-    frame = _apply(df, table, pseudo, analyzer, anonymizer)
-    residual = scan_residual(frame, analyzer)
+    frame = _apply(df, table, pseudo, scanner)
+    residual = scan_residual(frame, scanner)
     if residual:
         raise ResidualPIIError(_residual_message(table, residual))
     risk: dict[str, Any] = {}

@@ -18,6 +18,7 @@ from pdo.ledger.db import session_scope
 from pdo.ledger.models import DatasetVersion, StageRun, ValidationResult
 from pdo.ledger.types import utcnow
 from pdo.privacy.analyzer import build_analyzer
+from pdo.privacy.fastscan import get_scanner
 from pdo.privacy.pseudonym import Pseudonymizer
 from pdo.sources.contract import SourceTable
 from pdo.workspace import Workspace
@@ -110,15 +111,12 @@ def _reason_counts(reasons: list[str]) -> dict[str, int]:
 
 def desensitize_table(ws: Workspace, run_id: str, table: SourceTable, raw: Manifest) -> Manifest:
     """Apply the table's column policies and the residual scan; write the desensitized zone."""
-    from presidio_anonymizer import AnonymizerEngine
-
     started = utcnow()
     key_id, key = ws.settings.read_pseudonym_key()
     pseudo = Pseudonymizer(key_id, key)
     analyzer = build_analyzer(ws.settings.models_dir)
-    result = desensitize_mod.desensitize(
-        ws.lake.read(raw), table, pseudo, analyzer, AnonymizerEngine()
-    )
+    scanner = get_scanner(analyzer, ner=True, processes=ws.settings.scan_processes)
+    result = desensitize_mod.desensitize(ws.lake.read(raw), table, pseudo, scanner)
     out = ws.lake.write(
         result.frame,
         table=table.name,

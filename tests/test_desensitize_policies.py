@@ -8,7 +8,6 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from presidio_anonymizer import AnonymizerEngine
 from typer.testing import CliRunner
 
 from flows.desensitize import ResidualPIIError, amount_band, desensitize
@@ -16,6 +15,7 @@ from flows.ingest import ingest_file
 from pdo.cli import app
 from pdo.lake import Lake
 from pdo.privacy.analyzer import build_analyzer
+from pdo.privacy.fastscan import FastScanner
 from pdo.privacy.pseudonym import Pseudonymizer
 from pdo.sources.contract import (
     Classification,
@@ -30,8 +30,8 @@ from pdo.sources.tables import ENTERPRISE_REGISTRY, SOURCE_TABLES, TAX_CREDIT, t
 
 
 @pytest.fixture(scope="module")
-def analyzer(tmp_path_factory: pytest.TempPathFactory):
-    return build_analyzer(tmp_path_factory.mktemp("models"))
+def scanner(tmp_path_factory: pytest.TempPathFactory) -> FastScanner:
+    return FastScanner(build_analyzer(tmp_path_factory.mktemp("models")), ner=True)
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +46,10 @@ def delivery(tmp_path_factory: pytest.TempPathFactory) -> Path:
 PSEUDO = Pseudonymizer("test-key", b"k" * 32)
 
 
-def _desensitize(delivery: Path, name: str, analyzer) -> pl.DataFrame:
+def _desensitize(delivery: Path, name: str, scanner) -> pl.DataFrame:
     contract = table(name)
     clean = ingest_file(delivery / contract.file_name, contract).clean
-    return desensitize(clean, contract, PSEUDO, analyzer, AnonymizerEngine()).frame
+    return desensitize(clean, contract, PSEUDO, scanner).frame
 
 
 @pytest.mark.parametrize("contract", SOURCE_TABLES, ids=lambda t: t.name)
@@ -109,7 +109,7 @@ def test_core_column_may_only_be_dropped() -> None:
     check_contract(_one_column_table(column, Classification.CORE))
 
 
-def test_undeclared_personal_column_is_refused_without_showing_values(analyzer) -> None:
+def test_undeclared_personal_column_is_refused_without_showing_values(scanner) -> None:
     mobiles = ["13812345678", "13987654321", "15012345678"]
     contract = SourceTable(
         name="new_table",
@@ -125,13 +125,13 @@ def test_undeclared_personal_column_is_refused_without_showing_values(analyzer) 
     )
     frame = pl.DataFrame({"id": ["a", "b", "c"], "contact": mobiles})
     with pytest.raises(ResidualPIIError) as info:
-        desensitize(frame, contract, PSEUDO, analyzer, AnonymizerEngine())
+        desensitize(frame, contract, PSEUDO, scanner)
     message = str(info.value)
     assert "'contact'" in message and "CN_MOBILE × 3" in message and "no policy" in message
     assert not any(m in message for m in mobiles)
 
 
-def test_integer_columns_are_scanned_too(analyzer) -> None:
+def test_integer_columns_are_scanned_too(scanner) -> None:
     contract = SourceTable(
         name="ints",
         department="market",
@@ -142,13 +142,11 @@ def test_integer_columns_are_scanned_too(analyzer) -> None:
         columns=(Column("phone", ColumnType.INTEGER, "", ""),),
     )
     with pytest.raises(ResidualPIIError, match="'phone'"):
-        desensitize(
-            pl.DataFrame({"phone": [13812345678]}), contract, PSEUDO, analyzer, AnonymizerEngine()
-        )
+        desensitize(pl.DataFrame({"phone": [13812345678]}), contract, PSEUDO, scanner)
 
 
-def test_registry_policies(delivery: Path, analyzer) -> None:
-    out = _desensitize(delivery, "enterprise_registry", analyzer)
+def test_registry_policies(delivery: Path, scanner) -> None:
+    out = _desensitize(delivery, "enterprise_registry", scanner)
     assert "legal_rep_mobile" not in out.columns  # dropped
     assert out["legal_rep_id"].str.contains(r"^p_[0-9a-f]{24}$").all()
     assert out["legal_rep_name"].str.contains(r"^.\*+$").all()
@@ -157,24 +155,24 @@ def test_registry_policies(delivery: Path, analyzer) -> None:
     assert out["address"].str.contains(r"\d+号").sum() == 0  # no street numbers left
 
 
-def test_pseudonyms_join_across_tables(delivery: Path, analyzer) -> None:
+def test_pseudonyms_join_across_tables(delivery: Path, scanner) -> None:
     raw = {
         name: ingest_file(delivery / table(name).file_name, table(name)).clean
         for name in ("enterprise_registry", TAX_CREDIT.name)
     }
     raw_joins = raw[TAX_CREDIT.name].join(raw["enterprise_registry"].select("uscc"), on="uscc")
-    registry = _desensitize(delivery, "enterprise_registry", analyzer)
-    tax = _desensitize(delivery, TAX_CREDIT.name, analyzer)
+    registry = _desensitize(delivery, "enterprise_registry", scanner)
+    tax = _desensitize(delivery, TAX_CREDIT.name, scanner)
     assert tax.filter(pl.col("uscc").str.starts_with("p_")).height > 0
     # exactly the rows that joined before desensitization still join after it
     assert tax.join(registry.select("uscc"), on="uscc").height == raw_joins.height > 0
 
 
-def test_same_input_gives_byte_identical_output(delivery: Path, analyzer, tmp_path: Path) -> None:
+def test_same_input_gives_byte_identical_output(delivery: Path, scanner, tmp_path: Path) -> None:
     contract = ENTERPRISE_REGISTRY
     blobs = []
     for attempt in ("a", "b"):
-        frame = _desensitize(delivery, contract.name, analyzer)
+        frame = _desensitize(delivery, contract.name, scanner)
         m = Lake(tmp_path / attempt).write(
             frame, table=contract.name, zone="desensitized", stage="desensitize"
         )

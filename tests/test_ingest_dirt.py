@@ -46,6 +46,7 @@ def test_quarantine_is_exactly_the_documented_dirt(delivery: Path, table) -> Non
 def test_normalizable_dirt_is_kept(delivery: Path) -> None:
     """Full-width digits and mixed date formats are repaired, not quarantined."""
     dirt = json.loads((delivery / "dirt.json").read_text(encoding="utf-8"))
-    repaired = {k: v for k, v in dirt["counts"].items()
-                if k in ("full_width_digits", "mixed_date_format")}
+    repaired = {
+        k: v for k, v in dirt["counts"].items() if k in ("full_width_digits", "mixed_date_format")
+    }
     assert all(n > 0 for n in repaired.values())

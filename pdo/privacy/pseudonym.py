@@ -9,11 +9,15 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from pdo.privacy.vectorized import nfkc, python_whitespace, with_python_fallback
+
 if TYPE_CHECKING:
     from pdo.settings import Settings
 
 PREFIX = "p_"
 HEX_CHARS = 24  # 96 bits: collisions are negligible at government-registry scale
+REPEATS_WORTH_DEDUPLICATING = 0.8  # distinct share below which each value is hashed once
+ASCII_WHITESPACE = "".join(chr(c) for c in range(128) if chr(c).isspace())
 
 
 def normalize(value: str) -> str:
@@ -49,8 +53,39 @@ class Pseudonymizer:
         return PREFIX + digest.hexdigest()[:HEX_CHARS]
 
     def pseudonymize_series(self, series: pl.Series) -> pl.Series:
-        """Pseudonyms for a polars column (cast to text); nulls stay null, name is kept."""
+        """pseudonym() for each value of a column (cast to text); nulls stay null, name kept.
+
+        Normalizing, hex-encoding and slicing run as column operations, so the Python loop is
+        the bare HMAC call. A column with many repeats hashes each distinct value once.
+        """
         text = series.cast(pl.Utf8)
-        uniques = text.drop_nulls().unique()
-        mapping = {v: self.pseudonym(v) for v in uniques.to_list()}
-        return text.replace_strict(mapping, default=None, return_dtype=pl.Utf8).alias(series.name)
+        if text.n_unique() <= REPEATS_WORTH_DEDUPLICATING * text.len():
+            uniques = text.drop_nulls().unique()
+            return text.replace_strict(
+                uniques, self._codes(uniques), default=None, return_dtype=pl.Utf8
+            ).alias(series.name)
+        return self._codes(text).alias(series.name)
+
+    def _codes(self, text: pl.Series) -> pl.Series:
+        key = self._key
+        messages = normalize_series(text).cast(pl.Binary).to_list()
+        digests = [None if m is None else hmac.digest(key, m, "sha256") for m in messages]
+        hexes = pl.Series(digests, dtype=pl.Binary).bin.encode("hex").str.head(HEX_CHARS)
+        return PREFIX + hexes
+
+
+def normalize_series(series: pl.Series) -> pl.Series:
+    """normalize() on a text column, value for value (see pdo.privacy.vectorized).
+
+    ASCII values (most identifiers) need no NFKC: only the other rows take the full path.
+    """
+    out = series.str.strip_chars(ASCII_WHITESPACE).str.to_uppercase()
+    wide = (series.str.len_bytes() != series.str.len_chars()).fill_null(False)
+    if not wide.any():
+        return out
+    index = wide.arg_true()
+
+    def columnar(text: pl.Series) -> pl.Series:
+        return nfkc(text).str.strip_chars(python_whitespace()).str.to_uppercase()
+
+    return out.scatter(index, with_python_fallback(series.gather(index), columnar, normalize))
