@@ -211,3 +211,13 @@ def test_build_analyzer_saves_model_once_and_caches(tmp_path: Path) -> None:
     assert (tmp_path / MODEL_DIR_NAME / "config.cfg").exists()
     assert build_analyzer(tmp_path) is first
     assert find_pii(first, "没有个人信息的文本") == []
+
+
+@pytest.mark.parametrize("value", ["²" * 18, "1" * 6 + "¹⁹⁴⁹" + "1" * 8, "³" * 15])
+def test_digits_int_cannot_read_are_invalid_not_errors(value: str) -> None:
+    """str.isdigit() accepts superscripts that int() rejects; the checks must just say no."""
+    from pdo.privacy.checksums import is_valid_legacy_resident_id, luhn_ok
+
+    assert not is_valid_resident_id(value)
+    assert not is_valid_legacy_resident_id(value)
+    assert not luhn_ok(value)

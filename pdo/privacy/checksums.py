@@ -39,7 +39,7 @@ def _is_real_date(yyyymmdd: str) -> bool:
 
 def is_valid_resident_id(value: str) -> bool:
     """True for an 18-character resident ID with a real birth date and a correct check character."""
-    if len(value) != 18 or not value[:17].isdigit():
+    if len(value) != 18 or not value[:17].isdecimal():
         return False
     check = value[17].upper()
     if check not in _RID_CHECK:
@@ -52,12 +52,12 @@ def is_valid_resident_id(value: str) -> bool:
 
 def is_valid_legacy_resident_id(value: str) -> bool:
     """True for a 15-digit (pre-1999) resident ID whose 6-digit birth date (19YYMMDD) is real."""
-    return len(value) == 15 and value.isdigit() and _is_real_date("19" + value[6:12])
+    return len(value) == 15 and value.isdecimal() and _is_real_date("19" + value[6:12])
 
 
 def luhn_ok(digits: str) -> bool:
     """Luhn check used by UnionPay personal bank cards."""
-    if not digits.isdigit():
+    if not digits.isdecimal():
         return False
     total = 0
     for i, ch in enumerate(reversed(digits)):

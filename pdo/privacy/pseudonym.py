@@ -9,8 +9,6 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from pdo.privacy.vectorized import nfkc, python_whitespace, with_python_fallback
-
 if TYPE_CHECKING:
     from pdo.settings import Settings
 
@@ -75,17 +73,16 @@ class Pseudonymizer:
 
 
 def normalize_series(series: pl.Series) -> pl.Series:
-    """normalize() on a text column, value for value (see pdo.privacy.vectorized).
+    """normalize() on a text column, value for value.
 
-    ASCII values (most identifiers) need no NFKC: only the other rows take the full path.
+    ASCII values (most identifiers) are stripped and upper-cased as columns; the others go
+    through normalize() itself, since polars' Unicode tables are newer than Python's (its
+    upper case of U+019B differs) and only Python's answer keeps pseudonyms stable.
     """
     out = series.str.strip_chars(ASCII_WHITESPACE).str.to_uppercase()
     wide = (series.str.len_bytes() != series.str.len_chars()).fill_null(False)
     if not wide.any():
         return out
     index = wide.arg_true()
-
-    def columnar(text: pl.Series) -> pl.Series:
-        return nfkc(text).str.strip_chars(python_whitespace()).str.to_uppercase()
-
-    return out.scatter(index, with_python_fallback(series.gather(index), columnar, normalize))
+    redo = pl.Series([normalize(v) for v in series.gather(index).to_list()], dtype=pl.Utf8)
+    return out.scatter(index, redo)

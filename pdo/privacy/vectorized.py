@@ -93,6 +93,17 @@ def _unassigned_class() -> str:
 
 
 @functools.cache
+def _case_unstable_class() -> str:
+    """Characters polars upper-cases differently from Python (its Unicode tables are newer),
+    and those whose NFKC form holds one (U+10791 becomes U+0264)."""
+    chars = [c for c in _all_text() if unicodedata.category(c) != "Cn"]
+    theirs = pl.Series(chars, dtype=pl.Utf8).str.to_uppercase().to_list()
+    differ = {c for c, up in zip(chars, theirs, strict=True) if c.upper() != up}
+    risky = [c for c in chars if c in differ or differ & set(unicodedata.normalize("NFKC", c))]
+    return _rust_class([ord(c) for c in risky])
+
+
+@functools.cache
 def _nfkc_unstable_class() -> str:
     """Characters NFKC might change in some context; a value without any is already NFKC.
 
@@ -167,7 +178,9 @@ def with_python_fallback(
     """vectorized(series), except values with code points unknown to Python: python(value)."""
     text = series.cast(pl.Utf8)
     out = vectorized(text)
-    unknown = text.str.contains(_unassigned_class()).fill_null(False)
+    unknown = (
+        text.str.contains(_unassigned_class()) | text.str.contains(_case_unstable_class())
+    ).fill_null(False)
     if unknown.any():
         index = unknown.arg_true()
         redo = [python(v) for v in text.gather(index).to_list()]
@@ -232,7 +245,10 @@ def _shown_ends(head: int, tail: int) -> Callable[[pl.Expr], pl.Expr]:
     """_keep_ends for values longer than head + tail."""
 
     def formula(v: pl.Expr) -> pl.Expr:
-        return v.str.head(head).str.pad_end(v.str.len_chars() - tail, STAR) + v.str.tail(tail)
+        # runs on every row before odd ones are redone: a short value must not ask for a
+        # negative width (it wraps to ~4 billion characters in polars)
+        width = (v.str.len_chars().cast(pl.Int64) - tail).clip(lower_bound=0)
+        return v.str.head(head).str.pad_end(width, STAR) + v.str.tail(tail)
 
     return formula
 
@@ -481,6 +497,7 @@ def warm_up() -> None:
     for build in (
         _nfkc_unstable_class,
         _unassigned_class,
+        _case_unstable_class,
         _whitespace_class,
         _address_pattern,
         functools.partial(_address_pattern, common=True),
