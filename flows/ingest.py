@@ -10,7 +10,6 @@ from pathlib import Path
 
 import polars as pl
 
-from pdo.privacy.checksums import is_valid_uscc
 from pdo.sources.contract import ColumnType, SourceTable
 
 ROW = "source_row"
@@ -162,13 +161,6 @@ def normalize(raw: pl.DataFrame, table: SourceTable) -> IngestResult:
         )
         if c.required:
             reasons.append(pl.when(pl.lit(~was)).then(pl.lit(f"{c.name}: required value missing")))
-    if "uscc" in table.column_names:
-        valid = text["uscc"].map_elements(is_valid_uscc, return_dtype=pl.Boolean)
-        reasons.append(
-            pl.when(pl.lit(text["uscc"].is_not_null() & ~valid.fill_null(False))).then(
-                pl.lit("uscc: invalid GB 32100 check character")
-            )
-        )
     first = text.select(pl.struct(table.column_names).is_first_distinct()).to_series()
     reasons.append(
         pl.when(pl.lit(~first)).then(pl.lit("duplicate_row: identical to an earlier row"))
@@ -176,7 +168,7 @@ def normalize(raw: pl.DataFrame, table: SourceTable) -> IngestResult:
     reason = pl.concat_str(reasons, separator="; ", ignore_nulls=True)
     with_reason = parsed.with_columns(reason.alias("_reason"))
     bad = with_reason["_reason"].is_not_null() & (with_reason["_reason"] != "")
-    clean = with_reason.filter(~bad).drop("_reason", ROW)
+    clean = with_reason.filter(~bad).drop("_reason")  # ROW stays: validation quarantines by it
     quarantine = raw.filter(bad).select(
         pl.col(ROW),
         with_reason.filter(bad)["_reason"].alias("reason"),

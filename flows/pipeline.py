@@ -10,7 +10,15 @@ from prefect.runtime import flow_run
 from sqlmodel import select
 
 from flows.context import open_workspace
-from flows.stages import IngestSummary, desensitize_table, ingest_table, validate_table
+from flows.stages import (
+    IngestSummary,
+    RawValidationSummary,
+    desensitize_table,
+    ingest_table,
+    run_inputs,
+    validate_raw_table,
+    validate_table,
+)
 from pdo import audit
 from pdo.lake import Manifest
 from pdo.ledger.db import session_scope
@@ -68,6 +76,21 @@ def ingest_task(
     return ingest_table(open_workspace(home, database_url), run_id, table(table_name), Path(path))
 
 
+@task(name="validate-raw", task_run_name="validate-raw-{table_name}")
+def validate_raw_task(
+    home: str,
+    database_url: str | None,
+    run_id: str,
+    table_name: str,
+    raw: Manifest,
+    authorization_id: str,
+    registry: Manifest | None,
+) -> RawValidationSummary:
+    ws = open_workspace(home, database_url)
+    inputs = run_inputs(ws, authorization_id, registry)
+    return validate_raw_table(ws, run_id, table(table_name), raw, inputs)
+
+
 @task(name="desensitize", task_run_name="desensitize-{table_name}")
 def desensitize_task(
     home: str, database_url: str | None, run_id: str, table_name: str, raw: Manifest
@@ -88,6 +111,7 @@ def review_package(
     ws: Workspace,
     run: PipelineRun,
     ingested: list[IngestSummary],
+    checked: dict[str, RawValidationSummary],
     desensitized: dict[str, Manifest],
     validations: list[dict[str, Any]],
 ) -> dict[str, Any]:
@@ -113,8 +137,12 @@ def review_package(
                 "classification": contract.classification.value,
                 "file_sha256": item.file_sha256,
                 "rows_in": item.rows_in,
-                "rows_out": item.raw.row_count,
-                "rows_quarantined": item.quarantine.row_count,
+                "rows_out": checked[item.table].raw.row_count,
+                "rows_quarantined": item.quarantine.row_count
+                + checked[item.table].quarantine.row_count,
+                "rows_quarantined_ingest": item.quarantine.row_count,
+                "rows_quarantined_validation": checked[item.table].quarantine.row_count,
+                "quarantine_reasons": checked[item.table].report["quarantine_reasons"],
                 "policies": {c.name: c.policy.value for c in contract.columns},
             }
         )
@@ -141,6 +169,16 @@ def review_package(
         "datasets": datasets,
         "privacy": privacy,
         "validation": validations,
+        "validation_raw": [checked[item.table].report for item in ingested],
+        "quality": {
+            item.table: {
+                "raw": checked[item.table].report["quality"],
+                "desensitized": next(
+                    (v["quality"] for v in validations if v["table"] == item.table), {}
+                ),
+            }
+            for item in ingested
+        },
     }
 
 
@@ -162,9 +200,22 @@ def pipeline_flow(run_id: str, home: str, database_url: str | None = None) -> st
             ingest_task(home, database_url, run_id, name, str(path))
             for name, path in sorted(files.items())
         ]
-        desensitized = {
-            item.table: desensitize_task(home, database_url, run_id, item.table, item.raw)
+        registry = next((i.raw for i in ingested if i.table == "enterprise_registry"), None)
+        checked = {
+            item.table: validate_raw_task(
+                home, database_url, run_id, item.table, item.raw, run.authorization_id, registry
+            )
             for item in ingested
+        }
+        blocked_raw = [c.report for c in checked.values() if not c.report["success"]]
+        if blocked_raw:
+            raise ValidationBlocked(
+                "raw validation failed for "
+                + ", ".join(f"{v['table']} ({len(v['failures'])} blocking)" for v in blocked_raw)
+            )
+        desensitized = {
+            name: desensitize_task(home, database_url, run_id, name, c.raw)
+            for name, c in checked.items()
         }
         validations = [
             validate_task(home, database_url, run_id, name, m) for name, m in desensitized.items()
@@ -175,7 +226,7 @@ def pipeline_flow(run_id: str, home: str, database_url: str | None = None) -> st
                 "validation failed for "
                 + ", ".join(f"{v['table']} ({len(v['failures'])} blocking)" for v in blocked)
             )
-        package = review_package(ws, run, ingested, desensitized, validations)
+        package = review_package(ws, run, ingested, checked, desensitized, validations)
     except Exception as exc:
         with session_scope(ws.engine) as s:
             failed = s.get(PipelineRun, run_id)

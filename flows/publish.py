@@ -11,6 +11,7 @@ from sqlalchemy import insert
 from sqlmodel import col, select
 
 from flows.context import open_workspace
+from flows.validate import validate_product
 from pdo import audit
 from pdo.lake import Manifest
 from pdo.ledger.db import session_scope
@@ -53,6 +54,7 @@ def package_task(
     }
     as_of = scoring_date(inputs)
     built = spec.build(inputs, as_of)
+    checked = validate_product(built.scores, product_name)
     out = ws.lake.write(
         built.scores,
         table=product_name,
@@ -60,7 +62,12 @@ def package_task(
         stage="package",
         parents=[datasets[t]["id"] for t in spec.inputs],
     )
-    return {"manifest": out, "metrics": built.metrics, "as_of": as_of.isoformat()}
+    return {
+        "manifest": out,
+        "metrics": built.metrics,
+        "as_of": as_of.isoformat(),
+        "validation": checked,
+    }
 
 
 @task(name="deliver")

@@ -10,8 +10,8 @@ from typing import Any
 from sqlmodel import Session
 
 from flows import desensitize as desensitize_mod
+from flows import validate as validate_mod
 from flows.ingest import ingest_file
-from flows.validate import run_suite
 from pdo import audit
 from pdo.lake import Manifest
 from pdo.ledger.db import session_scope
@@ -21,6 +21,7 @@ from pdo.privacy.analyzer import build_analyzer
 from pdo.privacy.fastscan import get_scanner
 from pdo.privacy.pseudonym import Pseudonymizer
 from pdo.sources.contract import SourceTable
+from pdo.validation.runner import RunInputs
 from pdo.workspace import Workspace
 
 
@@ -33,6 +34,16 @@ class IngestSummary:
     quarantine: Manifest
     rows_in: int
     file_sha256: str
+
+
+@dataclass(frozen=True)
+class RawValidationSummary:
+    """The validated raw dataset and what the raw suite quarantined (counts only)."""
+
+    table: str
+    raw: Manifest
+    quarantine: Manifest
+    report: dict[str, Any]
 
 
 def _record_dataset(session: Session, m: Manifest, path: Path) -> None:
@@ -160,39 +171,105 @@ def desensitize_table(ws: Workspace, run_id: str, table: SourceTable, raw: Manif
     return out
 
 
+def _record_validation(
+    s: Session, run_id: str, table: str, dataset: Manifest, report: dict[str, Any]
+) -> None:
+    s.add(
+        ValidationResult(
+            run_id=run_id,
+            table_name=table,
+            dataset_id=dataset.id,
+            suite=report["suite"],
+            success=report["success"],
+            evaluated=report["evaluated"],
+            successful=report["successful"],
+            statistics={k: v for k, v in report.items() if k not in ("suite", "success")},
+        )
+    )
+
+
+def run_inputs(ws: Workspace, authorization_id: str, registry: Manifest | None) -> RunInputs:
+    """What raw suites may ask of this run: the registry's codes and the authorization window."""
+    from pdo.ledger.models import Authorization
+
+    with session_scope(ws.engine) as s:
+        auth = s.get(Authorization, authorization_id)
+        if auth is None:
+            raise ValueError(f"no authorization {authorization_id}")
+        window = (auth.valid_from.date(), auth.valid_until.date())
+    references: dict[str, set[str]] = {}
+    if registry is not None:
+        codes = ws.lake.read(registry)["uscc"].drop_nulls().unique().to_list()
+        references["enterprise_registry.uscc"] = set(codes)
+    return RunInputs(references=references, window=window)
+
+
+def validate_raw_table(
+    ws: Workspace, run_id: str, table: SourceTable, raw: Manifest, inputs: RunInputs
+) -> RawValidationSummary:
+    """Run the raw suite: failing rows to quarantine with reasons, the rest to desensitize."""
+    started = utcnow()
+    result = validate_mod.validate_raw(ws.lake.read(raw), table, inputs)
+    if not result.reconciles:  # pragma: no cover - a bug guard, never expected
+        raise RuntimeError(f"{table.name}: validation counts do not reconcile")
+    report = validate_mod.summary(result.run, result.skipped)
+    passed = ws.lake.write(
+        result.passed, table=table.name, zone="raw", stage="validate", parents=[raw.id]
+    )
+    quarantine = ws.lake.write(
+        result.quarantine, table=table.name, zone="quarantine", stage="validate", parents=[raw.id]
+    )
+    with session_scope(ws.engine) as s:
+        for m in (passed, quarantine):
+            _record_dataset(s, m, ws.lake.dir_for(m))
+        _record_validation(s, run_id, table.name, raw, report)
+        s.add(
+            StageRun(
+                run_id=run_id,
+                stage="validate_raw",
+                table_name=table.name,
+                status="succeeded" if report["success"] else "failed",
+                rows_in=raw.row_count,
+                rows_out=passed.row_count,
+                rows_quarantined=quarantine.row_count,
+                input_hashes=[raw.id],
+                output_hashes=[passed.id, quarantine.id],
+                details={"reasons": report["quarantine_reasons"], "quality": report["quality"]},
+                started_at=started,
+                finished_at=utcnow(),
+            )
+        )
+        audit.record(
+            s,
+            "pipeline",
+            "stage.validate_raw",
+            run_id,
+            table=table.name,
+            suite=report["suite"],
+            success=report["success"],
+            rows_quarantined=quarantine.row_count,
+        )
+    return RawValidationSummary(table.name, passed, quarantine, {"table": table.name, **report})
+
+
 def validate_table(
     ws: Workspace, run_id: str, table: SourceTable, dataset: Manifest
 ) -> dict[str, Any]:
-    """Run the table's GX suite and record the result; the caller decides whether to block."""
+    """Run the table's desensitized suite and record it; the caller decides whether to block."""
     started = utcnow()
-    outcome = run_suite(ws.lake.read(dataset), table.name)
+    report = validate_mod.summary(validate_mod.validate_desensitized(ws.lake.read(dataset), table))
     with session_scope(ws.engine) as s:
-        s.add(
-            ValidationResult(
-                run_id=run_id,
-                table_name=table.name,
-                dataset_id=dataset.id,
-                suite=outcome.suite,
-                success=outcome.success,
-                evaluated=outcome.evaluated,
-                successful=outcome.successful,
-                statistics={"failures": outcome.failures, "warnings": outcome.warnings},
-            )
-        )
+        _record_validation(s, run_id, table.name, dataset, report)
         s.add(
             StageRun(
                 run_id=run_id,
                 stage="validate",
                 table_name=table.name,
-                status="succeeded" if outcome.success else "failed",
+                status="succeeded" if report["success"] else "failed",
                 rows_in=dataset.row_count,
                 rows_out=dataset.row_count,
                 input_hashes=[dataset.id],
-                details={
-                    "suite": outcome.suite,
-                    "evaluated": outcome.evaluated,
-                    "successful": outcome.successful,
-                },
+                details={k: report[k] for k in ("suite", "evaluated", "successful", "quality")},
                 started_at=started,
                 finished_at=utcnow(),
             )
@@ -203,18 +280,10 @@ def validate_table(
             "stage.validate",
             run_id,
             table=table.name,
-            suite=outcome.suite,
-            success=outcome.success,
+            suite=report["suite"],
+            success=report["success"],
         )
-    return {
-        "table": table.name,
-        "suite": outcome.suite,
-        "success": outcome.success,
-        "evaluated": outcome.evaluated,
-        "successful": outcome.successful,
-        "failures": outcome.failures,
-        "warnings": outcome.warnings,
-    }
+    return {"table": table.name, **report}
 
 
 def today_utc() -> dt.date:

@@ -1,101 +1,118 @@
-"""Validate: run the table's Great Expectations suite from `expectations/` on a dataset version."""
+"""Validate: reviewed GX suites on the raw zone (quarantine) and on the desensitized zone."""
 
 from __future__ import annotations
 
 import json
-import logging
-import os
+from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from flows.ingest import ROW
+from pdo.sources.contract import SourceTable
+from pdo.validation.runner import RunInputs, SuiteRun, run_suite
+
 EXPECTATIONS_DIR = Path(__file__).resolve().parents[1] / "expectations"
+ZONES = ("raw", "desensitized")
 
 
-@dataclass(frozen=True)
-class SuiteOutcome:
-    """A suite's verdict: blocking failures decide `success`; warnings are only recorded."""
-
-    suite: str
-    success: bool
-    evaluated: int
-    successful: int
-    failures: list[dict[str, Any]]
-    warnings: list[dict[str, Any]]
+def suite_path(table: str, zone: str) -> Path:
+    return EXPECTATIONS_DIR / f"{table}.{zone}.json"
 
 
-def suite_path(table: str) -> Path:
-    return EXPECTATIONS_DIR / f"{table}.json"
-
-
-def load_suite_json(table: str) -> dict[str, Any]:
-    """The reviewed-as-code suite for a table; a missing suite is an error, not a pass."""
-    path = suite_path(table)
+def load_suite(table: str, zone: str) -> dict[str, Any]:
+    """The reviewed-as-code suite for a table and zone; a missing suite is an error, not a pass."""
+    path = suite_path(table, zone)
     if not path.exists():
-        raise FileNotFoundError(f"no expectation suite for table {table!r} at {path}")
+        raise FileNotFoundError(f"no {zone} expectation suite for table {table!r} at {path}")
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
 
 
-@lru_cache(maxsize=1)
-def _context() -> Any:
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    import great_expectations as gx  # imported lazily: 5–6 s
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+def applicable(spec: dict[str, Any], inputs: RunInputs) -> tuple[dict[str, Any], list[str]]:
+    """The suite without checks this run cannot feed (a reference table it does not hold)."""
+    kept, skipped = [], []
+    for config in spec["expectations"]:
+        reference = (config.get("meta") or {}).get("reference")
+        if reference is not None and reference not in inputs.references:
+            skipped.append(
+                f"{config['type']}({config['kwargs'].get('column')}): {reference} not in run"
+            )
+        else:
+            kept.append(config)
+    return {**spec, "expectations": kept}, skipped
 
-    for name in ("great_expectations", "great_expectations.data_context.types.base"):
-        logging.getLogger(name).setLevel(logging.WARNING)  # base.py forces INFO on import
-    ctx = gx.get_context(mode="ephemeral")
-    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    return ctx
+
+@dataclass(frozen=True)
+class RawValidation:
+    """Rows that passed, rows quarantined (with reasons and source line) and the verdict."""
+
+    passed: pl.DataFrame
+    quarantine: pl.DataFrame
+    run: SuiteRun
+    skipped: list[str]
+
+    @property
+    def reconciles(self) -> bool:
+        return self.run.rows == self.passed.height + self.quarantine.height
 
 
-def run_suite(df: pl.DataFrame, table: str) -> SuiteOutcome:
-    """Validate a frame against the table's suite with the real GX engine (pandas backend)."""
-    import great_expectations as gx
-
-    spec = load_suite_json(table)
-    ctx = _context()
-    suite = gx.ExpectationSuite(name=spec["name"], expectations=spec["expectations"])
-    source_name = f"pdo_{table}"
-    try:
-        source = ctx.data_sources.get(source_name)
-    except Exception:
-        source = ctx.data_sources.add_pandas(source_name)
-    try:
-        asset = source.get_asset(table)
-    except Exception:
-        asset = source.add_dataframe_asset(table)
-    try:
-        batch_def = asset.get_batch_definition("whole")
-    except Exception:
-        batch_def = asset.add_batch_definition_whole_dataframe("whole")
-    batch = batch_def.get_batch(batch_parameters={"dataframe": df.to_pandas()})
-    result = batch.validate(suite, result_format="SUMMARY").to_json_dict()
-    failures: list[dict[str, Any]] = []
-    warnings: list[dict[str, Any]] = []
-    for r in result["results"]:
-        if r["success"]:
-            continue
-        config = r["expectation_config"]
-        item = {
-            "expectation": config["type"],
-            "column": config["kwargs"].get("column"),
-            "unexpected_count": r["result"].get("unexpected_count"),
-            "unexpected_percent": r["result"].get("unexpected_percent"),
-        }
-        severity = (config.get("meta") or {}).get("severity", "blocking")
-        (warnings if severity == "warning" else failures).append(item)
-    stats = result["statistics"]
-    return SuiteOutcome(
-        suite=spec["name"],
-        success=not failures,
-        evaluated=int(stats["evaluated_expectations"]),
-        successful=int(stats["successful_expectations"]),
-        failures=failures,
-        warnings=warnings,
+def validate_raw(frame: pl.DataFrame, table: SourceTable, inputs: RunInputs) -> RawValidation:
+    """Run the raw suite; rows failing a row-level expectation leave with it as the reason."""
+    spec, skipped = applicable(load_suite(table.name, "raw"), inputs)
+    run = run_suite(spec, frame.drop(ROW), inputs, row_ids=frame[ROW])
+    reasons = run.quarantined
+    failing = pl.Series(ROW, sorted(reasons), dtype=frame[ROW].dtype)
+    bad = frame[ROW].is_in(failing)
+    quarantine = frame.filter(bad).select(
+        pl.col(ROW),
+        pl.col(ROW)
+        .replace_strict(
+            failing, ["; ".join(reasons[r]) for r in failing.to_list()], return_dtype=pl.String
+        )
+        .alias("reason"),
+        pl.struct(table.column_names)
+        .map_elements(
+            lambda r: json.dumps(r, ensure_ascii=False, default=str), return_dtype=pl.String
+        )
+        .alias("raw_values"),
     )
+    return RawValidation(frame.filter(~bad), quarantine, run, skipped)
+
+
+def validate_desensitized(frame: pl.DataFrame, table: SourceTable) -> SuiteRun:
+    """The desensitized suite: format and leftover checks that block release, never quarantine."""
+    return run_suite(load_suite(table.name, "desensitized"), frame)
+
+
+class ProductValidationError(RuntimeError):
+    """A product's output failed a blocking check; no version is written."""
+
+
+def validate_product(frame: pl.DataFrame, product: str) -> dict[str, Any]:
+    """The product output suite; raises before anything is written when it blocks."""
+    run = run_suite(load_suite(product, "product"), frame)
+    if not run.success:
+        failed = ", ".join(o.reason for o in run.failures)
+        raise ProductValidationError(f"{product}: output failed {failed}")
+    return summary(run)
+
+
+def summary(run: SuiteRun, skipped: list[str] | None = None) -> dict[str, Any]:
+    """What the ledger and the review package keep of a suite run: counts, never values."""
+    reasons = Counter(r for rs in run.quarantined.values() for r in rs)
+    return {
+        "suite": run.suite,
+        "success": run.success,
+        "rows": run.rows,
+        "evaluated": len(run.outcomes),
+        "successful": sum(o.success for o in run.outcomes),
+        "failures": [o.to_dict() for o in run.failures],
+        "warnings": [o.to_dict() for o in run.warnings],
+        "quarantined": len(run.quarantined),
+        "quarantine_reasons": dict(sorted(reasons.items())),
+        "quality": run.quality(),
+        "skipped": skipped or [],
+    }

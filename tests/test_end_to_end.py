@@ -205,9 +205,11 @@ def test_publish_refused_before_approval_then_served_and_metered(loop: dict) -> 
 
 
 def _raw_manifest(ws: Workspace, table: str):
+    """The raw rows that passed validation (the raw zone also keeps ingest's version)."""
     root = ws.lake.root / "raw" / table
-    (version,) = [p.name for p in root.iterdir() if not p.name.startswith(".")]
-    return ws.lake.manifest("raw", table, version)
+    versions = [ws.lake.manifest("raw", table, p.name) for p in root.iterdir()]
+    (validated,) = [m for m in versions if m.stage == "validate"]
+    return validated
 
 
 def test_audit_verify_passes_then_fails_after_tampering(loop: dict) -> None:
@@ -219,3 +221,76 @@ def test_audit_verify_passes_then_fails_after_tampering(loop: dict) -> None:
         c.execute(text("UPDATE audit_event SET actor = 'mallory' WHERE seq = 2"))
     code, out = pdo("audit", "verify", "--json")
     assert code == 1 and json.loads(out)["broken_at"] == 2
+
+
+def test_quarantine_reconciles_and_the_cli_shows_reasons_not_values(loop: dict) -> None:
+    pdo = loop["pdo"]
+    ws = Workspace.open(loop["settings"])
+    with session_scope(ws.engine) as s:
+        from pdo.ledger.models import PipelineRun
+
+        run = s.get(PipelineRun, loop["run_id"])
+        assert run is not None
+        tables = run.review_package["tables"]
+        quality = run.review_package["quality"]
+    for t in tables:  # in = passed + quarantined, at ingest and at validation together
+        assert t["rows_in"] == t["rows_out"] + t["rows_quarantined"], t["table"]
+        assert quality[t["table"]]["raw"]["validity"] is not None
+    registry = next(t for t in tables if t["table"] == "enterprise_registry")
+    assert registry["rows_quarantined_validation"] > 0  # the planted checksum dirt
+
+    code, out = pdo("quarantine", "list", loop["run_id"], "--json")
+    assert code == 0, out
+    listed = json.loads(out[out.index("[") :])
+    by_stage = {(c["table"], c["stage"]): c["rows_quarantined"] for c in listed}
+    assert (
+        by_stage[("enterprise_registry", "validate_raw")]
+        == (registry["rows_quarantined_validation"])
+    )
+    code, out = pdo(
+        "quarantine", "show", loop["run_id"], "--table", "enterprise_registry", "--json"
+    )
+    assert code == 0, out
+    shown = json.loads(out[out.index("[") :])
+    assert len(shown) == registry["rows_quarantined"]
+    assert {"expect_column_values_to_be_valid_resident_id(legal_rep_id)"} & {
+        r["reason"] for r in shown
+    }
+    assert not [v for v in _personal_values(loop["source"]) if v in out]
+    code, out = pdo("quarantine", "list", "no-such-run")
+    assert code != 0 and "no run no-such-run" in out
+
+
+def test_a_blocking_validation_failure_stops_the_run_with_nothing_published(
+    tmp_path: Path,
+) -> None:
+    """An empty delivered table fails its blocking row-count check: the run fails at validation."""
+    from pdo.gen import generate
+
+    home, source = tmp_path / "home", tmp_path / "delivery"
+    generate(source, enterprises=120, seed=3, progress=False)
+    penalties = source / "credit_penalties.csv"
+    penalties.write_text(penalties.read_text(encoding="utf-8").splitlines()[0] + "\n", "utf-8")
+    env = {"PDO_HOME": str(home)}
+    runner = CliRunner()
+
+    def pdo(*args: str, input: str | None = None) -> tuple[int, str]:
+        result = runner.invoke(app, list(args), env=env, input=input)
+        return result.exit_code, result.output
+
+    assert pdo("department", "register")[0] == 0
+    assert pdo("user", "add", "alice", "--role", "operator", input=PASSWORD + "\n")[0] == 0
+    code, out = pdo(
+        "authorization", "grant", "--reference", "数授〔2026〕T2号", "--as", "authority"
+    )
+    assert code == 0, out
+    code, out = pdo("run", "--source", str(source), "--as", "alice", "--json")
+    assert code != 0 and "penalties" in out and "blocking" in out
+    ws = Workspace.open(Settings(home=home))
+    with session_scope(ws.engine) as s:
+        from pdo.ledger.models import PipelineRun, ProductVersion
+
+        runs = s.exec(select(PipelineRun)).all()
+        assert [r.status for r in runs] == ["failed"]
+        assert s.exec(select(ProductVersion)).all() == []
+    assert not (home / "lake" / "product").exists()

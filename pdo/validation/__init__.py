@@ -1,0 +1,1 @@
+"""Data validation: Great Expectations suites, custom expectations and their decisions."""

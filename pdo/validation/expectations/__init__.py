@@ -1,0 +1,42 @@
+"""Our custom GX expectations, registered in one place so stored suites that name them load.
+
+GX registers an expectation class under its snake_case name when the class is defined, and
+``gx.ExpectationSuite(expectations=[{"type": ...}])`` silently drops a type it does not know.
+Importing this package (or calling :func:`register`) defines them all. It imports Great
+Expectations (5–6 s): import it lazily, never at console start-up.
+"""
+
+from __future__ import annotations
+
+from pdo.validation.expectations.no_personal_information import (
+    ExpectColumnValuesToHoldNoPersonalInformation,
+    configure,
+)
+from pdo.validation.expectations.valid_resident_id import ExpectColumnValuesToBeValidResidentId
+from pdo.validation.expectations.valid_uscc import ExpectColumnValuesToBeValidUscc
+
+CUSTOM_EXPECTATIONS: tuple[type, ...] = (
+    ExpectColumnValuesToBeValidResidentId,
+    ExpectColumnValuesToBeValidUscc,
+    ExpectColumnValuesToHoldNoPersonalInformation,
+)
+
+
+def register() -> None:
+    """Ensure every custom expectation is registered with GX (idempotent: imports did it)."""
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    for cls in CUSTOM_EXPECTATIONS:
+        name = cls.expectation_type  # type: ignore[attr-defined]
+        if get_expectation_impl(name) is not cls:  # pragma: no cover - another class took it
+            raise RuntimeError(f"GX expectation {name!r} is not {cls.__qualname__}")
+
+
+__all__ = [
+    "CUSTOM_EXPECTATIONS",
+    "ExpectColumnValuesToBeValidResidentId",
+    "ExpectColumnValuesToBeValidUscc",
+    "ExpectColumnValuesToHoldNoPersonalInformation",
+    "configure",
+    "register",
+]
