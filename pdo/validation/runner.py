@@ -162,6 +162,11 @@ def gx_context() -> Any:
 
     for name in ("great_expectations", "great_expectations.data_context.types.base"):
         logging.getLogger(name).setLevel(logging.WARNING)  # base.py forces INFO on import
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    # GX fingerprints every in-memory batch under 1 GB (hashing each cell, twice per run): a
+    # third of a million-row validation, for a marker we never read (frames are not cached).
+    pandas_execution_engine.HASH_THRESHOLD = 0
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     return context
@@ -223,6 +228,22 @@ def _raised(info: Mapping[str, Any]) -> bool:
     return any(isinstance(v, dict) and v.get("raised_exception") for v in info.values())
 
 
+def _failed_rows(found: list[Any]) -> tuple[int, ...]:
+    """Row ids from GX's unexpected_index_list, in any of the shapes it returns.
+
+    With exclude_unexpected_values a named index gives ``[{ROW_ID: [ids...]}]``; without, one
+    ``{ROW_ID: id, column: value}`` per row; an unnamed index gives bare labels.
+    """
+    ids: set[int] = set()
+    for entry in found:
+        label = entry[ROW_ID] if isinstance(entry, dict) else entry
+        if isinstance(label, list | tuple):
+            ids.update(int(v) for v in label)
+        else:
+            ids.add(int(label))
+    return tuple(sorted(ids))
+
+
 def _outcome(item: Mapping[str, Any]) -> ExpectationOutcome:
     config = item["expectation_config"]
     result = item.get("result") or {}
@@ -231,8 +252,7 @@ def _outcome(item: Mapping[str, Any]) -> ExpectationOutcome:
     if severity is Severity.ROW and not item["success"]:
         if "unexpected_index_list" not in result:
             raise SuiteError(f"{config['type']}: a row-level expectation must map over rows")
-        found = result["unexpected_index_list"]  # index labels, or {index name: label, ...}
-        rows = tuple(sorted({int(r[ROW_ID] if isinstance(r, dict) else r) for r in found}))
+        rows = _failed_rows(result["unexpected_index_list"])
     if _raised(item.get("exception_info") or {}):
         raise SuiteError(f"{config['type']} could not be evaluated (see the GX log)")
     return ExpectationOutcome(
@@ -299,8 +319,9 @@ def run_suite(
     result = batch.validate(
         suite,
         result_format={
-            "result_format": "COMPLETE",
+            "result_format": "COMPLETE",  # every failing row id, to quarantine
             "return_unexpected_index_query": False,
+            "exclude_unexpected_values": True,  # ids only: results never hold a cell value
         },
     ).to_json_dict()
     outcomes = tuple(_outcome(item) for item in result["results"])

@@ -30,9 +30,10 @@ def fixed_width(values: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]
 
     The code points form an (n, width) uint32 matrix, so checks run as numpy column arithmetic.
     """
-    positions = np.fromiter(
-        (i for i, v in enumerate(values) if isinstance(v, str) and len(v) == width),
-        dtype=np.intp,
-    )
+    try:
+        lengths = pd.Series(values, dtype=object).str.len()  # NaN for non-str values
+    except AttributeError:  # no str value at all
+        lengths = pd.Series(np.nan, index=range(len(values)))
+    positions = np.flatnonzero((lengths == width).to_numpy())
     text = np.array(values[positions].tolist(), dtype=f"<U{width}")
     return positions, text.view(np.uint32).reshape(len(positions), width)
