@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,6 +17,7 @@ from pdo import audit
 from pdo.ledger.models import (
     AuditEvent,
     Department,
+    PipelineRun,
     Product,
     ProductVersion,
     RevenueAllocation,
@@ -40,7 +42,9 @@ ACTION_ZH = {
     "run.awaiting_signoff": "等待签核",
     "stage.ingest": "采集",
     "stage.desensitize": "脱敏",
+    "stage.validate_raw": "原始区校验",
     "stage.validate": "校验",
+    "docs.built": "生成质量报告",
     "signoff.approved": "签核批准",
     "signoff.rejected": "签核驳回",
     "product.publish": "产品发布",
@@ -216,6 +220,86 @@ def recent_decisions(session: Session, limit: int = 20) -> pl.DataFrame:
         ],
         schema={k: pl.String for k in ("时间", "运行", "审核人", "决定", "意见", "覆盖哈希")},
     )
+
+
+# --- quality report and Data Docs -------------------------------------------------------
+
+RUN_STATUS_ZH = {
+    "running": "运行中",
+    "failed": "失败",
+    "awaiting_signoff": "待签核",
+    "approved": "已批准",
+    "rejected": "已驳回",
+    "published": "已发布",
+    "superseded": "已被取代",
+}
+DIMENSION_ZH = {
+    "completeness": "完整性",
+    "validity": "有效性",
+    "uniqueness": "唯一性",
+    "consistency": "一致性",
+    "timeliness": "及时性",
+}
+ZONE_SUITE_ZH = {"raw": "原始区规则集", "desensitized": "脱敏区规则集", "product": "产品规则集"}
+
+
+@dataclass(frozen=True)
+class DocsRun:
+    """A run whose Data Docs were built, with its quality summary from the review package."""
+
+    id: str
+    status: str
+    started_by: str
+    started_at: str
+    site: Path
+    quality: pl.DataFrame
+
+    @property
+    def label(self) -> str:
+        status = RUN_STATUS_ZH.get(self.status, self.status)
+        return f"{self.id[:12]} · {status} · {self.started_by} · {self.started_at}"
+
+
+def _score(value: Any) -> str:
+    return "—" if value is None else f"{float(value) * 100:.2f}%"
+
+
+def _quality_frame(quality: dict[str, Any]) -> pl.DataFrame:
+    """Per table and zone, the share passing along each dimension (— where nothing checked it)."""
+    rows = [
+        {
+            "数据表": name,
+            "区域": ZONE_ZH.get(zone, zone),
+            **{zh: _score((scores or {}).get(d)) for d, zh in DIMENSION_ZH.items()},
+        }
+        for name, zones in sorted(quality.items())
+        for zone, scores in zones.items()
+    ]
+    schema = dict.fromkeys(["数据表", "区域", *DIMENSION_ZH.values()], pl.String)
+    return pl.DataFrame(rows, schema=schema)
+
+
+def docs_runs(session: Session, docs_dir: Path) -> list[DocsRun]:
+    """Runs with a built Data Docs site under docs_dir, newest first."""
+    runs = session.exec(select(PipelineRun).order_by(col(PipelineRun.started_at).desc())).all()
+    return [
+        DocsRun(
+            id=run.id,
+            status=run.status,
+            started_by=run.started_by,
+            started_at=local_time(run.started_at),
+            site=docs_dir / run.id,
+            quality=_quality_frame((run.review_package or {}).get("quality") or {}),
+        )
+        for run in runs
+        if (docs_dir / run.id / "index.html").is_file()
+    ]
+
+
+def docs_page_label(suite: str, batch: str) -> str:
+    """A validation page's label: the table and which zone's suite it checked."""
+    table, _, zone = batch.rpartition("-")
+    return f"{table} · {ZONE_SUITE_ZH.get(zone, zone)}（{suite}）"
 
 
 # --- usage per bank ----------------------------------------------------------------------

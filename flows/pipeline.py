@@ -13,6 +13,7 @@ from flows.context import open_workspace
 from flows.stages import (
     IngestSummary,
     RawValidationSummary,
+    build_run_docs,
     desensitize_table,
     ingest_table,
     run_inputs,
@@ -107,6 +108,12 @@ def validate_task(
     return validate_table(ws, run_id, table(table_name), dataset)
 
 
+@task(name="data-docs")
+def data_docs_task(home: str, database_url: str | None, run_id: str) -> str:
+    ws = open_workspace(home, database_url)
+    return str(build_run_docs(ws, run_id).relative_to(ws.settings.resolved_home))
+
+
 def review_package(
     ws: Workspace,
     run: PipelineRun,
@@ -114,6 +121,7 @@ def review_package(
     checked: dict[str, RawValidationSummary],
     desensitized: dict[str, Manifest],
     validations: list[dict[str, Any]],
+    data_docs: str,
 ) -> dict[str, Any]:
     """Everything the reviewer signs for, including the hash of every dataset it covers."""
     from pdo.ledger.models import Authorization
@@ -169,6 +177,7 @@ def review_package(
         "datasets": datasets,
         "privacy": privacy,
         "validation": validations,
+        "data_docs": data_docs,
         "validation_raw": [checked[item.table].report for item in ingested],
         "quality": {
             item.table: {
@@ -209,6 +218,7 @@ def pipeline_flow(run_id: str, home: str, database_url: str | None = None) -> st
         }
         blocked_raw = [c.report for c in checked.values() if not c.report["success"]]
         if blocked_raw:
+            data_docs_task(home, database_url, run_id)  # what blocked is what the group reads
             raise ValidationBlocked(
                 "raw validation failed for "
                 + ", ".join(f"{v['table']} ({len(v['failures'])} blocking)" for v in blocked_raw)
@@ -220,13 +230,14 @@ def pipeline_flow(run_id: str, home: str, database_url: str | None = None) -> st
         validations = [
             validate_task(home, database_url, run_id, name, m) for name, m in desensitized.items()
         ]
+        data_docs = data_docs_task(home, database_url, run_id)
         blocked = [v for v in validations if not v["success"]]
         if blocked:
             raise ValidationBlocked(
                 "validation failed for "
                 + ", ".join(f"{v['table']} ({len(v['failures'])} blocking)" for v in blocked)
             )
-        package = review_package(ws, run, ingested, checked, desensitized, validations)
+        package = review_package(ws, run, ingested, checked, desensitized, validations, data_docs)
     except Exception as exc:
         with session_scope(ws.engine) as s:
             failed = s.get(PipelineRun, run_id)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from flows import desensitize as desensitize_mod
 from flows import validate as validate_mod
@@ -172,8 +173,14 @@ def desensitize_table(ws: Workspace, run_id: str, table: SourceTable, raw: Manif
 
 
 def _record_validation(
-    s: Session, run_id: str, table: str, dataset: Manifest, report: dict[str, Any]
+    s: Session,
+    run_id: str,
+    table: str,
+    dataset: Manifest,
+    report: dict[str, Any],
+    gx_result: Mapping[str, Any],
 ) -> None:
+    statistics = {k: v for k, v in report.items() if k not in ("suite", "success")}
     s.add(
         ValidationResult(
             run_id=run_id,
@@ -183,7 +190,7 @@ def _record_validation(
             success=report["success"],
             evaluated=report["evaluated"],
             successful=report["successful"],
-            statistics={k: v for k, v in report.items() if k not in ("suite", "success")},
+            statistics={**statistics, "zone": dataset.zone, "gx_result": dict(gx_result)},
         )
     )
 
@@ -222,7 +229,7 @@ def validate_raw_table(
     with session_scope(ws.engine) as s:
         for m in (passed, quarantine):
             _record_dataset(s, m, ws.lake.dir_for(m))
-        _record_validation(s, run_id, table.name, raw, report)
+        _record_validation(s, run_id, table.name, raw, report, result.run.gx_result)
         s.add(
             StageRun(
                 run_id=run_id,
@@ -257,9 +264,10 @@ def validate_table(
 ) -> dict[str, Any]:
     """Run the table's desensitized suite and record it; the caller decides whether to block."""
     started = utcnow()
-    report = validate_mod.summary(validate_mod.validate_desensitized(ws.lake.read(dataset), table))
+    run = validate_mod.validate_desensitized(ws.lake.read(dataset), table)
+    report = validate_mod.summary(run)
     with session_scope(ws.engine) as s:
-        _record_validation(s, run_id, table.name, dataset, report)
+        _record_validation(s, run_id, table.name, dataset, report, run.gx_result)
         s.add(
             StageRun(
                 run_id=run_id,
@@ -284,6 +292,33 @@ def validate_table(
             success=report["success"],
         )
     return {"table": table.name, **report}
+
+
+def build_run_docs(ws: Workspace, run_id: str) -> Path:
+    """Build the run's Data Docs once, from every suite result the ledger holds for it."""
+    from pdo.validation.docs import StoredResult, build_site
+
+    with session_scope(ws.engine) as s:
+        rows = s.exec(
+            select(ValidationResult)
+            .where(ValidationResult.run_id == run_id)
+            .order_by(col(ValidationResult.id))
+        ).all()
+        results = [
+            StoredResult(
+                suite=r.suite,
+                table=r.table_name,
+                zone=str(r.statistics.get("zone", "")),
+                validated_at=r.created_at,
+                result=r.statistics["gx_result"],
+            )
+            for r in rows
+            if r.statistics.get("gx_result")
+        ]
+    index = build_site(results, ws.settings.docs_dir / run_id, run_id)
+    with session_scope(ws.engine) as s:
+        audit.record(s, "pipeline", "docs.built", run_id, suites=len(results))
+    return index
 
 
 def today_utc() -> dt.date:

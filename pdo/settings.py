@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         return self.resolved_home / "lake"
 
     @property
+    def docs_dir(self) -> Path:
+        """Where each run's Data Docs site is built (docs/<run id>/index.html)."""
+        return self.resolved_home / "docs"
+
+    @property
     def models_dir(self) -> Path:
         return self.resolved_home / "models"
 

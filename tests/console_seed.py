@@ -27,6 +27,7 @@ from pdo.signoff import package_hash
 from pdo.sources.tables import table
 from pdo.subscribers import add_subscriber
 from pdo.users import Role, add_user
+from pdo.workspace import Workspace
 
 PASSWORD = "password-123"
 PRICE_FEN = 200
@@ -69,7 +70,9 @@ class Seed:
 def _run_package(lake: Lake, run_id: str) -> tuple[dict[str, Any], str]:
     """A review package shaped like the pipeline's, over one real (tiny, non-personal) dataset."""
     m = lake.write(
-        pl.DataFrame({"uscc": ["91310000MA1K000001"], "tax_grade": ["A"]}),
+        pl.DataFrame(
+            {"uscc": ["91310000MA1K000001"], "year": [2025], "grade": ["A"], "tax_paid": [1234.5]}
+        ),
         table="tax_credit",
         zone="desensitized",
         stage="desensitize",
@@ -104,12 +107,22 @@ def _run_package(lake: Lake, run_id: str) -> tuple[dict[str, Any], str]:
         "tables": tables,
         "datasets": [{"table": m.table, "zone": m.zone, "id": m.id, "rows": m.row_count}],
         "validation": validation,
+        "quality": {
+            "tax_credit": {
+                "raw": {"completeness": 0.975, "validity": 1.0, "uniqueness": None},
+                "desensitized": {"completeness": 1.0, "validity": 0.9925},
+            }
+        },
     }
     return package, m.id
 
 
-def seed_console(home: Path, *, with_runs: bool = True) -> Seed:
-    """Users, departments and an authorization; optionally a pending run, a product and usage."""
+def seed_console(home: Path, *, with_runs: bool = True, with_docs: bool = False) -> Seed:
+    """Users, departments and an authorization; optionally a pending run, a product and usage.
+
+    with_docs validates the pending run's dataset with its real suite and builds the run's Data
+    Docs through the pipeline's own stage functions (imports GX: a few seconds).
+    """
     settings = Settings(home=home)
     engine = make_engine(settings.db_url)
     pending_id, pkg_hash, dataset_id = "", "", ""
@@ -130,9 +143,20 @@ def seed_console(home: Path, *, with_runs: bool = True) -> Seed:
                 pending_id, pkg_hash, dataset_id = _seed_runs_and_usage(
                     s, Lake(settings.lake_dir), auth.id
                 )
+        if with_runs and with_docs:
+            _seed_docs(Workspace(settings, engine, Lake(settings.lake_dir)), pending_id, dataset_id)
     finally:
         engine.dispose()
     return Seed(home=home, pending_run_id=pending_id, package_hash=pkg_hash, dataset_id=dataset_id)
+
+
+def _seed_docs(ws: Workspace, run_id: str, dataset_id: str) -> None:
+    """Validate the run's dataset as the pipeline does and build the run's Data Docs."""
+    from flows.stages import build_run_docs, validate_table
+
+    manifest = ws.lake.manifest("desensitized", "tax_credit", dataset_id)
+    validate_table(ws, run_id, table("tax_credit"), manifest)
+    build_run_docs(ws, run_id)
 
 
 def _seed_runs_and_usage(s: Session, lake: Lake, authorization_id: str) -> tuple[str, str, str]:

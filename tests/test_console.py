@@ -162,6 +162,50 @@ def test_rejection_needs_a_comment_then_rejects(seeded: Seed) -> None:
         assert run is not None and run.status == "rejected"
 
 
+# --- quality report and Data Docs -------------------------------------------------------
+
+
+@pytest.fixture
+def seeded_with_docs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Seed:
+    seed = seed_console(tmp_path / "home", with_docs=True)
+    _use_home(monkeypatch, seed.home)
+    return seed
+
+
+def test_quality_page_shows_dimensions_and_opens_the_runs_data_docs(
+    seeded_with_docs: Seed,
+) -> None:
+    run_id = seeded_with_docs.pending_run_id
+    at = _open(_login(_app(), "regina"), "quality")
+    assert _titles(at) == ["质量报告"]
+    run_box, page_box = at.selectbox
+    assert run_box.value is not None and run_box.value.id == run_id
+    assert "待签核" in run_box.format_func(run_box.value)
+    quality = at.dataframe[0].value.set_index("区域")
+    assert quality.loc["原始区", "完整性"] == "97.50%"
+    assert quality.loc["脱敏区", "有效性"] == "99.25%"
+    assert quality.loc["原始区", "唯一性"] == "—"
+    label = page_box.format_func(page_box.value)
+    assert label == "tax_credit · 脱敏区规则集（tax_credit.desensitized）"
+    (frame,) = at.get("iframe")
+    html = frame.proto.srcdoc
+    assert "Expectation Validation Result" in html and "tax_credit.desensitized" in html
+    assert run_id in html  # the page of this run, not another
+    assert at.query_params["run"] == run_id
+
+
+def test_the_signoff_queue_links_each_run_to_its_quality_report(seeded_with_docs: Seed) -> None:
+    at = _login(_app(), "rita")
+    (link,) = [p for p in at.get("page_link") if "质量报告" in p.proto.label]
+    assert "quality" in link.proto.page
+    assert seeded_with_docs.pending_run_id in link.proto.query_string
+
+
+def test_quality_page_without_runs_says_so(seeded: Seed) -> None:
+    at = _open(_login(_app(), "regina"), "quality")
+    assert "暂无质量报告：运行完成校验后会在此生成。" in [i.value for i in at.info]
+
+
 # --- usage and revenue -------------------------------------------------------------------
 
 
@@ -237,7 +281,7 @@ at = AppTest.from_file({str(APP)!r}, default_timeout=30).run()
 at.text_input(key="login_name").input("regina")
 at.text_input(key="login_password").input({PASSWORD!r})
 at.button(key="login_submit").click().run()
-for page in ("usage", "revenue", "audit"):
+for page in ("quality", "usage", "revenue", "audit"):
     at.switch_page(f"app_pages/{{page}}.py").run()
     assert not at.exception, at.exception
 slow = sorted({{m.split(".")[0] for m in sys.modules}} & {{"great_expectations", "prefect"}})

@@ -60,7 +60,7 @@ def _wait_until_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float 
 @pytest.fixture
 def console(tmp_path: Path) -> Iterator[tuple[str, Seed]]:
     """`streamlit run dashboard/app.py` on a free port over a seeded PDO_HOME; killed afterwards."""
-    seed = seed_console(tmp_path / "home")
+    seed = seed_console(tmp_path / "home", with_docs=True)
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "PDO_DATABASE_URL"}
     env["PDO_HOME"] = str(seed.home)
@@ -104,7 +104,9 @@ def console(tmp_path: Path) -> Iterator[tuple[str, Seed]]:
         log.close()
 
 
-def test_login_and_see_the_signoff_queue(console: tuple[str, Seed], tmp_path: Path) -> None:
+def test_login_see_the_signoff_queue_and_open_the_runs_data_docs(
+    console: tuple[str, Seed], tmp_path: Path
+) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     url, seed = console
@@ -125,6 +127,17 @@ def test_login_and_see_the_signoff_queue(console: tuple[str, Seed], tmp_path: Pa
             expect(page.get_by_role("button", name="批准")).to_be_visible()
             page.wait_for_timeout(500)  # let the data grids finish drawing
             shot = tmp_path / "signoff_queue.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+
+            page.get_by_role("link", name="查看质量报告与 Data Docs").click()
+            expect(page.get_by_role("heading", name="质量报告")).to_be_visible(timeout=30_000)
+            docs = page.frame_locator("iframe").first
+            expect(docs.get_by_text("Expectation Validation Result").first).to_be_visible(
+                timeout=30_000
+            )
+            expect(docs.get_by_text("tax_credit.desensitized").first).to_be_visible()
+            shot = tmp_path / "quality_report.png"
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000
         finally:

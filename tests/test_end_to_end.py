@@ -126,6 +126,32 @@ def test_review_package_reports_privacy_per_table(loop: dict) -> None:
     assert risk["rows"] > 300 and risk["k"] >= 1 and 0 <= risk["share_unique"] <= 1
 
 
+def test_data_docs_are_built_once_per_run_and_show_no_personal_value(loop: dict) -> None:
+    from pdo.ledger.models import AuditEvent, PipelineRun
+    from pdo.validation.docs import pages
+
+    ws = Workspace.open(loop["settings"])
+    run_id = loop["run_id"]
+    with session_scope(ws.engine) as s:
+        run = s.get(PipelineRun, run_id)
+        assert run is not None
+        assert run.review_package["data_docs"] == f"docs/{run_id}/index.html"
+        built = s.exec(
+            select(AuditEvent).where(
+                AuditEvent.action == "docs.built", AuditEvent.subject == run_id
+            )
+        ).all()
+    assert len(built) == 1
+    site = loop["home"] / "docs" / run_id
+    assert (site / "index.html").is_file()
+    names = {t.name for t in SOURCE_TABLES}
+    assert sorted(p.batch for p in pages(site)) == sorted(
+        f"{n}-{zone}" for n in names for zone in ("raw", "desensitized")
+    )
+    text = "\n".join(p.read_text("utf-8") for p in site.rglob("*.html"))
+    assert [v for v in _personal_values(loop["source"]) if v in text] == []
+
+
 def test_run_stops_at_the_gate(loop: dict) -> None:
     assert loop["status"] == "awaiting_signoff"
     code, out = loop["pdo"]("signoff", "list", "--json")
@@ -294,3 +320,7 @@ def test_a_blocking_validation_failure_stops_the_run_with_nothing_published(
         assert [r.status for r in runs] == ["failed"]
         assert s.exec(select(ProductVersion)).all() == []
     assert not (home / "lake" / "product").exists()
+    from pdo.validation.docs import pages
+
+    (site,) = (home / "docs").iterdir()  # what blocked is documented for the data group
+    assert "penalties-raw" in {p.batch for p in pages(site)}

@@ -64,6 +64,12 @@ for run in runs:
             f"审核包哈希：`{queries.short_hash(run.package_hash, 16)}`",
             help=f"完整哈希：{run.package_hash}",
         )
+        st.page_link(
+            "app_pages/quality.py",
+            label="查看质量报告与 Data Docs",
+            icon=":material/rule:",
+            query_params={"run": run.id},
+        )
         t_rows, t_validation, t_datasets = st.tabs(["各表行数", "校验结果", "数据集哈希"])
         with t_rows:
             if run.tables.height:

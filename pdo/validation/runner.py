@@ -112,6 +112,8 @@ class SuiteRun:
     suite: str
     rows: int
     outcomes: tuple[ExpectationOutcome, ...]
+    gx_result: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """GX's own result, scrubbed of anything a cell holds: what the run's Data Docs render."""
 
     @property
     def success(self) -> bool:
@@ -292,6 +294,7 @@ def run_suite(
     """Validate frame against a suite spec ({"name", "expectations": [...]}) with real GX."""
     import great_expectations as gx
 
+    from pdo.validation.docs import scrub
     from pdo.validation.expectations import register
 
     register()
@@ -325,4 +328,6 @@ def run_suite(
         },
     ).to_json_dict()
     outcomes = tuple(_outcome(item) for item in result["results"])
-    return SuiteRun(suite=spec["name"], rows=frame.height, outcomes=outcomes)
+    return SuiteRun(
+        suite=spec["name"], rows=frame.height, outcomes=outcomes, gx_result=scrub(result)
+    )

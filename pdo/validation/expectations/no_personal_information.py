@@ -22,6 +22,7 @@ from great_expectations.expectations.metrics import (
 )
 
 from pdo.validation.expectations._columns import per_distinct
+from pdo.validation.expectations._render import Described
 
 if TYPE_CHECKING:
     from pdo.privacy.fastscan import FastScanner
@@ -76,7 +77,7 @@ class ColumnValuesPdoNoPersonalInformation(ColumnMapMetricProvider):
         return per_distinct(column, judge)
 
 
-class ExpectColumnValuesToHoldNoPersonalInformation(ColumnMapExpectation):
+class ExpectColumnValuesToHoldNoPersonalInformation(Described, ColumnMapExpectation):
     """No non-null value contains a personal entity the PRC pattern/checksum recognizers find.
 
     Findings come from :class:`pdo.privacy.fastscan.FastScanner` (Presidio's pattern
@@ -86,5 +87,6 @@ class ExpectColumnValuesToHoldNoPersonalInformation(ColumnMapExpectation):
     """
 
     map_metric: ClassVar[str] = METRIC
+    sentence: ClassVar[str] = "values must hold no personal information the PRC recognizers find."
     success_keys: ClassVar[tuple[str, ...]] = ("mostly",)
     args_keys: ClassVar[tuple[str, ...]] = ("column",)

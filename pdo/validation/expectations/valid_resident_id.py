@@ -15,6 +15,7 @@ from great_expectations.expectations.metrics import (
 
 from pdo.privacy.checksums import is_valid_resident_id
 from pdo.validation.expectations._columns import fixed_width, per_distinct
+from pdo.validation.expectations._render import Described
 
 METRIC = "column_values.pdo_valid_resident_id"
 
@@ -68,7 +69,7 @@ class ColumnValuesPdoValidResidentId(ColumnMapMetricProvider):
         return per_distinct(column, judge)
 
 
-class ExpectColumnValuesToBeValidResidentId(ColumnMapExpectation):
+class ExpectColumnValuesToBeValidResidentId(Described, ColumnMapExpectation):
     """Each non-null value is an 18-character PRC resident ID that passes GB 11643.
 
     The rule is :func:`pdo.privacy.checksums.is_valid_resident_id`: 17 digits, a check
@@ -78,5 +79,9 @@ class ExpectColumnValuesToBeValidResidentId(ColumnMapExpectation):
     """
 
     map_metric: ClassVar[str] = METRIC
+    sentence: ClassVar[str] = (
+        "values must be resident ID numbers that pass GB 11643 "
+        "(MOD 11-2 check character and a real birth date)."
+    )
     success_keys: ClassVar[tuple[str, ...]] = ("mostly",)
     args_keys: ClassVar[tuple[str, ...]] = ("column",)

@@ -15,6 +15,7 @@ from great_expectations.expectations.metrics import (
 
 from pdo.privacy.checksums import USCC_ALPHABET, is_valid_uscc
 from pdo.validation.expectations._columns import fixed_width, per_distinct
+from pdo.validation.expectations._render import Described
 
 METRIC = "column_values.pdo_valid_uscc"
 
@@ -50,7 +51,7 @@ class ColumnValuesPdoValidUscc(ColumnMapMetricProvider):
         return per_distinct(column, judge)
 
 
-class ExpectColumnValuesToBeValidUscc(ColumnMapExpectation):
+class ExpectColumnValuesToBeValidUscc(Described, ColumnMapExpectation):
     """Each non-null value is an 18-character Unified Social Credit Code that passes GB 32100.
 
     The rule is :func:`pdo.privacy.checksums.is_valid_uscc`: only characters of
@@ -60,5 +61,9 @@ class ExpectColumnValuesToBeValidUscc(ColumnMapExpectation):
     """
 
     map_metric: ClassVar[str] = METRIC
+    sentence: ClassVar[str] = (
+        "values must be Unified Social Credit Codes that pass GB 32100 "
+        "(alphabet and MOD 31-3 check character)."
+    )
     success_keys: ClassVar[tuple[str, ...]] = ("mostly",)
     args_keys: ClassVar[tuple[str, ...]] = ("column",)
