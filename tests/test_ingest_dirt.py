@@ -83,3 +83,31 @@ def test_raw_suites_quarantine_exactly_the_checksum_dirt(delivery: Path, table) 
         assert result.skipped == [
             "expect_column_values_to_be_in_set(uscc): enterprise_registry.uscc not in run"
         ]
+
+
+MEDIAN_BOUNDED = {
+    "enterprise_registry": "registered_capital",
+    "tax_credit": "tax_paid",
+    "social_insurance": "insured_headcount",
+    "utility_payments": "amount_due",
+    "penalties": "amount",
+    "court_cases": "amount",
+    "bank_loans": "amount",
+}
+
+
+@pytest.mark.parametrize(("name", "column"), sorted(MEDIAN_BOUNDED.items()))
+def test_distribution_bounds_pass_on_delivered_data_and_flag_a_unit_error(
+    delivery: Path, name: str, column: str
+) -> None:
+    """A key amount delivered in the wrong unit (×100: fen for yuan) shows as a warning."""
+    table = next(t for t in SOURCE_TABLES if t.name == name)
+    reason = f"expect_column_median_to_be_between({column})"
+    window = (dt.date(2026, 1, 1), dt.date(2027, 1, 1))
+    clean = ingest_file(delivery / table.file_name, table).clean
+    as_delivered = validate_raw(clean, table, RunInputs(window=window)).run
+    assert reason not in {w.reason for w in as_delivered.warnings}
+    wrong_unit = clean.with_columns(clean[column] * 100)
+    shifted = validate_raw(wrong_unit, table, RunInputs(window=window)).run
+    assert shifted.success  # a warning: shown to the reviewer, never blocks or quarantines
+    assert reason in {w.reason for w in shifted.warnings}
