@@ -26,7 +26,7 @@ from pdo.ledger.models import (
     UsageEvent,
 )
 from pdo.revenue import OPERATOR
-from pdo.signoff import pending
+from pdo.signoff import approvals, pending, required_approvals
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 OPERATOR_ZH = "授权运营单位"
@@ -120,6 +120,8 @@ class PendingRun:
     tables: pl.DataFrame
     validation: pl.DataFrame
     datasets: pl.DataFrame
+    approved_by: list[str]
+    approvals_needed: int
 
     @property
     def rows_quarantined(self) -> int:
@@ -198,6 +200,8 @@ def pending_runs(session: Session) -> list[PendingRun]:
                 tables=_tables_frame(package.get("tables", [])),
                 validation=_validation_frame(package.get("validation", [])),
                 datasets=_datasets_frame(package.get("datasets", [])),
+                approved_by=[a.reviewer for a in approvals(session, run)],
+                approvals_needed=required_approvals(package),
             )
         )
     return out
@@ -476,6 +480,7 @@ _SIGNOFF_REASONS_ZH = (
     ("cannot decide on it", "发起人不能签核自己发起的运行"),
     ("is not a reviewer", "仅审核员可以签核"),
     ("needs a comment", "驳回必须填写意见"),
+    ("already approved", "您已批准该运行，重要数据需另一名审核员批准"),
     ("not awaiting sign-off", "该运行已不在待签核状态"),
     ("review package changed", "审核包在生成后被修改"),
     ("reviewed data changed", "所审核的数据集已变化"),

@@ -12,6 +12,8 @@ from pdo import audit
 from pdo.lake import Lake
 from pdo.ledger.models import PipelineRun, SignOff, User
 from pdo.ledger.types import utcnow
+from pdo.sources.contract import Classification
+from pdo.sources.tables import SOURCE_TABLES, table
 from pdo.users import Role
 
 
@@ -48,6 +50,51 @@ def _check_integrity(lake: Lake, run: PipelineRun) -> None:
         raise SignOffError(f"run {run.id}: reviewed data changed: {'; '.join(changed)}")
 
 
+APPROVALS_BY_CLASSIFICATION = {
+    Classification.GENERAL: 1,
+    Classification.IMPORTANT: 2,  # 重要数据: two distinct reviewers (four-eyes)
+    Classification.CORE: 2,
+}
+
+
+def required_approvals(package: dict[str, Any]) -> int:
+    """Distinct approvals a run needs: the most any of its tables' classification demands.
+
+    The contract's classification counts, whatever the package says (it can only raise it).
+    """
+    needed = 1
+    for t in package.get("tables", []):
+        levels = [t.get("classification")]
+        if t.get("table") in {c.name for c in SOURCE_TABLES}:
+            levels.append(table(t["table"]).classification.value)
+        for level in levels:
+            if level in {c.value for c in Classification}:
+                needed = max(needed, APPROVALS_BY_CLASSIFICATION[Classification(level)])
+    return needed
+
+
+def approvals(session: Session, run: PipelineRun) -> list[SignOff]:
+    """Approvals that cover the run's current review package, one per reviewer, oldest first."""
+    rows = session.exec(
+        select(SignOff)
+        .where(
+            SignOff.run_id == run.id,
+            SignOff.decision == "approved",
+            SignOff.covers_hash == (run.review_package_hash or ""),
+        )
+        .order_by(col(SignOff.decided_at))
+    ).all()
+    seen: dict[str, SignOff] = {}
+    for row in rows:
+        seen.setdefault(row.reviewer, row)
+    return list(seen.values())
+
+
+def progress(session: Session, run: PipelineRun) -> tuple[int, int]:
+    """(approvals given, approvals needed) for the run's current review package."""
+    return len(approvals(session, run)), required_approvals(run.review_package or {})
+
+
 def pending(session: Session) -> list[PipelineRun]:
     """Runs waiting at the gate, oldest first."""
     stmt = select(PipelineRun).where(PipelineRun.status == "awaiting_signoff")
@@ -71,6 +118,10 @@ def decide(
     if not approve and not comment.strip():
         raise SignOffError("a rejection needs a comment saying why")
     _check_integrity(lake, run)
+    given = approvals(session, run)
+    if approve and any(a.reviewer == reviewer for a in given):
+        raise SignOffError(f"{reviewer!r} already approved run {run_id}; a second reviewer must")
+    needed = required_approvals(run.review_package or {})
     decision = SignOff(
         run_id=run_id,
         reviewer=reviewer,
@@ -80,9 +131,11 @@ def decide(
         covers_hash=run.review_package_hash or "",
     )
     session.add(decision)
-    run.status = "approved" if approve else "rejected"
     if not approve:
-        run.finished_at = utcnow()
+        run.status, run.finished_at = "rejected", utcnow()
+    elif len(given) + 1 >= needed:
+        run.status = "approved"
+    # else: still awaiting_signoff, one more distinct reviewer to go
     session.add(run)
     session.flush()
     audit.record(
@@ -92,6 +145,7 @@ def decide(
         run_id,
         covers_hash=decision.covers_hash,
         comment=comment,
+        approvals=f"{len(given) + 1}/{needed}" if approve else None,
     )
     return decision
 
@@ -101,14 +155,14 @@ def require_approval(session: Session, lake: Lake, run_id: str) -> SignOff:
     run = session.get(PipelineRun, run_id)
     if run is None:
         raise SignOffError(f"no run {run_id}")
-    approval = session.exec(
-        select(SignOff)
-        .where(SignOff.run_id == run_id, SignOff.decision == "approved")
-        .order_by(col(SignOff.decided_at).desc())
-    ).first()
-    if approval is None or run.status not in ("approved", "published"):
+    given = approvals(session, run)
+    if not given or run.status not in ("approved", "published"):
         raise SignOffError(f"run {run_id} has no approval (status: {run.status}); publish refused")
-    if approval.covers_hash != run.review_package_hash:
-        raise SignOffError(f"run {run_id}: the approval does not cover the current review package")
+    needed = required_approvals(run.review_package or {})
+    if len(given) < needed:
+        raise SignOffError(
+            f"run {run_id} has {len(given)} of {needed} approvals covering its review package;"
+            " publish refused"
+        )
     _check_integrity(lake, run)
-    return approval
+    return given[-1]

@@ -44,6 +44,7 @@ USERS = {
     "olga": Role.OPERATOR,
     "rita": Role.REVIEWER,
     "rick": Role.REVIEWER,
+    "rosa": Role.REVIEWER,
     "regina": Role.REGULATOR,
 }
 CALLS = {"示范银行": (3, "贷前审查"), "第二银行": (1, "贷后管理")}

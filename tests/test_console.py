@@ -105,7 +105,13 @@ def test_right_password_logs_in_and_shows_role_then_logs_out(seeded: Seed) -> No
 def test_queue_shows_the_pending_run_read_only_for_an_operator(seeded: Seed) -> None:
     at = _login(_app(), "olga")
     assert at.subheader[0].value == f"运行 {seeded.pending_run_id[:12]}"
-    assert _metrics(at) == {"发起人": "rick", "数据表": "2", "隔离行数": "3", "校验": "全部通过"}
+    assert _metrics(at) == {
+        "发起人": "rick",
+        "数据表": "2",
+        "隔离行数": "3",
+        "校验": "全部通过",
+        "批准进度": "0/2",
+    }
     text_shown = " ".join(m.value for m in at.markdown)
     assert "2026-01-05 10:00:00" in text_shown  # 02:00 UTC in Asia/Shanghai
     assert seeded.package_hash[:16] in text_shown
@@ -119,23 +125,39 @@ def test_queue_shows_the_pending_run_read_only_for_an_operator(seeded: Seed) -> 
     assert not [b for b in at.button if b.key and b.key.startswith("approve-")]
 
 
-def test_reviewer_approves_and_the_ledger_records_it(seeded: Seed) -> None:
+def test_two_reviewers_approve_important_data_and_the_ledger_records_both(seeded: Seed) -> None:
+    run_id = seeded.pending_run_id  # covers enterprise_registry: 重要 data, two approvals
     at = _login(_app(), "rita")
-    run_id = seeded.pending_run_id
+    assert _metrics(at)["批准进度"] == "0/2"
     at.text_area(key=f"comment-{run_id}").input("行数与校验结果核对无误")
     at.button(key=f"approve-{run_id}").click().run(timeout=30)
     assert not at.exception
-    assert any("已批准" in s.value for s in at.success)
+    assert any("已批准" in s.value and "1/2" in s.value for s in at.success)
+    assert _metrics(at)["批准进度"] == "1/2"  # still in the queue
+    assert any("您已批准该运行" in c.value for c in at.caption)
+    at.button(key=f"approve-{run_id}").click().run(timeout=30)
+    assert any("已批准该运行" in e.value and "already approved" in e.value for e in at.error)
+    with _session(seeded) as s:
+        run = s.get(PipelineRun, run_id)
+        assert run is not None and run.status == "awaiting_signoff"
+
+    at = _login(_app(), "rosa")
+    at.button(key=f"approve-{run_id}").click().run(timeout=30)
+    assert any("已批准" in s.value and "1/2" not in s.value for s in at.success)
     assert any(i.value == "暂无待签核的运行。" for i in at.info)
     with _session(seeded) as s:
         run = s.get(PipelineRun, run_id)
         assert run is not None and run.status == "approved"
-        decision = s.exec(select(SignOff).where(SignOff.run_id == run_id)).one()
-    assert (decision.reviewer, decision.decision) == ("rita", "approved")
-    assert decision.comment == "行数与校验结果核对无误"
-    assert decision.covers_hash == seeded.package_hash
+        decisions = s.exec(select(SignOff).where(SignOff.run_id == run_id)).all()
+    assert sorted((d.reviewer, d.decision) for d in decisions) == [
+        ("rita", "approved"),
+        ("rosa", "approved"),
+    ]
+    rita = next(d for d in decisions if d.reviewer == "rita")
+    assert rita.comment == "行数与校验结果核对无误"
+    assert {d.covers_hash for d in decisions} == {seeded.package_hash}
     latest = at.dataframe[-1].value
-    assert latest.loc[0, "运行"] == run_id[:12] and latest.loc[0, "审核人"] == "rita"
+    assert latest.loc[0, "运行"] == run_id[:12] and latest.loc[0, "审核人"] == "rosa"
 
 
 def test_the_runs_starter_cannot_approve_it(seeded: Seed) -> None:

@@ -56,7 +56,7 @@ def _run_to_gate(tmp_path_factory: pytest.TempPathFactory, database_url: str | N
         return result.exit_code, result.output
 
     assert pdo("department", "register")[0] == 0
-    for name, role in (("alice", "operator"), ("rita", "reviewer")):
+    for name, role in (("alice", "operator"), ("rita", "reviewer"), ("rick", "reviewer")):
         code, out = pdo("user", "add", name, "--role", role, input=PASSWORD + "\n")
         assert code == 0, out
     code, out = pdo(
@@ -182,7 +182,13 @@ def test_publish_refused_before_approval_then_served_and_metered(loop: dict) -> 
     code, out = pdo("signoff", "approve", run_id, "--as", "alice")
     assert code != 0 and "not a reviewer" in out
     code, out = pdo("signoff", "approve", run_id, "--as", "rita", "--comment", "ok")
-    assert code == 0, out
+    assert code == 0 and "1 of 2 approvals" in out, out  # the registry is 重要 data
+    code, out = pdo("publish", run_id)
+    assert code != 0 and "no approval" in out  # one of two is not an approval
+    code, out = pdo("signoff", "approve", run_id, "--as", "rita")
+    assert code != 0 and "already approved" in out
+    code, out = pdo("signoff", "approve", run_id, "--as", "rick", "--comment", "复核通过")
+    assert code == 0 and "approvals" not in out, out
     code, out = pdo("publish", run_id, "--json")
     assert code == 0, out
     assert json.loads(out[out.index("{") :])["product_version"] == "credit_risk@1"

@@ -12,7 +12,14 @@ from pdo.lake import Lake
 from pdo.ledger.db import make_engine, session_scope
 from pdo.ledger.models import PipelineRun
 from pdo.registration import grant_authorization, register_departments
-from pdo.signoff import SignOffError, decide, package_hash, require_approval
+from pdo.signoff import (
+    SignOffError,
+    decide,
+    package_hash,
+    progress,
+    require_approval,
+    required_approvals,
+)
 from pdo.users import Role, add_user
 
 
@@ -110,3 +117,65 @@ def test_rejection_is_final(gate: tuple) -> None:
         require_approval(s, lake, run_id)
     with pytest.raises(SignOffError, match="not awaiting"):
         _decide(engine, lake, run_id, "rick")
+
+
+def _classify(engine, run_id: str, tables: list[dict]) -> None:
+    """Put tables in the run's review package (re-hashed, as the pipeline would generate it)."""
+    with session_scope(engine) as s:
+        run = s.get(PipelineRun, run_id)
+        assert run is not None
+        run.review_package = {**run.review_package, "tables": tables}
+        run.review_package_hash = package_hash(run.review_package)
+        s.add(run)
+
+
+@pytest.mark.parametrize(
+    ("tables", "needed"),
+    [
+        ([], 1),
+        ([{"table": "tax_credit", "classification": "一般"}], 1),
+        ([{"table": "tax_credit"}, {"table": "enterprise_registry"}], 2),  # contract: 重要
+        ([{"table": "tax_credit", "classification": "重要"}], 2),  # the package can raise it
+        ([{"table": "enterprise_registry", "classification": "一般"}], 2),  # never lower it
+        ([{"table": "x", "classification": "核心"}], 2),
+    ],
+)
+def test_required_approvals_follow_the_highest_classification(tables: list, needed: int) -> None:
+    assert required_approvals({"tables": tables}) == needed
+
+
+def test_important_data_needs_two_distinct_reviewers(gate: tuple) -> None:
+    engine, lake, run_id, _ = gate
+    _classify(engine, run_id, [{"table": "enterprise_registry", "classification": "重要"}])
+    _decide(engine, lake, run_id, "rita")
+    with Session(engine) as s:
+        run = s.get(PipelineRun, run_id)
+        assert run is not None and run.status == "awaiting_signoff"
+        assert progress(s, run) == (1, 2)
+        with pytest.raises(SignOffError, match="no approval"):
+            require_approval(s, lake, run_id)
+    with pytest.raises(SignOffError, match="already approved"):
+        _decide(engine, lake, run_id, "rita")
+    with pytest.raises(SignOffError, match="cannot decide"):
+        _decide(engine, lake, run_id, "rick")  # the starter still cannot be the second
+    with session_scope(engine) as s:
+        add_user(s, "rosa", Role.REVIEWER, "password-123", "admin")
+    _decide(engine, lake, run_id, "rosa")
+    with Session(engine) as s:
+        assert require_approval(s, lake, run_id).reviewer == "rosa"
+        run = s.get(PipelineRun, run_id)
+        assert run is not None and run.status == "approved" and progress(s, run) == (2, 2)
+
+
+def test_a_rejection_by_either_reviewer_ends_an_important_run(gate: tuple) -> None:
+    engine, lake, run_id, _ = gate
+    _classify(engine, run_id, [{"table": "court_cases"}])
+    _decide(engine, lake, run_id, "rita")
+    with session_scope(engine) as s:
+        add_user(s, "rosa", Role.REVIEWER, "password-123", "admin")
+    _decide(engine, lake, run_id, "rosa", approve=False, comment="执行标的字段超出授权用途")
+    with Session(engine) as s:
+        run = s.get(PipelineRun, run_id)
+        assert run is not None and run.status == "rejected"
+        with pytest.raises(SignOffError, match="no approval"):
+            require_approval(s, lake, run_id)

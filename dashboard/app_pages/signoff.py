@@ -7,7 +7,8 @@ import streamlit as st
 from dashboard import auth, queries
 from dashboard.state import workspace
 from pdo.ledger.db import session_scope
-from pdo.signoff import SignOffError, decide
+from pdo.ledger.models import PipelineRun
+from pdo.signoff import SignOffError, decide, progress
 
 _FLASH = "signoff_flash"
 
@@ -22,12 +23,20 @@ def _decide(run_id: str, approve: bool) -> None:
     try:
         with session_scope(ws.engine) as s:
             decide(s, ws.lake, run_id, account.name, approve, comment)
+            run = s.get(PipelineRun, run_id)
+            given, needed = progress(s, run) if run is not None else (0, 0)
     except SignOffError as exc:
         reason = queries.signoff_error_zh(str(exc))
         st.session_state[_FLASH] = ("error", f"签核失败：{reason}。（{exc}）")
         return
     verb = "批准" if approve else "驳回"
-    st.session_state[_FLASH] = ("success", f"已{verb}运行 {run_id[:12]}，签核已记入台账与审计链。")
+    more = ""
+    if approve and given < needed:
+        more = f"（{given}/{needed}，重要数据还需另一名审核员批准）"
+    st.session_state[_FLASH] = (
+        "success",
+        f"已{verb}运行 {run_id[:12]}{more}，签核已记入台账与审计链。",
+    )
 
 
 account = auth.require_user()
@@ -51,11 +60,18 @@ if not runs:
 for run in runs:
     with st.container(border=True):
         st.subheader(f"运行 {run.id[:12]}")
-        c1, c2, c3, c4 = st.columns(4)
+        c1, c2, c3, c4, c5 = st.columns(5)
         c1.metric("发起人", run.started_by)
         c2.metric("数据表", run.tables.height)
         c3.metric("隔离行数", run.rows_quarantined)
         c4.metric("校验", "全部通过" if run.validation_ok else "有未通过")
+        c5.metric(
+            "批准进度",
+            f"{len(run.approved_by)}/{run.approvals_needed}",
+            help="重要数据需两名不同审核员批准；发起人不能签核。",
+        )
+        if run.approved_by:
+            st.caption(f"已批准：{'、'.join(run.approved_by)}")
         st.markdown(
             f"开始时间（北京时间）：{run.started_at}　·　授权：`{run.authorization or '—'}`"
             f"　·　用途：{'、'.join(run.purposes) or '—'}"
@@ -89,6 +105,8 @@ for run in runs:
         if account.is_reviewer:
             if account.name == run.started_by:
                 st.caption("提示：您是该运行的发起人，不能签核自己发起的运行。")
+            elif account.name in run.approved_by:
+                st.caption("提示：您已批准该运行，还需另一名审核员批准。")
             with st.form(f"decide-{run.id}"):
                 st.text_area("意见（驳回时必填）", key=f"comment-{run.id}")
                 with st.container(horizontal=True):

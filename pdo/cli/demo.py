@@ -23,6 +23,7 @@ DEMO_PASSWORD = "pdo-demo-2026"
 DEMO_USERS = (
     ("demo_operator", "operator"),
     ("demo_reviewer", "reviewer"),
+    ("demo_reviewer_2", "reviewer"),  # 重要 tables need two distinct approvals
     ("demo_regulator", "regulator"),
 )
 DEMO_BANK = "示例银行股份有限公司"
@@ -146,10 +147,12 @@ def register(app: typer.Typer) -> None:
         console.print(f"run {run.id}: {status} ({time.monotonic() - started:.1f} s)")
         _print_stage_counts(ws, run.id)
 
-        _step(4, "演示步骤：以演示审核员身份批准 — DEMO STEP: approving as demo_reviewer")
-        with session_scope(ws.engine) as s:
-            decide(s, ws.lake, run.id, "demo_reviewer", True, "演示：审核通过")
-        console.print("approved (in real use a reviewer decides in the console or CLI)")
+        _step(4, "演示步骤：两名演示审核员批准 — DEMO STEP: approving as two demo reviewers")
+        for reviewer in ("demo_reviewer", "demo_reviewer_2"):  # 重要数据需双人审核
+            with session_scope(ws.engine) as s:
+                decide(s, ws.lake, run.id, reviewer, True, "演示：审核通过")
+            console.print(f"approved by {reviewer}")
+        console.print("(in real use reviewers decide in the console or with `pdo signoff approve`)")
 
         _step(5, "发布数据产品 — package (optbinning scorecard) → deliver")
         from flows.publish import publish_flow

@@ -7,7 +7,8 @@ from rich.table import Table
 
 from pdo.cli.root import console, emit_json, fail, workspace
 from pdo.ledger.db import session_scope
-from pdo.signoff import SignOffError, decide, pending
+from pdo.ledger.models import PipelineRun
+from pdo.signoff import SignOffError, decide, pending, progress
 
 
 def register(app: typer.Typer) -> None:
@@ -53,9 +54,17 @@ def register(app: typer.Typer) -> None:
         try:
             with session_scope(ws.engine) as s:
                 d = decide(s, ws.lake, run_id, user, approve, comment)
+                run = s.get(PipelineRun, run_id)
+                assert run is not None
+                given, needed = progress(s, run)
+                status = run.status
         except SignOffError as exc:
             raise fail(str(exc)) from exc
         console.print(f"run {run_id}: {d.decision} by {user}")
+        if approve and status == "awaiting_signoff":
+            console.print(
+                f"{given} of {needed} approvals: another reviewer must approve (重要数据需双人审核)"
+            )
 
     @group.command("approve")
     def approve_command(
