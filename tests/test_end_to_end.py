@@ -175,6 +175,47 @@ def test_no_raw_resident_id_or_mobile_in_the_desensitized_zone(loop: dict) -> No
     assert leaked == []
 
 
+def test_no_route_publishes_without_approval(loop: dict) -> None:
+    """CLI, the Prefect flow, its plain function, each task, a pipeline re-run: all refused."""
+    from flows.pipeline import pipeline_flow
+    from flows.publish import deliver_task, package_task, publish_flow
+    from pdo.ledger.models import AuditEvent, ProductVersion
+    from pdo.signoff import SignOffError
+
+    run_id, settings = loop["run_id"], loop["settings"]
+    home, url = str(settings.resolved_home), settings.database_url
+    code, out = loop["pdo"]("publish", run_id)
+    assert code != 0 and "no approval" in out
+    attempts = {
+        "flow": lambda: publish_flow(run_id, home, url, "alice"),
+        "flow function": lambda: publish_flow.fn(run_id, home, url, "alice"),
+        "package task": lambda: package_task.fn(home, url, run_id, "credit_risk"),
+        "deliver task": lambda: deliver_task.fn(
+            home,
+            url,
+            run_id,
+            "credit_risk",
+            {
+                "manifest": _raw_manifest(ws, "enterprise_registry"),
+                "metrics": {},
+                "as_of": "2026-06-30",
+            },
+            "alice",
+        ),
+    }
+    ws = Workspace.open(settings)
+    for route, attempt in attempts.items():
+        with pytest.raises(SignOffError, match="no approval"):
+            attempt()
+            pytest.fail(f"{route} published without approval")
+    assert pipeline_flow(run_id, home, url) == "awaiting_signoff"  # a re-run stops at the gate
+    with session_scope(ws.engine) as s:
+        assert s.exec(select(ProductVersion)).all() == []
+        assert s.exec(select(ServedScore)).all() == []
+        assert s.exec(select(AuditEvent).where(AuditEvent.action == "product.publish")).all() == []
+    assert not (loop["home"] / "lake" / "product").exists()
+
+
 def test_publish_refused_before_approval_then_served_and_metered(loop: dict) -> None:
     pdo, run_id = loop["pdo"], loop["run_id"]
     code, out = pdo("publish", run_id)
