@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 from pydantic import BaseModel
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.errors import ApiError
 from pdo.ledger.models import (
     ApiKey,
+    Authorization,
+    PipelineRun,
     Product,
     ProductVersion,
     RevenueAllocation,
@@ -18,6 +20,7 @@ from pdo.ledger.models import (
     UsageEvent,
 )
 from pdo.ledger.types import utcnow
+from pdo.registration import authorization_state, state_message
 from pdo.revenue import split_fen
 
 
@@ -33,6 +36,51 @@ class ScoreAnswer(BaseModel):
     purpose: str
     usage_id: str
     price_fen: int
+
+
+def authorized_version(
+    session: Session, product_name: str, purpose: str, now: dt.datetime
+) -> ProductVersion:
+    """The published version, refused unless the grant behind its run still holds right now.
+
+    One query per request (version → run → authorization), no cache: a revocation or an expiry
+    takes effect on the very next call.
+    """
+    found = session.exec(
+        select(ProductVersion, Authorization)
+        .join(PipelineRun, col(PipelineRun.id) == col(ProductVersion.run_id))
+        .join(
+            Authorization,
+            col(Authorization.id) == col(PipelineRun.authorization_id),
+            isouter=True,
+        )
+        .where(ProductVersion.product_name == product_name, ProductVersion.status == "published")
+    ).first()
+    if found is None:
+        raise ApiError(503, "no_published_version", f"{product_name} has no published version")
+    version, auth = found
+    if auth is None:
+        raise ApiError(403, "authorization_missing", f"{version.id} has no authorization on record")
+    state = authorization_state(auth, now)
+    if state != "active":
+        raise ApiError(
+            403,
+            f"authorization_{state}",
+            f"{state_message(auth, state)}; {version.id} 暂停交付 / is not delivered",
+        )
+    if product_name not in auth.products:
+        raise ApiError(
+            403,
+            "product_not_authorized",
+            f"authorization {auth.reference} grants no 数据产品经营权 for {product_name}",
+        )
+    if purpose not in auth.purposes:
+        raise ApiError(
+            403,
+            "purpose_not_authorized",
+            f"authorization {auth.reference} does not allow purpose {purpose!r}",
+        )
+    return version
 
 
 def serve_score(
@@ -62,13 +110,7 @@ def serve_score(
     ).first()
     if subscription is None or subscription.valid_until < now:
         raise ApiError(403, "no_subscription", f"no valid subscription to {product_name}")
-    version = session.exec(
-        select(ProductVersion).where(
-            ProductVersion.product_name == product_name, ProductVersion.status == "published"
-        )
-    ).first()
-    if version is None:
-        raise ApiError(503, "no_published_version", f"{product_name} has no published version")
+    version = authorized_version(session, product_name, purpose, now)
     row = session.exec(
         select(ServedScore).where(
             ServedScore.product_version_id == version.id, ServedScore.uscc == entity

@@ -6,14 +6,31 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import asdict
+from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from pdo import audit
-from pdo.ledger.models import Authorization, Department, SourceTableRecord
+from pdo.ledger.models import (
+    Authorization,
+    Department,
+    PipelineRun,
+    ProductVersion,
+    SourceTableRecord,
+    User,
+)
 from pdo.ledger.types import utcnow
 from pdo.sources.departments import DEPARTMENTS
 from pdo.sources.tables import SOURCE_TABLES
+from pdo.users import Role
+
+# The data authority's own acting identity (the default `--as` of `pdo authorization grant`).
+AUTHORITY_ACTOR = "authority"
+DEFAULT_PRODUCTS = ("credit_risk",)
+# 三权分置: the rights an authorization records, and who holds each.
+HOLDING_RIGHT = "数据资源持有权"
+PROCESSING_RIGHT = "数据加工使用权"
+OPERATION_RIGHT = "数据产品经营权"
 
 
 def contract_hash(table_name: str) -> str:
@@ -54,7 +71,14 @@ def register_departments(session: Session, actor: str) -> int:
 
 
 class AuthorizationError(PermissionError):
-    """No active authorization covers what was asked."""
+    """No active authorization covers what was asked, or the actor may not change it."""
+
+
+def grant_rights(tables: list[str], operator: str) -> dict[str, Any]:
+    """三权分置: the departments keep holding their data; the operator may process and operate."""
+    codes = {t.department for t in SOURCE_TABLES if t.name in tables}
+    holders = [d.name_zh for d in DEPARTMENTS if d.code in codes]
+    return {HOLDING_RIGHT: holders, PROCESSING_RIGHT: operator, OPERATION_RIGHT: operator}
 
 
 def grant_authorization(
@@ -67,12 +91,16 @@ def grant_authorization(
     actor: str,
     authority: str = "市数据局",
     operator: str = "授权运营单位",
+    products: list[str] | None = None,
 ) -> Authorization:
-    """Record an authority's grant to the operator over named tables and purposes."""
+    """Record an authority's grant to the operator over named tables, purposes and products."""
     known = {t.name for t in SOURCE_TABLES}
     unknown = sorted(set(tables) - known)
     if unknown:
         raise ValueError(f"unknown tables in authorization: {unknown}")
+    names = sorted({p.strip() for p in (products or DEFAULT_PRODUCTS)})
+    if not names or "" in names:
+        raise ValueError("授权须列明数据产品 / an authorization must name its products")
     existing = session.exec(
         select(Authorization).where(Authorization.reference == reference)
     ).first()
@@ -85,6 +113,8 @@ def grant_authorization(
         operator=operator,
         tables=sorted(tables),
         purposes=list(purposes),
+        products=names,
+        rights=grant_rights(tables, operator),
         valid_from=now,
         valid_until=now + dt.timedelta(days=days),
         granted_by=actor,
@@ -99,9 +129,37 @@ def grant_authorization(
         reference=reference,
         tables=auth.tables,
         purposes=auth.purposes,
+        products=auth.products,
+        rights=auth.rights,
         days=days,
     )
     return auth
+
+
+def authorization_state(auth: Authorization, now: dt.datetime | None = None) -> str:
+    """Revocation and expiry are read at every use, so they take effect at once."""
+    now = now or utcnow()
+    if auth.status != "active":
+        return auth.status
+    if now > auth.valid_until:
+        return "expired"
+    if now < auth.valid_from:
+        return "not_yet_valid"
+    return "active"
+
+
+def state_message(auth: Authorization, state: str) -> str:
+    """One bilingual line naming the authorization and why it does not count now."""
+    ref = auth.reference
+    if state == "revoked":
+        return f"授权 {ref} 已撤销 / authorization {ref} is revoked"
+    if state == "expired":
+        day = f"{auth.valid_until:%Y-%m-%d}"
+        return f"授权 {ref} 已于 {day} 到期 / authorization {ref} expired on {day}"
+    if state == "not_yet_valid":
+        day = f"{auth.valid_from:%Y-%m-%d}"
+        return f"授权 {ref} 自 {day} 起生效 / authorization {ref} is not valid before {day}"
+    return f"授权 {ref} 状态为 {state} / authorization {ref} is {state}"
 
 
 def check_authorization(
@@ -111,11 +169,9 @@ def check_authorization(
     auth = session.get(Authorization, authorization_id)
     if auth is None:
         raise AuthorizationError(f"authorization {authorization_id} does not exist")
-    if auth.status != "active":
-        raise AuthorizationError(f"authorization {auth.reference} is {auth.status}")
-    now = utcnow()
-    if not auth.valid_from <= now <= auth.valid_until:
-        raise AuthorizationError(f"authorization {auth.reference} is not valid at {now:%Y-%m-%d}")
+    state = authorization_state(auth)
+    if state != "active":
+        raise AuthorizationError(state_message(auth, state))
     missing = sorted(set(tables) - set(auth.tables))
     if missing:
         raise AuthorizationError(f"authorization {auth.reference} does not cover tables {missing}")
@@ -126,3 +182,113 @@ def active_authorization(session: Session) -> Authorization | None:
     """The most recent active authorization, for commands that do not name one."""
     rows = session.exec(select(Authorization).where(Authorization.status == "active")).all()
     return max(rows, key=lambda a: a.created_at) if rows else None
+
+
+def list_authorizations(session: Session) -> list[Authorization]:
+    """Every grant, oldest first, whatever its state."""
+    return list(session.exec(select(Authorization).order_by(col(Authorization.created_at))))
+
+
+def find_authorization(session: Session, key: str) -> Authorization:
+    """An authorization by id or by its reference (授权文书编号), or a clear LookupError."""
+    auth = session.get(Authorization, key)
+    if auth is None:
+        auth = session.exec(select(Authorization).where(Authorization.reference == key)).first()
+    if auth is None:
+        raise LookupError(f"未找到授权 / no authorization {key!r}")
+    return auth
+
+
+def may_govern(session: Session, actor: str) -> bool:
+    """Only the data authority or a regulator may revoke or renew a grant.
+
+    `authority` is the authority's own identity (as when granting), unless a user of that name
+    exists: then, like anyone else, it needs the regulator role.
+    """
+    user = session.get(User, actor)
+    if user is not None:
+        return user.role == Role.REGULATOR.value
+    return actor == AUTHORITY_ACTOR
+
+
+def _require_governor(session: Session, actor: str, verb_zh: str, verb: str) -> None:
+    """Refuse anyone but the authority or a regulator, naming who may."""
+    if not may_govern(session, actor):
+        raise AuthorizationError(
+            f"{actor!r} 无权{verb_zh}授权 / {actor!r} may not {verb} an authorization: "
+            f"only {AUTHORITY_ACTOR!r} or a regulator may"
+        )
+
+
+def versions_built_on(session: Session, authorization_id: str) -> list[str]:
+    """Published product versions whose run was authorized by this grant."""
+    stmt = (
+        select(ProductVersion.id)
+        .join(PipelineRun, col(PipelineRun.id) == col(ProductVersion.run_id))
+        .where(PipelineRun.authorization_id == authorization_id)
+        .where(ProductVersion.status == "published")
+    )
+    return sorted(session.exec(stmt).all())
+
+
+def revoke_authorization(
+    session: Session, authorization_id: str, actor: str, reason: str
+) -> Authorization:
+    """Withdraw a grant: new runs are refused and its products stop being delivered at once."""
+    auth = find_authorization(session, authorization_id)
+    _require_governor(session, actor, "撤销", "revoke")
+    if not reason.strip():
+        raise ValueError("撤销授权须说明理由 / a revocation needs a reason (--reason)")
+    if auth.status == "revoked":
+        raise ValueError(
+            f"授权 {auth.reference} 已撤销 / authorization {auth.reference} is already revoked"
+        )
+    auth.status = "revoked"
+    auth.revoked_at, auth.revoked_by, auth.revoke_reason = utcnow(), actor, reason.strip()
+    session.add(auth)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "authorization.revoke",
+        auth.id,
+        reference=auth.reference,
+        reason=auth.revoke_reason,
+        suspended=versions_built_on(session, auth.id),
+    )
+    return auth
+
+
+def renew_authorization(
+    session: Session, authorization_id: str, days: int, actor: str
+) -> Authorization:
+    """Extend a grant by `days` from its end (or from now if it lapsed), reinstating a revoked one.
+
+    A revocation suspends a grant until it is renewed; the lifted revocation stays in the audit
+    chain, so clearing it on the row loses nothing.
+    """
+    auth = find_authorization(session, authorization_id)
+    _require_governor(session, actor, "续期", "renew")
+    if days < 1:
+        raise ValueError("续期天数至少为 1 / --days must be at least 1")
+    previous = auth.valid_until
+    lifted = None
+    if auth.status == "revoked":
+        lifted = {"at": auth.revoked_at, "by": auth.revoked_by, "reason": auth.revoke_reason}
+    auth.valid_until = max(previous, utcnow()) + dt.timedelta(days=days)
+    auth.status = "active"
+    auth.revoked_at = auth.revoked_by = auth.revoke_reason = None
+    session.add(auth)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "authorization.renew",
+        auth.id,
+        reference=auth.reference,
+        days=days,
+        previous_valid_until=previous,
+        valid_until=auth.valid_until,
+        reinstated=lifted,
+    )
+    return auth

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
 from pdo import audit
 from pdo.cli.root import console, emit_json, fail, workspace
 from pdo.ledger.db import session_scope
-from pdo.registration import grant_authorization, register_departments
+from pdo.ledger.models import Authorization
+from pdo.registration import (
+    AuthorizationError,
+    authorization_state,
+    grant_authorization,
+    list_authorizations,
+    register_departments,
+    renew_authorization,
+    revoke_authorization,
+    versions_built_on,
+)
 from pdo.sources.tables import SOURCE_TABLES
 from pdo.subscribers import add_subscriber
 from pdo.users import Role, add_user
@@ -19,6 +30,43 @@ def _read_password() -> str:
     if not sys.stdin.isatty():
         return sys.stdin.readline().rstrip("\n")
     return str(typer.prompt("password", hide_input=True, confirmation_prompt=True))
+
+
+def _describe(a: Authorization) -> dict[str, Any]:
+    """What `authorization list` shows: state, validity and rights (a grant holds no secrets)."""
+    return {
+        "id": a.id,
+        "reference": a.reference,
+        "state": authorization_state(a),
+        "status": a.status,
+        "authority": a.authority,
+        "operator": a.operator,
+        "valid_from": a.valid_from.isoformat(),
+        "valid_until": a.valid_until.isoformat(),
+        "tables": a.tables,
+        "purposes": a.purposes,
+        "products": a.products,
+        "rights": a.rights,
+        "granted_by": a.granted_by,
+        "revoked_at": a.revoked_at.isoformat() if a.revoked_at else None,
+        "revoked_by": a.revoked_by,
+        "revoke_reason": a.revoke_reason,
+    }
+
+
+def _grant_lines(r: dict[str, Any]) -> list[str]:
+    """A grant as a few readable lines: state and validity, scope, each right and its holder."""
+    lines = [
+        f"{r['reference']}  {r['state']}  {r['valid_from'][:10]} → {r['valid_until'][:10]}"
+        f"  id {r['id']}",
+        f"  products: {', '.join(r['products'])}  purposes: {', '.join(r['purposes'])}"
+        f"  tables: {len(r['tables'])}",
+    ]
+    for right, holder in r["rights"].items():
+        lines.append(f"  {right}: {'、'.join(holder) if isinstance(holder, list) else holder}")
+    if r["revoked_at"]:
+        lines.append(f"  revoked {r['revoked_at'][:10]} by {r['revoked_by']}: {r['revoke_reason']}")
+    return lines
 
 
 def register(app: typer.Typer) -> None:
@@ -67,10 +115,13 @@ def register(app: typer.Typer) -> None:
         tables: str = typer.Option("all", help="comma-separated table names, or 'all'"),
         purposes: str = typer.Option("贷前审查,贷后管理", help="comma-separated allowed purposes"),
         days: int = typer.Option(365, help="validity in days"),
+        product: list[str] = typer.Option(
+            ["credit_risk"], "--product", help="数据产品经营权 for this product (repeatable)"
+        ),
         actor: str = typer.Option("authority", "--as"),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
-        """Record the data authority's grant to the operator."""
+        """Record the data authority's grant to the operator (三权分置 rights included)."""
         names = [t.name for t in SOURCE_TABLES] if tables == "all" else tables.split(",")
         ws = workspace()
         try:
@@ -83,14 +134,82 @@ def register(app: typer.Typer) -> None:
                     purposes=purposes.split(","),
                     days=days,
                     actor=actor,
+                    products=product,
                 )
-                out = {"id": a.id, "reference": a.reference, "valid_until": a.valid_until}
+                out = {
+                    "id": a.id,
+                    "reference": a.reference,
+                    "valid_until": a.valid_until,
+                    "products": a.products,
+                    "rights": a.rights,
+                }
         except ValueError as exc:
             raise fail(str(exc)) from exc
         if as_json:
             emit_json(out)
         else:
             console.print(f"authorization {out['reference']} granted: id {out['id']}")
+
+    @auth.command("revoke")
+    def auth_revoke(
+        authorization: str = typer.Argument(..., help="authorization id or reference"),
+        actor: str = typer.Option(..., "--as", help="'authority' or a regulator user"),
+        reason: str = typer.Option("", "--reason", help="why (required)"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Revoke a grant: new runs are refused and its products stop being delivered at once."""
+        ws = workspace()
+        try:
+            with session_scope(ws.engine) as s:
+                a = revoke_authorization(s, authorization, actor, reason)
+                out = _describe(a) | {"suspended": versions_built_on(s, a.id)}
+        except (LookupError, AuthorizationError, ValueError) as exc:
+            raise fail(str(exc)) from exc
+        if as_json:
+            emit_json(out)
+        else:
+            suspended = ", ".join(out["suspended"]) or "none"
+            console.print(
+                f"authorization {out['reference']} revoked by {actor}; "
+                f"delivery suspended: {suspended}"
+            )
+
+    @auth.command("renew")
+    def auth_renew(
+        authorization: str = typer.Argument(..., help="authorization id or reference"),
+        days: int = typer.Option(..., "--days", help="days to add (from now if it lapsed)"),
+        actor: str = typer.Option(..., "--as", help="'authority' or a regulator user"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Extend a grant; a revoked grant is reinstated and its products are delivered again."""
+        ws = workspace()
+        try:
+            with session_scope(ws.engine) as s:
+                a = renew_authorization(s, authorization, days, actor)
+                out = _describe(a)
+        except (LookupError, AuthorizationError, ValueError) as exc:
+            raise fail(str(exc)) from exc
+        if as_json:
+            emit_json(out)
+        else:
+            console.print(
+                f"authorization {out['reference']} renewed by {actor}: "
+                f"valid until {out['valid_until'][:10]}"
+            )
+
+    @auth.command("list")
+    def auth_list(as_json: bool = typer.Option(False, "--json")) -> None:
+        """Every grant with its state, validity, products and 三权分置 rights."""
+        ws = workspace()
+        with session_scope(ws.engine) as s:
+            rows = [_describe(a) for a in list_authorizations(s)]
+        if as_json:
+            emit_json(rows)
+            return
+        if not rows:
+            console.print("no authorizations granted yet")
+        for r in rows:
+            console.print("\n".join(_grant_lines(r)), markup=False, highlight=False)
 
     @sub.command("add")
     def sub_add(

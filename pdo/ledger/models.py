@@ -52,15 +52,24 @@ class AuthorizationBase(SQLModel):
     operator: str
     tables: list[str] = _json([])
     purposes: list[str] = _json([])
+    # 数据产品经营权 covers these products only; the grant names them.
+    products: list[str] = Field(
+        default_factory=lambda: ["credit_risk"], sa_column=Column(JSON, nullable=False)
+    )
+    # 三权分置: right name (数据资源持有权 / 数据加工使用权 / 数据产品经营权) → who holds it.
+    rights: dict[str, Any] = _json({})
     valid_from: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     valid_until: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
 class Authorization(AuthorizationBase, table=True):
     id: str = Field(default_factory=new_id, primary_key=True)
-    status: str = "active"  # active | revoked
+    status: str = "active"  # active | revoked (expiry is read from valid_until, not stored)
     granted_by: str
     created_at: dt.datetime = _ts()
+    revoked_at: dt.datetime | None = _ts_opt()
+    revoked_by: str | None = None
+    revoke_reason: str | None = None
 
 
 # --- users -------------------------------------------------------------------------------
