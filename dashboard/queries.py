@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import polars as pl
 from sqlalchemy import func
@@ -26,17 +24,31 @@ from pdo.ledger.models import (
     UsageEvent,
 )
 from pdo.revenue import OPERATOR
+from pdo.review_report import (
+    DIMENSION_ZH,
+    RUN_STATUS_ZH,
+    ZONE_ZH,
+    below_k_target,
+    column_label,
+    l_diversity_text,
+    local_time,
+    local_time_text,
+    policy_zh,
+    render_review_html,
+    residual_text,
+    share_percent,
+)
 from pdo.signoff import approvals, pending, required_approvals
 
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 OPERATOR_ZH = "授权运营单位"
 
 DECISION_ZH = {"approved": "批准", "rejected": "驳回"}
-ZONE_ZH = {"raw": "原始区", "quarantine": "隔离区", "desensitized": "脱敏区", "product": "产品区"}
 ACTION_ZH = {
     "user.add": "新增用户",
     "departments.register": "登记部门",
     "authorization.grant": "授予授权",
+    "authorization.revoke": "撤销授权",
+    "authorization.renew": "授权续期",
     "run.start": "启动运行",
     "run.failed": "运行失败",
     "run.awaiting_signoff": "等待签核",
@@ -71,15 +83,6 @@ def percent(part: int, whole: int) -> str:
     return f"{bp // 100}.{bp % 100:02d}%"
 
 
-def local_time(ts: dt.datetime | None) -> str:
-    """A ledger timestamp (UTC) as wall-clock time in Asia/Shanghai."""
-    if ts is None:
-        return ""
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=dt.UTC)
-    return ts.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def short_hash(value: str | None, n: int = 12) -> str:
     return (value or "")[:n]
 
@@ -105,6 +108,25 @@ _VALIDATION_SCHEMA = {
     "告警项": pl.Int64,
 }
 _DATASET_SCHEMA = {"数据表": pl.String, "区域": pl.String, "行数": pl.Int64, "哈希": pl.String}
+_AUTHORIZATION_SCHEMA = {"项目": pl.String, "内容": pl.String}
+_POLICY_SCHEMA = {
+    "数据表": pl.String,
+    "字段": pl.String,
+    "中文名": pl.String,
+    "脱敏策略": pl.String,
+    "是否发布": pl.String,
+}
+_PRIVACY_SCHEMA = {
+    "数据表": pl.String,
+    "残留个人信息": pl.String,
+    "假名密钥编号": pl.String,
+    "k": pl.Int64,
+    "目标 k": pl.Int64,
+    "k-匿名": pl.String,
+    "l-多样性": pl.String,
+    "唯一记录占比": pl.String,
+    "最大重识别概率": pl.String,
+}
 
 
 @dataclass(frozen=True)
@@ -122,6 +144,11 @@ class PendingRun:
     datasets: pl.DataFrame
     approved_by: list[str]
     approvals_needed: int
+    authorization_facts: pl.DataFrame
+    policies: pl.DataFrame
+    privacy: pl.DataFrame
+    quality: pl.DataFrame
+    review_html: str  # the same page `pdo signoff export` writes
 
     @property
     def rows_quarantined(self) -> int:
@@ -183,12 +210,69 @@ def _datasets_frame(datasets: list[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=_DATASET_SCHEMA)
 
 
+def _authorization_frame(
+    authorization: dict[str, Any], tables: list[dict[str, Any]]
+) -> pl.DataFrame:
+    """The grant as label/value rows: reference, tables, purposes, valid until (Beijing time)."""
+    labels = {t.get("table"): t.get("label_zh") for t in tables}
+    granted = [
+        f"{t}（{labels[t]}）" if labels.get(t) else t for t in authorization.get("tables") or []
+    ]
+    rows = [
+        ("授权文号", str(authorization.get("reference") or "—")),
+        ("授权表", "、".join(granted) or "—"),
+        ("用途", "、".join(authorization.get("purposes") or []) or "—"),
+        ("有效期至（北京时间）", local_time_text(authorization.get("valid_until")) or "—"),
+    ]
+    return pl.DataFrame([{"项目": k, "内容": v} for k, v in rows], schema=_AUTHORIZATION_SCHEMA)
+
+
+def _policies_frame(tables: list[dict[str, Any]]) -> pl.DataFrame:
+    """Every field of every table with its desensitization policy, in Chinese."""
+    rows = [
+        {
+            "数据表": t.get("table", ""),
+            "字段": column,
+            "中文名": column_label(str(t.get("table", "")), column),
+            "脱敏策略": policy_zh(str(policy)),
+            "是否发布": "否（删除）" if policy == "drop" else "是",
+        }
+        for t in tables
+        for column, policy in (t.get("policies") or {}).items()
+    ]
+    return pl.DataFrame(rows, schema=_POLICY_SCHEMA)
+
+
+def _privacy_frame(privacy: dict[str, Any]) -> pl.DataFrame:
+    """Per table: the residual scan's verdict and, where assessed, k-anonymity and l-diversity."""
+    rows = []
+    for name, p in sorted(privacy.items()):
+        risk = p.get("risk") or {}
+        verdict = "低于目标" if below_k_target(risk) else "达到目标"
+        rows.append(
+            {
+                "数据表": name,
+                "残留个人信息": residual_text(p.get("residual_pii") or {}),
+                "假名密钥编号": p.get("pseudonym_key_id") or "—",
+                "k": risk.get("k"),
+                "目标 k": risk.get("k_target"),
+                "k-匿名": verdict if risk else "未评估（无准标识符）",
+                "l-多样性": l_diversity_text(name, risk) if risk else "—",
+                "唯一记录占比": share_percent(risk.get("share_unique")),
+                "最大重识别概率": share_percent(risk.get("prosecutor_risk_max")),
+            }
+        )
+    return pl.DataFrame(rows, schema=_PRIVACY_SCHEMA)
+
+
 def pending_runs(session: Session) -> list[PendingRun]:
     """Runs awaiting sign-off (oldest first), from `pdo.signoff.pending`."""
     out = []
     for run in pending(session):
         package = run.review_package or {}
         authorization = package.get("authorization") or {}
+        approved_by = [a.reviewer for a in approvals(session, run)]
+        needed = required_approvals(package)
         out.append(
             PendingRun(
                 id=run.id,
@@ -200,8 +284,13 @@ def pending_runs(session: Session) -> list[PendingRun]:
                 tables=_tables_frame(package.get("tables", [])),
                 validation=_validation_frame(package.get("validation", [])),
                 datasets=_datasets_frame(package.get("datasets", [])),
-                approved_by=[a.reviewer for a in approvals(session, run)],
-                approvals_needed=required_approvals(package),
+                approved_by=approved_by,
+                approvals_needed=needed,
+                authorization_facts=_authorization_frame(authorization, package.get("tables", [])),
+                policies=_policies_frame(package.get("tables", [])),
+                privacy=_privacy_frame(package.get("privacy") or {}),
+                quality=_quality_frame(package.get("quality") or {}),
+                review_html=render_review_html(run, package, approved_by, needed),
             )
         )
     return out
@@ -228,22 +317,6 @@ def recent_decisions(session: Session, limit: int = 20) -> pl.DataFrame:
 
 # --- quality report and Data Docs -------------------------------------------------------
 
-RUN_STATUS_ZH = {
-    "running": "运行中",
-    "failed": "失败",
-    "awaiting_signoff": "待签核",
-    "approved": "已批准",
-    "rejected": "已驳回",
-    "published": "已发布",
-    "superseded": "已被取代",
-}
-DIMENSION_ZH = {
-    "completeness": "完整性",
-    "validity": "有效性",
-    "uniqueness": "唯一性",
-    "consistency": "一致性",
-    "timeliness": "及时性",
-}
 ZONE_SUITE_ZH = {"raw": "原始区规则集", "desensitized": "脱敏区规则集", "product": "产品规则集"}
 
 
@@ -265,7 +338,7 @@ class DocsRun:
 
 
 def _score(value: Any) -> str:
-    return "—" if value is None else f"{float(value) * 100:.2f}%"
+    return share_percent(value)
 
 
 def _quality_frame(quality: dict[str, Any]) -> pl.DataFrame:

@@ -7,9 +7,11 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.runtime import flow_run
-from sqlmodel import select
+from prefect.states import State
+from sqlmodel import Session, select
 
 from flows.context import open_workspace
+from flows.gate import waiting_state
 from flows.stages import (
     IngestSummary,
     RawValidationSummary,
@@ -23,17 +25,29 @@ from flows.stages import (
 from pdo import audit
 from pdo.lake import Manifest
 from pdo.ledger.db import session_scope
-from pdo.ledger.models import PipelineRun, StageRun
+from pdo.ledger.models import Authorization, PipelineRun, ProductVersion, StageRun
 from pdo.ledger.types import utcnow
 from pdo.registration import check_authorization
 from pdo.signoff import package_hash
 from pdo.sources.contract import SourceTable
 from pdo.sources.tables import SOURCE_TABLES, table
 from pdo.workspace import Workspace
+from products.registry import product
 
 
 class ValidationBlocked(RuntimeError):
     """A blocking expectation failed; the run stops before the gate."""
+
+
+def run_to_gate(run_id: str, home: str, database_url: str | None = None) -> str:
+    """Run the pipeline flow and return the run's ledger status (raises what the flow raised)."""
+    state = pipeline_flow(run_id, home, database_url, return_state=True)
+    if state.is_failed() or state.is_crashed() or state.is_cancelled():
+        state.result()  # raises the flow's exception
+    with session_scope(open_workspace(home, database_url).engine) as s:
+        run = s.get(PipelineRun, run_id)
+        assert run is not None
+        return run.status
 
 
 def discover(source_dir: Path) -> dict[str, Path]:
@@ -114,6 +128,25 @@ def data_docs_task(home: str, database_url: str | None, run_id: str) -> str:
     return str(build_run_docs(ws, run_id).relative_to(ws.settings.resolved_home))
 
 
+def _product_card(s: Session, name: str) -> dict[str, Any]:
+    """What the run will feed: the product's spec and its live version's figures, if any."""
+    spec = product(name)
+    live = s.exec(
+        select(ProductVersion).where(
+            ProductVersion.product_name == name, ProductVersion.status == "published"
+        )
+    ).first()
+    return {
+        "product": spec.name,
+        "title_zh": spec.title_zh,
+        "inputs": list(spec.inputs),
+        "purposes": list(spec.purposes),
+        "live_version": None
+        if live is None
+        else {"id": live.id, "as_of": live.as_of.isoformat(), "metrics": live.metrics},
+    }
+
+
 def review_package(
     ws: Workspace,
     run: PipelineRun,
@@ -124,17 +157,21 @@ def review_package(
     data_docs: str,
 ) -> dict[str, Any]:
     """Everything the reviewer signs for, including the hash of every dataset it covers."""
-    from pdo.ledger.models import Authorization
-
     with session_scope(ws.engine) as s:
         auth = s.get(Authorization, run.authorization_id)
         assert auth is not None
         authorization = {
             "reference": auth.reference,
+            "authority": auth.authority,
+            "operator": auth.operator,
             "tables": auth.tables,
             "purposes": auth.purposes,
+            "products": auth.products,
+            "rights": auth.rights,
+            "valid_from": auth.valid_from.isoformat(),
             "valid_until": auth.valid_until.isoformat(),
         }
+        products = [_product_card(s, name) for name in auth.products]
     tables: list[dict[str, Any]] = []
     for item in ingested:
         contract: SourceTable = table(item.table)
@@ -178,6 +215,7 @@ def review_package(
         "privacy": privacy,
         "validation": validations,
         "data_docs": data_docs,
+        "products": products,
         "validation_raw": [checked[item.table].report for item in ingested],
         "quality": {
             item.table: {
@@ -192,8 +230,11 @@ def review_package(
 
 
 @flow(name="pdo-pipeline", log_prints=True)
-def pipeline_flow(run_id: str, home: str, database_url: str | None = None) -> str:
-    """Run every stage up to the sign-off gate; the run then waits for a reviewer."""
+def pipeline_flow(run_id: str, home: str, database_url: str | None = None) -> str | State[Any]:
+    """Run every stage up to the sign-off gate, then end Paused there (see flows/gate.py).
+
+    A re-run of a run that is past ``running`` changes nothing and returns its ledger status.
+    """
     ws = open_workspace(home, database_url)
     with session_scope(ws.engine) as s:
         run = s.get(PipelineRun, run_id)
@@ -247,6 +288,9 @@ def pipeline_flow(run_id: str, home: str, database_url: str | None = None) -> st
             audit.record(s, "pipeline", "run.failed", run_id, error=str(exc)[:500])
         raise
     with session_scope(ws.engine) as s:
+        grant = s.get(Authorization, run.authorization_id)
+        assert grant is not None
+        valid_until = grant.valid_until
         waiting = s.get(PipelineRun, run_id)
         assert waiting is not None
         waiting.review_package = package
@@ -261,4 +305,4 @@ def pipeline_flow(run_id: str, home: str, database_url: str | None = None) -> st
             review_package_hash=waiting.review_package_hash,
         )
     print(f"run {run_id} is waiting at the sign-off gate")
-    return "awaiting_signoff"
+    return waiting_state(run_id, valid_until)

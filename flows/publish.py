@@ -11,6 +11,7 @@ from sqlalchemy import insert
 from sqlmodel import col, select
 
 from flows.context import open_workspace
+from flows.gate import mirror_decision
 from flows.validate import validate_product
 from pdo import audit
 from pdo.lake import Manifest
@@ -167,6 +168,7 @@ def publish_flow(
     ws = open_workspace(home, database_url)
     with session_scope(ws.engine) as s:
         require_approval(s, ws.lake, run_id)
+    mirror_decision(home, database_url, run_id)  # approved in the console: close the paused run
     built = package_task(home, database_url, run_id, product_name)
     version_id = deliver_task(home, database_url, run_id, product_name, built, actor)
     print(f"published {version_id}")

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     # Worker processes for the PII scan of large tables (1: in-process). Names and addresses
     # cost ~1 ms a text; on a many-core box set PDO_SCAN_PROCESSES to the cores you can spare.
     scan_processes: int = Field(default=1, ge=1)
+    # A final decision made in the console continues the run in a detached `pdo signoff
+    # continue` process (the console records decisions; it is not a worker).
+    console_continues_runs: bool = True
 
     @property
     def resolved_home(self) -> Path:

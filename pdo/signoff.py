@@ -10,8 +10,9 @@ from sqlmodel import Session, col, select
 
 from pdo import audit
 from pdo.lake import Lake
-from pdo.ledger.models import PipelineRun, SignOff, User
+from pdo.ledger.models import Authorization, PipelineRun, SignOff, User
 from pdo.ledger.types import utcnow
+from pdo.registration import authorization_state, state_message
 from pdo.sources.contract import Classification
 from pdo.sources.tables import SOURCE_TABLES, table
 from pdo.users import Role
@@ -164,5 +165,10 @@ def require_approval(session: Session, lake: Lake, run_id: str) -> SignOff:
             f"run {run_id} has {len(given)} of {needed} approvals covering its review package;"
             " publish refused"
         )
+    grant = session.get(Authorization, run.authorization_id)
+    state = authorization_state(grant) if grant is not None else "missing"
+    if grant is None or state != "active":
+        why = state_message(grant, state) if grant is not None else "no authorization on record"
+        raise SignOffError(f"run {run_id}: {why}; publish refused")
     _check_integrity(lake, run)
     return given[-1]

@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 from sqlmodel import Session
 
-from pdo.lake import Lake
+from pdo.lake import Lake, Manifest
 from pdo.ledger.db import make_engine, session_scope
 from pdo.ledger.models import (
     PipelineRun,
@@ -20,7 +20,8 @@ from pdo.ledger.models import (
     SignOff,
     UsageEvent,
 )
-from pdo.registration import grant_authorization, register_departments
+from pdo.privacy.risk import assess
+from pdo.registration import grant_authorization, grant_rights, register_departments
 from pdo.revenue import split_fen
 from pdo.settings import Settings
 from pdo.signoff import package_hash
@@ -40,6 +41,9 @@ SHARES_BP = {
     "court": 600,
 }
 STARTED_AT = dt.datetime(2026, 1, 5, 2, 0, tzinfo=dt.UTC)  # 10:00:00 in Asia/Shanghai
+VALID_UNTIL = "2027-01-05T02:00:00+00:00"  # 2027-01-05 10:00:00 in Asia/Shanghai
+PSEUDONYM_KEY_ID = "3f9a1c2b7d4e"
+RISK_K_TARGET = 5  # flows.desensitize.RISK_K_TARGET (not imported: keeps the seed light)
 USERS = {
     "olga": Role.OPERATOR,
     "rita": Role.REVIEWER,
@@ -69,7 +73,7 @@ class Seed:
 
 
 def _run_package(lake: Lake, run_id: str) -> tuple[dict[str, Any], str]:
-    """A review package shaped like the pipeline's, over one real (tiny, non-personal) dataset."""
+    """A review package shaped like the pipeline's, over real (tiny, non-personal) datasets."""
     m = lake.write(
         pl.DataFrame(
             {"uscc": ["91310000MA1K000001"], "year": [2025], "grade": ["A"], "tax_paid": [1234.5]}
@@ -91,6 +95,8 @@ def _run_package(lake: Lake, run_id: str) -> tuple[dict[str, Any], str]:
         }
         for name, rows_in, rows_out in (("tax_credit", 120, 117), ("enterprise_registry", 100, 100))
     ]
+    _add_quarantine_and_policies(tables)
+    registry = _registry_dataset(lake)
     validation = [
         {
             "table": "tax_credit",
@@ -99,23 +105,153 @@ def _run_package(lake: Lake, run_id: str) -> tuple[dict[str, Any], str]:
             "evaluated": 7,
             "successful": 6,
             "failures": [],
-            "warnings": [{"expectation": "expect_column_values_to_be_in_set", "column": "g"}],
-        }
+            "warnings": [
+                {
+                    "expectation": "expect_column_values_to_be_in_set",
+                    "column": "g",
+                    "severity": "warning",
+                    "dimension": "consistency",
+                    "success": False,
+                    "element_count": 117,
+                    "unexpected_count": 2,
+                    "missing_count": 0,
+                    "observed": None,
+                }
+            ],
+            "rows": 117,
+            "quarantined": 0,
+            "quarantine_reasons": {},
+            "quality": {
+                "completeness": 1.0,
+                "validity": 0.9925,
+                "uniqueness": None,
+                "consistency": None,
+                "timeliness": None,
+            },
+            "skipped": [],
+        },
+        _suite_report("enterprise_registry", "desensitized", registry.row_count),
     ]
     package = {
         "run_id": run_id,
-        "authorization": {"reference": "授权〔2026〕1号", "purposes": ["贷前审查", "贷后管理"]},
+        "authorization": {
+            "reference": "授权〔2026〕1号",
+            "tables": ["enterprise_registry", "tax_credit"],
+            "purposes": ["贷前审查", "贷后管理"],
+            "products": ["credit_risk"],
+            "rights": grant_rights(["enterprise_registry", "tax_credit"], "授权运营单位"),
+            "valid_until": VALID_UNTIL,
+        },
+        "products": [
+            {
+                "product": "credit_risk",
+                "title_zh": "中小企业信用风险评分",
+                "inputs": ["enterprise_registry", "tax_credit"],
+                "purposes": ["贷前审查", "贷后管理"],
+                "live_version": {
+                    "id": "credit_risk@1",
+                    "as_of": "2025-12-31",
+                    "metrics": {"n_train": 512, "auc_in_sample": 0.781, "ks_in_sample": 0.43},
+                },
+            }
+        ],
         "tables": tables,
-        "datasets": [{"table": m.table, "zone": m.zone, "id": m.id, "rows": m.row_count}],
+        "datasets": [
+            {"table": d.table, "zone": d.zone, "id": d.id, "rows": d.row_count}
+            for d in (m, registry)
+        ],
+        "privacy": {
+            "enterprise_registry": _privacy(lake, registry),
+            "tax_credit": _privacy(lake, m),
+        },
         "validation": validation,
+        "data_docs": f"docs/{run_id}/index.html",
+        "validation_raw": [
+            _suite_report("tax_credit", "raw", 119, quarantined=2),
+            _suite_report("enterprise_registry", "raw", 100),
+        ],
+        # tax_credit only: the quality page's test indexes this table's rows by zone
         "quality": {
             "tax_credit": {
-                "raw": {"completeness": 0.975, "validity": 1.0, "uniqueness": None},
-                "desensitized": {"completeness": 1.0, "validity": 0.9925},
+                "raw": {
+                    "completeness": 0.975,
+                    "validity": 1.0,
+                    "uniqueness": None,
+                    "consistency": 0.9832,
+                    "timeliness": 1.0,
+                },
+                "desensitized": validation[0]["quality"],
             }
         },
     }
     return package, m.id
+
+
+QUARANTINED = {"tax_credit": (1, {"expect_column_values_to_be_valid_uscc(uscc)": 2})}
+
+
+def _add_quarantine_and_policies(tables: list[dict[str, Any]]) -> None:
+    """Quarantine split by stage, its reasons and column policies, as the pipeline keeps them."""
+    for t in tables:
+        ingest, reasons = QUARANTINED.get(t["table"], (0, {}))
+        t |= {
+            "rows_quarantined_ingest": ingest,
+            "rows_quarantined_validation": t["rows_quarantined"] - ingest,
+            "quarantine_reasons": reasons,
+            "policies": {c.name: c.policy.value for c in table(t["table"]).columns},
+        }
+
+
+def _registry_dataset(lake: Lake) -> Manifest:
+    """A tiny released registry (enterprises only, no personal data): two classes of three."""
+    frame = pl.DataFrame(
+        {
+            "uscc": [f"91310000MA1K0001{i}X" for i in range(6)],
+            "district": ["浦东新区"] * 3 + ["徐汇区"] * 3,
+            "industry_section": ["C"] * 3 + ["I"] * 3,
+            "established_on": [dt.date(2015, 3, 1)] * 3 + [dt.date(2018, 6, 1)] * 3,
+            "registered_capital": [100_000_000] * 3 + [50_000_000] * 3,
+            "status": ["存续", "存续", "注销", "存续", "吊销", "注销"],
+        }
+    )
+    return lake.write(frame, table="enterprise_registry", zone="desensitized", stage="desensitize")
+
+
+def _privacy(lake: Lake, m: Manifest) -> dict[str, Any]:
+    """The desensitize stage's privacy details: nothing left to find, and the k-anonymity report."""
+    contract = table(m.table)
+    risk: dict[str, Any] = {}
+    if contract.quasi_identifiers:
+        frame = lake.read(m)
+        risk = assess(
+            frame, contract.quasi_identifiers, contract.sensitive, k_target=RISK_K_TARGET
+        ).to_dict()
+    return {"residual_pii": {}, "pseudonym_key_id": PSEUDONYM_KEY_ID, "risk": risk}
+
+
+def _suite_report(name: str, zone: str, rows: int, quarantined: int = 0) -> dict[str, Any]:
+    """A passing suite report shaped like `flows.validate.summary`'s."""
+    reasons = QUARANTINED.get(name, (0, {}))[1] if zone == "raw" else {}
+    return {
+        "table": name,
+        "suite": f"{name}.{zone}",
+        "success": True,
+        "rows": rows,
+        "evaluated": 5,
+        "successful": 5 - bool(quarantined),
+        "failures": [],
+        "warnings": [],
+        "quarantined": quarantined,
+        "quarantine_reasons": reasons,
+        "quality": {
+            "completeness": 1.0,
+            "validity": 1.0,
+            "uniqueness": 1.0,
+            "consistency": None,
+            "timeliness": None,
+        },
+        "skipped": [],
+    }
 
 
 def seed_console(home: Path, *, with_runs: bool = True, with_docs: bool = False) -> Seed:

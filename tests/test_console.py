@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from sqlalchemy import text
 from sqlmodel import Session, select
@@ -24,6 +26,7 @@ APP = ROOT / "dashboard" / "app.py"
 def _use_home(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
     monkeypatch.setenv("PDO_HOME", str(home))
     monkeypatch.delenv("PDO_DATABASE_URL", raising=False)
+    monkeypatch.setenv("PDO_CONSOLE_CONTINUES_RUNS", "false")  # one test turns it on
 
 
 @pytest.fixture
@@ -125,6 +128,65 @@ def test_queue_shows_the_pending_run_read_only_for_an_operator(seeded: Seed) -> 
     assert not [b for b in at.button if b.key and b.key.startswith("approve-")]
 
 
+def _tab_table(at: AppTest, label: str) -> pd.DataFrame:
+    """The one static table under a sign-off tab, by the tab's label."""
+    (tab,) = [t for t in at.tabs if t.label == label]
+    (table,) = tab.table
+    return table.value
+
+
+def test_queue_tabs_show_authorization_policies_privacy_and_quality(seeded: Seed) -> None:
+    at = _login(_app(), "regina")
+    assert [t.label for t in at.tabs] == [
+        "各表行数",
+        "校验结果",
+        "数据集哈希",
+        "授权",
+        "字段策略",
+        "隐私与风险",
+        "质量维度",
+    ]
+    grant = dict(zip(*(_tab_table(at, "授权")[c] for c in ("项目", "内容")), strict=True))
+    assert grant == {
+        "授权文号": "授权〔2026〕1号",
+        "授权表": "enterprise_registry（企业登记信息）、tax_credit（纳税信用等级）",
+        "用途": "贷前审查、贷后管理",
+        "有效期至（北京时间）": "2027-01-05 10:00:00",
+    }
+    fields = _tab_table(at, "字段策略").set_index(["数据表", "字段"])
+    registry = fields.loc["enterprise_registry"]
+    assert registry.loc["legal_rep_mobile", "脱敏策略"] == "删除"
+    assert registry.loc["legal_rep_mobile", "是否发布"] == "否（删除）"
+    assert registry.loc["legal_rep_id", "脱敏策略"] == "假名化"
+    assert registry.loc["legal_rep_name", "脱敏策略"] == "掩码"
+    assert registry.loc["address", ["中文名", "脱敏策略"]].tolist() == ["住所", "泛化"]
+    assert registry.loc["uscc", "脱敏策略"] == "主体标识"
+    assert fields.loc[("tax_credit", "grade"), "脱敏策略"] == "保留"
+    privacy = _tab_table(at, "隐私与风险").set_index("数据表")
+    assert list(privacy.index) == ["enterprise_registry", "tax_credit"]
+    assert set(privacy["残留个人信息"]) == {"0（通过）"}
+    assert set(privacy["假名密钥编号"]) == {"3f9a1c2b7d4e"}
+    registry_risk = privacy.loc["enterprise_registry"]
+    assert (registry_risk["k"], registry_risk["目标 k"]) == (3, 5)
+    assert registry_risk["k-匿名"] == "低于目标"
+    assert registry_risk["l-多样性"] == "status（登记状态） = 2"
+    assert registry_risk["最大重识别概率"] == "33.33%"
+    assert privacy.loc["tax_credit", "k-匿名"] == "未评估（无准标识符）"
+    quality = _tab_table(at, "质量维度").set_index("区域")
+    assert quality.loc["原始区", "完整性"] == "97.50%"
+    assert quality.loc["原始区", "一致性"] == "98.32%"
+    assert quality.loc["脱敏区", "有效性"] == "99.25%"
+    assert quality.loc["脱敏区", "唯一性"] == "—"
+
+
+def test_each_queued_run_offers_its_review_package_as_html(seeded: Seed) -> None:
+    at = _login(_app(), "olga")  # read-only roles may export too
+    (download,) = at.get("download_button")
+    assert download.proto.label == "导出审核包（HTML）"
+    assert download.proto.id.endswith(f"export-{seeded.pending_run_id}")
+    assert "单个 HTML 文件" in download.proto.help
+
+
 def test_two_reviewers_approve_important_data_and_the_ledger_records_both(seeded: Seed) -> None:
     run_id = seeded.pending_run_id  # covers enterprise_registry: 重要 data, two approvals
     at = _login(_app(), "rita")
@@ -171,17 +233,25 @@ def test_the_runs_starter_cannot_approve_it(seeded: Seed) -> None:
         assert run is not None and run.status == "awaiting_signoff"
 
 
-def test_rejection_needs_a_comment_then_rejects(seeded: Seed) -> None:
+def test_rejection_needs_a_comment_then_rejects_and_the_run_continues_in_background(
+    seeded: Seed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PDO_CONSOLE_CONTINUES_RUNS", "true")
     at = _login(_app(), "rita")
     run_id = seeded.pending_run_id
     at.button(key=f"reject-{run_id}").click().run(timeout=30)
     assert any("驳回必须填写意见" in e.value for e in at.error)
     at.text_area(key=f"comment-{run_id}").input("隔离行数偏高，请复核")
     at.button(key=f"reject-{run_id}").click().run(timeout=30)
-    assert any("已驳回" in s.value for s in at.success)
+    assert any("已驳回" in s.value and "后台继续" in s.value for s in at.success)
     with _session(seeded) as s:
         run = s.get(PipelineRun, run_id)
         assert run is not None and run.status == "rejected"
+    log = seeded.home / "logs" / f"continue-{run_id[:12]}.log"
+    deadline = time.monotonic() + 120  # a detached `pdo signoff continue` picks the run up
+    while f"continuing run {run_id} (rejected)" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, log.read_text() if log.exists() else "no log"
+        time.sleep(0.5)
 
 
 # --- quality report and Data Docs -------------------------------------------------------

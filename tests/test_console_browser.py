@@ -57,6 +57,20 @@ def _wait_until_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float 
     raise TimeoutError(f"console did not answer at {url} within {timeout} s")
 
 
+def _export_review_package(seed: Seed, out: Path) -> Path:
+    """`pdo signoff export` of the pending run, as a reviewer would archive it."""
+    from typer.testing import CliRunner
+
+    from pdo.cli import app
+
+    env = {"PDO_HOME": str(seed.home), "PDO_DATABASE_URL": None}
+    result = CliRunner().invoke(
+        app, ["signoff", "export", seed.pending_run_id, "--out", str(out)], env=env
+    )
+    assert result.exit_code == 0, result.output
+    return out.resolve()
+
+
 @pytest.fixture
 def console(tmp_path: Path) -> Iterator[tuple[str, Seed]]:
     """`streamlit run dashboard/app.py` on a free port over a seeded PDO_HOME; killed afterwards."""
@@ -138,6 +152,14 @@ def test_login_see_the_signoff_queue_and_open_the_runs_data_docs(
             )
             expect(docs.get_by_text("tax_credit.desensitized").first).to_be_visible()
             shot = tmp_path / "quality_report.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+
+            exported = _export_review_package(seed, tmp_path / "review_package.html")
+            page.goto(exported.as_uri())
+            expect(page.get_by_role("heading", name="数据审核包")).to_be_visible(timeout=30_000)
+            expect(page.get_by_text(seed.package_hash)).to_be_visible()
+            shot = tmp_path / "review_package.png"
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000
         finally:

@@ -39,4 +39,5 @@ def test_demo_runs_the_loop_and_serves(tmp_path: Path) -> None:
     assert "awaiting_signoff" in out and "published credit_risk@1" in out
     assert out.count("→ 200") == 3 and "→ 401" in out
     assert "(answering)" in out
+    assert "Prefect UI: http://127.0.0.1:" in out  # a local server shows the runs and the gate
     assert (home / "ledger.db").exists()

@@ -153,7 +153,20 @@ def test_data_docs_are_built_once_per_run_and_show_no_personal_value(loop: dict)
 
 
 def test_run_stops_at_the_gate(loop: dict) -> None:
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    from pdo.ledger.models import PipelineRun
+
     assert loop["status"] == "awaiting_signoff"
+    with session_scope(Workspace.open(loop["settings"]).engine) as s:
+        run = s.get(PipelineRun, loop["run_id"])
+        assert run is not None and run.prefect_flow_run_id
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(UUID(run.prefect_flow_run_id)).state
+    assert state is not None and state.is_paused()  # what the Prefect UI shows: waiting
+    assert loop["run_id"] in (state.message or "")
     code, out = loop["pdo"]("signoff", "list", "--json")
     assert code == 0
     assert [r["run_id"] for r in json.loads(out)] == [loop["run_id"]]
@@ -230,7 +243,9 @@ def test_publish_refused_before_approval_then_served_and_metered(loop: dict) -> 
     assert code != 0 and "already approved" in out
     code, out = pdo("signoff", "approve", run_id, "--as", "rick", "--comment", "复核通过")
     assert code == 0 and "approvals" not in out, out
-    code, out = pdo("publish", run_id, "--json")
+    assert "Prefect run of" in out and "Completed" in out  # the paused flow run is closed
+    assert "continued: published credit_risk@1" in out  # the decision continues the run
+    code, out = pdo("publish", run_id, "--json")  # idempotent: the same version
     assert code == 0, out
     assert json.loads(out[out.index("{") :])["product_version"] == "credit_risk@1"
 

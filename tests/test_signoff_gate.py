@@ -179,3 +179,46 @@ def test_a_rejection_by_either_reviewer_ends_an_important_run(gate: tuple) -> No
         assert run is not None and run.status == "rejected"
         with pytest.raises(SignOffError, match="no approval"):
             require_approval(s, lake, run_id)
+
+
+def test_a_revoked_authorization_refuses_publishing_an_approved_run(gate: tuple) -> None:
+    from pdo.registration import revoke_authorization
+
+    engine, lake, run_id, _ = gate
+    _decide(engine, lake, run_id, "rita")
+    with session_scope(engine) as s:
+        run = s.get(PipelineRun, run_id)
+        assert run is not None
+        revoke_authorization(s, run.authorization_id, "authority", "数据用途超出授权范围")
+    with Session(engine) as s, pytest.raises(SignOffError, match="revoked; publish refused"):
+        require_approval(s, lake, run_id)
+
+
+def test_a_rejection_through_the_cli_is_shown_to_the_data_group(
+    gate: tuple, tmp_path: Path
+) -> None:
+    """The data group sees the rejection and its reason; nothing of the run can be published."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from pdo.cli import app
+
+    run_id = gate[2]
+    runner = CliRunner()
+    env = {"PDO_HOME": str(tmp_path), "PDO_DATABASE_URL": None}
+    rejected = runner.invoke(
+        app, ["signoff", "reject", run_id, "--as", "rita", "--comment", "用途超出授权"], env=env
+    )
+    assert rejected.exit_code == 0, rejected.output
+    shown = runner.invoke(app, ["signoff", "show", run_id, "--json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    report = json.loads(shown.output)
+    assert report["status"] == "rejected"
+    assert [(d["reviewer"], d["decision"], d["comment"]) for d in report["decisions"]] == [
+        ("rita", "rejected", "用途超出授权")
+    ]
+    published = runner.invoke(app, ["publish", run_id], env=env)
+    assert published.exit_code != 0 and "no approval" in published.output
+    missing = runner.invoke(app, ["signoff", "show", "no-such-run"], env=env)
+    assert missing.exit_code != 0 and "no run no-such-run" in missing.output

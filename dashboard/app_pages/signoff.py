@@ -2,15 +2,48 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import polars as pl
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from dashboard import auth, queries
 from dashboard.state import workspace
+from pdo.continuation import continue_in_background
 from pdo.ledger.db import session_scope
 from pdo.ledger.models import PipelineRun
 from pdo.signoff import SignOffError, decide, progress
 
 _FLASH = "signoff_flash"
+_NEW_TABS = ["授权", "字段策略", "隐私与风险", "质量维度"]
+
+
+def _static_table(frame: pl.DataFrame, empty: str) -> None:
+    """Small review facts as a static table: every cell readable without scrolling a grid."""
+    if frame.height:
+        st.table(frame, hide_index=True)
+    else:
+        st.caption(empty)
+
+
+def _package_tabs(run: queries.PendingRun, tabs: Sequence[DeltaGenerator]) -> None:
+    """授权 / 字段策略 / 隐私与风险 / 质量维度: the rest of the review package, read-only."""
+    t_auth, t_policies, t_privacy, t_quality = tabs
+    with t_auth:
+        _static_table(run.authorization_facts, "审核包中没有授权信息。")
+    with t_policies:
+        st.caption("删除的字段不发布；假名化以带密钥的哈希替换，不可还原；泛化降低精度。")
+        _static_table(run.policies, "审核包未列出字段策略。")
+    with t_privacy:
+        st.caption(
+            "残留个人信息为脱敏后对全部发布值的复扫结果（0 为通过）；"
+            "k-匿名为按准标识符分组后最小组的记录数。"
+        )
+        _static_table(run.privacy, "审核包中没有隐私扫描结果。")
+    with t_quality:
+        st.caption("各维度为通过相应规则的比例；“—”表示该维度没有适用的规则。")
+        _static_table(run.quality, "审核包中没有质量维度。")
 
 
 def _decide(run_id: str, approve: bool) -> None:
@@ -25,6 +58,7 @@ def _decide(run_id: str, approve: bool) -> None:
             decide(s, ws.lake, run_id, account.name, approve, comment)
             run = s.get(PipelineRun, run_id)
             given, needed = progress(s, run) if run is not None else (0, 0)
+            decided = run is not None and run.status in ("approved", "rejected")
     except SignOffError as exc:
         reason = queries.signoff_error_zh(str(exc))
         st.session_state[_FLASH] = ("error", f"签核失败：{reason}。（{exc}）")
@@ -33,15 +67,23 @@ def _decide(run_id: str, approve: bool) -> None:
     more = ""
     if approve and given < needed:
         more = f"（{given}/{needed}，重要数据还需另一名审核员批准）"
+    follow = ""
+    if decided and ws.settings.console_continues_runs:
+        log = continue_in_background(ws.settings, run_id)
+        nxt = "发布数据产品" if approve else "关闭 Prefect 中等待的运行"
+        follow = f"运行已在后台继续（{nxt}），日志：{log}。"
     st.session_state[_FLASH] = (
         "success",
-        f"已{verb}运行 {run_id[:12]}{more}，签核已记入台账与审计链。",
+        f"已{verb}运行 {run_id[:12]}{more}，签核已记入台账与审计链。{follow}",
     )
 
 
 account = auth.require_user()
 st.title("签核队列")
-st.caption("审核员核对审核包（各表行数、校验结果、数据集哈希）后批准或驳回；签核绑定审核包哈希。")
+st.caption(
+    "审核员核对审核包（各表行数、校验结果、数据集哈希、授权、字段策略、隐私与风险、质量维度）"
+    "后批准或驳回；签核绑定审核包哈希。可导出审核包为单个 HTML 文件离线阅读或存档。"
+)
 
 flash = st.session_state.pop(_FLASH, None)
 if flash is not None:
@@ -86,7 +128,9 @@ for run in runs:
             icon=":material/rule:",
             query_params={"run": run.id},
         )
-        t_rows, t_validation, t_datasets = st.tabs(["各表行数", "校验结果", "数据集哈希"])
+        t_rows, t_validation, t_datasets, *new_tabs = st.tabs(
+            ["各表行数", "校验结果", "数据集哈希", *_NEW_TABS]
+        )
         with t_rows:
             if run.tables.height:
                 st.dataframe(run.tables, hide_index=True, width="stretch")
@@ -102,6 +146,17 @@ for run in runs:
                 st.dataframe(run.datasets, hide_index=True, width="stretch")
             else:
                 st.caption("审核包未列出数据集。")
+        _package_tabs(run, new_tabs)
+        st.download_button(
+            "导出审核包（HTML）",
+            data=run.review_html,
+            file_name=f"review-{run.id[:12]}.html",
+            mime="text/html",
+            key=f"export-{run.id}",
+            on_click="ignore",
+            icon=":material/download:",
+            help="单个 HTML 文件，无需联网即可打开、打印或存档；只含计数、字段名与哈希。",
+        )
         if account.is_reviewer:
             if account.name == run.started_by:
                 st.caption("提示：您是该运行的发起人，不能签核自己发起的运行。")

@@ -54,6 +54,21 @@ def _wait_http(url: str, seconds: float) -> bool:
     return False
 
 
+def _start_prefect_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A local Prefect server for the demo's flow runs, so its UI shows them (and the gate)."""
+    port = _free_port(4200)
+    home.mkdir(parents=True, exist_ok=True)
+    log = (home / "prefect-server.log").open("wb")
+    command = ["server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefect", *command],
+        env=dict(os.environ),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    return proc, f"http://127.0.0.1:{port}"
+
+
 def _print_stage_counts(ws: Workspace, run_id: str) -> None:
     from sqlmodel import select
 
@@ -113,6 +128,8 @@ def register(app: typer.Typer) -> None:
         settings = Settings(home=home)
         ws = Workspace.open(settings)
         source = home / "source"
+        prefect_server, prefect_url = _start_prefect_server(home)  # starts while data generates
+        procs = [prefect_server]
 
         _step(1, f"各部门交付数据 — generating {enterprises} enterprises into {source}")
         report = generate(source, enterprises=enterprises, seed=seed, progress=True)
@@ -138,12 +155,18 @@ def register(app: typer.Typer) -> None:
             f"authorization 数授〔2026〕001号 ({auth_id}) covers all {len(SOURCE_TABLES)} tables"
         )
 
+        if _wait_http(f"{prefect_url}/api/health", 180):
+            os.environ["PREFECT_API_URL"] = f"{prefect_url}/api"  # before Prefect is imported
+            console.print(f"Prefect UI: {prefect_url}  (runs, and the run waiting at the gate)")
+        else:
+            prefect_server.terminate()
+            console.print("Prefect server did not start; flows use an embedded one instead")
         _step(3, "运行流水线至签核关口 — ingest → desensitize → validate → gate (Prefect)")
-        from flows.pipeline import pipeline_flow, start_run
+        from flows.pipeline import run_to_gate, start_run
 
         run = start_run(ws, source, "demo_operator", auth_id)
         started = time.monotonic()
-        status = pipeline_flow(run.id, str(home), None)
+        status = run_to_gate(run.id, str(home), None)
         console.print(f"run {run.id}: {status} ({time.monotonic() - started:.1f} s)")
         _print_stage_counts(ws, run.id)
 
@@ -169,11 +192,11 @@ def register(app: typer.Typer) -> None:
         api_port = _free_port(settings.api_port)
         console_port = _free_port(settings.console_port)
         env = dict(os.environ, PDO_HOME=str(home))
-        procs = [
+        procs.append(
             subprocess.Popen(
                 [sys.executable, "-m", "pdo.cli.entry", "api", "--port", str(api_port)], env=env
             )
-        ]
+        )
         api_url = f"http://127.0.0.1:{api_port}"
         if not _wait_http(f"{api_url}/healthz", 60):
             raise typer.Exit(1)
@@ -218,6 +241,8 @@ def register(app: typer.Typer) -> None:
         console.print(f"console: {console_url}  ({'answering' if ready else 'NOT answering'})")
         for name, role in DEMO_USERS:
             console.print(f"  login {name} / {DEMO_PASSWORD}  ({role})")
+        if "PREFECT_API_URL" in os.environ:
+            console.print(f"Prefect UI: {prefect_url}")
         console.print(f"explore with the CLI: PDO_HOME={home} ./run pdo signoff list")
         try:
             if serve and not exit_when_ready and ready:
@@ -230,6 +255,9 @@ def register(app: typer.Typer) -> None:
             for p in procs:
                 p.terminate()
             for p in procs:
-                p.wait(timeout=20)
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
         if not ready:
             raise typer.Exit(1)

@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run ingest → desensitize → validate and stop at the sign-off gate; prints the run id."""
         prepare_prefect()
-        from flows.pipeline import pipeline_flow, start_run
+        from flows.pipeline import run_to_gate, start_run
 
         ws = workspace()
         with session_scope(ws.engine) as s:
@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"run id: [bold]{run.id}[/]", highlight=False)
         s_ = settings()
         try:
-            status = pipeline_flow(run.id, str(s_.resolved_home), s_.database_url)
+            status = run_to_gate(run.id, str(s_.resolved_home), s_.database_url)
         except Exception as exc:
             raise fail(f"run {run.id} failed: {exc}") from exc
         if as_json:
