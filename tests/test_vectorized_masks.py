@@ -826,3 +826,202 @@ def test_warm_up_and_nfkc() -> None:
     values = [None, "ＡＢＣ", "abc", "\u1100\u1161\u11a8", "e\u0301", "ﬁ", "㈱", ""]
     out = vectorized.nfkc(pl.Series("x", values)).to_list()
     assert out == [None if v is None else unicodedata.normalize("NFKC", v) for v in values]
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast paths: dates read from the Arrow string views, addresses in one regex search
+# ---------------------------------------------------------------------------------------------
+
+FULLWIDTH = str.maketrans("0123456789-/.", "０１２３４５６７８９－／．")
+
+
+def _date_shapes() -> list[str]:
+    """Values of the shapes the date fast path reads, and near misses of each."""
+    months = ["00", "01", "09", "10", "12", "13", "19", "1", "9", "0"]
+    out = []
+    for year in ("2024", "0000", "1999"):
+        for month in months:
+            for sep in "-/.":
+                out += [f"{year}{sep}{month}{sep}15", f"{year}{sep}{month}", f"{year}{sep}{month}x"]
+            out += [f"{year}{month}15", f"{year}{month}", f"{year}{month}1"]
+            out += [f"{year}年{month}月", f"{year}年{month}月15日", f"{year}年{month}月1日 "]
+            out += [f"{year}年{month}", f"{year}年{month}日", f"{year}年 {month}月"]
+    wide = [v.translate(FULLWIDTH) for v in out]
+    mixed = [v[:4] + v[4:].translate(FULLWIDTH) for v in out]
+    mixed += [v[:4].translate(FULLWIDTH) + v[4:] for v in out]
+    odd = [
+        "2024-1５-01",
+        "2024-01５",
+        "2024-0１-01",
+        "2024-٠٣-15",
+        "２０２４－０３－１５",
+        "２０２４-０３-１５",
+        "２０２４／３／１５",
+        "２０２４-１３-０１",
+        "２０２４-０３",
+        "２０２４-０",
+        "２０２４年３月",
+        "2024年\u0663月",
+        "2024-03-15\u0301",
+        "2024-03\u0301-15",
+        "2024\u0301-03-15",
+        " 2024-03-15",
+        "2024-03-15 ",
+        "\u30002024-03-15",
+        "2024 -03-15",
+        "2024- 03-15",
+        "12024-03-15",
+        "2024-03-155",
+        "2024-03-15-",
+        "20240315 ",
+        "2024031",
+        "202403155",
+        "2024年1月15日xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "2024-03-15T10:00:00",
+        "2024-03-15 10:00:00.000000+08:00",
+        "",
+        " ",
+        "年月日",
+        "abcdefghij",
+        "abcdefgh",
+    ]
+    return out + wide + mixed + odd
+
+
+DATE_SHAPES = _date_shapes()
+
+
+@pytest.mark.parametrize("rows", [0, vectorized.PYTHON_ROWS, 10_000])
+def test_date_fast_path_shapes(rows: int) -> None:
+    """Every shape and near miss, as one column (with nulls): the values the fast path does
+    not cover go to Python (few) or the general path (many, PYTHON_ROWS = 0)."""
+    values: list[str | None] = [*DATE_SHAPES, None]
+    with mock.patch.object(vectorized, "PYTHON_ROWS", rows):
+        out = date_to_month_series(pl.Series("d", values), strict=False)
+    assert out.name == "d"
+    assert out.to_list() == expected(python_month, values)
+
+
+def test_date_fast_path_sliced_and_chunked() -> None:
+    values: list[str | None] = [*DATE_SHAPES, None] * 3
+    series = pl.Series("d", values)
+    chunked = pl.concat([series.slice(0, 100), series.slice(100)], rechunk=False)
+    assert chunked.n_chunks() == 2
+    assert date_to_month_series(chunked, strict=False).to_list() == expected(python_month, values)
+    part = series.slice(37, 400)
+    assert date_to_month_series(part, strict=False).to_list() == expected(
+        python_month, values[37:437]
+    )
+    assert date_to_month_series(series.head(0), strict=False).to_list() == []
+    assert date_to_month_series(pl.Series([None, None], dtype=pl.Utf8)).to_list() == [None, None]
+
+
+DATE_PIECES = st.sampled_from(
+    [
+        *("2024", "1999", "-", "/", ".", "年", "月", "日", " ", "\u3000", "0", "1", "3"),
+        *("12", "13", "00", "０", "１", "３", "－", "\u0301", "٣", "x"),
+    ]
+)
+
+
+@HYPOTHESIS
+@given(values=st.lists(st.one_of(st.none(), st.lists(DATE_PIECES, max_size=8).map("".join))))
+def test_date_fast_path_property(values: list[str | None]) -> None:
+    for rows in (0, vectorized.PYTHON_ROWS):
+        with mock.patch.object(vectorized, "PYTHON_ROWS", rows):
+            out = date_to_month_series(pl.Series("d", values, dtype=pl.Utf8), strict=False)
+        assert out.to_list() == expected(python_month, values)
+
+
+def _address_variants() -> list[str]:
+    base = [*ADDRESSES, "杭州市滨江区荆门街101号一楼商铺", "杭州市滨江区", "杭州市阳光小区3幢"]
+    base += ["浙江省杭州市社区", "浙江省杭州市街区1号", "北京市市辖区", "北京市市市辖区朝阳区"]
+    base += ["北京市辖区朝阳区", "市辖区朝阳区", "中山市东区", "中国浙江省杭州市西湖区"]
+    base += ["中华人民共和国北京市朝阳区", "中国", "ABC", "abc杭州市西湖区", "杭州市西湖区!"]
+    out = list(base)
+    for extra in (" ", "\u3000", "㐀", "Ａ", "\u0301", "\U00020000", "\u2f00", "\ufa10"):
+        out += [extra + a for a in base[:6]]
+        out += [a[:3] + extra + a[3:] for a in base[:6]]
+        out += [a + extra for a in base[:6]]
+    return out
+
+
+ADDRESS_VARIANTS = _address_variants()
+
+
+@pytest.mark.parametrize("rows", [0, vectorized.PYTHON_ROWS])
+def test_address_fast_path_variants(rows: int) -> None:
+    values: list[str | None] = [*ADDRESS_VARIANTS, None]
+    series = pl.Series("a", values)
+    with mock.patch.object(vectorized, "PYTHON_ROWS", rows):
+        generalized = generalize_address_series(series)
+        masked = mask_series("address", series)
+    assert generalized.name == masked.name == "a"
+    assert generalized.to_list() == expected(masks.generalize_address, values)
+    assert masked.to_list() == expected(masks.mask_address, values)
+
+
+ADDRESS_PIECES = st.sampled_from(
+    [
+        *("浙江省", "杭州市", "市", "辖", "区", "县", "西湖区", "小区", "社区", "阳光", "市辖区"),
+        *("中国", "中", "路", "1号", " ", "㐀", "Ａ", "a", "自治州", "自治县", "旗"),
+    ]
+)
+
+
+@HYPOTHESIS
+@given(values=st.lists(st.one_of(st.none(), st.lists(ADDRESS_PIECES, max_size=8).map("".join))))
+def test_address_fast_path_property(values: list[str | None]) -> None:
+    for rows in (0, vectorized.PYTHON_ROWS):
+        with mock.patch.object(vectorized, "PYTHON_ROWS", rows):
+            series = pl.Series("a", values, dtype=pl.Utf8)
+            assert generalize_address_series(series).to_list() == expected(
+                masks.generalize_address, values
+            )
+            assert mask_series("address", series).to_list() == expected(masks.mask_address, values)
+
+
+@HYPOTHESIS
+@given(value=st.text(alphabet=st.sampled_from("市辖区县a 㐀中华\u0301Ａ\x7f!~"), max_size=12))
+def test_plain_address_pattern(value: str) -> None:
+    """Printable ASCII but space and CJK unified ideographs, never 市辖区."""
+    plain = all(
+        (c.isascii() and c.isprintable() and c != " ") or "\u4e00" <= c <= "\u9fff" for c in value
+    )
+    want = plain and "市辖区" not in value
+    got = pl.Series([value]).str.contains(vectorized._plain_address_pattern()).item()
+    assert got == want
+
+
+def _around(value: str, others: str) -> list[str]:
+    """value, and value with each character in turn replaced by each of others."""
+    return [value] + [value[:i] + c + value[i + 1 :] for i in range(len(value)) for c in others]
+
+
+FAST_MASK_CASES = {
+    "mobile": [
+        *_around("13812345678", "/:a０ \x00"),
+        *("1381234567", "138123456789", "8613812345678", "008613812345678", "+8613812345678"),
+        *(" 13812345678", "13812345678 ", "1381234567\u0663", "٣3812345678", ""),
+    ],
+    "name": [
+        *_around("欧阳娜娜", "a 　㐀丁鿿\u0301＊"),
+        *_around("王海燕", "a ䷀一\u4dff"),
+        *("张伟", "张", "张伟 ", " 张伟", "张\u3000伟", "欧阳娜娜娜", "ＡＢ", "丁丁丁丁", "一一"),
+        *("\u9fff\u4e00", "\u4dff\u4e00", "\ua000\u4e00", "\U00020000\u4e00", "張偉", "⺀⺀"),
+    ],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FAST_MASK_CASES))
+@pytest.mark.parametrize("rows", [0, vectorized.PYTHON_ROWS])
+def test_mask_fast_path_variants(kind: str, rows: int) -> None:
+    values: list[str | None] = [*FAST_MASK_CASES[kind], None]
+    check_safe([kind], values)
+    series = pl.Series("m", values)
+    with mock.patch.object(vectorized, "PYTHON_ROWS", rows):
+        out = mask_series(kind, series)
+        part = mask_series(kind, series.slice(3, 20))
+    assert out.name == "m"
+    assert out.to_list() == expected(masks.MASKS[kind], values)
+    assert part.to_list() == expected(masks.MASKS[kind], values[3:23])

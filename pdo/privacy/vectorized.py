@@ -15,7 +15,14 @@ Same output as the Python functions, value for value, at column speed. What it t
 - sequential ``re.match`` steps (province, then prefecture, then county) become one anchored
   pattern of optional groups: with leftmost-first semantics an optional group takes exactly
   what the standalone match takes, since everything after it may match empty;
-- each intermediate (cleaned value, its length) is materialized once per column.
+- each intermediate (cleaned value, its length) is materialized once per column;
+- the common shapes take a fast path and only the other values the full pipeline above (or
+  the Python function, when there are few): 11-digit mobiles, names of 2-4 CJK ideographs
+  and dates (YYYY-MM-DD, YYYYMMDD, YYYY年M月…, fullwidth digits too) are read and written
+  in numpy through the Arrow string views (values of up to 12 bytes sit inline there);
+  addresses of printable ASCII and CJK ideographs only, which cleaning leaves as they are,
+  are generalized by one regex search (the province/prefecture/county pattern without
+  groups: what it keeps is its whole match).
 
 Unicode versions: Python 3.11 knows Unicode 14, polars a newer one. For characters assigned in
 both, normalization agrees (Unicode's stability policy). Values holding a character Python's
@@ -32,10 +39,13 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 import unicodedata
 from collections.abc import Callable
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from pdo.privacy import masks
 
@@ -111,6 +121,12 @@ def _nfkc_unstable_class() -> str:
     class) and composes pairs (whose second character is listed here, Hangul vowels and
     trailing consonants included). Unassigned code points are listed too.
     """
+    return _rust_class(_nfkc_unstable_points())
+
+
+@functools.cache
+def _nfkc_unstable_points() -> list[int]:
+    """The code points of _nfkc_unstable_class."""
     seconds = {0x1161 + i for i in range(21)} | {0x11A8 + i for i in range(27)}
     for c in _all_text():
         mapping = unicodedata.decomposition(c)
@@ -118,7 +134,7 @@ def _nfkc_unstable_class() -> str:
             parts = mapping.split()
             if len(parts) == 2:
                 seconds.add(int(parts[1], 16))
-    unstable = [
+    return [
         ord(c)
         for c in _all_text()
         if unicodedata.decomposition(c)
@@ -126,13 +142,117 @@ def _nfkc_unstable_class() -> str:
         or ord(c) in seconds
         or unicodedata.category(c) == "Cn"
     ]
-    return _rust_class(unstable)
 
 
 @functools.cache
 def _non_ascii_digit_class() -> str:
     """Decimal digits other than 0-9 (int() reads them; polars' casts do not)."""
     return _rust_class([ord(c) for c in _all_text() if c.isdecimal() and not c.isascii()])
+
+
+# ---------------------------------------------------------------------------------------------
+# Byte-level fast paths (numpy over the Arrow string views, for the common shapes)
+# ---------------------------------------------------------------------------------------------
+
+_INLINE = 12  # an Arrow string view holds a value of up to 12 bytes inline, after its length
+
+
+class _Views:
+    """A String column as its Arrow string views: per value four little-endian 32-bit words,
+    the length in bytes then (up to 12 bytes) the value itself, zero-padded; or, for longer
+    values, its first 4 bytes, a buffer index and an offset into that data buffer."""
+
+    def __init__(self, arr: pa.Array, words: np.ndarray, null: np.ndarray) -> None:
+        self.arr, self.words, self.null = arr, words, null
+        self.lengths = words[:, 0].copy()
+        self.lengths[null] = 0  # whatever a null's view holds, it matches no shape
+
+    def word(self, k: int) -> np.ndarray:
+        """Word k of every view, contiguous (1: bytes 0-3; 2, 3: bytes 4-11 when inline)."""
+        return np.ascontiguousarray(self.words[:, k])
+
+    @classmethod
+    def of(cls, text: pl.Series) -> _Views | None:
+        """None when polars does not hand the column over as one string-view array (or the
+        machine is big-endian, or the column empty)."""
+        if sys.byteorder != "little":
+            return None
+        arr = text.rechunk().to_arrow(compat_level=pl.CompatLevel.newest())
+        if isinstance(arr, pa.ChunkedArray):
+            if arr.num_chunks != 1:
+                return None
+            arr = arr.chunk(0)
+        buffers = arr.buffers()
+        if arr.type != pa.string_view() or not len(arr) or buffers[1] is None:
+            return None
+        n, first = len(arr), arr.offset
+        words = np.frombuffer(buffers[1], dtype="<u4")[4 * first : 4 * (first + n)]
+        null = (
+            arr.is_null().to_numpy(zero_copy_only=False)
+            if arr.null_count
+            else np.zeros(n, dtype=bool)
+        )
+        return cls(arr, words.reshape(n, 4), null)
+
+    def bytes_at(self, rows: np.ndarray, start: int, width: int) -> np.ndarray:
+        """Bytes start..start+width of the given rows (zero past a value's end)."""
+        out = np.zeros((len(rows), width), dtype=np.uint8)
+        if not len(rows):
+            return out
+        lengths = self.lengths[rows].astype(np.int64)
+        inline = lengths <= _INLINE
+        view = self.words[rows].view(np.uint8)  # 16 bytes a row
+        span = np.arange(start, start + width)
+        short = np.flatnonzero(inline)
+        if len(short):
+            out[short] = view[short][:, 4 + np.minimum(span, _INLINE - 1)]
+        long = np.flatnonzero(~inline)
+        if len(long):
+            data = [np.frombuffer(b, dtype=np.uint8) for b in self.arr.buffers()[2:]]
+            base = np.cumsum([0] + [len(d) for d in data])
+            joined = np.concatenate([*data, np.zeros(start + width, dtype=np.uint8)])
+            words = self.words[rows[long]]
+            begin = base[words[:, 2]] + words[:, 3]
+            out[long] = joined[begin[:, None] + span]
+        out[span >= lengths[:, None]] = 0
+        return out
+
+    def put(self, words: np.ndarray, valid: np.ndarray, rows: np.ndarray, values: list) -> bool:
+        """Write values (str or None) as inline views into rows of words / valid; False (and
+        nothing written) when one is longer than 12 bytes."""
+        raw = [b"" if v is None else v.encode() for v in values]
+        if any(len(r) > _INLINE for r in raw):
+            return False
+        block = np.frombuffer(b"".join(r.ljust(_INLINE, b"\0") for r in raw), dtype="<u4")
+        words[rows, 1:] = block.reshape(len(rows), 3)
+        words[rows, 0] = [len(r) for r in raw]
+        valid[rows] = [v is not None for v in values]
+        return True
+
+
+def _inline_strings(name: str, words: np.ndarray, valid: np.ndarray) -> pl.Series:
+    """A String column from string views of values of at most 12 bytes (words as in _Views),
+    null where not valid."""
+    words[np.flatnonzero(~valid)] = 0
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    arr = pa.Array.from_buffers(pa.string_view(), len(words), [bitmap, pa.py_buffer(words)])
+    return pl.Series(name, arr, dtype=pl.Utf8)
+
+
+def _is_digits(word: np.ndarray) -> np.ndarray:
+    """Each of the 4 bytes of each 32-bit word is an ASCII digit."""
+    return ((word & 0xF0F0F0F0) == 0x30303030) & (((word + 0x06060606) & 0xF0F0F0F0) == 0x30303030)
+
+
+def _is_digit(byte: np.ndarray) -> np.ndarray:
+    return (byte >= 0x30) & (byte <= 0x39)
+
+
+def _is_month(word: np.ndarray) -> np.ndarray:
+    """The two low bytes of each word are ASCII digits, a month 01-12."""
+    digits = ((word & 0xF0F0) == 0x3030) & (((word & 0xFFFF) + 0x0606) & 0xF0F0 == 0x3030)
+    month = (word & 0xF) * 10 + ((word >> 8) & 0xF)
+    return digits & (month - 1 < 12)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,6 +378,62 @@ def _name_formula(v: pl.Expr) -> pl.Expr:
     return v.str.head(1).str.pad_end(v.str.len_chars(), STAR)
 
 
+def _mobile_fast(text: pl.Series) -> tuple[pl.Series, np.ndarray] | None:
+    """mask_mobile of 11 ASCII digits (138****5678), from the string views; the rows it does
+    not cover, to be masked elsewhere. None when the column is not held as views."""
+    views = _Views.of(text)
+    if views is None:
+        return None
+    w1, w2, w3 = views.word(1), views.word(2), views.word(3)
+    # bytes 0-3, 4-7, 8-10 digits (byte 11 of an 11-byte value is 0)
+    done = (views.lengths == 11) & _is_digits(w1) & _is_digits(w2) & _is_digits(w3 | 0x30000000)
+    words = np.empty((len(text), 4), dtype="<u4")
+    words[:, 0] = 11
+    words[:, 1] = (w1 & 0x00FFFFFF) | 0x2A000000  # 3 digits, then *
+    words[:, 2] = (w2 & 0xFF000000) | 0x002A2A2A  # ***, then the 4 last digits
+    words[:, 3] = w3 & 0x00FFFFFF
+    return _inline_strings(text.name, words, done), ~done & ~views.null
+
+
+def _is_cjk(char: np.ndarray) -> np.ndarray:
+    """The 3 low bytes of each word are one CJK unified ideograph (U+4E00-U+9FFF) in utf-8:
+    E4 B8-BF xx or E5-E9 80-BF xx, xx a continuation byte."""
+    lead, second = char & 0xFF, (char >> 8) & 0xFF
+    return (
+        ((lead - 0xE5 < 5) | ((lead == 0xE4) & (second >= 0xB8)))
+        & ((second & 0xC0) == 0x80)
+        & ((char & 0xC00000) == 0x800000)
+    )
+
+
+def _name_fast(text: pl.Series) -> tuple[pl.Series, np.ndarray] | None:
+    """mask_name of 2 to 4 CJK unified ideographs (张*, 欧阳**), from the string views (such
+    a value is already clean: NFKC-stable, no whitespace); the rows it does not cover, to be
+    masked elsewhere. None when the column is not held as views."""
+    views = _Views.of(text)
+    if views is None:
+        return None
+    w1, w2, w3, lengths = views.word(1), views.word(2), views.word(3), views.lengths
+    # the characters at bytes 0-2, 3-5, 6-8 and 9-11
+    two = (lengths == 6) | (lengths == 9) | (lengths == 12)
+    two &= _is_cjk(w1) & _is_cjk((w1 >> 24) | (w2 << 8))
+    three = two & (lengths >= 9) & _is_cjk((w2 >> 16) | (w3 << 16))
+    four = three & (lengths == 12) & _is_cjk(w3 >> 8)
+    done = two & ((lengths == 6) | three) & ((lengths != 12) | four)
+    chars = lengths // 3
+    words = np.zeros((len(text), 4), dtype="<u4")
+    words[:, 0] = chars + 2  # one 3-byte character, then a star for each other
+    words[:, 1] = (w1 & 0x00FFFFFF) | 0x2A000000
+    words[:, 2] = np.where(chars == 4, 0x2A2A, np.where(chars == 3, 0x2A, 0))
+    return _inline_strings(text.name, words, done), ~done & ~views.null
+
+
+_FAST: dict[str, Callable[[pl.Series], tuple[pl.Series, np.ndarray] | None]] = {
+    "mobile": _mobile_fast,
+    "name": _name_fast,
+}
+
+
 # kind → (values for which the formula alone gives the Python result, the formula)
 _PLAIN: dict[str, tuple[Callable[[], str], Callable[[pl.Expr], pl.Expr]]] = {
     # CJK unified ideographs are NFKC-stable and not whitespace: most names need no cleaning
@@ -378,6 +554,64 @@ def _mask_address(s: pl.Series) -> pl.Series:
     )["v"]
 
 
+@functools.cache
+def _plain_address_pattern() -> str:
+    """Values that masks._compact leaves as they are, on which the common classes match as
+    Python's, and in which the search for what is kept cannot meet 市辖区 (to be skipped):
+    printable ASCII but space and CJK unified ideographs (less any NFKC could change or
+    that Python leaves unassigned: none, today), never 市辖区 in a row."""
+    unstable = set(_nfkc_unstable_points())
+    blocks = (range(0x21, 0x7F), range(0x4E00, 0xA000))
+    plain = [c for block in blocks for c in block if c not in unstable]
+
+    def but(*chars: str) -> str:
+        return _rust_class([c for c in plain if chr(c) not in chars])
+
+    # a DFA over 市 and 辖: after 市 (市 | 辖市)*, anything but 辖, or 辖 then anything but 区
+    back = f"市(?:市|辖市)*(?:{but('市', '辖')}|辖{but('市', '区')})"
+    return f"^(?:{but('市')}|{back})*(?:市(?:市|辖市)*辖?)?$"
+
+
+@functools.cache
+def _address_search() -> str:
+    """_address_pattern(common=True) without its groups: what it keeps is its whole match."""
+    return re.sub(r"\(\?P<\w+>", "(?:", _address_pattern(common=True))
+
+
+def _address_series(series: pl.Series, *, masked: bool) -> pl.Series:
+    """generalize_address (or mask_address) over a column. A plain value
+    (_plain_address_pattern) with no country prefix is its own compacted form: what is kept
+    is the match of the common pattern (one regex search), unless its county is not one
+    (小区…). The other values take the general path, or the Python function when few."""
+    text = series.cast(pl.Utf8)
+    frame = text.to_frame("v").with_columns(
+        kept=_V.str.extract(_address_search(), 0),
+        plain=_V.str.contains(_plain_address_pattern())
+        & ~_V.str.starts_with("中国")
+        & ~_V.str.starts_with("中华人民共和国"),
+    )
+    kept = pl.col("kept")
+    # all of masks._NOT_A_COUNTY are two characters
+    plain = pl.col("plain") & ~kept.str.tail(2).is_in(list(masks._NOT_A_COUNTY))
+    if masked:
+        whole = kept.str.len_bytes() == _V.str.len_bytes()  # a prefix of the same length
+        kept = pl.when(whole).then(kept).otherwise(kept + STAR * 4)
+    frame = frame.select(kept=kept, plain=plain)
+    out = frame["kept"]
+    odd_rows = frame["plain"].not_().fill_null(True) & text.is_not_null()
+    index = np.flatnonzero(odd_rows.to_numpy())
+    if len(index):
+        odd = text.gather(index)
+        python = masks.mask_address if masked else masks.generalize_address
+        if len(index) <= PYTHON_ROWS:
+            redo = pl.Series([None if v is None else python(v) for v in odd.to_list()])
+        else:
+            vectorized = _mask_address if masked else _generalize_address
+            redo = with_python_fallback(odd, vectorized, python)
+        out = out.scatter(index, redo.cast(pl.Utf8))
+    return out.alias(series.name)
+
+
 # ---------------------------------------------------------------------------------------------
 # Dates
 # ---------------------------------------------------------------------------------------------
@@ -434,19 +668,119 @@ def mask_series(kind: str, series: pl.Series) -> pl.Series:
         vectorized, python = _MASKS[kind], masks.MASKS[kind]
     except KeyError:
         raise KeyError(f"no mask for kind {kind!r}; known: {sorted(masks.MASKS)}") from None
+    if kind == "address":
+        return _address_series(series, masked=True)
     if kind in _PLAIN:
         shape, formula = _PLAIN[kind]
 
         def full(values: pl.Series) -> pl.Series:
             return with_python_fallback(values, vectorized, python)
 
-        return _plain_first(series, shape(), formula, full, python)
+        fast = _FAST[kind](series.cast(pl.Utf8)) if kind in _FAST else None
+        if fast is None:
+            return _plain_first(series, shape(), formula, full, python)
+        out, rest = fast
+        index = np.flatnonzero(rest)
+        if len(index):
+            odd = pl.Series(index, dtype=pl.UInt32)
+            redo = _plain_first(series.gather(odd), shape(), formula, full, python)
+            out = out.scatter(odd, redo)
+        return out.alias(series.name)
     return with_python_fallback(series, vectorized, python)
 
 
 def generalize_address_series(series: pl.Series) -> pl.Series:
     """masks.generalize_address over a column; nulls stay null."""
-    return with_python_fallback(series, _generalize_address, masks.generalize_address)
+    return _address_series(series, masked=False)
+
+
+_YEAR_SIGN = np.frombuffer("年".encode(), dtype=np.uint8)
+_MONTH_SIGN = np.frombuffer("月".encode(), dtype=np.uint8)
+
+
+def _date_to_month_fast(text: pl.Series) -> pl.Series | None:
+    """date_to_month over a text column, the common shapes in numpy: YYYY-MM-DD (or / or .),
+    YYYYMMDD and YYYY年M(M)月…, in ASCII digits and a month 01-12; the other values with
+    the Python function when they are few, else the general path. None when the column is
+    not held as string views (then the general path takes it all).
+
+    On these shapes the Python function reads only the leading bytes, which neither NFKC
+    (no canonical composition starts with a digit, nor with 月) nor strip() can change: the
+    year is the first 4 digits and the month the 2 (or 1 before 月) after the separator.
+    """
+    views = _Views.of(text)
+    if views is None:
+        return None
+    n, lengths = len(text), views.lengths
+    w1, w2 = views.word(1), views.word(2)  # bytes 0-3 and (inline) 4-7
+    year = _is_digits(w1)
+    # YYYY?MM??, the separator one of - . / (0x2D-0x2F); output bytes 4-6: "-" and the month
+    valid = (lengths == 10) & year & ((w2 & 0xFF) - 0x2D < 3) & _is_month(w2 >> 8)
+    tail = 0x2D | (w2 & 0x00FFFF00)
+    rows = np.flatnonzero((lengths == 8) & year)  # YYYYMMDD
+    if len(rows):
+        w = w2[rows]
+        compact = _is_month(w) & _is_digits(w | 0x3030)
+        tail[rows] = 0x2D | ((w & 0xFFFF) << 8)
+        valid[rows] = compact
+    rows = np.flatnonzero(year & (lengths >= 11))  # YYYY年M月…, YYYY年MM月…
+    if len(rows):
+        m = views.bytes_at(rows, 4, 8)  # bytes 4-11
+        nian = (m[:, 0:3] == _YEAR_SIGN).all(axis=1) & _is_digit(m[:, 3])
+        one = nian & (m[:, 4:7] == _MONTH_SIGN).all(axis=1) & (m[:, 3] != 0x30)
+        pair = m[:, 3].astype(np.uint32) | (m[:, 4].astype(np.uint32) << 8)
+        two = nian & (m[:, 5:8] == _MONTH_SIGN).all(axis=1) & _is_month(pair)
+        tens = np.where(two, m[:, 3], 0x30).astype(np.uint32)
+        ones = np.where(two, m[:, 4], m[:, 3]).astype(np.uint32)
+        tail[rows] = 0x2D | (tens << 8) | (ones << 16)
+        valid[rows] = one | two
+    words = np.zeros((n, 4), dtype="<u4")
+    words[:, 0] = 7
+    words[:, 1] = w1
+    words[:, 2] = tail
+    # the same in fullwidth digits (and separator), which NFKC makes ASCII: bytes EF BC 9x
+    rows = np.flatnonzero((lengths >= 19) & ((w1 & 0xFFFF) == 0xBCEF))
+    if len(rows):
+        m = views.bytes_at(rows, 0, 21)
+
+        def wide(at: int, low: int, count: int) -> np.ndarray:
+            return (m[:, at] == 0xEF) & (m[:, at + 1] == 0xBC) & (m[:, at + 2] - low < count)
+
+        digits = [wide(at, 0x90, 10) for at in (0, 3, 6, 9)]
+        ascii_sep = (m[:, 12] - 0x2D < 3) & wide(13, 0x90, 10) & wide(16, 0x90, 10)
+        wide_sep = wide(12, 0x8D, 3) & wide(15, 0x90, 10) & wide(18, 0x90, 10)
+        at = np.where(wide_sep, 15, 13)[:, None] + [2, 5]
+        month = np.take_along_axis(m, at, axis=1).astype(np.uint32) - 0x60  # ASCII digits
+        ok = digits[0] & digits[1] & digits[2] & digits[3] & (ascii_sep | wide_sep)
+        ok &= _is_month(month[:, 0] | (month[:, 1] << 8))
+        shifts = np.array([0, 8, 16, 24], dtype=np.uint32)
+        year = (m[:, [2, 5, 8, 11]].astype(np.uint32) - 0x60) << shifts
+        words[rows, 1] = np.where(ok, np.bitwise_or.reduce(year, axis=1), w1[rows])
+        words[rows, 2] = np.where(ok, 0x2D | (month[:, 0] << 8) | (month[:, 1] << 16), tail[rows])
+        valid[rows] |= ok
+    index = np.flatnonzero(~valid & ~views.null)
+    if 0 < len(index) <= PYTHON_ROWS:
+        redo = [_python_month(v) for v in text.gather(index).to_list()]
+        if not views.put(words, valid, index, redo):
+            out = _inline_strings(text.name, words, valid)
+            return out.scatter(index, pl.Series(redo, dtype=pl.Utf8))
+        index = index[:0]
+    out = _inline_strings(text.name, words, valid)
+    if len(index):
+        odd = pl.Series(index, dtype=pl.UInt32)
+        out = out.scatter(odd, _date_to_month_general(text.gather(odd)))
+    return out
+
+
+def _date_to_month_general(text: pl.Series) -> pl.Series:
+    out = with_python_fallback(text, _date_to_month, _python_month)
+    # int() reads any decimal digits, polars' casts only 0-9: those values go to Python too
+    foreign = text.str.contains(_non_ascii_digit_class()).fill_null(False)
+    if foreign.any():
+        index = foreign.arg_true()
+        redo = [_python_month(v) for v in text.gather(index).to_list()]
+        out = out.clone().scatter(index, pl.Series(redo, dtype=pl.Utf8))
+    return out
 
 
 def date_to_month_series(series: pl.Series, *, strict: bool = True) -> pl.Series:
@@ -458,13 +792,9 @@ def date_to_month_series(series: pl.Series, *, strict: bool = True) -> pl.Series
     if series.dtype == pl.Date or isinstance(series.dtype, pl.Datetime):
         return series.dt.strftime("%Y-%m").alias(series.name)
     text = series.cast(pl.Utf8)
-    out = with_python_fallback(text, _date_to_month, _python_month)
-    # int() reads any decimal digits, polars' casts only 0-9: those values go to Python too
-    foreign = text.str.contains(_non_ascii_digit_class()).fill_null(False)
-    if foreign.any():
-        index = foreign.arg_true()
-        redo = [_python_month(v) for v in text.gather(index).to_list()]
-        out = out.clone().scatter(index, pl.Series(redo, dtype=pl.Utf8))
+    out = _date_to_month_fast(text)
+    if out is None:
+        out = _date_to_month_general(text)
     if strict:
         bad = out.is_null() & text.is_not_null()
         if bad.any():
@@ -503,6 +833,8 @@ def warm_up() -> None:
         functools.partial(_address_pattern, common=True),
         _date_pattern,
         _non_ascii_digit_class,
+        _plain_address_pattern,
+        _address_search,
     ):
         build()
 
