@@ -337,17 +337,13 @@ class DocsRun:
         return f"{self.id[:12]} · {status} · {self.started_by} · {self.started_at}"
 
 
-def _score(value: Any) -> str:
-    return share_percent(value)
-
-
 def _quality_frame(quality: dict[str, Any]) -> pl.DataFrame:
     """Per table and zone, the share passing along each dimension (— where nothing checked it)."""
     rows = [
         {
             "数据表": name,
             "区域": ZONE_ZH.get(zone, zone),
-            **{zh: _score((scores or {}).get(d)) for d, zh in DIMENSION_ZH.items()},
+            **{zh: share_percent((scores or {}).get(d)) for d, zh in DIMENSION_ZH.items()},
         }
         for name, zones in sorted(quality.items())
         for zone, scores in zones.items()

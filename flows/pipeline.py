@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -287,10 +288,8 @@ def pipeline_flow(run_id: str, home: str, database_url: str | None = None) -> st
             s.add(failed)
             audit.record(s, "pipeline", "run.failed", run_id, error=str(exc)[:500])
         raise
+    valid_until = dt.datetime.fromisoformat(package["authorization"]["valid_until"])
     with session_scope(ws.engine) as s:
-        grant = s.get(Authorization, run.authorization_id)
-        assert grant is not None
-        valid_until = grant.valid_until
         waiting = s.get(PipelineRun, run_id)
         assert waiting is not None
         waiting.review_package = package

@@ -14,7 +14,7 @@ from pdo.ledger.models import Authorization, PipelineRun, SignOff, User
 from pdo.ledger.types import utcnow
 from pdo.registration import authorization_state, state_message
 from pdo.sources.contract import Classification
-from pdo.sources.tables import SOURCE_TABLES, table
+from pdo.sources.tables import SOURCE_TABLES
 from pdo.users import Role
 
 
@@ -58,20 +58,22 @@ APPROVALS_BY_CLASSIFICATION = {
 }
 
 
+_CONTRACT_CLASSIFICATION = {t.name: t.classification for t in SOURCE_TABLES}
+_CLASSIFICATIONS = {c.value: c for c in Classification}
+
+
 def required_approvals(package: dict[str, Any]) -> int:
     """Distinct approvals a run needs: the most any of its tables' classification demands.
 
     The contract's classification counts, whatever the package says (it can only raise it).
     """
-    needed = 1
+    levels = set()
     for t in package.get("tables", []):
-        levels = [t.get("classification")]
-        if t.get("table") in {c.name for c in SOURCE_TABLES}:
-            levels.append(table(t["table"]).classification.value)
-        for level in levels:
-            if level in {c.value for c in Classification}:
-                needed = max(needed, APPROVALS_BY_CLASSIFICATION[Classification(level)])
-    return needed
+        if t.get("table") in _CONTRACT_CLASSIFICATION:
+            levels.add(_CONTRACT_CLASSIFICATION[t["table"]])
+        if t.get("classification") in _CLASSIFICATIONS:
+            levels.add(_CLASSIFICATIONS[t["classification"]])
+    return max((APPROVALS_BY_CLASSIFICATION[c] for c in levels), default=1)
 
 
 def approvals(session: Session, run: PipelineRun) -> list[SignOff]:
