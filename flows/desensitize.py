@@ -13,7 +13,7 @@ import polars as pl
 from pdo.privacy.entity_key import entity_key_series
 from pdo.privacy.fastscan import FastScanner
 from pdo.privacy.pseudonym import Pseudonymizer
-from pdo.privacy.risk import assess
+from pdo.privacy.risk import RiskThresholdError, assess, enforce
 from pdo.privacy.vectorized import generalize_address_series, mask_series
 from pdo.sources.contract import ColumnType, Policy, SourceTable, check_contract
 
@@ -43,6 +43,7 @@ class DesensitizeResult:
     frame: pl.DataFrame
     residual: dict[str, dict[str, int]] = field(default_factory=dict)
     risk: dict[str, Any] = field(default_factory=dict)  # k-anonymity report (numbers only)
+    release: pl.DataFrame | None = None  # the k-anonymous record-level release, if declared
 
 
 def policy_hash(table: SourceTable, key_id: str) -> str:
@@ -105,6 +106,46 @@ def scan_residual(frame: pl.DataFrame, scanner: FastScanner) -> dict[str, dict[s
     return found
 
 
+def release_hash(table: SourceTable) -> str:
+    """Identifies a release rule (columns, k, l, budget and each hierarchy's level names)."""
+    rule = table.release
+    assert rule is not None
+    body = [
+        list(rule.columns),
+        [(q.column, q.hierarchy.names, q.top) for q in rule.quasi_identifiers],
+        rule.k,
+        rule.l,
+        rule.max_suppression,
+    ]
+    return hashlib.sha256(json.dumps([table.name, body]).encode()).hexdigest()
+
+
+def make_release(frame: pl.DataFrame, table: SourceTable) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """The declared columns, generalized and suppressed until k and l hold (or RiskThresholdError).
+
+    The report is the release's own (after), with the desensitized frame's (before) beside it.
+    """
+    rule = table.release
+    assert rule is not None
+    sensitive = [c for c in table.sensitive if c in rule.columns]
+    done = enforce(
+        frame.select(rule.columns),
+        rule.quasi_identifiers,
+        sensitive,
+        k=rule.k,
+        l=rule.l,
+        max_suppression=rule.max_suppression,
+    )
+    report = done.report.to_dict() | {
+        "enforced": True,
+        "l_target": rule.l,
+        "max_suppression": rule.max_suppression,
+        "columns": list(rule.columns),
+        "before": done.before.to_dict(),
+    }
+    return done.frame, report
+
+
 def _residual_message(table: SourceTable, residual: dict[str, dict[str, int]]) -> str:
     """Column, entity type and count for each finding — never the values themselves."""
     parts = []
@@ -136,8 +177,21 @@ def desensitize(
     if residual:
         raise ResidualPIIError(_residual_message(table, residual))
     risk: dict[str, Any] = {}
-    if table.quasi_identifiers:
+    release = None
+    withheld = None
+    if table.release is not None:
+        try:
+            release, risk = make_release(frame, table)
+        except RiskThresholdError as e:  # too few records to hide among: nothing is released
+            withheld = str(e)
+        else:
+            leftover = scan_residual(release, scanner)
+            if leftover:  # generalization only coarsens: this would be a bug, never a release
+                raise ResidualPIIError(_residual_message(table, leftover))
+    if release is None and table.quasi_identifiers:
         quasi = [q for q in table.quasi_identifiers if q in frame.columns]
         sensitive = [c for c in table.sensitive if c in frame.columns]
         risk = assess(frame, quasi, sensitive, k_target=RISK_K_TARGET).to_dict()
-    return DesensitizeResult(frame=frame, residual=residual, risk=risk)
+        if withheld:
+            risk["release_withheld"] = withheld
+    return DesensitizeResult(frame=frame, residual=residual, risk=risk, release=release)

@@ -205,9 +205,15 @@ def review_package(
                 "residual_pii": r.details.get("residual_pii", {}),
                 "pseudonym_key_id": r.details.get("pseudonym_key_id"),
                 "risk": r.details.get("risk", {}),
+                "release": r.details.get("release"),
             }
             for r in stage_rows
         }
+    datasets += [
+        {"table": name, "zone": "release", "id": p["release"]["id"], "rows": p["release"]["rows"]}
+        for name, p in sorted(privacy.items())
+        if p["release"]
+    ]
     return {
         "run_id": run.id,
         "authorization": authorization,

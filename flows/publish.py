@@ -46,7 +46,9 @@ def package_task(
         require_approval(s, ws.lake, run_id)
         run = s.get(PipelineRun, run_id)
         assert run is not None
-        datasets = {d["table"]: d for d in run.review_package["datasets"]}
+        datasets = {
+            d["table"]: d for d in run.review_package["datasets"] if d["zone"] == "desensitized"
+        }
     missing = [t for t in spec.inputs if t not in datasets]
     if missing:
         raise ValueError(f"{product_name} needs tables the run did not cover: {missing}")

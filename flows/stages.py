@@ -138,8 +138,21 @@ def desensitize_table(ws: Workspace, run_id: str, table: SourceTable, raw: Manif
         policy_hash=desensitize_mod.policy_hash(table, key_id),
         code_hash=desensitize_mod.code_hash(),
     )
+    release = None
+    if result.release is not None:
+        release = ws.lake.write(
+            result.release,
+            table=table.name,
+            zone="release",
+            stage="desensitize",
+            parents=[out.id],
+            policy_hash=desensitize_mod.release_hash(table),
+            code_hash=desensitize_mod.code_hash(),
+        )
     with session_scope(ws.engine) as s:
         _record_dataset(s, out, ws.lake.dir_for(out))
+        if release is not None:
+            _record_dataset(s, release, ws.lake.dir_for(release))
         s.add(
             StageRun(
                 run_id=run_id,
@@ -155,6 +168,9 @@ def desensitize_table(ws: Workspace, run_id: str, table: SourceTable, raw: Manif
                     "pseudonym_key_id": key_id,
                     "residual_pii": result.residual,
                     "risk": result.risk,
+                    "release": None
+                    if release is None
+                    else {"id": release.id, "rows": release.row_count},
                 },
                 started_at=started,
                 finished_at=utcnow(),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-ZONES = ("raw", "quarantine", "desensitized", "product")
+ZONES = ("raw", "quarantine", "desensitized", "release", "product")
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,13 @@ RUN_STATUS_ZH = {
     "published": "已发布",
     "superseded": "已被取代",
 }
-ZONE_ZH = {"raw": "原始区", "quarantine": "隔离区", "desensitized": "脱敏区", "product": "产品区"}
+ZONE_ZH = {
+    "raw": "原始区",
+    "quarantine": "隔离区",
+    "desensitized": "脱敏区",
+    "release": "记录级发布区",
+    "product": "产品区",
+}
 DIMENSION_ZH = {
     "completeness": "完整性",
     "validity": "有效性",
@@ -582,7 +588,34 @@ def _risk_facts(name: str, risk: Mapping[str, Any]) -> list[tuple[str, str, str]
     if "rows_suppressed" in risk:
         suppressed = f"{risk['rows_suppressed']:,}（{share_percent(risk.get('share_suppressed'))}）"
         facts.append(("抑制（删除）的记录", "Rows suppressed", _e(suppressed)))
+    if risk.get("enforced"):
+        facts += _release_facts(name, risk)
+    if risk.get("release_withheld"):
+        withheld = f"未发布记录级数据：{risk['release_withheld']}"
+        facts.append(("记录级发布", "Record-level release", _e(withheld)))
     return facts
+
+
+def _release_facts(name: str, risk: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """What the record-level release did: its columns, each generalization, and k before."""
+    levels = "；".join(
+        f"{column}{_paren(column_label(name, column))}：{level}"
+        for column, level in (risk.get("level_names") or {}).items()
+    )
+    before = risk.get("before") or {}
+    return [
+        (
+            "发布的列",
+            "Released columns",
+            _e("、".join(risk.get("columns", []))) + "（其余列不进入发布）",
+        ),
+        ("泛化层级", "Generalization", _e(levels)),
+        (
+            "发布前（脱敏区）",
+            "Before release",
+            _e(f"k = {before.get('k')}，唯一记录 {share_percent(before.get('share_unique'))}"),
+        ),
+    ]
 
 
 def _risk(package: Mapping[str, Any]) -> str:

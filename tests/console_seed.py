@@ -209,6 +209,7 @@ def _registry_dataset(lake: Lake) -> Manifest:
             "uscc": [f"91310000MA1K0001{i}X" for i in range(6)],
             "district": ["浦东新区"] * 3 + ["徐汇区"] * 3,
             "industry_section": ["C"] * 3 + ["I"] * 3,
+            "industry_division": ["39"] * 3 + ["64"] * 3,
             "established_on": [dt.date(2015, 3, 1)] * 3 + [dt.date(2018, 6, 1)] * 3,
             "registered_capital": [100_000_000] * 3 + [50_000_000] * 3,
             "status": ["存续", "存续", "注销", "存续", "吊销", "注销"],

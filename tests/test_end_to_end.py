@@ -17,7 +17,7 @@ from pdo.cli import app
 from pdo.ledger.db import session_scope
 from pdo.ledger.models import RevenueAllocation, ServedScore, UsageEvent
 from pdo.settings import Settings
-from pdo.sources.tables import SOURCE_TABLES
+from pdo.sources.tables import ENTERPRISE_REGISTRY, SOURCE_TABLES
 from pdo.workspace import Workspace
 from tests.live_api import serve_api
 
@@ -123,7 +123,21 @@ def test_review_package_reports_privacy_per_table(loop: dict) -> None:
     assert set(privacy) == {t.name for t in SOURCE_TABLES}
     assert all(p["residual_pii"] == {} for p in privacy.values())
     risk = privacy["enterprise_registry"]["risk"]
-    assert risk["rows"] > 300 and risk["k"] >= 1 and 0 <= risk["share_unique"] <= 1
+    # the registry's record-level release is k-anonymous; the desensitized zone was not
+    assert risk["enforced"] and risk["k"] >= 5 and risk["l"]["status"] >= 2
+    assert risk["rows"] + risk["rows_suppressed"] == risk["rows_in"] > 300
+    assert risk["before"]["k"] == 1 and risk["share_suppressed"] <= 0.05
+    release = [d for d in run.review_package["datasets"] if d["zone"] == "release"]
+    assert release == [
+        {
+            "table": "enterprise_registry",
+            "zone": "release",
+            "id": privacy["enterprise_registry"]["release"]["id"],
+            "rows": risk["rows"],
+        }
+    ]
+    frame = ws.lake.read(ws.lake.manifest("release", "enterprise_registry", release[0]["id"]))
+    assert frame.columns == list(ENTERPRISE_REGISTRY.release.columns)  # no name, code, address
 
 
 def test_data_docs_are_built_once_per_run_and_show_no_personal_value(loop: dict) -> None:

@@ -204,7 +204,8 @@ def test_no_value_of_the_reviewed_datasets_appears(seeded: Seed) -> None:
         frame = lake.read(lake.manifest(d["zone"], d["table"], d["id"]))
         for name in frame.select(pl.col(pl.String)).columns:
             for value in frame[name].unique().to_list():
-                if len(value) >= 2:  # single letters (grades, sections) occur in any text
+                # single letters (grades, sections) occur in any text, short codes in any hash
+                if len(value) >= 2 and not (value.isdigit() and len(value) < 4):
                     assert value not in text, (d["table"], name)
                     checked += 1
     assert checked >= 10  # USCCs, districts and statuses were all looked for

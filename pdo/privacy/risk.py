@@ -189,6 +189,15 @@ def bands(*widths: int, top: int | None = None) -> Generalization:
     return Generalization(tuple(Level(f"width {_fmt(w)}", band(w)) for w in widths))
 
 
+def scaled(hierarchy: Generalization, divisor: float) -> Generalization:
+    """The same hierarchy over value / divisor (amounts stored in fen, banded in yuan)."""
+
+    def over(apply: Generalize) -> Generalize:
+        return lambda e: apply(e / divisor)
+
+    return Generalization(tuple(Level(lv.name, over(lv.apply)) for lv in hierarchy.levels))
+
+
 def cuts(*levels: Sequence[float]) -> Generalization:
     """Numbers → intervals at the given breakpoints; each level's breakpoints ⊂ the previous."""
     if not levels or any(not b for b in levels):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from pdo.privacy.risk import QuasiIdentifier
+
 
 class ColumnType(StrEnum):
     """Logical types that ingest normalizes raw text into."""
@@ -52,6 +54,22 @@ class Column:
 
 
 @dataclass(frozen=True)
+class ReleaseRule:
+    """A record-level release of a table: which columns leave, and the k / l that must hold.
+
+    Columns not listed never reach the release (deny by default: direct identifiers such as
+    names and codes stay behind); the quasi-identifiers are generalized along their hierarchies
+    and the records of classes that still fail are suppressed, within max_suppression.
+    """
+
+    columns: tuple[str, ...]
+    quasi_identifiers: tuple[QuasiIdentifier, ...]
+    k: int = 5
+    l: int = 1  # noqa: E741
+    max_suppression: float = 0.05
+
+
+@dataclass(frozen=True)
 class SourceTable:
     """A table a department delivers, how it arrives, and what may be done with it."""
 
@@ -67,6 +85,7 @@ class SourceTable:
     key: tuple[str, ...] = field(default_factory=tuple)
     quasi_identifiers: tuple[str, ...] = ()  # columns that together could single a record out
     sensitive: tuple[str, ...] = ()  # attributes whose diversity protects a class (l-diversity)
+    release: ReleaseRule | None = None  # a k-anonymous record-level release, if one is made
 
     def column(self, name: str) -> Column:
         """Look a column up by name."""
@@ -141,8 +160,31 @@ def check_contract(table: SourceTable) -> None:
     unknown = set(table.quasi_identifiers + table.sensitive) - set(table.column_names)
     if unknown:
         problems.append(f"unknown quasi-identifier/sensitive columns {sorted(unknown)}")
+    if table.release is not None:
+        problems += _release_problems(table, table.release)
     if problems:
         raise ContractError(f"contract {table.name}: " + "; ".join(problems))
+
+
+def _release_problems(table: SourceTable, rule: ReleaseRule) -> list[str]:
+    """A release must cover every declared quasi-identifier and let no personal column out."""
+    problems = []
+    unknown = set(rule.columns) - set(table.column_names)
+    if unknown:
+        problems.append(f"release: unknown columns {sorted(unknown)}")
+    generalized = [q.column for q in rule.quasi_identifiers]
+    released_qis = [q for q in table.quasi_identifiers if q in rule.columns]
+    if sorted(generalized) != sorted(released_qis):
+        problems.append(
+            f"release: hierarchies for {sorted(generalized)} but the released quasi-identifiers "
+            f"are {sorted(released_qis)}"
+        )
+    personal = [c for c in rule.columns if c in table.column_names and table.column(c).pii]
+    if personal:
+        problems.append(f"release: columns holding personal information {personal}")
+    if rule.l > 1 and not any(s in rule.columns for s in table.sensitive):
+        problems.append("release: l > 1 needs a released sensitive column")
+    return problems
 
 
 @dataclass(frozen=True)

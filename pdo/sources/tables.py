@@ -1,6 +1,9 @@
 """Contracts of every source table, in one visible list (add a table here and nowhere else)."""
 
-from pdo.sources.contract import Classification, Column, SourceTable
+import polars as pl
+
+from pdo.privacy.risk import Generalization, Level, QuasiIdentifier, cuts, dates, scaled, suppress
+from pdo.sources.contract import Classification, Column, ReleaseRule, SourceTable
 from pdo.sources.contract import ColumnType as T
 from pdo.sources.contract import Policy as P
 
@@ -15,6 +18,23 @@ USCC = Column(
     pii="CN_USCC_INDIVIDUAL",
 )
 
+
+def _district_kind() -> Generalization:
+    """区 → 市辖区, 县 and county-level 市 → 县（市）, then '*'."""
+    return Generalization(
+        (
+            Level(
+                "市辖区 / 县（市）",
+                lambda e: (
+                    pl.when(e.str.ends_with("区"))
+                    .then(pl.lit("市辖区"))
+                    .otherwise(pl.lit("县（市）"))
+                ),
+            ),
+        )
+    )
+
+
 ENTERPRISE_REGISTRY = SourceTable(
     name="enterprise_registry",
     department="market",
@@ -24,8 +44,38 @@ ENTERPRISE_REGISTRY = SourceTable(
     file_format="csv",
     classification=Classification.IMPORTANT,
     key=("uscc",),
-    quasi_identifiers=("district", "industry_section", "established_on", "registered_capital"),
+    quasi_identifiers=(
+        "district",
+        "industry_section",
+        "industry_division",
+        "established_on",
+        "registered_capital",
+    ),
     sensitive=("status",),
+    # 企业登记微观数据: no name, code, representative or address; k = 5 and 2 statuses per class.
+    release=ReleaseRule(
+        columns=(
+            "district",
+            "industry_section",
+            "industry_division",
+            "registered_capital",
+            "established_on",
+            "status",
+        ),
+        quasi_identifiers=(
+            QuasiIdentifier("district", _district_kind()),
+            QuasiIdentifier("industry_section", suppress()),
+            QuasiIdentifier("industry_division", suppress()),
+            QuasiIdentifier("established_on", dates()),
+            QuasiIdentifier(
+                "registered_capital",  # stored in 万元 × 100
+                scaled(cuts((10, 50, 100, 500, 1000, 5000), (100, 1000)), 100),
+            ),
+        ),
+        k=5,
+        l=2,
+        max_suppression=0.05,
+    ),
     columns=(
         USCC,
         Column("name", T.STRING, "企业名称", "Enterprise name", required=True),
