@@ -1,0 +1,1 @@
+"""A generic scorecard trainer (optbinning + logistic regression) and its frozen, servable form."""
