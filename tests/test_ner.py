@@ -154,6 +154,16 @@ SENTENCES = [
     ("依据《中华人民共和国广告法》第五十五条，决定罚款人民币贰万元整。", [], [], []),
     ("浙江省杭州市和宁波市的企业数量均有增长。", [], [], []),
     ("汇丰银行在济南设立分行后，湖北省武汉市举办了论坛。", [], [], []),
+    # building numbers with no place before them, an estate's phase, place words before a number
+    ("物业地址：9号楼1单元1302室，看房请预约。", [], ["9号楼1单元1302室"], []),
+    ("武汉余家头小区三期b座开始摇号。", [], ["武汉余家头小区三期b座"], []),
+    ("记者前往南京朝天宫古玩市场一楼的专营店。", [], ["南京朝天宫古玩市场一楼"], []),
+    ("北京广渠门外10号地块成交。", [], ["北京广渠门外10号"], []),
+    ("当晚他在62号大街上的一家店里吃饭。", [], ["62号大街"], []),
+    # project phases, shirt numbers and metro lines are not addresses
+    ("凤凰山森林公园一期工程于2008年完工。", [], [], []),
+    ("上海队10号球员梅西进球。", ["梅西"], [], []),
+    ("乘坐地铁5号线到人民广场站。", [], [], []),
 ]
 
 
@@ -235,6 +245,8 @@ def test_unknown_backend_is_refused() -> None:
         ("崇文区花市街道", False),
         ("南京路", False),
         ("日本东京", False),
+        ("余家头小区三期b座", True),
+        ("凤凰山森林公园一期", False),
     ],
 )
 def test_specific_address_is_finer_than_a_district(value: str, specific: bool) -> None:
@@ -313,6 +325,34 @@ def test_ner_spans_cache_and_prime() -> None:
         assert ner_spans(text) is spans  # cached object
         assert [s.text(text) for s in spans if s.entity == PERSON] == [text[4:7]]
     assert ner_spans("") == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "entity"),
+    [
+        # a name before a facility word names a place
+        ("周末我们去了交通茶馆喝茶。", "交通茶馆", LOCATION),
+        ("驻守塞拉图哨所的士兵。", "塞拉图哨所", LOCATION),
+        # a "name" that ends like a place, or that the sentence puts somewhere
+        ("住在阮冲村北面的区先生当场报警。", "阮冲村", LOCATION),
+        ("决赛在中国电竞馆举行。", "中国电竞馆", LOCATION),
+        ("他坚决表示要留在安菲尔德证明自己。", "安菲尔德", LOCATION),
+        ("午餐可以在马久邑附近解决。", "马久邑", LOCATION),
+        # people stay people: short names ending in 路, 河 (a given-name character), a home
+        ("记者张路表示，比赛很精彩。", "张路", PERSON),
+        ("王长河说，今年收成不错。", "王长河", PERSON),
+        ("他来到张伟家里做客。", "张伟", PERSON),
+    ],
+)
+def test_places_the_model_misses(lac: NerBackend, text: str, value: str, entity: str) -> None:
+    (spans,) = lac.detect([text])
+    assert (entity, value) in {(s.entity, s.text(text)) for s in spans}
+
+
+@pytest.mark.parametrize("text", ["股票市场和债券市场都在下跌。", "这里是他们的精神家园。"])
+def test_markets_and_ideas_are_not_places(lac: NerBackend, text: str) -> None:
+    (spans,) = lac.detect([text])
+    assert not spans
 
 
 def test_places_are_locations_not_addresses(lac: NerBackend) -> None:

@@ -4,7 +4,9 @@ News-trained NER tags the administrative part well (杭州市 / 萧山区 are LO
 rest: "2312室", "B座", "5层" come back as numbers and nouns. Starting from the model's place
 spans and from road names followed by a house number, this layer grows each candidate to the
 right over further places, road names and number+unit parts, then decides whether the result
-is a specific address (CN_ADDRESS: finer than a district) or just a place (LOCATION).
+is a specific address (CN_ADDRESS: finer than a district) or just a place (LOCATION). Named
+facilities the model leaves untagged (交通茶馆, 余家头小区) and building numbers with no place
+before them (9号楼1单元1302室) are candidates too.
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pdo.privacy.ner.base import CN_ADDRESS, LOCATION, ORGANIZATION, PERSON, Span
-from pdo.privacy.ner.lexicon import ADMIN_SUFFIXES, COMMUNITY_SUFFIXES, NUMBER_UNITS
+from pdo.privacy.ner.lexicon import (
+    ADMIN_SUFFIXES,
+    COMMUNITY_SUFFIXES,
+    FACILITY_WORDS,
+    NUMBER_UNITS,
+)
 
 if TYPE_CHECKING:
     from pdo.privacy.ner.tokens import Token
@@ -34,9 +41,11 @@ _UNITS = "|".join(
 # With Chinese numerals only the unambiguous units: 三号楼, 二楼, 一单元, 五组 — not 四座 (four
 # bridges), 九层 (a nine-storey pagoda), 五区 (five districts), where they are measure words.
 _CN_UNITS = "号楼|号院|号(?![线令文码召称机])|单元|楼|室|组"
+# An estate's phase counts only before a building in it: 三期b座, not 公园二期 (a project phase).
+_PHASE = rf"{_NUM}期(?=[0-9０-９A-Za-zＡ-Ｚａ-ｚ一二三四五六七八九十])"
 _PART = (
     rf"(?:(?:{_DIGITS}(?:[-－—]{_DIGITS})?|[A-Za-zＡ-Ｚａ-ｚ][0-9０-９]{{0,5}})(?:{_UNITS})"
-    rf"|{_CN_NUM}(?:{_CN_UNITS}))"
+    rf"|{_CN_NUM}(?:{_CN_UNITS})|{_PHASE})"
 )
 _ID = rf"(?:{_DIGITS}(?:[-－—]{_DIGITS})?|[A-Za-zＡ-Ｚａ-ｚ][0-9０-９]*)"
 # One or more "identifier + unit" parts, then maybe a bare room number ("3单元1002").
@@ -63,6 +72,20 @@ _BUILDING_AHEAD = re.compile(
     rf"(?![{_HAN}])|[{_HAN}A-Za-z0-9]{{1,8}}?(?:大厦|大楼|广场|花园|家园|小区|公寓|新村|名苑|社区)"
     rf"(?={_PART})"
 )
+# Before a house or floor number, a few words of place may follow a place: "广渠" + "门外" +
+# "10号", "朝天宫" + "古玩市场" + "一楼" (not "上海" + "队" + "10号", a shirt number).
+_GAP_TAGS = frozenset({"n", "nz", "nw", "s", "f", "LOC", "ORG"})
+_GAP_MAX_CHARS = 6
+_GAP_PLACE_WORDS = (
+    *FACILITY_WORDS,
+    *COMMUNITY_SUFFIXES,
+    *("市场", "商场", "商城", "校区", "城", "楼", "门外", "门内"),
+)
+# Building parts with no place before them: "9号楼1单元13楼166号", "12幢7单元".
+_BUILDING_UNIT = re.compile("楼|栋|幢|单元|室|座|层")
+_UNIT_CHAIN = re.compile(rf"(?:{_PART}){{2,}}(?:[0-9０-９]{{2,5}}(?![0-9０-９]))?")
+# Roads named by a number: 62号大街, 1号公路.
+_NUMBERED_ROAD = re.compile(rf"{_DIGITS}号(?:大街|大道|公路|路|街(?![道头坊]))")
 _NOT_IN_BUILDING_TAGS = frozenset(
     {"v", "vd", "d", "ad", "p", "u", "uj", "ul", "c", "r", "w", "x", "PER"}
 )
@@ -73,6 +96,8 @@ _SUFFIX_WORDS = frozenset(
 ) | {direction + "路" for direction in "东南西北中"}
 # Tags that never belong inside an address (verbs, prepositions, particles, punctuation).
 _BREAK_TAGS = frozenset({"v", "vd", "vn", "p", "u", "uj", "ul", "c", "w", "x", "r", "d", "PER"})
+# A facility word tagged as one of these is a count or a date, not a place: 四家酒店.
+_NOT_FACILITY_TAGS = frozenset({"m", "q", "TIME"})
 
 
 def _road(value: str) -> re.Match[str] | None:
@@ -112,6 +137,27 @@ def _road_seeds(text: str, tokens: Sequence[Token]) -> list[tuple[int, int]]:
     return seeds
 
 
+def _number_seeds(text: str) -> list[tuple[int, int]]:
+    """Addresses that start with a number: building parts (9号楼1单元), numbered roads."""
+    seeds = [
+        (m.start(), m.end()) for m in _UNIT_CHAIN.finditer(text) if _BUILDING_UNIT.search(m.group())
+    ]
+    return seeds + [(m.start(), m.end()) for m in _NUMBERED_ROAD.finditer(text)]
+
+
+def _place_words_then_number(text: str, end: int, tokens_at: dict[int, Token]) -> int | None:
+    """End of the number after a few place words that follow a place (门外 + 10号)."""
+    pos = end
+    while (token := tokens_at.get(pos)) is not None and token.tag in _GAP_TAGS:
+        if token.end - end > _GAP_MAX_CHARS:
+            return None
+        pos = token.end
+        tail = TAIL.match(text, pos)
+        if tail and (token.tag in ("s", "f") or token.word.endswith(_GAP_PLACE_WORDS)):
+            return tail.end()
+    return None
+
+
 def _grow(
     text: str, start: int, end: int, places: dict[int, int], tokens_at: dict[int, Token]
 ) -> int:
@@ -131,6 +177,10 @@ def _grow(
         road = _ROAD_AHEAD.match(text, end)
         if road and all(c not in "的在于和与及住" for c in road.group()):
             end = road.end()
+            continue
+        numbered = _place_words_then_number(text, end, tokens_at)
+        if numbered is not None:
+            end = numbered
             continue
         building = _BUILDING_AHEAD.match(text, end)
         if building and not any(
@@ -214,7 +264,7 @@ def address_spans(text: str, tokens: Sequence[Token], spans: Sequence[Span]) -> 
     """Place and address spans grown from the model's places and from road + number seeds."""
     places = {s.start: s.end for s in spans if s.entity in (LOCATION, CN_ADDRESS)}
     tokens_at = {t.start: t for t in tokens}
-    seeds = sorted(set(places.items()) | set(_road_seeds(text, tokens)))
+    seeds = sorted(set(places.items()) | set(_road_seeds(text, tokens)) | set(_number_seeds(text)))
     out: list[Span] = []
     covered = -1
     for start, end in seeds:
@@ -225,4 +275,46 @@ def address_spans(text: str, tokens: Sequence[Token], spans: Sequence[Span]) -> 
         entity = CN_ADDRESS if is_specific_address(text[start:end]) else LOCATION
         score = ADDRESS_SCORE if entity == CN_ADDRESS else PLACE_SCORE
         out.append(Span(entity, start, end, score))
+    return out
+
+
+_FACILITY_END = re.compile("(?:" + "|".join(sorted(FACILITY_WORDS, key=len, reverse=True)) + ")$")
+# Words that may name a facility: nouns, proper nouns, entities (塞拉图 PER + 哨所).
+_FACILITY_NAME_TAGS = frozenset({"n", "nz", "nw", "PER", "ORG", "LOC"})
+_FACILITY_MAX_CHARS = 10
+_FACILITY_NAME_TOKENS = 2
+
+
+def _facility_start(tokens: Sequence[Token], i: int, word: str) -> int | None:
+    """Start of the name in front of facility word `word` that ends tokens[i], if any."""
+    head = tokens[i]
+    start = head.start if len(head.word) - len(word) >= 2 else None
+    j = i
+    while (
+        j > 0
+        and i - j < _FACILITY_NAME_TOKENS
+        and tokens[j - 1].end == tokens[j].start
+        and tokens[j - 1].tag in _FACILITY_NAME_TAGS
+        and _WORD_PART.fullmatch(tokens[j - 1].word)
+        and head.end - tokens[j - 1].start <= _FACILITY_MAX_CHARS
+    ):
+        j -= 1
+        if head.end - len(word) - tokens[j].start >= 2:
+            start = tokens[j].start
+    return start
+
+
+def facility_spans(tokens: Sequence[Token]) -> list[Span]:
+    """Named facilities and compounds the model reads as plain nouns or as a name: 交通 + 茶馆,
+    星域 + 网吧, 中友百货, 塞拉图 + 哨所 are places."""
+    out: list[Span] = []
+    for i, token in enumerate(tokens):
+        if token.tag in _BREAK_TAGS or token.tag in _NOT_FACILITY_TAGS:
+            continue
+        m = _FACILITY_END.search(token.word)
+        if m is None:
+            continue
+        start = _facility_start(tokens, i, m.group())
+        if start is not None:
+            out.append(Span(LOCATION, start, token.end, PLACE_SCORE))
     return out

@@ -95,3 +95,19 @@ VENUE_SUFFIXES = _words(
     "机场 火车站 码头 港 花园 小区 公寓 商务区 开发区 工业园 "
     "产业园 科技园 宫 寺 塔 桥"
 )
+
+# Places people go to or live in; a name right before one names that place: 交通茶馆,
+# 星域网吧, 丽泽金融商务区, 塞拉图哨所. Words that also name markets or ideas (市场, 家园,
+# 花园, 中心) are left out: 股票市场, 精神家园, 研究中心.
+FACILITY_WORDS = _words(
+    "小区 公寓 新村 公馆 大院 广场 购物中心 超市 百货 餐厅 饭店 酒店 宾馆 茶馆 酒吧 "
+    "咖啡馆 网吧 球馆 体育场 体育馆 剧院 影院 会议厅 宴会厅 营业厅 门市部 专卖店 "
+    "图书馆 博物馆 美术馆 艺术馆 展览馆 纪念馆 科技馆 会展中心 剧场 音乐厅 "
+    "码头 机场 火车站 车站 基地 哨所 商务区 开发区 工业区 工业园 产业园 科技园 "
+    "艺术村 度假村 景区 公园 山谷 峡谷 水坝 平原 海岸 海滩"
+)
+
+# Last characters of place names that Chinese given names do not end with (河, 港 and 镇 do:
+# 王长河): a "name" of three or more characters such as 阮冲村, 于玉几岛, 克劳馥路 is a place
+# the model misread.
+PLACE_NAME_ENDINGS = frozenset("村岛路湖湾寨街")

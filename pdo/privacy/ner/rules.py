@@ -7,7 +7,8 @@
 - Latin names tied to a name are people too: "沃尔贝克（gertjanverbeek）", "Sky(李晓峰)",
   "ryze和aze";
 - a name followed by a place word is a place ("范登堡空军基地"), and organisation-tagged
-  venues are places ("金泰地产大厦", "北海宾馆");
+  venues are places ("金泰地产大厦", "北海宾馆"); so is a "name" ending like a place ("阮冲村")
+  or one the sentence puts somewhere ("留在安菲尔德", "在中国电竞馆举行", "马久邑附近");
 - registered business names are organisations: an administrative place chain + trade name +
   suffix ("杭州市" + "西湖区" + "创优" + "小吃店"), and 字号（行政区划）行业 + 组织形式
   ("睿凤（杭州）五金有限公司", whose brand LAC would otherwise read as a person's name).
@@ -25,6 +26,7 @@ from pdo.privacy.ner.lexicon import (
     NAME_FOLLOWERS,
     NAMED_PLACE_SUFFIXES,
     ORG_SUFFIXES,
+    PLACE_NAME_ENDINGS,
     ROLE_TITLES,
     SURNAMES,
     VAGUE_ORG_SUFFIXES,
@@ -157,6 +159,49 @@ def named_places(text: str, spans: Iterable[Span]) -> list[Span]:
         if m and not _NOT_IN_PLACE_NAME.intersection(m.group()):
             out.append(Span(LOCATION, s.start, m.end(), s.score))
     return out
+
+
+def misread_places(text: str, spans: Iterable[Span]) -> list[Span]:
+    """A "name" of three or more characters ending like a place (阮冲村, 于玉几岛) is a place."""
+    return [
+        Span(LOCATION, s.start, s.end, s.score)
+        if s.entity == PERSON and s.end - s.start >= 3 and text[s.end - 1] in PLACE_NAME_ENDINGS
+        else s
+        for s in spans
+    ]
+
+
+# Where things are held or where one goes: "在中国电竞馆举行", "留在安菲尔德", "马久邑附近".
+_VENUE_BEFORE = re.compile(r"(?:在|于)$")
+_VENUE_AFTER = re.compile(r"举行|举办|召开|开幕|揭幕|闭幕|落幕|开赛")
+_GOES_TO = re.compile(
+    r"(?:位于|坐落于|地处|前往|抵达|到达|飞往|直飞|途经|留在|远赴|赶赴|赶往|去往|移居|定居)$"
+)
+_PERSON_PLACE = re.compile(r"家|身边|身旁|面前|身后|处|那里|这里|那儿|这儿|手")
+_PLACE_AFTER = re.compile(r"附近|境内|一带|市区|郊区|近郊|以北|以南|以东|以西")
+
+
+def _in_place_frame(text: str, span: Span) -> bool:
+    """Whether the words around span say it is a place (a person is not "held at")."""
+    before = text[max(0, span.start - 3) : span.start]
+    if _VENUE_BEFORE.search(before) and _VENUE_AFTER.match(text, span.end):
+        return True
+    if span.entity != PERSON:
+        return False
+    if _PLACE_AFTER.match(text, span.end):
+        return True
+    return bool(_GOES_TO.search(before)) and not _PERSON_PLACE.match(text, span.end)
+
+
+def places_by_context(text: str, spans: Iterable[Span]) -> list[Span]:
+    """Names and organisations that the sentence puts somewhere are places: venues of events,
+    destinations (飞往, 留在 ...), things with surroundings (附近, 境内)."""
+    return [
+        Span(LOCATION, s.start, s.end, s.score)
+        if s.entity in (PERSON, ORGANIZATION) and _in_place_frame(text, s)
+        else s
+        for s in spans
+    ]
 
 
 def propagate_names(text: str, spans: Iterable[Span]) -> list[Span]:

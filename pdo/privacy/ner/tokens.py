@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from pdo.privacy.ner.addresses import address_spans, split_org_addresses, street_addresses
+from pdo.privacy.ner.addresses import (
+    address_spans,
+    facility_spans,
+    split_org_addresses,
+    street_addresses,
+)
 from pdo.privacy.ner.base import (
     CN_ADDRESS,
     LOCATION,
@@ -17,10 +22,12 @@ from pdo.privacy.ner.rules import (
     alias_spans,
     bracketed_org_spans,
     drop_non_names,
+    misread_places,
     named_places,
     org_suffix_spans,
     overlay,
     person_rule_spans,
+    places_by_context,
     propagate_names,
     venues_to_places,
 )
@@ -79,9 +86,11 @@ def spans_from_tokens(text: str, tokens: list[Token], rules: bool = True) -> lis
     spans = model_spans(tokens)
     if not rules:
         return resolve_overlaps(spans)
+    spans = places_by_context(text, misread_places(text, spans))
     spans = overlay(venues_to_places(text, spans), named_places(text, spans))
     spans = overlay(spans, org_suffix_spans(text, tokens, spans))
     spans = split_org_addresses(text, spans)
+    spans = overlay(spans, facility_spans(tokens))
     places = [s for s in spans if s.entity in (LOCATION, CN_ADDRESS)]
     others = [s for s in spans if s.entity not in (LOCATION, CN_ADDRESS)]
     spans = overlay(others, address_spans(text, tokens, places))
