@@ -1,8 +1,9 @@
-"""Serving a score: checks, the answer, and its usage event with revenue split — one commit."""
+"""Serving a result: checks, the answer, and its usage event with revenue split — one commit."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
@@ -31,8 +32,9 @@ class ScoreAnswer(BaseModel):
     product: str
     product_version: str
     as_of: dt.date
-    score: int
-    grade: str
+    score: int | None = None
+    grade: str | None = None
+    details: dict[str, Any] = {}  # the product's other outputs (e.g. reason codes, knock-outs)
     purpose: str
     usage_id: str
     price_fen: int
@@ -117,7 +119,7 @@ def serve_score(
         )
     ).first()
     if row is None:
-        raise ApiError(404, "unknown_enterprise", f"no score for this enterprise in {version.id}")
+        raise ApiError(404, "unknown_enterprise", f"no result for this enterprise in {version.id}")
     usage = UsageEvent(
         subscriber_id=key.subscriber_id,
         api_key_id=key.id,
@@ -139,6 +141,7 @@ def serve_score(
         as_of=version.as_of,
         score=row.score,
         grade=row.grade,
+        details=row.details,
         purpose=purpose,
         usage_id=usage.id,
         price_fen=subscription.price_fen,

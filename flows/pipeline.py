@@ -1,4 +1,4 @@
-"""The pipeline up to the gate: ingest → desensitize → validate → review package, as one flow."""
+"""The pipeline up to the gate: ingest → desensitize → validate → package → review, one flow."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 
 from flows.context import open_workspace
 from flows.gate import waiting_state
+from flows.package import build_candidate
 from flows.stages import (
     IngestSummary,
     RawValidationSummary,
@@ -123,14 +124,26 @@ def validate_task(
     return validate_table(ws, run_id, table(table_name), dataset)
 
 
+@task(name="package", task_run_name="package-{product_name}")
+def package_task(
+    home: str,
+    database_url: str | None,
+    run_id: str,
+    product_name: str,
+    datasets: dict[str, Manifest],
+) -> dict[str, Any]:
+    return build_candidate(open_workspace(home, database_url), run_id, product_name, datasets)
+
+
 @task(name="data-docs")
 def data_docs_task(home: str, database_url: str | None, run_id: str) -> str:
     ws = open_workspace(home, database_url)
     return str(build_run_docs(ws, run_id).relative_to(ws.settings.resolved_home))
 
 
-def _product_card(s: Session, name: str) -> dict[str, Any]:
-    """What the run will feed: the product's spec and its live version's figures, if any."""
+def _product_card(s: Session, name: str, candidate: dict[str, Any] | None) -> dict[str, Any]:
+    """The product's spec, this run's build of it (signed with the package) and the live
+    version it would replace, if any."""
     spec = product(name)
     live = s.exec(
         select(ProductVersion).where(
@@ -142,9 +155,13 @@ def _product_card(s: Session, name: str) -> dict[str, Any]:
         "title_zh": spec.title_zh,
         "inputs": list(spec.inputs),
         "purposes": list(spec.purposes),
+        "outputs": list(spec.outputs),
+        "price_fen": spec.price_fen,
+        "revenue_shares_bp": dict(spec.revenue_shares_bp),
         "live_version": None
         if live is None
         else {"id": live.id, "as_of": live.as_of.isoformat(), "metrics": live.metrics},
+        "candidate": candidate,
     }
 
 
@@ -156,8 +173,10 @@ def review_package(
     desensitized: dict[str, Manifest],
     validations: list[dict[str, Any]],
     data_docs: str,
+    candidates: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Everything the reviewer signs for, including the hash of every dataset it covers."""
+    candidates = candidates or {}
     with session_scope(ws.engine) as s:
         auth = s.get(Authorization, run.authorization_id)
         assert auth is not None
@@ -172,7 +191,7 @@ def review_package(
             "valid_from": auth.valid_from.isoformat(),
             "valid_until": auth.valid_until.isoformat(),
         }
-        products = [_product_card(s, name) for name in auth.products]
+        products = [_product_card(s, name, candidates.get(name)) for name in auth.products]
     tables: list[dict[str, Any]] = []
     for item in ingested:
         contract: SourceTable = table(item.table)
@@ -213,6 +232,10 @@ def review_package(
         {"table": name, "zone": "release", "id": p["release"]["id"], "rows": p["release"]["rows"]}
         for name, p in sorted(privacy.items())
         if p["release"]
+    ]
+    datasets += [
+        {"table": name, "zone": "product", "id": c["dataset"], "rows": c["rows"]}
+        for name, c in sorted(candidates.items())
     ]
     return {
         "run_id": run.id,
@@ -285,7 +308,16 @@ def pipeline_flow(run_id: str, home: str, database_url: str | None = None) -> st
                 "validation failed for "
                 + ", ".join(f"{v['table']} ({len(v['failures'])} blocking)" for v in blocked)
             )
-        package = review_package(ws, run, ingested, checked, desensitized, validations, data_docs)
+        with session_scope(ws.engine) as s:
+            auth = s.get(Authorization, run.authorization_id)
+            assert auth is not None
+            names = list(auth.products)
+        candidates = {
+            name: package_task(home, database_url, run_id, name, desensitized) for name in names
+        }
+        package = review_package(
+            ws, run, ingested, checked, desensitized, validations, data_docs, candidates
+        )
     except Exception as exc:
         with session_scope(ws.engine) as s:
             failed = s.get(PipelineRun, run_id)

@@ -47,7 +47,7 @@ class RawValidationSummary:
     report: dict[str, Any]
 
 
-def _record_dataset(session: Session, m: Manifest, path: Path) -> None:
+def record_dataset(session: Session, m: Manifest, path: Path) -> None:
     if session.get(DatasetVersion, m.id) is None:
         session.add(
             DatasetVersion(
@@ -78,7 +78,7 @@ def ingest_table(ws: Workspace, run_id: str, table: SourceTable, path: Path) -> 
     )
     with session_scope(ws.engine) as s:
         for m in (raw, quarantine):
-            _record_dataset(s, m, ws.lake.dir_for(m))
+            record_dataset(s, m, ws.lake.dir_for(m))
         s.add(
             StageRun(
                 run_id=run_id,
@@ -150,9 +150,9 @@ def desensitize_table(ws: Workspace, run_id: str, table: SourceTable, raw: Manif
             code_hash=desensitize_mod.code_hash(),
         )
     with session_scope(ws.engine) as s:
-        _record_dataset(s, out, ws.lake.dir_for(out))
+        record_dataset(s, out, ws.lake.dir_for(out))
         if release is not None:
-            _record_dataset(s, release, ws.lake.dir_for(release))
+            record_dataset(s, release, ws.lake.dir_for(release))
         s.add(
             StageRun(
                 run_id=run_id,
@@ -244,7 +244,7 @@ def validate_raw_table(
     )
     with session_scope(ws.engine) as s:
         for m in (passed, quarantine):
-            _record_dataset(s, m, ws.lake.dir_for(m))
+            record_dataset(s, m, ws.lake.dir_for(m))
         _record_validation(s, run_id, table.name, raw, report, result.run.gx_result)
         s.add(
             StageRun(

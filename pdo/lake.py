@@ -39,7 +39,9 @@ def frame_hash(df: pl.DataFrame) -> str:
     """A stable hash of a frame's schema and values (canonical CSV, independent of file layout)."""
     h = hashlib.sha256()
     h.update(json.dumps({k: str(v) for k, v in df.schema.items()}).encode())
-    h.update(df.write_csv(null_value="\\N").encode())
+    nested = any(isinstance(t, pl.List | pl.Struct | pl.Array) for t in df.schema.values())
+    # CSV cannot hold nested values (reason codes): those frames are hashed as JSON lines
+    h.update(df.write_ndjson().encode() if nested else df.write_csv(null_value="\\N").encode())
     return h.hexdigest()
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from products.credit_risk import SPEC as CREDIT_RISK
+from products.operating_status import SPEC as OPERATING_STATUS
 from products.spec import ProductSpec
 
-PRODUCTS: tuple[ProductSpec, ...] = (CREDIT_RISK,)
+PRODUCTS: tuple[ProductSpec, ...] = (CREDIT_RISK, OPERATING_STATUS)
 
 
 def product(name: str) -> ProductSpec:

@@ -12,15 +12,22 @@ import polars as pl
 
 @dataclass(frozen=True)
 class ProductBuild:
-    """A built product: one row per enterprise (uscc, score, grade) plus model metrics."""
+    """A built product: one row per enterprise (uscc + the spec's outputs), its model card, and
+    the frozen model (if any) that produced it."""
 
     scores: pl.DataFrame
     metrics: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class ProductSpec:
-    """A product's inputs, lawful purposes, price and how its revenue flows back."""
+    """A product's inputs, outputs, lawful purposes, price and how its revenue flows back.
+
+    outputs: the columns of each row served to a bank (besides uscc); ``score`` and ``grade``,
+    when present, are also stored as columns for lookups and drift. drift_column: the numeric
+    output compared (PSI) with the live version at each new build, if any.
+    """
 
     name: str
     title_zh: str
@@ -30,6 +37,8 @@ class ProductSpec:
     price_fen: int
     revenue_shares_bp: Mapping[str, int]  # department code → basis points; operator keeps the rest
     build: Callable[[Mapping[str, pl.DataFrame], dt.date], ProductBuild]
+    outputs: tuple[str, ...] = ("score", "grade")
+    drift_column: str | None = None
 
     def __post_init__(self) -> None:
         if sum(self.revenue_shares_bp.values()) > 10_000:

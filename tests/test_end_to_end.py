@@ -60,7 +60,16 @@ def _run_to_gate(tmp_path_factory: pytest.TempPathFactory, database_url: str | N
         code, out = pdo("user", "add", name, "--role", role, input=PASSWORD + "\n")
         assert code == 0, out
     code, out = pdo(
-        "authorization", "grant", "--reference", "数授〔2026〕T1号", "--as", "authority"
+        "authorization",
+        "grant",
+        "--reference",
+        "数授〔2026〕T1号",
+        "--as",
+        "authority",
+        "--product",
+        "credit_risk",
+        "--product",
+        "operating_status",
     )
     assert code == 0, out
     code, out = pdo("run", "--source", str(source), "--as", "alice", "--json")
@@ -203,9 +212,9 @@ def test_no_raw_resident_id_or_mobile_in_the_desensitized_zone(loop: dict) -> No
 
 
 def test_no_route_publishes_without_approval(loop: dict) -> None:
-    """CLI, the Prefect flow, its plain function, each task, a pipeline re-run: all refused."""
+    """CLI, the Prefect flow, its plain function, the deliver task, a pipeline re-run: refused."""
     from flows.pipeline import pipeline_flow
-    from flows.publish import deliver_task, package_task, publish_flow
+    from flows.publish import deliver_task, publish_flow
     from pdo.ledger.models import AuditEvent, ProductVersion
     from pdo.signoff import SignOffError
 
@@ -216,21 +225,15 @@ def test_no_route_publishes_without_approval(loop: dict) -> None:
     attempts = {
         "flow": lambda: publish_flow(run_id, home, url, "alice"),
         "flow function": lambda: publish_flow.fn(run_id, home, url, "alice"),
-        "package task": lambda: package_task.fn(home, url, run_id, "credit_risk"),
-        "deliver task": lambda: deliver_task.fn(
-            home,
-            url,
-            run_id,
-            "credit_risk",
-            {
-                "manifest": _raw_manifest(ws, "enterprise_registry"),
-                "metrics": {},
-                "as_of": "2026-06-30",
-            },
-            "alice",
-        ),
+        "deliver task": lambda: deliver_task.fn(home, url, run_id, candidate, "alice"),
     }
     ws = Workspace.open(settings)
+    with session_scope(ws.engine) as s:
+        from pdo.ledger.models import PipelineRun
+
+        run = s.get(PipelineRun, run_id)
+        assert run is not None
+        candidate = run.review_package["products"][0]["candidate"]
     for route, attempt in attempts.items():
         with pytest.raises(SignOffError, match="no approval"):
             attempt()
@@ -240,7 +243,9 @@ def test_no_route_publishes_without_approval(loop: dict) -> None:
         assert s.exec(select(ProductVersion)).all() == []
         assert s.exec(select(ServedScore)).all() == []
         assert s.exec(select(AuditEvent).where(AuditEvent.action == "product.publish")).all() == []
-    assert not (loop["home"] / "lake" / "product").exists()
+    # the reviewed builds wait in the product zone; none is served
+    built = {p.parent.parent.name for p in (loop["home"] / "lake" / "product").rglob("*.parquet")}
+    assert built == {"credit_risk", "operating_status"}
 
 
 def test_publish_refused_before_approval_then_served_and_metered(loop: dict) -> None:
@@ -261,9 +266,12 @@ def test_publish_refused_before_approval_then_served_and_metered(loop: dict) -> 
     assert "continued: published credit_risk@1" in out  # the decision continues the run
     code, out = pdo("publish", run_id, "--json")  # idempotent: the same version
     assert code == 0, out
-    assert json.loads(out[out.index("{") :])["product_version"] == "credit_risk@1"
+    published = json.loads(out[out.index("{") :])["product_versions"]
+    assert published == ["credit_risk@1", "operating_status@1"]
 
-    code, out = pdo("subscriber", "add", "测试银行", "--json")
+    code, out = pdo(
+        "subscriber", "add", "测试银行", "--products", "credit_risk,operating_status", "--json"
+    )
     assert code == 0, out
     key = json.loads(out[out.index("{") :])["api_key"]
 
@@ -281,6 +289,11 @@ def test_publish_refused_before_approval_then_served_and_metered(loop: dict) -> 
             params={"purpose": "贷后管理"},
             headers={"X-API-Key": key},
         )
+        status = httpx.get(
+            f"{base}/v1/products/operating_status/scores/{company}",
+            params={"purpose": "贷前审查"},
+            headers={"X-API-Key": key},
+        )
         no_key = httpx.get(url, params={"purpose": "贷前审查"})
         bad_purpose = httpx.get(url, params={"purpose": "营销"}, headers={"X-API-Key": key})
         no_purpose = httpx.get(url, headers={"X-API-Key": key})
@@ -288,14 +301,30 @@ def test_publish_refused_before_approval_then_served_and_metered(loop: dict) -> 
     body = ok.json()
     assert body["uscc"] == company and body["product_version"] == "credit_risk@1"
     assert body["grade"] in "ABCDE" and set(body) >= {"score", "grade", "product_version", "as_of"}
+    reasons = body["details"]["reasons"]  # points lost against the best bins, largest first
+    assert [r["points_lost"] for r in reasons] == sorted(
+        (r["points_lost"] for r in reasons), reverse=True
+    )
+    with session_scope(Workspace.open(loop["settings"]).engine) as s:
+        from pdo.ledger.models import ProductVersion
+        from pdo.scorecard.frozen import FrozenScorecard
+
+        version = s.get(ProductVersion, "credit_risk@1")
+        assert version is not None
+        card = FrozenScorecard.from_dict(version.model)
+    assert sum(r["points_lost"] for r in reasons) == card.max_score - body["score"]
     assert person.status_code == 200 and person.json()["uscc"] == individual
+    assert status.status_code == 200, status.text
+    answer = status.json()
+    assert answer["product_version"] == "operating_status@1" and answer["score"] is None
+    assert answer["details"]["status"] in {"active", "abnormal", "revoked", "cancelled"}
     assert no_key.status_code == 401 and no_key.json()["error"]["code"] == "missing_api_key"
     assert bad_purpose.status_code == 403
     assert bad_purpose.json()["error"]["code"] == "purpose_not_allowed"
     assert no_purpose.status_code == 422 and "purpose" in no_purpose.json()["error"]["message"]
     with session_scope(ws.engine) as s:
         events = {e.id: e for e in s.exec(select(UsageEvent)).all()}
-        assert set(events) == {body["usage_id"], person.json()["usage_id"]}
+        assert set(events) == {body["usage_id"], person.json()["usage_id"], answer["usage_id"]}
         assert events[person.json()["usage_id"]].uscc.startswith("p_")  # no personal code stored
         shares = s.exec(
             select(RevenueAllocation).where(RevenueAllocation.usage_event_id == body["usage_id"])
@@ -304,6 +333,50 @@ def test_publish_refused_before_approval_then_served_and_metered(loop: dict) -> 
         served = set(s.exec(select(ServedScore.uscc)).all())
     assert company in served and individual not in served
     assert not any(u.startswith("92") for u in served)
+
+
+def test_a_second_run_is_a_new_version_with_drift_and_the_first_is_left_as_published(
+    loop: dict, tmp_path: Path
+) -> None:
+    from pdo.gen import generate
+    from pdo.ledger.models import PipelineRun, ProductVersion
+
+    pdo, ws = loop["pdo"], Workspace.open(loop["settings"])
+
+    def served(version: str) -> list[tuple]:
+        with session_scope(ws.engine) as s:
+            rows = s.exec(
+                select(ServedScore).where(ServedScore.product_version_id == version)
+            ).all()
+            return sorted((r.uscc, r.score, r.grade, json.dumps(r.details)) for r in rows)
+
+    first = served("credit_risk@1")
+    generate(tmp_path / "later", enterprises=400, seed=8, progress=False)
+    code, out = pdo("run", "--source", str(tmp_path / "later"), "--as", "alice", "--json")
+    assert code == 0, out
+    run_id = json.loads(out[out.index("{") :])["run_id"]
+    with session_scope(ws.engine) as s:
+        run = s.get(PipelineRun, run_id)
+        assert run is not None and run.status == "awaiting_signoff"
+        products = {p["product"]: p for p in run.review_package["products"]}
+        entry = products["credit_risk"]
+        assert products["operating_status"]["candidate"]["drift"]["psi"] is None  # no score
+        reviewed = {d["id"] for d in run.review_package["datasets"]}
+    drift = entry["candidate"]["drift"]
+    assert entry["live_version"]["id"] == drift["against"] == "credit_risk@1"
+    assert drift["psi"] >= 0 and drift["flagged"] == (drift["psi"] > 0.25)
+    for reviewer in ("rita", "rick"):
+        code, out = pdo("signoff", "approve", run_id, "--as", reviewer)
+        assert code == 0, out
+    assert "published credit_risk@2" in out
+    with session_scope(ws.engine) as s:
+        v1, v2 = s.get(ProductVersion, "credit_risk@1"), s.get(ProductVersion, "credit_risk@2")
+        assert v1 is not None and v2 is not None
+        assert (v1.status, v2.status) == ("superseded", "published")
+        assert v2.run_id == run_id and v2.metrics["drift"] == drift
+        assert v2.output_hash == entry["candidate"]["dataset"] != v1.output_hash
+        assert set(v2.input_hashes) <= reviewed
+    assert served("credit_risk@1") == first  # a published version never changes
 
 
 def _raw_manifest(ws: Workspace, table: str):

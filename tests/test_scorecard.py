@@ -155,6 +155,12 @@ def test_cli_fits_any_labelled_table(tmp_path: Path, table: pl.DataFrame) -> Non
     assert FrozenScorecard.from_json(out.read_text()).sha256() == report["scorecard_sha256"]
     again = json.loads(CliRunner().invoke(app, args).stdout)
     assert again["cv"] == report["cv"] and again["scorecard_sha256"] == report["scorecard_sha256"]
+    wider = json.loads(CliRunner().invoke(app, [*args, "--pdo", "40", "--cv", "1"]).stdout)
+    assert wider["scaling"]["pdo"] == 40
+    low, high = report["score_range"], wider["score_range"]
+    assert high[1] - high[0] == pytest.approx(
+        2 * (low[1] - low[0]), abs=len(report["information_value"])
+    )
 
 
 def test_cli_reads_csv_and_explains_errors(tmp_path: Path, table: pl.DataFrame) -> None:

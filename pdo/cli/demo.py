@@ -87,17 +87,23 @@ def _print_stage_counts(ws: Workspace, run_id: str) -> None:
 
 
 def _print_product(ws: Workspace, version_id: str) -> None:
+    """A version's headline figures: out-of-time discrimination, or what it verified."""
     from pdo.ledger.models import ProductVersion
 
     with session_scope(ws.engine) as s:
         version = s.get(ProductVersion, version_id)
         assert version is not None
         m = version.metrics
-    console.print(
-        f"trained on {m['n_train']} loans (bad rate {m['bad_rate']:.1%}), "
-        f"in-sample AUC {m['auc_in_sample']}, KS {m['ks_in_sample']}; "
-        f"{m['n_scored']} enterprises scored, grades {m['grade_counts']}"
-    )
+    if "out_of_time" in m:
+        dev, oot = m["sample"]["development"], m["out_of_time"]
+        console.print(
+            f"{version_id}: trained on {dev['n']} loans ({dev['from']} – {dev['to']}, bad rate "
+            f"{dev['bad_rate']:.1%}); out-of-time AUC {oot['auc']}, KS {oot['ks']}, "
+            f"Gini {oot['gini']}; {m['n_scored']} enterprises scored, grades {m['grade_counts']}"
+        )
+    else:
+        shown = {k: v for k, v in m.items() if isinstance(v, int | str)}
+        console.print(f"{version_id}: {shown}")
 
 
 def register(app: typer.Typer) -> None:
@@ -118,6 +124,7 @@ def register(app: typer.Typer) -> None:
         from pdo.sources.tables import SOURCE_TABLES
         from pdo.subscribers import add_subscriber
         from pdo.users import Role, add_user
+        from products.registry import PRODUCTS
 
         home = home.resolve()
         if home.exists():
@@ -147,6 +154,7 @@ def register(app: typer.Typer) -> None:
                 reference="数授〔2026〕001号",
                 tables=[t.name for t in SOURCE_TABLES],
                 purposes=["贷前审查", "贷后管理"],
+                products=[p.name for p in PRODUCTS],
                 days=365,
                 actor="demo",
             )
@@ -180,13 +188,16 @@ def register(app: typer.Typer) -> None:
         _step(5, "发布数据产品 — package (optbinning scorecard) → deliver")
         from flows.publish import publish_flow
 
-        version = publish_flow(run.id, str(home), None, "demo_operator")
-        console.print(f"published {version}")
-        _print_product(ws, version)
+        versions = publish_flow(run.id, str(home), None, "demo_operator")
+        console.print(f"published {', '.join(versions)}")
+        for version in versions:
+            _print_product(ws, version)
 
         _step(6, f"银行开通订阅 — onboarding {DEMO_BANK}")
         with session_scope(ws.engine) as s:
-            _, key = add_subscriber(s, DEMO_BANK, "demo_operator", ["credit_risk"])
+            _, key = add_subscriber(
+                s, DEMO_BANK, "demo_operator", ["credit_risk", "operating_status"]
+            )
         console.print(f"API key (shown once): [bold]{key}[/]")
 
         api_port = _free_port(settings.api_port)
@@ -217,7 +228,22 @@ def register(app: typer.Typer) -> None:
                 params={"purpose": "贷前审查"},
                 headers={"X-API-Key": key},
             )
-            console.print(f"GET …/scores/{uscc} → {r.status_code} {r.json()}")
+            body = r.json()
+            reasons = "、".join(
+                f"{x['code']} {x['label_zh']} −{x['points_lost']}"
+                for x in body.get("details", {}).get("reasons", [])[:3]
+            )
+            console.print(
+                f"GET …/credit_risk/scores/{uscc} → {r.status_code} {body.get('product_version')}"
+                f" score {body.get('score')} grade {body.get('grade')};"
+                f" top reasons: {reasons or '—'}"
+            )
+        r = httpx.get(
+            f"{api_url}/v1/products/operating_status/scores/{usccs[0]}",
+            params={"purpose": "贷前审查"},
+            headers={"X-API-Key": key},
+        )
+        console.print(f"GET …/operating_status/scores/{usccs[0]} → {r.status_code} {r.json()}")
         r = httpx.get(
             f"{api_url}/v1/products/credit_risk/scores/{usccs[0]}",
             params={"purpose": "贷前审查"},

@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
         actor: str = typer.Option("operator", "--as"),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
-        """Build and deliver the product of an approved run (refused without an approval)."""
+        """Deliver the reviewed products of an approved run (refused without an approval)."""
         prepare_prefect()
         from flows.publish import publish_flow
         from pdo.signoff import SignOffError, require_approval
@@ -66,8 +66,8 @@ def register(app: typer.Typer) -> None:
         except SignOffError as exc:
             raise fail(str(exc)) from exc
         s_ = settings()
-        version = publish_flow(run_id, str(s_.resolved_home), s_.database_url, actor)
+        versions = publish_flow(run_id, str(s_.resolved_home), s_.database_url, actor)
         if as_json:
-            emit_json({"run_id": run_id, "product_version": version})
+            emit_json({"run_id": run_id, "product_versions": versions})
         else:
-            console.print(f"published [bold]{version}[/]")
+            console.print(f"published [bold]{', '.join(versions)}[/]")

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from pdo.cli.root import console, emit_json, err_console, fail
+from pdo.scorecard.scaling import Scaling
 
 
 def read_table(path: Path) -> Any:
@@ -25,15 +26,24 @@ def read_table(path: Path) -> Any:
 
 
 def fit_report(
-    path: Path, target: str, folds: int, seed: int, out: Path | None = None
+    path: Path,
+    target: str,
+    folds: int,
+    seed: int,
+    out: Path | None = None,
+    scaling: Scaling | None = None,
 ) -> dict[str, Any]:
     """Cross-validated AUC and KS, the full-sample fit, and the frozen scorecard's hash."""
     from pdo.scorecard.fit import cross_validate, fit
 
     frame = read_table(path)
     with err_console.status(f"fitting on {frame.height:,} rows ({folds}-fold CV)…"):
-        cv = cross_validate(frame, target, folds=folds, seed=seed) if folds > 1 else None
-        fitted = fit(frame, target, seed=seed)
+        cv = (
+            cross_validate(frame, target, folds=folds, seed=seed, scaling=scaling)
+            if folds > 1
+            else None
+        )
+        fitted = fit(frame, target, seed=seed, scaling=scaling)
     if out is not None:
         out.write_text(fitted.frozen.to_json(), encoding="utf-8")
     return {
@@ -47,6 +57,7 @@ def fit_report(
         },
         "cv": cv,
         "development": fitted.development,
+        "scaling": fitted.frozen.scaling.to_dict(),
         "score_range": [fitted.frozen.min_score, fitted.frozen.max_score],
         "information_value": {v.name: v.iv for v in fitted.frozen.variables},
         "scorecard_sha256": fitted.frozen.sha256(),
@@ -84,13 +95,19 @@ def register(app: typer.Typer) -> None:
         cv: int = typer.Option(5, "--cv", help="cross-validation folds (1 = none)"),
         seed: int = typer.Option(0, "--seed", help="fold shuffling and estimator seed"),
         out: Path | None = typer.Option(None, "--out", help="write the frozen scorecard JSON"),
+        base_score: int = typer.Option(600, "--base-score", help="points at the base odds"),
+        base_odds: float = typer.Option(50.0, "--base-odds", help="good:bad odds at base score"),
+        pdo: float = typer.Option(20.0, "--pdo", help="points to double the odds"),
         as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
     ) -> None:
         """Fit a scorecard (optbinning + logistic regression) and report cross-validated AUC/KS."""
         from pdo.scorecard.fit import ScorecardDataError
 
         try:
-            report = fit_report(data, target, cv, seed, out)
+            if base_odds <= 0 or pdo <= 0:
+                raise ValueError("--base-odds and --pdo must be positive")
+            scaling = Scaling(base_score=base_score, base_odds=base_odds, pdo=pdo)
+            report = fit_report(data, target, cv, seed, out, scaling)
         except (OSError, ValueError, ScorecardDataError) as exc:
             raise fail(str(exc)) from exc
         if as_json:

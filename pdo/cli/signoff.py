@@ -91,11 +91,11 @@ def register(app: typer.Typer) -> None:
         from flows.publish import publish_flow
 
         try:
-            version = publish_flow(run_id, home, url, "pipeline")
+            versions = publish_flow(run_id, home, url, "pipeline")
         except Exception as exc:
             message = f"approved, but publishing failed ({exc}); retry: pdo publish {run_id}"
             raise fail(message) from exc
-        console.print(f"run {run_id} continued: published [bold]{version}[/]")
+        console.print(f"run {run_id} continued: published [bold]{', '.join(versions)}[/]")
 
     @group.command("approve")
     def approve_command(

@@ -192,7 +192,8 @@ class ProductVersion(SQLModel, table=True):
     status: str = "published"  # published | superseded
     input_hashes: list[str] = _json([])
     output_hash: str
-    metrics: dict[str, Any] = _json({})
+    metrics: dict[str, Any] = _json({})  # the model card: validation pack, drift, scoring
+    model: dict[str, Any] = _json({})  # the frozen model (e.g. scorecard bins and points)
     as_of: dt.date
     published_at: dt.datetime = _ts()
 
@@ -203,8 +204,9 @@ class ServedScore(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     product_version_id: str = Field(foreign_key="product_version.id", index=True)
     uscc: str = Field(index=True)
-    score: int
-    grade: str
+    score: int | None = None
+    grade: str | None = None
+    details: dict[str, Any] = _json({})  # the product's other declared outputs
 
 
 # --- subscribers, keys, usage, revenue ---------------------------------------------------

@@ -7,22 +7,90 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from products.credit_risk import scorecard
-from products.credit_risk.features import build_features
+from pdo.scorecard.frozen import FrozenScorecard
+from products.credit_risk.features import DICTIONARY, FEATURES, build_features
+from products.credit_risk.knockouts import KNOCKED_OUT_GRADE, KNOCKOUTS, knockouts_of
+from products.credit_risk.model import score_distribution, train
 from products.spec import ProductBuild, ProductSpec
+
+REASON_CODES = {f.name: f"R{i:02d}" for i, f in enumerate(DICTIONARY, start=1)}
+REASON = pl.Struct(
+    {"code": pl.String, "factor": pl.String, "label_zh": pl.String, "bin": pl.String,
+     "points_lost": pl.Int64}
+)  # fmt: skip
+KNOCKOUT = pl.Struct({"code": pl.String, "label_zh": pl.String})
+
+
+def score_frame(
+    frozen: FrozenScorecard, inputs: Mapping[str, pl.DataFrame], as_of: dt.date
+) -> pl.DataFrame:
+    """Score, grade, reason codes and knock-outs for every registered enterprise as of a date."""
+    features = build_features(inputs, as_of).sort("uscc")
+    points = frozen.score(features)
+    labels = {f.name: f.label_zh for f in DICTIONARY}
+    reasons = [
+        [
+            {
+                "code": REASON_CODES[r.variable],
+                "factor": r.variable,
+                "label_zh": labels[r.variable],
+                "bin": r.bin,
+                "points_lost": r.lost,
+            }
+            for r in row
+        ]
+        for row in frozen.reasons(features)
+    ]
+    knocked = knockouts_of(inputs, as_of, features["uscc"])
+    grades = [
+        KNOCKED_OUT_GRADE if ko else frozen.scaling.grade(int(p))
+        for p, ko in zip(points, knocked, strict=True)
+    ]
+    return pl.DataFrame(
+        {
+            "uscc": features["uscc"],
+            "score": pl.Series(points, dtype=pl.Int64),
+            "grade": grades,
+            "reasons": pl.Series(reasons, dtype=pl.List(REASON)),
+            "knockouts": pl.Series(knocked, dtype=pl.List(KNOCKOUT)),
+        }
+    )
 
 
 def build(inputs: Mapping[str, pl.DataFrame], as_of: dt.date) -> ProductBuild:
-    """Features for every enterprise, a scorecard fit on the partner bank's outcomes, scores."""
-    features = build_features(inputs, as_of)
-    labels = inputs["bank_loans"].group_by("uscc").agg(pl.col("defaulted").max())
-    train = features.join(labels, on="uscc", how="inner")
-    fitted = scorecard.fit(train.drop("defaulted"), train["defaulted"])
-    scores = scorecard.score(fitted, features).sort("uscc")
-    metrics = dict(fitted.metrics)
-    metrics["n_scored"] = scores.height
-    metrics["grade_counts"] = dict(scores["grade"].value_counts().sort("grade").iter_rows())
-    return ProductBuild(scores=scores, metrics=metrics)
+    """Train on the partner bank's outcomes (each loan as of its date), then score everyone."""
+    trained = train(inputs)
+    frozen = trained.fitted.frozen
+    scores = score_frame(frozen, inputs, as_of)
+    card = dict(trained.card)
+    card["scoring"] = {
+        "as_of": as_of.isoformat(),
+        "n_scored": scores.height,
+        "grade_counts": dict(scores["grade"].value_counts().sort("grade").iter_rows()),
+        "knocked_out": int((scores["knockouts"].list.len() > 0).sum()),
+        "score_quantiles": score_distribution(scores["score"].to_numpy()),
+    }
+    card["feature_dictionary"] = [
+        {
+            "name": f.name,
+            "code": REASON_CODES[f.name],
+            "label_zh": f.label_zh,
+            "label_en": f.label_en,
+            "source": f.source,
+            "definition_zh": f.definition_zh,
+            "definition_en": f.definition_en,
+            "direction": f.direction,
+            "used": f.name in frozen.names,
+        }
+        for f in DICTIONARY
+    ]
+    card["knockouts"] = [
+        {"code": k.code, "label_zh": k.label_zh, "label_en": k.label_en, "source": k.source}
+        for k in KNOCKOUTS
+    ]
+    card["n_scored"] = scores.height
+    card["grade_counts"] = card["scoring"]["grade_counts"]
+    return ProductBuild(scores=scores, metrics=card, model=frozen.to_dict())
 
 
 SPEC = ProductSpec(
@@ -50,4 +118,8 @@ SPEC = ProductSpec(
         "court": 600,
     },
     build=build,
+    outputs=("score", "grade", "reasons", "knockouts"),
+    drift_column="score",
 )
+
+__all__ = ["FEATURES", "SPEC", "build", "score_frame"]

@@ -1,0 +1,70 @@
+"""Knock-out rules: facts that decide the grade whatever the points, each with its own code."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import polars as pl
+
+KNOCKED_OUT_GRADE = "E"
+
+
+@dataclass(frozen=True)
+class Knockout:
+    """A rule: its code, its words, and which enterprises it strikes as of a date."""
+
+    code: str
+    label_zh: str
+    label_en: str
+    source: str
+
+    def strikes(self, inputs: Mapping[str, pl.DataFrame], as_of: dt.date) -> pl.Series:
+        """The USCCs (entity keys) the rule applies to."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class StatusKnockout(Knockout):
+    """The register shows the enterprise revoked or cancelled (the register as delivered)."""
+
+    status: str = ""
+
+    def strikes(self, inputs: Mapping[str, pl.DataFrame], as_of: dt.date) -> pl.Series:
+        reg = inputs["enterprise_registry"]
+        return reg.filter(pl.col("status") == self.status)["uscc"]
+
+
+@dataclass(frozen=True)
+class DishonestDebtorKnockout(Knockout):
+    """Listed by a court as a dishonest judgment debtor (失信被执行人), published by the date."""
+
+    def strikes(self, inputs: Mapping[str, pl.DataFrame], as_of: dt.date) -> pl.Series:
+        court = inputs["court_cases"]
+        listed = court.filter(
+            (pl.col("kind") == "失信被执行人") & (pl.col("published_on") <= as_of)
+        )
+        return listed["uscc"].unique()
+
+
+KNOCKOUTS: tuple[Knockout, ...] = (
+    StatusKnockout("KO01", "已吊销营业执照", "Business licence revoked", "market", status="吊销"),
+    StatusKnockout("KO02", "已注销", "Deregistered", "market", status="注销"),
+    DishonestDebtorKnockout("KO03", "失信被执行人", "Dishonest judgment debtor", "court"),
+)
+
+
+def knockouts_of(
+    inputs: Mapping[str, pl.DataFrame], as_of: dt.date, usccs: pl.Series
+) -> list[list[dict[str, str]]]:
+    """Per enterprise (in the order given), the rules that strike it."""
+    struck = {rule.code: set(rule.strikes(inputs, as_of).to_list()) for rule in KNOCKOUTS}
+    return [
+        [
+            {"code": rule.code, "label_zh": rule.label_zh}
+            for rule in KNOCKOUTS
+            if uscc in struck[rule.code]
+        ]
+        for uscc in usccs.to_list()
+    ]
