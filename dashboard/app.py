@@ -33,6 +33,7 @@ else:
                     default=True,
                 ),
                 st.Page("app_pages/quality.py", title="质量报告", icon=":material/rule:"),
+                st.Page("app_pages/products.py", title="数据产品", icon=":material/analytics:"),
                 st.Page("app_pages/usage.py", title="用量", icon=":material/query_stats:"),
                 st.Page("app_pages/revenue.py", title="收益分配", icon=":material/pie_chart:"),
             ],

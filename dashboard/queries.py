@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,14 +29,29 @@ from pdo.review_report import (
     DIMENSION_ZH,
     RUN_STATUS_ZH,
     ZONE_ZH,
+    CardTable,
+    Cell,
+    Code,
+    Fact,
+    Verdict,
     below_k_target,
+    bin_tables,
+    build_facts,
+    card_overview,
+    card_tables,
+    cell_text,
     column_label,
+    drift_verdict,
+    generic_card,
+    is_scorecard,
     l_diversity_text,
     local_time,
     local_time_text,
     policy_zh,
+    product_facts,
     render_review_html,
     residual_text,
+    scoring_facts,
     share_percent,
 )
 from pdo.signoff import approvals, pending, required_approvals
@@ -148,6 +164,7 @@ class PendingRun:
     policies: pl.DataFrame
     privacy: pl.DataFrame
     quality: pl.DataFrame
+    products: list[ProductCandidate]
     review_html: str  # the same page `pdo signoff export` writes
 
     @property
@@ -290,6 +307,7 @@ def pending_runs(session: Session) -> list[PendingRun]:
                 policies=_policies_frame(package.get("tables", [])),
                 privacy=_privacy_frame(package.get("privacy") or {}),
                 quality=_quality_frame(package.get("quality") or {}),
+                products=_product_candidates(package),
                 review_html=render_review_html(run, package, approved_by, needed),
             )
         )
@@ -574,3 +592,206 @@ def signoff_error_zh(message: str) -> str:
 
 def chain_reason_zh(message: str) -> str:
     return _match(message, _CHAIN_REASONS_ZH, "校验失败")
+
+
+# --- products and their model cards ------------------------------------------------------
+
+_FACT_SCHEMA = {"项目": pl.String, "内容": pl.String}
+VERSION_STATUS_ZH = {"published": "现行（已发布）", "superseded": "已被取代"}
+
+
+def console_text(cell: Cell) -> str:
+    """A card cell in the console: a hash shortened as elsewhere in the console (the exported
+    page keeps it whole), everything else as the page words it."""
+    if isinstance(cell, Code) and cell.digest and len(cell.value) > 16:
+        return f"{short_hash(cell.value, 16)}…"
+    return cell_text(cell)
+
+
+def facts_frame(facts: Sequence[Fact]) -> pl.DataFrame:
+    """Label/value facts as a two-column table (the English labels stay in the HTML page)."""
+    rows = [{"项目": zh, "内容": console_text(value)} for zh, _, value in facts]
+    return pl.DataFrame(rows, schema=_FACT_SCHEMA)
+
+
+def card_frame(table: CardTable) -> pl.DataFrame:
+    """A model-card table as text columns under its Chinese headers."""
+    schema = dict.fromkeys((zh for zh, _ in table.head), pl.String)
+    rows = [[console_text(c) for c in row] for row in table.rows]
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+@dataclass(frozen=True)
+class CardSection:
+    """One titled table of a model card, with the line that says how to read it."""
+
+    key: str
+    title: str
+    note: str
+    frame: pl.DataFrame
+    empty: str
+
+
+def _sections(tables: Sequence[CardTable]) -> list[CardSection]:
+    """Model-card tables as titled console frames."""
+    return [CardSection(t.key, t.zh, t.note, card_frame(t), t.empty) for t in tables]
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A model card as the console shows it: the same rows as the review package's section 十."""
+
+    scorecard: bool
+    overview: pl.DataFrame
+    scoring: pl.DataFrame
+    sections: list[CardSection]
+    bins: list[CardSection]
+
+    def part(self, *keys: str) -> list[CardSection]:
+        """The sections of some kinds, in reading order (e.g. "discrimination", "calibration")."""
+        return [s for s in self.sections if s.key in keys]
+
+
+def model_card(
+    card: dict[str, Any], live: dict[str, Any] | None = None, live_id: str | None = None
+) -> ModelCard:
+    """A scorecard's full validation pack, or a rule product's counts as they were recorded."""
+    if not is_scorecard(card):
+        facts, tables = generic_card(card)
+        return ModelCard(False, facts_frame(facts), facts_frame([]), _sections(tables), [])
+    return ModelCard(
+        True,
+        facts_frame(card_overview(card)),
+        facts_frame(scoring_facts(card)),
+        _sections(card_tables(card, live, live_id)),
+        [
+            CardSection(t.key, f"{t.zh}（{t.en}）· {t.note}", "", card_frame(t), t.empty)
+            for t in bin_tables(card)
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class ProductCandidate:
+    """A product a pending run built before the gate: its spec, the build and its model card."""
+
+    name: str
+    title_zh: str
+    spec: pl.DataFrame
+    build: pl.DataFrame
+    drift: str
+    drift_flagged: bool
+    card: ModelCard | None  # None: the run did not build this product
+
+
+def _product_candidates(package: dict[str, Any]) -> list[ProductCandidate]:
+    """Each product entry of a review package as the sign-off queue shows it."""
+    out = []
+    for p in package.get("products") or []:
+        candidate = p.get("candidate") or {}
+        live = p.get("live_version") or {}
+        drift = drift_verdict(candidate.get("drift"))
+        card = (
+            model_card(candidate.get("model_card") or {}, live.get("metrics"), live.get("id"))
+            if candidate
+            else None
+        )
+        out.append(
+            ProductCandidate(
+                name=str(p.get("product", "")),
+                title_zh=str(p.get("title_zh", "")),
+                spec=facts_frame(product_facts(p)),
+                build=facts_frame(build_facts(candidate) if candidate else []),
+                drift=cell_text(drift),
+                drift_flagged=isinstance(drift, Verdict) and not drift.ok,
+                card=card,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    """A product version that was (or is) served, with the model card it was signed off with."""
+
+    id: str
+    product: str
+    title_zh: str
+    status: str
+    as_of: str
+    facts: pl.DataFrame
+    drift_flagged: bool
+    card: ModelCard
+
+    @property
+    def label(self) -> str:
+        status = VERSION_STATUS_ZH.get(self.status, self.status)
+        return f"{self.title_zh} · {self.id} · {status} · 基准日 {self.as_of}"
+
+
+def _version_facts(v: ProductVersion, title: str) -> tuple[pl.DataFrame, bool]:
+    """The version's ledger facts, and whether it drifted from its predecessor when built."""
+    drift = drift_verdict((v.metrics or {}).get("drift"))
+    facts: list[Fact] = [
+        ("产品", "Product", f"{title}（{v.product_name}）"),
+        ("版本", "Version", v.id),
+        ("状态", "Status", VERSION_STATUS_ZH.get(v.status, v.status)),
+        ("基准日", "As of", v.as_of.isoformat()),
+        ("发布时间（北京时间）", "Published at", local_time(v.published_at)),
+        ("来源运行", "Run", v.run_id),
+        ("签核记录编号", "Sign-off", str(v.signoff_id)),
+        ("产品数据集哈希（SHA-256）", "Output hash", Code(v.output_hash, digest=True)),
+        ("相对前一版本的漂移", "Drift at build", cell_text(drift)),
+    ]
+    return facts_frame(facts), isinstance(drift, Verdict) and not drift.ok
+
+
+def product_versions(session: Session) -> list[PublishedVersion]:
+    """Every published or superseded version, live ones first, newest version first."""
+    titles = {p.name: p.title_zh for p in session.exec(select(Product))}
+    versions = session.exec(
+        select(ProductVersion).order_by(
+            col(ProductVersion.status),
+            col(ProductVersion.product_name),
+            col(ProductVersion.version).desc(),
+        )
+    ).all()
+    out = []
+    for v in versions:
+        title = titles.get(v.product_name, v.product_name)
+        facts, flagged = _version_facts(v, title)
+        metrics = {k: val for k, val in (v.metrics or {}).items() if k != "drift"}
+        out.append(
+            PublishedVersion(
+                id=v.id,
+                product=v.product_name,
+                title_zh=title,
+                status=v.status,
+                as_of=v.as_of.isoformat(),
+                facts=facts,
+                drift_flagged=flagged,
+                card=model_card(metrics),
+            )
+        )
+    return out
+
+
+def product_catalog(session: Session) -> pl.DataFrame:
+    """The registered products: purposes, price per call and the version now served."""
+    live = {
+        v.product_name: v.id
+        for v in session.exec(select(ProductVersion).where(ProductVersion.status == "published"))
+    }
+    rows = [
+        {
+            "产品": p.name,
+            "名称": p.title_zh,
+            "用途": "、".join(p.purposes),
+            "单价（元/次）": yuan(p.price_fen),
+            "现行版本": live.get(p.name, "尚无"),
+        }
+        for p in session.exec(select(Product).order_by(col(Product.name)))
+    ]
+    return pl.DataFrame(
+        rows, schema=dict.fromkeys(["产品", "名称", "用途", "单价（元/次）", "现行版本"], pl.String)
+    )

@@ -9,8 +9,10 @@ opens offline, prints, and can be archived next to the sign-off. It renders only
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,7 +20,10 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from pdo.ledger.models import PipelineRun
+from pdo.revenue import OPERATOR
+from pdo.scorecard.scaling import WORST_GRADE
 from pdo.signoff import approvals, package_hash, required_approvals
+from pdo.sources.departments import DEPARTMENTS
 from pdo.sources.tables import table as source_table
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
@@ -182,6 +187,624 @@ def below_k_target(risk: Mapping[str, Any]) -> bool:
 
 def _paren(text: str) -> str:
     return f"（{text}）" if text else ""
+
+
+# --- the model card: one set of rows, rendered as HTML here and as tables in the console ------
+
+PSI_DRIFT_DEFAULT = 0.25  # pdo.scorecard.metrics.PSI_DRIFT; a card records its own threshold
+PSI_STABLE = 0.1  # below this a population is conventionally called stable
+SEGMENT_ZH = {
+    "district": ("所属区县", "District"),
+    "industry_section": ("行业门类", "Industry section"),
+    "size": ("企业规模（参保人数）", "Firm size by insured headcount"),
+}
+LEFT_OUT_ZH = (
+    ("constant", "样本中取值恒定"),
+    ("identifier-like", "疑似标识符（每行取值不同）"),
+    ("type ", "数据类型既非数值也非类别"),
+)
+CARD_KEY_ZH = {
+    "as_of": ("基准日", "As of"),
+    "n_scored": ("评分企业数", "Enterprises scored"),
+    "n_verified": ("核验企业数", "Enterprises verified"),
+    "status_counts": ("各状态企业数", "Enterprises by status"),
+    "grade_counts": ("各等级企业数", "Enterprises by grade"),
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A judgement cell: a sign and a word, so it reads without colour in both renderings."""
+
+    ok: bool
+    yes: str
+    no: str
+    warn: bool = False
+
+    @property
+    def text(self) -> str:
+        """The verdict as plain text, for renderings without badges."""
+        if self.ok:
+            return f"✓ {self.yes}"
+        return f"{'⚠' if self.warn else '✗'} {self.no}"
+
+
+@dataclass(frozen=True)
+class Code:
+    """An identifier or hash: monospace in the page, plain text in the console."""
+
+    value: str
+    digest: bool = False  # a hash: may break anywhere in the page, shortened in the console
+
+
+Cell = str | Verdict | Code
+Fact = tuple[str, str, Cell]
+
+
+@dataclass(frozen=True)
+class CardTable:
+    """One table of a model card with Chinese-first headers; `key` groups it in the console."""
+
+    key: str
+    zh: str
+    en: str
+    head: tuple[tuple[str, str], ...]
+    rows: list[list[Cell]]
+    numeric: tuple[int, ...] = ()
+    note: str = ""
+    empty: str = "模型卡未提供该项。"
+
+
+def cell_text(cell: Cell) -> str:
+    """A cell as plain text (the console's rendering)."""
+    if isinstance(cell, Verdict):
+        return cell.text
+    if isinstance(cell, Code):
+        return cell.value or "—"
+    return cell or "—"
+
+
+def decimal4(value: Any) -> str:
+    """AUC, Gini, KS, PSI and WoE with four decimals; — where the card has none."""
+    try:
+        return f"{float(value):.4f}"
+    except (TypeError, ValueError):
+        return "—"
+
+
+def count_text(value: Any) -> str:
+    """A count with thousands separators, plain (the HTML escapes it on the way out)."""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return "—" if value is None or value == "" else str(value)
+
+
+def fen_text(fen: Any) -> str:
+    """Integer fen as 元 with two decimals, by integer arithmetic."""
+    try:
+        whole, cents = divmod(int(fen), 100)
+    except (TypeError, ValueError):
+        return "—"
+    return f"{whole:,}.{cents:02d} 元"
+
+
+def basis_points_text(bp: int) -> str:
+    """Basis points as a percentage, exactly (shares are agreed in basis points)."""
+    return f"{bp // 100}.{bp % 100:02d}%"
+
+
+def department_zh(code: str) -> str:
+    """A department (or the operator) by its Chinese name, the code kept in brackets."""
+    if code == OPERATOR:
+        return "授权运营单位"
+    names = {d.code: d.name_zh for d in DEPARTMENTS}
+    return f"{names[code]}（{code}）" if code in names else code
+
+
+def is_scorecard(card: Mapping[str, Any]) -> bool:
+    """A scorecard's validation pack (bins and points), as opposed to a rule product's counts."""
+    return bool(card.get("bin_tables")) or "scorecard_sha256" in card
+
+
+def drift_verdict(drift: Mapping[str, Any] | None) -> Cell:
+    """The build's PSI against the live version: ⚠ above the threshold, — when not compared."""
+    if not drift:
+        return "—"
+    against = drift.get("against")
+    if against is None:
+        return "—（尚无现行版本，不比较）"
+    if drift.get("psi") is None:
+        return f"未计算（该产品没有可比较的数值输出；现行版本 {against}）"
+    psi_text, limit = decimal4(drift["psi"]), drift.get("threshold", PSI_DRIFT_DEFAULT)
+    return Verdict(
+        not drift.get("flagged"),
+        f"PSI {psi_text} ≤ {limit}（对比 {against}）",
+        f"PSI {psi_text} > {limit}（对比 {against}）：分布显著变化",
+        warn=True,
+    )
+
+
+def live_figures(metrics: Mapping[str, Any]) -> str:
+    """The live version's headline figures: out-of-time AUC/KS for a scorecard, else its counts."""
+    oot = metrics.get("out_of_time")
+    if isinstance(oot, Mapping):
+        return (
+            f"跨时验证 AUC {decimal4(oot.get('auc'))}，KS {decimal4(oot.get('ks'))}，"
+            f"样本 {count_text(oot.get('n'))} 笔"
+        )
+    plain = [(k, v) for k, v in metrics.items() if isinstance(v, str | int | float)]
+    return "；".join(f"{CARD_KEY_ZH.get(k, (k,))[0]} {v}" for k, v in plain[:6]) or "—"
+
+
+def product_facts(p: Mapping[str, Any]) -> list[Fact]:
+    """What the product is: inputs, purposes, outputs, price, revenue shares and live version."""
+    inputs = [f"{t}{_paren(_source_label(t))}" for t in p.get("inputs") or []]
+    shares = dict(p.get("revenue_shares_bp") or {})
+    split = [f"{department_zh(c)} {basis_points_text(int(bp))}" for c, bp in shares.items()]
+    if shares:
+        split.append(f"授权运营单位 {basis_points_text(10_000 - sum(map(int, shares.values())))}")
+    live = p.get("live_version") or {}
+    current = f"{live['id']}（基准日 {live.get('as_of') or '—'}）" if live.get("id") else ""
+    return [
+        ("输入表", "Inputs", "、".join(inputs)),
+        ("用途", "Purposes", "、".join(p.get("purposes") or [])),
+        ("输出字段", "Outputs", "、".join(p.get("outputs") or [])),
+        ("单价（每次调用）", "Price per call", fen_text(p.get("price_fen"))),
+        ("收益分成", "Revenue shares", "；".join(split)),
+        ("现行版本", "Live version", current or "尚无已发布版本"),
+        ("现行版本指标", "Live figures", live_figures(live.get("metrics") or {}) if live else "—"),
+    ]
+
+
+def build_facts(candidate: Mapping[str, Any]) -> list[Fact]:
+    """This run's build: the exact dataset and model the sign-off covers, its checks and drift."""
+    v = candidate.get("validation") or {}
+    checked = f"{count_text(v.get('successful'))}/{count_text(v.get('evaluated'))}"
+    failures = len(v.get("failures") or [])
+    suite: Cell = (
+        Verdict(bool(v.get("success")), f"通过（{checked}）", f"未通过（阻断项 {failures}）")
+        if v
+        else "—"
+    )
+    sha = candidate.get("model_sha256")
+    return [
+        (
+            "产品数据集哈希（SHA-256）",
+            "Product dataset",
+            Code(str(candidate.get("dataset") or ""), digest=True),
+        ),
+        ("行数（企业数）", "Rows", count_text(candidate.get("rows"))),
+        ("基准日", "As of", str(candidate.get("as_of") or "—")),
+        (
+            "模型哈希（SHA-256）",
+            "Model hash",
+            Code(str(sha), digest=True) if sha else "无模型（规则产品）",
+        ),
+        ("产品规则集校验", "Product suite", suite),
+        ("与现行版本的漂移", "Drift against live", drift_verdict(candidate.get("drift"))),
+    ]
+
+
+def _left_out_zh(why: str) -> str:
+    """Why the trainer left a variable out, in Chinese with the recorded reason kept."""
+    zh = next((z for needle, z in LEFT_OUT_ZH if why.startswith(needle)), "")
+    return f"{zh}（{why}）" if zh else why
+
+
+def _variable_labels(card: Mapping[str, Any]) -> dict[str, str]:
+    """Variable → Chinese label, from the card's own feature dictionary and bin tables."""
+    labels = {
+        str(t.get("variable")): str(t.get("label_zh") or "") for t in card.get("bin_tables") or []
+    }
+    labels |= {
+        str(f.get("name")): str(f.get("label_zh") or "")
+        for f in card.get("feature_dictionary") or []
+    }
+    return labels
+
+
+def _grade_bands(card: Mapping[str, Any]) -> dict[str, str]:
+    """Grade → score band (A ≥ 600, …, worst grade below the last floor)."""
+    floors = [(str(g.get("grade")), g.get("min_score")) for g in card.get("grades") or []]
+    bands: dict[str, str] = {}
+    upper = None
+    for grade, floor in floors:
+        bands[grade] = f"≥ {floor}" if upper is None else f"{floor} – {upper - 1}"
+        upper = floor
+    if upper is not None:
+        bands.setdefault(WORST_GRADE, f"< {upper}")
+    return bands
+
+
+def card_overview(card: Mapping[str, Any]) -> list[Fact]:
+    """How the scorecard was built and scaled: method, label, samples, scaling and grades."""
+    scaling = card.get("scaling") or {}
+    label = card.get("label") or {}
+    sample = card.get("sample") or {}
+    low, high = [*(card.get("score_range") or []), None, None][:2]
+    bands = _grade_bands(card)
+    labels = _variable_labels(card)
+    left_out = [
+        f"{name}{_paren(labels.get(name, ''))}：{_left_out_zh(str(why))}"
+        for name, why in (card.get("variables_left_out") or {}).items()
+    ]
+    return [
+        ("建模方法", "Method", str(card.get("method") or "—")),
+        (
+            "评分卡哈希（SHA-256）",
+            "Scorecard hash",
+            Code(str(card.get("scorecard_sha256") or ""), digest=True),
+        ),
+        ("目标变量", "Label", f"{label.get('column', '—')}：{label.get('definition_zh', '—')}"),
+        ("样本单位", "Sample unit", str(sample.get("unit") or "—")),
+        ("跨时验证样本占比", "Out-of-time share", share_percent(sample.get("out_of_time_share"))),
+        ("随机种子", "Seed", str(card.get("seed", "—"))),
+        ("分数范围", "Score range", f"{low} – {high}" if low is not None else "—"),
+        (
+            "基准分与基准好坏比",
+            "Base score at base odds",
+            f"{scaling.get('base_score', '—')} 分时好坏比为 {scaling.get('base_odds', '—')}:1",
+        ),
+        ("PDO（好坏比翻倍所需分数）", "Points to double the odds", str(scaling.get("pdo", "—"))),
+        ("好坏比约定", "Odds convention", str(scaling.get("odds_convention") or "—")),
+        ("等级划分（分数）", "Grades by score", "；".join(f"{g} {b}" for g, b in bands.items())),
+        ("计入通过率的等级", "Approved grades", "、".join(card.get("approved_grades") or [])),
+        ("未入模变量", "Variables left out", "；".join(left_out) or "无"),
+    ]
+
+
+def scoring_facts(card: Mapping[str, Any]) -> list[Fact]:
+    """What the build scored: the date, how many, how many knocked out, the score quantiles."""
+    scoring = card.get("scoring") or {}
+    quantiles = "；".join(
+        f"{k.upper()} {float(v):g}" for k, v in (scoring.get("score_quantiles") or {}).items()
+    )
+    return [
+        ("评分日", "As of", str(scoring.get("as_of") or "—")),
+        (
+            "评分企业数",
+            "Enterprises scored",
+            count_text(scoring.get("n_scored", card.get("n_scored"))),
+        ),
+        ("触发否决规则的企业", "Knocked out", count_text(scoring.get("knocked_out"))),
+        ("分数分位数", "Score quantiles", quantiles or "—"),
+    ]
+
+
+def _sample_row(name: str, period: Mapping[str, Any], figures: Mapping[str, Any]) -> list[Cell]:
+    """One sample's period and counts beside its discrimination figures."""
+    return [
+        name,
+        f"{period.get('from', '—')} 至 {period.get('to', '—')}" if period else "—",
+        count_text(figures.get("n", period.get("n"))),
+        count_text(period.get("bads")),
+        share_percent(figures.get("bad_rate", period.get("bad_rate"))),
+        decimal4(figures.get("auc")),
+        decimal4(figures.get("gini")),
+        decimal4(figures.get("ks")),
+    ]
+
+
+def _discrimination(
+    card: Mapping[str, Any], live: Mapping[str, Any] | None, live_id: str | None
+) -> CardTable:
+    """Development against out-of-time (and the live version's out-of-time, to compare)."""
+    sample = card.get("sample") or {}
+    rows = [
+        _sample_row("开发样本", sample.get("development") or {}, card.get("development") or {}),
+        _sample_row("跨时验证样本", sample.get("out_of_time") or {}, card.get("out_of_time") or {}),
+    ]
+    if live and isinstance(live.get("out_of_time"), Mapping):
+        live_sample = (live.get("sample") or {}).get("out_of_time") or {}
+        rows.append(
+            _sample_row(f"现行版本 {live_id or ''} 跨时验证", live_sample, live["out_of_time"])
+        )
+    head = (
+        ("样本", "Sample"),
+        ("期间（放款日）", "Period"),
+        ("笔数", "n"),
+        ("违约笔数", "Bads"),
+        ("违约率", "Bad rate"),
+        ("AUC", "Area under ROC"),
+        ("Gini", "2·AUC − 1"),
+        ("KS", "Kolmogorov–Smirnov"),
+    )
+    note = (
+        "跨时验证样本为按放款日最晚的一部分贷款，不参与拟合。AUC 为随机抽取的一笔违约贷款得分低于"
+        "一笔正常贷款的概率（0.5 相当于随机）；KS 为违约与正常贷款累计分数分布的最大差距。"
+    )
+    return CardTable(
+        "discrimination",
+        "样本与区分能力",
+        "Samples and discrimination",
+        head,
+        rows,
+        numeric=(2, 3, 4, 5, 6, 7),
+        note=note,
+    )
+
+
+def _calibration(card: Mapping[str, Any]) -> CardTable:
+    """Observed bad rate against the scaling's predicted PD, grade by grade, out of time."""
+    bands = _grade_bands(card)
+    rows: list[list[Cell]] = [
+        [
+            str(c.get("grade")),
+            bands.get(str(c.get("grade")), "—"),
+            count_text(c.get("n")),
+            share_percent(c.get("observed_bad_rate")),
+            share_percent(c.get("predicted_pd")),
+        ]
+        for c in card.get("calibration_out_of_time") or []
+    ]
+    head = (
+        ("等级", "Grade"),
+        ("分数区间", "Score band"),
+        ("笔数", "n"),
+        ("实际违约率", "Observed bad rate"),
+        ("预测违约概率", "Predicted PD"),
+    )
+    note = "预测违约概率由评分标度从分数换算；各等级笔数较少时，实际违约率波动较大。"
+    return CardTable(
+        "calibration",
+        "分等级校准（跨时验证样本）",
+        "Calibration by grade, out of time",
+        head,
+        rows,
+        numeric=(2, 3, 4),
+        note=note,
+    )
+
+
+def _stability_verdict(value: Any, limit: float) -> Cell:
+    """Stable below 0.1, a minor shift up to the drift threshold, ⚠ beyond it."""
+    if value is None:
+        return "—"
+    v = float(value)
+    if v <= PSI_STABLE:
+        return Verdict(True, "稳定", "")
+    return Verdict(v <= limit, f"轻微变化（≤ {limit}）", f"显著变化（> {limit}）", warn=True)
+
+
+def _stability(card: Mapping[str, Any]) -> CardTable:
+    """PSI of the score and CSI of each variable, development against out of time."""
+    limit = float(card.get("psi_drift_threshold") or PSI_DRIFT_DEFAULT)
+    labels = _variable_labels(card)
+    psi_value = card.get("psi_out_of_time")
+    rows: list[list[Cell]] = []
+    if psi_value is not None:
+        rows.append(
+            [
+                Code("score"),
+                "总分（PSI）",
+                decimal4(psi_value),
+                _stability_verdict(psi_value, limit),
+            ]
+        )
+    rows += [
+        [Code(name), labels.get(name, ""), decimal4(value), _stability_verdict(value, limit)]
+        for name, value in (card.get("csi_out_of_time") or {}).items()
+    ]
+    head = (("对象", "Item"), ("中文名", "Label"), ("稳定性指数", "PSI / CSI"), ("判断", "Verdict"))
+    note = (
+        f"开发样本与跨时验证样本的分布比较：总分为 PSI，各变量为 CSI（按分箱）。"
+        f"< {PSI_STABLE} 稳定，{PSI_STABLE}–{limit} 轻微变化，> {limit}（漂移阈值）显著变化。"
+    )
+    return CardTable(
+        "stability", "稳定性（PSI 与 CSI）", "Stability", head, rows, numeric=(2,), note=note
+    )
+
+
+def _segments(card: Mapping[str, Any]) -> list[CardTable]:
+    """Approval rate, bad rate and AUC per district, industry and size, out of time."""
+    approved = "、".join(card.get("approved_grades") or []) or "A–C"
+    head = (
+        ("分群", "Segment"),
+        ("笔数", "n"),
+        (f"通过率（{approved} 级）", "Approval rate"),
+        ("违约率", "Bad rate"),
+        ("AUC", "AUC"),
+    )
+    out = []
+    for dim, segments in (card.get("segments_out_of_time") or {}).items():
+        zh, en = SEGMENT_ZH.get(dim, (dim, dim))
+        rows: list[list[Cell]] = [
+            [
+                str(s.get("segment")),
+                count_text(s.get("n")),
+                share_percent(s.get("approval_rate")),
+                share_percent(s.get("bad_rate")),
+                decimal4(s.get("auc")),
+            ]
+            for s in segments
+        ]
+        note = "跨时验证样本；只有一类结果（全部正常或全部违约）的分群无法计算 AUC，记为“—”。"
+        out.append(
+            CardTable(
+                "segments",
+                f"分群表现：{zh}",
+                f"Segments: {en}",
+                head,
+                rows,
+                numeric=(1, 2, 3, 4),
+                note=note,
+            )
+        )
+    return out
+
+
+def _grades(card: Mapping[str, Any]) -> CardTable:
+    """How many enterprises the build put in each grade."""
+    counts = (card.get("scoring") or {}).get("grade_counts") or card.get("grade_counts") or {}
+    total = sum(int(n) for n in counts.values())
+    bands = _grade_bands(card)
+    rows: list[list[Cell]] = [
+        [
+            str(g),
+            bands.get(str(g), "—"),
+            count_text(n),
+            share_percent(int(n) / total if total else None),
+        ]
+        for g, n in counts.items()
+    ]
+    head = (
+        ("等级", "Grade"),
+        ("分数区间", "Score band"),
+        ("企业数", "Enterprises"),
+        ("占比", "Share"),
+    )
+    note = "触发否决规则的企业不论得分，均评为最低等级。"
+    return CardTable(
+        "grades",
+        "评分结果：各等级企业数",
+        "Scored enterprises by grade",
+        head,
+        rows,
+        numeric=(2, 3),
+        note=note,
+    )
+
+
+def _features(card: Mapping[str, Any]) -> CardTable:
+    """Every candidate variable: what it means, where from, which way risk goes, used or not."""
+    left_out = card.get("variables_left_out") or {}
+    rows: list[list[Cell]] = []
+    for f in card.get("feature_dictionary") or []:
+        name = str(f.get("name"))
+        why = left_out.get(name)
+        used = "是" if f.get("used") else (f"否：{_left_out_zh(str(why))}" if why else "否")
+        rows.append(
+            [
+                Code(str(f.get("code") or "")),
+                Code(name),
+                str(f.get("label_zh") or "—"),
+                str(f.get("definition_zh") or "—"),
+                department_zh(str(f.get("source") or "")),
+                str(f.get("direction") or "—"),
+                used,
+            ]
+        )
+    head = (
+        ("理由代码", "Reason code"),
+        ("变量", "Variable"),
+        ("中文名", "Label"),
+        ("定义", "Definition"),
+        ("来源部门", "Source"),
+        ("风险方向", "Risk direction"),
+        ("是否入模", "Used"),
+    )
+    note = "理由代码随每个评分返回给银行，说明扣分最多的因素；每项特征只使用评分日前已公开的记录。"
+    return CardTable("features", "特征字典", "Feature dictionary", head, rows, note=note)
+
+
+def _knockouts(card: Mapping[str, Any]) -> CardTable:
+    """The rules that decide the grade whatever the points."""
+    rows: list[list[Cell]] = [
+        [
+            Code(str(k.get("code") or "")),
+            str(k.get("label_zh") or "—"),
+            str(k.get("label_en") or "—"),
+            department_zh(str(k.get("source") or "")),
+        ]
+        for k in card.get("knockouts") or []
+    ]
+    head = (("代码", "Code"), ("规则", "Rule"), ("英文", "English"), ("来源部门", "Source"))
+    note = "命中任一否决规则的企业不论得分，直接评为最低等级，并随评分返回规则代码。"
+    return CardTable(
+        "knockouts",
+        "否决规则",
+        "Knock-out rules",
+        head,
+        rows,
+        empty="该产品没有否决规则。",
+        note=note,
+    )
+
+
+def card_tables(
+    card: Mapping[str, Any], live: Mapping[str, Any] | None = None, live_id: str | None = None
+) -> list[CardTable]:
+    """A scorecard's validation pack in reading order (bin tables separately: `bin_tables`)."""
+    return [
+        _discrimination(card, live, live_id),
+        _calibration(card),
+        _stability(card),
+        *_segments(card),
+        _grades(card),
+        _features(card),
+        _knockouts(card),
+    ]
+
+
+def bin_tables(card: Mapping[str, Any]) -> list[CardTable]:
+    """Per variable: each bin's count, event rate, WoE and the points it adds to the score."""
+    head = (
+        ("分箱", "Bin"),
+        ("样本数", "Count"),
+        ("违约率", "Event rate"),
+        ("WoE", "Weight of evidence"),
+        ("分值", "Points"),
+    )
+    return [
+        CardTable(
+            "bins",
+            str(t.get("label_zh") or t.get("variable")),
+            str(t.get("variable")),
+            head,
+            [
+                [
+                    str(b.get("bin")),
+                    count_text(b.get("count")),
+                    share_percent(b.get("event_rate")),
+                    decimal4(b.get("woe")),
+                    count_text(b.get("points")),
+                ]
+                for b in t.get("bins") or []
+            ],
+            numeric=(1, 2, 3, 4),
+            note=f"信息值 IV = {decimal4(t.get('iv'))}",
+        )
+        for t in card.get("bin_tables") or []
+    ]
+
+
+def generic_card(card: Mapping[str, Any]) -> tuple[list[Fact], list[CardTable]]:
+    """A card without a scorecard (e.g. a rule product's counts): its figures as they come."""
+    labels = {k[: -len("_labels_zh")]: v for k, v in card.items() if k.endswith("_labels_zh")}
+    facts: list[Fact] = []
+    tables: list[CardTable] = []
+    for key, value in card.items():
+        if key.endswith("_labels_zh"):
+            continue
+        zh, en = CARD_KEY_ZH.get(key, (key, ""))
+        if isinstance(value, Mapping) and all(
+            not isinstance(v, Mapping | list) for v in value.values()
+        ):
+            names = labels.get(key.removesuffix("_counts"), {})
+            rows: list[list[Cell]] = [
+                [
+                    Code(str(k)),
+                    str(names.get(k, "")),
+                    count_text(v) if isinstance(v, int) else str(v),
+                ]
+                for k, v in value.items()
+            ]
+            head = (("项", "Item"), ("中文名", "Label"), ("值", "Value"))
+            tables.append(CardTable("generic", zh, en, head, rows, numeric=(2,)))
+        elif isinstance(value, Mapping | list):
+            facts.append((zh, en, json.dumps(value, ensure_ascii=False, sort_keys=True)))
+        else:
+            facts.append((zh, en, count_text(value) if isinstance(value, int) else str(value)))
+    return facts, tables
+
+
+def _source_label(name: str) -> str:
+    """A source table's Chinese name, or empty for a table the contracts do not know."""
+    try:
+        return source_table(name).label_zh
+    except KeyError:
+        return ""
 
 
 # --- HTML building blocks -------------------------------------------------------------------
@@ -358,11 +981,59 @@ def _check_rows(package: Mapping[str, Any]) -> list[tuple[str, str, str]]:
         ),
         ("k-匿名", "k-anonymity", k_verdict if risks else "—（没有需评估的表）"),
     ]
+    rows += _product_checks(package)
     uncovered = _uncovered(package)
     if uncovered is not None:
         verdict = _badge(not uncovered, "是", "未授权：" + "、".join(uncovered))
         rows.insert(0, ("授权覆盖全部数据表", "All tables authorized", verdict))
     return rows
+
+
+def _candidates(package: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """(product, build) for every product this run built before the gate."""
+    return [
+        (str(p.get("product")), p["candidate"])
+        for p in package.get("products") or []
+        if p.get("candidate")
+    ]
+
+
+def _drift_check(builds: list[tuple[str, Mapping[str, Any]]]) -> str:
+    """⚠ when any build's score distribution moved past the threshold against its live version."""
+    compared = [(n, b["drift"]) for n, b in builds if (b.get("drift") or {}).get("psi") is not None]
+    if not compared:
+        return "—（尚无可比较的现行版本）"
+    texts = [f"{n} PSI {decimal4(d['psi'])}" for n, d in compared]
+    flagged = [t for t, (_, d) in zip(texts, compared, strict=True) if d.get("flagged")]
+    limit = compared[0][1].get("threshold", PSI_DRIFT_DEFAULT)
+    return _badge(
+        not flagged,
+        f"{'；'.join(texts)}（≤ {limit}）",
+        f"{'；'.join(flagged)} > {limit}",
+        warn=True,
+    )
+
+
+def _oot_auc_check(builds: list[tuple[str, Mapping[str, Any]]]) -> str:
+    """Every scorecard judged on loans it was not fitted on: ⚠ where the AUC is missing."""
+    cards = [(n, b.get("model_card") or {}) for n, b in builds]
+    scored = [(n, (c.get("out_of_time") or {}).get("auc")) for n, c in cards if is_scorecard(c)]
+    if not scored:
+        return "—（没有评分卡产品）"
+    missing = [n for n, auc in scored if auc is None]
+    shown = "；".join(f"{n} {decimal4(auc)}" for n, auc in scored if auc is not None)
+    return _badge(not missing, shown, f"{'、'.join(missing)} 缺少跨时验证 AUC", warn=True)
+
+
+def _product_checks(package: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """The products' verdicts at a glance: drift against the live version and out-of-time AUC."""
+    builds = _candidates(package)
+    if not builds:
+        return [("数据产品", "Products", "—（本次未构建数据产品）")]
+    return [
+        ("产品漂移（相对现行版本）", "Product drift", _drift_check(builds)),
+        ("跨时验证 AUC", "Out-of-time AUC", _oot_auc_check(builds)),
+    ]
 
 
 def _summary(package: Mapping[str, Any]) -> str:
@@ -386,35 +1057,90 @@ def _rights(rights: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     return out
 
 
-def _products(package: Mapping[str, Any]) -> str:
-    """The products this run will feed, with the live version's figures (model card to come)."""
-    rows = []
-    for p in package.get("products") or []:
-        live = p.get("live_version") or {}
-        metrics = live.get("metrics") or {}
-        shown = [k for k in ("n_train", "auc_in_sample", "ks_in_sample") if k in metrics]
-        figures = "；".join(f"{k} {metrics[k]}" for k in shown)
-        rows.append(
-            [
-                _table_cell(p.get("product"), p.get("title_zh")),
-                _e("、".join(p.get("inputs") or [])),
-                _e("、".join(p.get("purposes") or [])),
-                _e(live.get("id") or "尚无已发布版本"),
-                _e(figures or "—"),
-            ]
-        )
-    body = _table(
-        [
-            ("产品", "Product"),
-            ("输入表", "Inputs"),
-            ("用途", "Purposes"),
-            ("现行版本", "Live version"),
-            ("现行版本指标", "Live figures"),
-        ],
-        rows,
-        empty="审核包未列出数据产品。",
+def _cell_html(cell: Cell) -> str:
+    """A model-card cell as page markup: verdicts as badges, identifiers in monospace."""
+    if isinstance(cell, Verdict):
+        return _badge(cell.ok, cell.yes, cell.no, warn=cell.warn)
+    if isinstance(cell, Code):
+        return _mono(cell.value) if cell.digest else f"<code>{_e(cell.value)}</code>"
+    return _e(cell)
+
+
+def _facts_html(items: Sequence[Fact]) -> str:
+    """Model-card facts in the page's label/value list."""
+    return _facts([(zh, en, _cell_html(value)) for zh, en, value in items])
+
+
+def _card_table_html(t: CardTable, level: int = 4) -> str:
+    """One model-card table with its heading and the line that says how to read it."""
+    note = f'<p class="note">{escape(t.note)}</p>' if t.note else ""
+    rows = ([_cell_html(c) for c in row] for row in t.rows)
+    table_html = _table(t.head, rows, empty=t.empty, numeric=t.numeric)
+    return f"{_heading(level, t.zh, t.en)}{note}{table_html}"
+
+
+def _heading(level: int, zh: str, en: str) -> str:
+    """A sub-heading, Chinese first with the English in small text, like the sections'."""
+    return f"<h{level}>{escape(zh)}{_en(en)}</h{level}>"
+
+
+_BINS_NOTE = (
+    "每个变量的分箱、各箱样本数与违约率（开发样本）、WoE 和该箱计入总分的分值；"
+    "总分为企业在各变量所在分箱的分值之和。"
+)
+
+
+def _scorecard_html(card: Mapping[str, Any], live: Mapping[str, Any]) -> str:
+    """The validation pack: overview, performance, stability, segments, scoring, bins, features."""
+    tables = card_tables(card, live.get("metrics") or {}, live.get("id"))
+    bins = "".join(_card_table_html(t, 5) for t in bin_tables(card))
+    return (
+        _heading(4, "模型概况", "Model")
+        + _facts_html(card_overview(card))
+        + "".join(_card_table_html(t) for t in tables if t.key != "grades")
+        + _heading(4, "评分结果", "Scoring")
+        + _facts_html(scoring_facts(card))
+        + "".join(_card_table_html(t, 5) for t in tables if t.key == "grades")
+        + _heading(4, "分箱表", "Bin tables")
+        + f'<p class="note">{escape(_BINS_NOTE)}</p>'
+        + (bins or '<p class="empty">模型卡未提供分箱表。</p>')
     )
-    intro = "批准后，本次运行的数据将用于以下数据产品；新版本发布前会再次按产品规则集校验。"
+
+
+def _generic_card_html(card: Mapping[str, Any]) -> str:
+    """A card without a scorecard: its facts and count tables as recorded."""
+    facts, tables = generic_card(card)
+    body = (_facts_html(facts) if facts else "") + "".join(_card_table_html(t, 5) for t in tables)
+    return _heading(4, "产品说明卡", "Product card") + (body or '<p class="empty">模型卡为空。</p>')
+
+
+def _product(p: Mapping[str, Any]) -> str:
+    """One product: what it is, then this run's build and its model card."""
+    head = f"<h3>{_e(p.get('title_zh'))} <code>{_e(p.get('product'))}</code></h3>"
+    spec = _facts_html(product_facts(p))
+    candidate = p.get("candidate")
+    if not candidate:
+        return head + spec + '<p class="empty">本次运行未构建该产品。</p>'
+    card = candidate.get("model_card") or {}
+    rendered = (
+        _scorecard_html(card, p.get("live_version") or {})
+        if is_scorecard(card)
+        else _generic_card_html(card)
+    )
+    build = _heading(4, "本次构建", "This run's build") + _facts_html(build_facts(candidate))
+    return f'<div class="product">{head}{spec}{build}{rendered}</div>'
+
+
+def _products(package: Mapping[str, Any]) -> str:
+    """The products built from this run before the gate, each with its model card."""
+    body = "".join(_product(p) for p in package.get("products") or []) or (
+        '<p class="empty">审核包未列出数据产品。</p>'
+    )
+    intro = (
+        "产品在签核前已用本次运行的脱敏数据构建：签核覆盖下列产品数据集与模型，批准后原样发布。"
+        "评分卡附验证报告（区分能力、校准、稳定性、分群表现、分箱与特征字典），"
+        "供审核员与主管部门判断模型是否可用。"
+    )
     return _section(9, "products", "数据产品", "Products", body, intro)
 
 
@@ -725,7 +1451,9 @@ def _validation(package: Mapping[str, Any]) -> str:
 
 def _datasets(package: Mapping[str, Any]) -> str:
     """The exact data the sign-off covers (content hashes) and the delivered files' hashes."""
-    labels = _labels(package)
+    labels = _labels(package) | {
+        str(p.get("product")): str(p.get("title_zh") or "") for p in package.get("products") or []
+    }
     datasets = [
         [
             _table_cell(d.get("table"), labels.get(str(d.get("table")))),
@@ -800,6 +1528,9 @@ h1 { font-size: 28px; margin: 0 0 8px; }
 h2 { font-size: 21px; margin: 36px 0 8px; padding-bottom: 4px;
   border-bottom: 2px solid var(--accent); }
 h3 { font-size: 16px; margin: 22px 0 6px; }
+h4 { font-size: 15px; margin: 18px 0 4px; }
+h5 { font-size: 14px; margin: 14px 0 4px; }
+.product { margin-top: 10px; }
 .en { color: var(--muted); font-size: 0.72em; font-weight: normal; }
 .sub { color: var(--muted); font-size: 0.85em; }
 .intro, .note { color: var(--muted); margin: 4px 0 12px; }

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import functools
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,9 @@ USERS = {
     "regina": Role.REGULATOR,
 }
 CALLS = {"示范银行": (3, "贷前审查"), "第二银行": (1, "贷后管理")}
+CITY_SEED = 3  # a small generated city whose out-of-time loans include defaults (AUC defined)
+CITY_ENTERPRISES = 400
+LIVE_AS_OF = dt.date(2025, 12, 31)  # credit_risk@1, the version the pending run would replace
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,103 @@ class Seed:
     @property
     def billed_fen(self) -> int:
         return self.total_calls * PRICE_FEN
+
+
+@dataclass(frozen=True)
+class CreditRiskBuild:
+    """A real credit-risk build of a generated city: the candidate and the live version's card."""
+
+    as_of: str
+    card: dict[str, Any]  # the candidate's model card, as plain JSON (as the ledger keeps it)
+    model: dict[str, Any]
+    model_sha256: str
+    scores: pl.DataFrame
+    live_card: dict[str, Any]  # the same scorecard scored as of LIVE_AS_OF
+    drift: dict[str, Any]  # PSI of the candidate's scores against the live version's
+
+
+@functools.cache
+def credit_risk_build() -> CreditRiskBuild:
+    """Generate a small city, ingest its tables, build the product twice (cached per session).
+
+    Heavy imports stay in here: a seed without runs needs none of them.
+    """
+    from flows.ingest import ingest_file
+    from flows.package import model_sha256, plain_json, scoring_date
+    from pdo.gen import generate
+    from pdo.scorecard.metrics import PSI_DRIFT, psi
+    from products.credit_risk import SPEC, build
+
+    with tempfile.TemporaryDirectory() as tmp:
+        city = Path(tmp)
+        generate(city, enterprises=CITY_ENTERPRISES, seed=CITY_SEED, progress=False)
+        inputs = {
+            name: ingest_file(city / table(name).file_name, table(name)).clean
+            for name in SPEC.inputs
+        }
+    as_of = scoring_date(inputs)
+    candidate, live = build(inputs, as_of), build(inputs, LIVE_AS_OF)
+    value = round(psi(live.scores["score"].to_numpy(), candidate.scores["score"].to_numpy()), 4)
+    return CreditRiskBuild(
+        as_of=as_of.isoformat(),
+        card=plain_json(candidate.metrics),
+        model=plain_json(candidate.model),
+        model_sha256=str(model_sha256(candidate.model)),
+        scores=candidate.scores,
+        live_card=plain_json(live.metrics),
+        drift={"against": "credit_risk@1", "psi": value, "threshold": PSI_DRIFT,
+               "flagged": value > PSI_DRIFT},
+    )  # fmt: skip
+
+
+def _product_entry(lake: Lake) -> tuple[dict[str, Any], Manifest]:
+    """The package's credit_risk entry: spec, live version and this run's real build."""
+    from products.credit_risk import SPEC
+
+    built = credit_risk_build()
+    out = lake.write(
+        built.scores,
+        table=SPEC.name,
+        zone="product",
+        stage="package",
+        policy_hash=built.model_sha256,
+    )
+    validation = _suite_report(SPEC.name, "product", out.row_count) | {
+        "evaluated": 7,
+        "successful": 7,
+    }
+    entry = {
+        "product": SPEC.name,
+        "title_zh": SPEC.title_zh,
+        "inputs": list(SPEC.inputs),
+        "purposes": list(SPEC.purposes),
+        "outputs": list(SPEC.outputs),
+        "price_fen": SPEC.price_fen,
+        "revenue_shares_bp": dict(SPEC.revenue_shares_bp),
+        "live_version": {
+            "id": "credit_risk@1",
+            "as_of": LIVE_AS_OF.isoformat(),
+            "metrics": live_metrics(),
+        },
+        "candidate": {
+            "product": SPEC.name,
+            "dataset": out.id,
+            "rows": out.row_count,
+            "as_of": built.as_of,
+            "model_card": copy.deepcopy(built.card),
+            "model": copy.deepcopy(built.model),
+            "model_sha256": built.model_sha256,
+            "validation": validation,
+            "drift": dict(built.drift),
+        },
+    }
+    return entry, out
+
+
+def live_metrics() -> dict[str, Any]:
+    """credit_risk@1's metrics as publishing stores them: its model card plus its drift."""
+    drift = {"against": None, "psi": None, "flagged": False}  # the first version: nothing before
+    return copy.deepcopy(credit_risk_build().live_card) | {"drift": drift}
 
 
 def _run_package(lake: Lake, run_id: str) -> tuple[dict[str, Any], str]:
@@ -97,6 +200,7 @@ def _run_package(lake: Lake, run_id: str) -> tuple[dict[str, Any], str]:
     ]
     _add_quarantine_and_policies(tables)
     registry = _registry_dataset(lake)
+    product, scores = _product_entry(lake)
     validation = [
         {
             "table": "tax_credit",
@@ -142,23 +246,11 @@ def _run_package(lake: Lake, run_id: str) -> tuple[dict[str, Any], str]:
             "rights": grant_rights(["enterprise_registry", "tax_credit"], "授权运营单位"),
             "valid_until": VALID_UNTIL,
         },
-        "products": [
-            {
-                "product": "credit_risk",
-                "title_zh": "中小企业信用风险评分",
-                "inputs": ["enterprise_registry", "tax_credit"],
-                "purposes": ["贷前审查", "贷后管理"],
-                "live_version": {
-                    "id": "credit_risk@1",
-                    "as_of": "2025-12-31",
-                    "metrics": {"n_train": 512, "auc_in_sample": 0.781, "ks_in_sample": 0.43},
-                },
-            }
-        ],
+        "products": [product],
         "tables": tables,
         "datasets": [
             {"table": d.table, "zone": d.zone, "id": d.id, "rows": d.row_count}
-            for d in (m, registry)
+            for d in (m, registry, scores)
         ],
         "privacy": {
             "enterprise_registry": _privacy(lake, registry),
@@ -212,7 +304,9 @@ def _registry_dataset(lake: Lake) -> Manifest:
             "industry_division": ["39"] * 3 + ["64"] * 3,
             "established_on": [dt.date(2015, 3, 1)] * 3 + [dt.date(2018, 6, 1)] * 3,
             "registered_capital": [100_000_000] * 3 + [50_000_000] * 3,
-            "status": ["存续", "存续", "注销", "存续", "吊销", "注销"],
+            # l = 2 in both classes; 吊销/注销 stay out: they are words of the knock-out rules
+            # the model card names, and the page must show no value of a reviewed dataset
+            "status": ["存续", "存续", "在业", "存续", "在业", "在业"],
         }
     )
     return lake.write(frame, table="enterprise_registry", zone="desensitized", stage="desensitize")
@@ -352,7 +446,9 @@ def _seed_runs_and_usage(s: Session, lake: Lake, authorization_id: str) -> tuple
             run_id=published.id,
             signoff_id=approval.id,
             output_hash="b" * 64,
-            as_of=dt.date(2025, 12, 31),
+            as_of=LIVE_AS_OF,
+            metrics=live_metrics(),
+            model=copy.deepcopy(credit_risk_build().model),
         )
     )
     s.flush()

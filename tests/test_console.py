@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -14,10 +16,11 @@ from sqlalchemy import text
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 
+from dashboard.model_card import CARD_TABS
 from pdo.ledger.db import make_engine
 from pdo.ledger.models import PipelineRun, SignOff
 from pdo.settings import Settings
-from tests.console_seed import CALLS, PASSWORD, PRICE_FEN, Seed, seed_console
+from tests.console_seed import CALLS, PASSWORD, PRICE_FEN, Seed, credit_risk_build, seed_console
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "dashboard" / "app.py"
@@ -145,6 +148,8 @@ def test_queue_tabs_show_authorization_policies_privacy_and_quality(seeded: Seed
         "字段策略",
         "隐私与风险",
         "质量维度",
+        "数据产品",
+        *CARD_TABS,  # the candidate's model card, inside 数据产品
     ]
     grant = dict(zip(*(_tab_table(at, "授权")[c] for c in ("项目", "内容")), strict=True))
     assert grant == {
@@ -185,6 +190,80 @@ def test_each_queued_run_offers_its_review_package_as_html(seeded: Seed) -> None
     assert download.proto.label == "导出审核包（HTML）"
     assert download.proto.id.endswith(f"export-{seeded.pending_run_id}")
     assert "单个 HTML 文件" in download.proto.help
+
+
+def _tab(at: AppTest, label: str) -> Any:
+    (tab,) = [t for t in at.tabs if t.label == label]
+    return tab
+
+
+def _rows(tab: Any) -> dict[str, list[str]]:
+    """Every static table row under a tab, keyed by its first cell (first occurrence wins)."""
+    rows: dict[str, list[str]] = {}
+    for table in tab.table:
+        for row in table.value.astype(str).values.tolist():
+            rows.setdefault(row[0], row[1:])
+    return rows
+
+
+def _facts(tab: Any, index: int) -> dict[str, str]:
+    table = tab.table[index].value
+    return dict(zip(table["项目"], table["内容"], strict=True))
+
+
+def test_queue_shows_the_candidate_build_and_its_model_card(seeded: Seed) -> None:
+    at = _login(_app(), "rita")
+    built = credit_risk_build()
+    card = built.card
+    products = _tab(at, "数据产品")
+    assert any(
+        "中小企业信用风险评分" in m.value and "credit_risk" in m.value for m in products.markdown
+    )
+    spec = _facts(products, 0)
+    assert spec["现行版本"] == "credit_risk@1（基准日 2025-12-31）"
+    assert spec["单价（每次调用）"] == "2.00 元"
+    build = _facts(products, 1)
+    assert build["模型哈希（SHA-256）"] == f"{built.model_sha256[:16]}…"  # as elsewhere
+    assert build["基准日"] == built.as_of
+    assert build["与现行版本的漂移"].startswith(f"✓ PSI {built.drift['psi']:.4f} ≤ 0.25")
+    assert not products.warning  # no drift past the threshold in this build
+    overview = _facts(_tab(at, "模型概况"), 0)
+    assert overview["评分卡哈希（SHA-256）"] == f"{card['scorecard_sha256'][:16]}…"
+    assert overview["基准分与基准好坏比"] == "600 分时好坏比为 50:1"
+    performance = _rows(_tab(at, "区分能力与校准"))
+    oot = card["out_of_time"]
+    assert performance["跨时验证样本"][4:] == [
+        f"{oot['auc']:.4f}",
+        f"{oot['gini']:.4f}",
+        f"{oot['ks']:.4f}",
+    ]
+    assert performance["开发样本"][4] == f"{card['development']['auc']:.4f}"
+    stability = _rows(_tab(at, "稳定性"))
+    assert stability["score"][1] == f"{card['psi_out_of_time']:.4f}"
+    segments = _rows(_tab(at, "分群表现"))
+    first = card["segments_out_of_time"]["district"][0]
+    assert segments[first["segment"]][0] == str(first["n"])
+    bins = [e.label for e in _tab(at, "分箱表").expander]
+    assert len(bins) == len(card["bin_tables"])
+    for table, label in zip(card["bin_tables"], bins, strict=True):
+        assert label.startswith(f"{table['label_zh']}（{table['variable']}）")
+    features = _rows(_tab(at, "特征字典与否决规则"))
+    assert features["R01"][:2] == ["firm_age_years", "成立年限"]
+    assert features["KO03"][0] == "失信被执行人"
+
+
+def test_a_drifting_build_is_flagged_in_the_queue(seeded: Seed) -> None:
+    with _session(seeded) as s:
+        run = s.get(PipelineRun, seeded.pending_run_id)
+        assert run is not None
+        package = copy.deepcopy(run.review_package)
+        package["products"][0]["candidate"]["drift"] |= {"psi": 0.4123, "flagged": True}
+        run.review_package = package
+        s.add(run)
+        s.commit()
+    products = _tab(_login(_app(), "rita"), "数据产品")
+    (warning,) = products.warning
+    assert "PSI 0.4123 > 0.25" in warning.value and "请审核员判断" in warning.value
 
 
 def test_two_reviewers_approve_important_data_and_the_ledger_records_both(seeded: Seed) -> None:
@@ -298,6 +377,45 @@ def test_quality_page_without_runs_says_so(seeded: Seed) -> None:
     assert "暂无质量报告：运行完成校验后会在此生成。" in [i.value for i in at.info]
 
 
+# --- products and model cards ------------------------------------------------------------
+
+
+def test_products_page_shows_the_published_version_s_model_card(seeded: Seed) -> None:
+    at = _open(_login(_app(), "regina"), "products")
+    assert _titles(at) == ["数据产品"]
+    catalog = at.table[0].value.set_index("产品")
+    assert catalog.loc["credit_risk", "现行版本"] == "credit_risk@1"
+    assert catalog.loc["credit_risk", "单价（元/次）"] == "2.00"
+    (box,) = at.selectbox
+    assert box.value == "credit_risk@1"
+    assert (
+        box.format_func(box.value)
+        == "中小企业信用风险评分 · credit_risk@1 · 现行（已发布） · 基准日 2025-12-31"
+    )
+    facts = dict(zip(at.table[1].value["项目"], at.table[1].value["内容"], strict=True))
+    assert facts["版本"] == "credit_risk@1" and facts["状态"] == "现行（已发布）"
+    assert facts["相对前一版本的漂移"] == "—（尚无现行版本，不比较）"
+    live = credit_risk_build().live_card
+    assert [t.label for t in at.tabs] == list(CARD_TABS)
+    overview = _facts(_tab(at, "模型概况"), 1)  # 评分结果: the version's own scoring date
+    assert overview["评分日"] == "2025-12-31"
+    assert overview["评分企业数"] == f"{live['scoring']['n_scored']:,}"
+    performance = _rows(_tab(at, "区分能力与校准"))
+    assert performance["跨时验证样本"][4] == f"{live['out_of_time']['auc']:.4f}"
+    assert "现行版本 credit_risk@1 跨时验证" not in performance  # no comparison with itself
+
+
+def test_products_page_without_versions_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed = seed_console(tmp_path / "empty", with_runs=False)
+    _use_home(monkeypatch, seed.home)
+    at = _open(_login(_app(), "regina"), "products")
+    infos = [i.value for i in at.info]
+    assert "暂无数据产品。" in infos
+    assert any(i.startswith("暂无已发布的产品版本") for i in infos)
+
+
 # --- usage and revenue -------------------------------------------------------------------
 
 
@@ -373,7 +491,7 @@ at = AppTest.from_file({str(APP)!r}, default_timeout=30).run()
 at.text_input(key="login_name").input("regina")
 at.text_input(key="login_password").input({PASSWORD!r})
 at.button(key="login_submit").click().run()
-for page in ("quality", "usage", "revenue", "audit"):
+for page in ("quality", "products", "usage", "revenue", "audit"):
     at.switch_page(f"app_pages/{{page}}.py").run()
     assert not at.exception, at.exception
 slow = sorted({{m.split(".")[0] for m in sys.modules}} & {{"great_expectations", "prefect"}})

@@ -39,18 +39,35 @@ SECTIONS = [
 
 
 class _Cells(HTMLParser):
-    """Text of every table row and every h2, to assert on what a reader sees."""
+    """Text of every table row (also by section) and every heading, as a reader sees them."""
 
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[list[str]] = []
+        self.by_section: dict[str, list[list[str]]] = {}
         self.headings: list[str] = []
+        self.subheadings: list[str] = []  # h3–h5
+        self.facts: dict[str, dict[str, list[str]]] = {}  # section → label → values, in order
+        self._section = ""
         self._cell: list[str] | None = None
         self._h2: list[str] | None = None
+        self._sub: list[str] | None = None
+        self._dt: list[str] | None = None
+        self._dd: list[str] | None = None
+        self._label = ""
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "tr":
+        if tag == "section":
+            self._section = dict(attrs).get("id") or ""
+        elif tag == "tr":
             self.rows.append([])
+            self.by_section.setdefault(self._section, []).append(self.rows[-1])
+        elif tag in ("h3", "h4", "h5"):
+            self._sub = []
+        elif tag == "dt":
+            self._dt = []
+        elif tag == "dd":
+            self._dd = []
         elif tag in ("td", "th"):
             self._cell = []
         elif tag == "h2":
@@ -65,9 +82,18 @@ class _Cells(HTMLParser):
         elif tag == "h2" and self._h2 is not None:
             self.headings.append("".join(self._h2))
             self._h2 = None
+        elif tag in ("h3", "h4", "h5") and self._sub is not None:
+            self.subheadings.append(" ".join("".join(self._sub).split()))
+            self._sub = None
+        elif tag == "dt" and self._dt is not None:
+            self._label, self._dt = "".join(self._dt).strip(), None
+        elif tag == "dd" and self._dd is not None:
+            section = self.facts.setdefault(self._section, {})
+            section.setdefault(self._label, []).append(" ".join("".join(self._dd).split()))
+            self._dd = None
 
     def handle_data(self, data: str) -> None:
-        for sink in (self._cell, self._h2):
+        for sink in (self._cell, self._h2, self._sub, self._dt, self._dd):
             if sink is not None:
                 sink.append(data)
 
@@ -167,7 +193,8 @@ def test_privacy_risk_quality_validation_and_hashes(seeded: Seed) -> None:
     quality = {r[1]: r[2:] for r in rows if r[0] == "tax_credit 纳税信用等级" and len(r) == 7}
     assert quality["原始区"] == ["97.50%", "100.00%", "—", "98.32%", "100.00%"]
     assert quality["脱敏区"] == ["100.00%", "99.25%", "—", "—", "—"]
-    suites = [r for r in rows if len(r) == 8 and r[0] != "数据表 Table"]
+    validation = _parse(html).by_section["validation"]
+    suites = [r for r in validation if len(r) == 8 and r[0] != "数据表 Table"]
     assert [(r[0], r[1], r[2]) for r in suites] == [
         ("tax_credit", "原始区", "tax_credit.raw"),
         ("enterprise_registry", "原始区", "enterprise_registry.raw"),
@@ -179,10 +206,14 @@ def test_privacy_risk_quality_validation_and_hashes(seeded: Seed) -> None:
     assert warning[0] == "tax_credit" and warning[-1] == "2 / 117"
     for d in package["datasets"]:
         assert re.fullmatch(r"[0-9a-f]{64}", d["id"]) and d["id"] in html
-    datasets = [r for r in rows if len(r) == 4 and r[1] == "脱敏区"]
-    assert [(r[0].split()[0], r[2], r[3]) for r in datasets] == [
+    datasets = [
+        r for r in _parse(html).by_section["datasets"] if len(r) == 4 and r[0] != "数据表 Table"
+    ]
+    assert [(r[0].split()[0], r[2].replace(",", ""), r[3]) for r in datasets] == [
         (d["table"], str(d["rows"]), d["id"]) for d in package["datasets"]
     ]
+    assert [r[1] for r in datasets] == ["脱敏区", "脱敏区", "产品区"]
+    assert datasets[2][0] == "credit_risk 中小企业信用风险评分"  # a product dataset by its title
 
 
 def test_the_page_is_self_contained(seeded: Seed) -> None:
@@ -300,6 +331,166 @@ def test_the_grant_s_rights_and_the_products_it_feeds_are_shown(seeded: Seed) ->
     html = _page(seeded)
     assert "数据资源持有权" in html and "数据加工使用权" in html and "数据产品经营权" in html
     assert "市场监督管理局" in html  # the department keeps holding its data
-    rows = _parse(html).rows
-    (product,) = [r for r in rows if r and r[0].startswith("credit_risk")]
-    assert "credit_risk@1" in product and "auc_in_sample 0.781" in " ".join(product)
+    cells = _parse(html)
+    assert "中小企业信用风险评分 credit_risk" in cells.subheadings
+    facts = cells.facts["products"]
+    live = _card(seeded, live=True)
+    assert facts["现行版本 Live version"] == ["credit_risk@1（基准日 2025-12-31）"]
+    assert facts["现行版本指标 Live figures"] == [
+        f"跨时验证 AUC {live['out_of_time']['auc']:.4f}，KS {live['out_of_time']['ks']:.4f}，"
+        f"样本 {live['out_of_time']['n']} 笔"
+    ]
+    assert facts["单价（每次调用） Price per call"] == ["2.00 元"]
+    assert "授权运营单位 40.00%" in facts["收益分成 Revenue shares"][0]  # 100% − 60% to departments
+    assert "bank_loans（合作银行历史贷款表现）" in facts["输入表 Inputs"][0]
+
+
+# --- the products section: this run's build and its model card ------------------------------
+
+
+def _card(seed: Seed, *, live: bool = False) -> dict[str, Any]:
+    """The credit-risk card the package carries: the candidate's, or the live version's."""
+    _, package = _run(seed)
+    (product,) = package["products"]
+    return product["live_version"]["metrics"] if live else product["candidate"]["model_card"]
+
+
+def _product_rows(html: str, first: str) -> list[list[str]]:
+    """Rows of the products section whose first cell is `first`."""
+    return [r for r in _parse(html).by_section["products"] if r and r[0] == first]
+
+
+def test_the_build_the_sign_off_covers_is_named_by_its_hashes(seeded: Seed) -> None:
+    _, package = _run(seeded)
+    candidate = package["products"][0]["candidate"]
+    facts = _parse(_page(seeded)).facts["products"]
+    assert facts["产品数据集哈希（SHA-256） Product dataset"] == [candidate["dataset"]]
+    assert facts["模型哈希（SHA-256） Model hash"] == [candidate["model_sha256"]]
+    assert facts["行数（企业数） Rows"] == [f"{candidate['rows']:,}"]
+    assert facts["基准日 As of"] == [candidate["as_of"]]
+    assert facts["产品规则集校验 Product suite"] == ["✓ 通过（7/7）"]
+    drift = candidate["drift"]
+    sign, relation = ("⚠", ">") if drift["flagged"] else ("✓", "≤")
+    (shown,) = facts["与现行版本的漂移 Drift against live"]
+    assert shown.startswith(f"{sign} PSI {drift['psi']:.4f} {relation} 0.25（对比 credit_risk@1）")
+
+
+def test_the_scorecard_s_discrimination_and_calibration_are_the_card_s_figures(
+    seeded: Seed,
+) -> None:
+    html = _page(seeded)
+    card, live = _card(seeded), _card(seeded, live=True)
+    subheadings = _parse(html).subheadings
+    for heading in (
+        "模型概况 Model",
+        "样本与区分能力 Samples and discrimination",
+        "分等级校准（跨时验证样本） Calibration by grade, out of time",
+        "稳定性（PSI 与 CSI） Stability",
+        "分群表现：所属区县 Segments: District",
+        "分群表现：行业门类 Segments: Industry section",
+        "分群表现：企业规模（参保人数） Segments: Firm size by insured headcount",
+        "特征字典 Feature dictionary",
+        "否决规则 Knock-out rules",
+        "评分结果 Scoring",
+        "分箱表 Bin tables",
+    ):
+        assert heading in subheadings
+    for name, sample in (("开发样本", "development"), ("跨时验证样本", "out_of_time")):
+        (row,) = _product_rows(html, name)
+        figures, period = card[sample], card["sample"][sample]
+        assert row[1] == f"{period['from']} 至 {period['to']}"
+        assert row[2:] == [
+            str(figures["n"]),
+            str(period["bads"]),
+            f"{figures['bad_rate'] * 100:.2f}%",
+            f"{figures['auc']:.4f}",
+            f"{figures['gini']:.4f}",
+            f"{figures['ks']:.4f}",
+        ]
+    (against_live,) = _product_rows(html, "现行版本 credit_risk@1 跨时验证")
+    assert against_live[5] == f"{live['out_of_time']['auc']:.4f}"
+    for c in card["calibration_out_of_time"]:
+        (row,) = _product_rows(html, c["grade"])[:1]  # the first table keyed by grade
+        assert row[2:] == [
+            str(c["n"]),
+            f"{c['observed_bad_rate'] * 100:.2f}%",
+            f"{c['predicted_pd'] * 100:.2f}%",
+        ]
+
+
+def _stability(value: float) -> str:
+    """The verdict the page gives a PSI or CSI: stable, minor shift, or past the drift threshold."""
+    if value <= 0.1:
+        return "✓ 稳定"
+    return "✓ 轻微变化（≤ 0.25）" if value <= 0.25 else "⚠ 显著变化（> 0.25）"
+
+
+def test_stability_segments_and_scaling_are_shown(seeded: Seed) -> None:
+    html = _page(seeded)
+    card = _card(seeded)
+    cells = _parse(html)
+    (psi_row,) = _product_rows(html, "score")
+    psi = card["psi_out_of_time"]
+    assert psi_row[1:3] == ["总分（PSI）", f"{psi:.4f}"]
+    assert psi_row[3] == _stability(psi)
+    for variable, value in card["csi_out_of_time"].items():
+        (row,) = _product_rows(html, variable)[:1]
+        assert row[2:] == [f"{value:.4f}", _stability(value)]
+    segments = [r for r in cells.by_section["products"] if len(r) == 5]
+    for dimension in ("district", "industry_section", "size"):
+        for s in card["segments_out_of_time"][dimension]:
+            shown = [s["segment"], str(s["n"]), f"{s['approval_rate'] * 100:.2f}%"]
+            assert any(r[:3] == shown for r in segments), (dimension, s)
+    facts = cells.facts["products"]
+    assert facts["基准分与基准好坏比 Base score at base odds"] == ["600 分时好坏比为 50:1"]
+    assert facts["PDO（好坏比翻倍所需分数） Points to double the odds"] == ["20"]
+    assert "good:bad" in facts["好坏比约定 Odds convention"][0]
+    assert facts["评分卡哈希（SHA-256） Scorecard hash"] == [card["scorecard_sha256"]]
+    grades = facts["等级划分（分数） Grades by score"][0]
+    assert all(f"{g['grade']} " in grades for g in card["grades"]) and "E < " in grades
+
+
+def test_every_bin_table_and_every_feature_is_shown(seeded: Seed) -> None:
+    html = _page(seeded)
+    card = _card(seeded)
+    cells = _parse(html)
+    rows = cells.by_section["products"]
+    for table in card["bin_tables"]:
+        assert f"{table['label_zh']} {table['variable']}" in cells.subheadings
+        for b in table["bins"]:
+            shown = [b["bin"], f"{b['count']:,}", f"{b['event_rate'] * 100:.2f}%"]
+            assert any(r[:3] == shown and r[4] == str(b["points"]) for r in rows), b
+    left_out = card["variables_left_out"]
+    for f in card["feature_dictionary"]:
+        (row,) = _product_rows(html, f["code"])
+        assert row[1:4] == [f["name"], f["label_zh"], f["definition_zh"]]
+        assert row[5] == f["direction"] and row[6].startswith("是" if f["used"] else "否")
+        if left_out.get(f["name"]) == "constant":
+            assert row[6] == "否：样本中取值恒定（constant）"  # why it was left out
+    registry = _product_rows(html, "R01")[0][4]
+    assert registry == "市场监督管理局（market）"  # the department, by its Chinese name
+    knockouts = [r[:2] for r in rows if r and r[0].startswith("KO")]
+    assert knockouts == [[k["code"], k["label_zh"]] for k in card["knockouts"]]
+
+
+def test_at_a_glance_checks_product_drift_and_out_of_time_auc(seeded: Seed) -> None:
+    run, package = _run(seeded)
+    card = _card(seeded)
+    facts = _parse(render_review_html(run, package, [], 2)).facts["summary"]
+    drift = package["products"][0]["candidate"]["drift"]
+    (shown,) = facts["产品漂移（相对现行版本） Product drift"]
+    assert shown.startswith("⚠" if drift["flagged"] else "✓")
+    assert f"credit_risk PSI {drift['psi']:.4f}" in shown
+    auc = card["out_of_time"]["auc"]
+    assert facts["跨时验证 AUC Out-of-time AUC"] == [f"✓ credit_risk {auc:.4f}"]
+
+    changed = copy.deepcopy(package)
+    candidate = changed["products"][0]["candidate"]
+    candidate["drift"] |= {"psi": 0.31, "flagged": True}
+    candidate["model_card"]["out_of_time"]["auc"] = None
+    html = render_review_html(run, changed, [], 2)
+    facts = _parse(html).facts["summary"]
+    assert facts["产品漂移（相对现行版本） Product drift"] == ["⚠ credit_risk PSI 0.3100 > 0.25"]
+    assert facts["跨时验证 AUC Out-of-time AUC"] == ["⚠ credit_risk 缺少跨时验证 AUC"]
+    (build_drift,) = _parse(html).facts["products"]["与现行版本的漂移 Drift against live"]
+    assert build_drift == "⚠ PSI 0.3100 > 0.25（对比 credit_risk@1）：分布显著变化"

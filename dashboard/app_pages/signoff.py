@@ -8,7 +8,7 @@ import polars as pl
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from dashboard import auth, queries
+from dashboard import auth, model_card, queries
 from dashboard.state import workspace
 from pdo.continuation import continue_in_background
 from pdo.ledger.db import session_scope
@@ -16,7 +16,7 @@ from pdo.ledger.models import PipelineRun
 from pdo.signoff import SignOffError, decide, progress
 
 _FLASH = "signoff_flash"
-_NEW_TABS = ["授权", "字段策略", "隐私与风险", "质量维度"]
+_NEW_TABS = ["授权", "字段策略", "隐私与风险", "质量维度", "数据产品"]
 
 
 def _static_table(frame: pl.DataFrame, empty: str) -> None:
@@ -27,9 +27,26 @@ def _static_table(frame: pl.DataFrame, empty: str) -> None:
         st.caption(empty)
 
 
+def _products(run: queries.PendingRun) -> None:
+    """Each product the run built before the gate: spec, build, drift and the model card."""
+    if not run.products:
+        st.caption("审核包未列出数据产品。")
+    for p in run.products:
+        st.markdown(f"#### {p.title_zh}（`{p.name}`）")
+        model_card.static_table(p.spec)
+        if p.card is None:
+            st.caption("本次运行未构建该产品。")
+            continue
+        st.markdown("**本次构建**（签核覆盖该产品数据集与模型，批准后原样发布）")
+        model_card.static_table(p.build)
+        if p.drift_flagged:
+            st.warning(f"评分分布相对现行版本显著漂移：{p.drift}。请审核员判断是否批准。")
+        model_card.show(p.card)
+
+
 def _package_tabs(run: queries.PendingRun, tabs: Sequence[DeltaGenerator]) -> None:
-    """授权 / 字段策略 / 隐私与风险 / 质量维度: the rest of the review package, read-only."""
-    t_auth, t_policies, t_privacy, t_quality = tabs
+    """授权 / 字段策略 / 隐私与风险 / 质量维度 / 数据产品: the rest of the package, read-only."""
+    t_auth, t_policies, t_privacy, t_quality, t_products = tabs
     with t_auth:
         _static_table(run.authorization_facts, "审核包中没有授权信息。")
     with t_policies:
@@ -44,6 +61,8 @@ def _package_tabs(run: queries.PendingRun, tabs: Sequence[DeltaGenerator]) -> No
     with t_quality:
         st.caption("各维度为通过相应规则的比例；“—”表示该维度没有适用的规则。")
         _static_table(run.quality, "审核包中没有质量维度。")
+    with t_products:
+        _products(run)
 
 
 def _decide(run_id: str, approve: bool) -> None:
@@ -81,8 +100,9 @@ def _decide(run_id: str, approve: bool) -> None:
 account = auth.require_user()
 st.title("签核队列")
 st.caption(
-    "审核员核对审核包（各表行数、校验结果、数据集哈希、授权、字段策略、隐私与风险、质量维度）"
-    "后批准或驳回；签核绑定审核包哈希。可导出审核包为单个 HTML 文件离线阅读或存档。"
+    "审核员核对审核包（各表行数、校验结果、数据集哈希、授权、字段策略、隐私与风险、质量维度、"
+    "数据产品与模型卡）后批准或驳回；签核绑定审核包哈希。"
+    "可导出审核包为单个 HTML 文件离线阅读或存档。"
 )
 
 flash = st.session_state.pop(_FLASH, None)
