@@ -1,9 +1,9 @@
 """Presidio's findings, fast: the registry's own patterns replayed exactly, NER in batches.
 
 The scanner (:mod:`.scanner`) is the entry point; the other modules are its parts: reading
-patterns (:mod:`.patterns`, :mod:`.alphabets`, :mod:`.programs`), what decides a recognizer's
-outcome (:mod:`.plans`), Presidio's post-processing (:mod:`.results`) and the anonymizer's
-replace operators (:mod:`.anonymize`).
+patterns (:mod:`.patterns`, :mod:`.alphabets`, :mod:`.programs`), scanning and scoring alphabet
+runs (:mod:`.runs`), what decides a recognizer's outcome (:mod:`.plans`), Presidio's
+post-processing (:mod:`.results`) and the anonymizer's replace operators (:mod:`.anonymize`).
 """
 
 from pdo.privacy.fastscan.anonymize import anonymize, placeholder_for

@@ -22,26 +22,48 @@ class PatternShape:
     classes, escapes, literals). None when inline flag groups make their meaning uncertain.
     word_boundaries: whether \\b or \\B occur (they test characters without consuming them).
     min_length: a lower bound on the length of any match.
+    required: literal atoms every match tests successfully, in the match itself or in a
+    positive lookaround (so next to it); empty when inline flag groups make it uncertain.
     """
 
     relaxed: str
     atoms: tuple[str, ...] | None
     word_boundaries: bool
     min_length: int
+    required: frozenset[str] = frozenset()
 
 
 class _Frame:
-    """An open group while computing minimum lengths: finished alternatives, current one."""
+    """An open group: finished alternatives and the current one, as (minimum length, literal
+    atoms required) per alternative and per item of the current one."""
 
-    __slots__ = ("alternatives", "look", "sequence")
+    __slots__ = ("alternatives", "look", "required", "sequence", "wanted")
 
-    def __init__(self, look: bool) -> None:
-        self.look = look
+    def __init__(self, look: str) -> None:
+        self.look = look  # "" for a group, "=" / "!" for a positive / negative lookaround
         self.alternatives: list[int] = []
+        self.required: list[frozenset[str]] = []
         self.sequence: list[int] = []
+        self.wanted: list[frozenset[str]] = []
 
-    def close(self) -> int:
-        return min([*self.alternatives, sum(self.sequence)])
+    def add(self, length: int, required: frozenset[str]) -> None:
+        self.sequence.append(length)
+        self.wanted.append(required)
+
+    def repeat(self, times: int) -> None:
+        """The last item repeated at least times (none at all: nothing is required of it)."""
+        self.sequence[-1] *= times
+        if not times:
+            self.wanted[-1] = frozenset()
+
+    def branch(self) -> None:
+        self.alternatives.append(sum(self.sequence))
+        self.required.append(frozenset().union(*self.wanted))
+        self.sequence, self.wanted = [], []
+
+    def close(self) -> tuple[int, frozenset[str]]:
+        self.branch()
+        return min(self.alternatives), frozenset.intersection(*self.required)
 
 
 _QUANTIFIER = re.compile(r"\{\d+(?:,\d*)?\}")
@@ -110,7 +132,7 @@ def analyze_pattern(source: str) -> PatternShape:
     """
     out: list[str] = []
     atoms: list[str] = []
-    frames = [_Frame(look=False)]  # frames[0] is the whole pattern; one per open parenthesis
+    frames = [_Frame(look="")]  # frames[0] is the whole pattern; one per open parenthesis
     removing = 0  # frame depth of the outermost lookaround being removed; 0 = copying
     boundaries = flag_groups = after_quantifier = False
     i, n = 0, len(source)
@@ -119,6 +141,7 @@ def analyze_pattern(source: str) -> PatternShape:
         piece = ch
         nxt = i + 1
         item: int | None = None  # minimum length of a completed item, appended to the sequence
+        wanted: frozenset[str] = frozenset()  # the literal atoms it requires
         quantifier_min: int | None = None
         if ch == "\\":
             kind, nxt = _escape(source, i)
@@ -128,6 +151,8 @@ def analyze_pattern(source: str) -> PatternShape:
             elif kind == "atom":
                 atoms.append(piece)
                 item = 1
+                if len(piece) == 2 and not piece[1].isalnum():
+                    wanted = frozenset([piece])  # an escaped literal such as \.
             else:
                 item = 0  # a backreference may match nothing
         elif ch == "[":
@@ -139,7 +164,7 @@ def analyze_pattern(source: str) -> PatternShape:
             if source.startswith("(*", i):
                 raise UnsupportedPattern("backtracking verb")
             if source.startswith(("(?=", "(?!", "(?<=", "(?<!"), i):
-                frames.append(_Frame(look=True))
+                frames.append(_Frame(look=source[i + 2 : i + 4].lstrip("<")[0]))
                 removing = removing or len(frames) - 1
                 i += 3 if source[i + 2] in "=!" else 4
                 after_quantifier = False
@@ -156,14 +181,14 @@ def analyze_pattern(source: str) -> PatternShape:
                 named = _NAMED_GROUP.match(source, i)
                 nxt = named.end() if named else i + 1
                 piece = source[i:nxt]
-                frames.append(_Frame(look=False))
+                frames.append(_Frame(look=""))
             else:
                 flags = _FLAG_GROUP.match(source, i)
                 if flags is None:
                     raise UnsupportedPattern(f"group syntax {source[i : i + 4]!r}")
                 flag_groups = flag_groups or bool(flags.group(1))
                 if flags.group(2) == ":":
-                    frames.append(_Frame(look=False))
+                    frames.append(_Frame(look=""))
                 nxt = flags.end()
                 piece = flags.group()
         elif ch == ")":
@@ -172,7 +197,10 @@ def analyze_pattern(source: str) -> PatternShape:
             if removing == len(frames) - 1:
                 removing, piece = 0, ""
             frame = frames.pop()
-            item = 0 if frame.look else frame.close()
+            item, wanted = frame.close()
+            if frame.look:
+                item = 0  # zero-width; a positive one's atoms are tested next to the match
+                wanted = wanted if frame.look == "=" else frozenset()
         elif ch in "^$":
             raise UnsupportedPattern("anchor")
         elif ch in "*+?":
@@ -189,23 +217,23 @@ def analyze_pattern(source: str) -> PatternShape:
         elif ch == "{" and i + 1 < n and source[i + 1].isalpha():
             raise UnsupportedPattern("fuzzy constraint")
         elif ch == "|":
-            frames[-1].alternatives.append(sum(frames[-1].sequence))
-            frames[-1].sequence = []
+            frames[-1].branch()
         else:
             atoms.append(regex.escape(ch))  # a literal (also '{' and ']' outside a class)
-            item = 1
+            item, wanted = 1, frozenset([atoms[-1]])
         if item is not None:
-            frames[-1].sequence.append(item)
+            frames[-1].add(item, wanted)
         if quantifier_min is not None:
             if not frames[-1].sequence:
                 raise UnsupportedPattern("nothing to repeat")
-            frames[-1].sequence[-1] *= quantifier_min
+            frames[-1].repeat(quantifier_min)
         after_quantifier = quantifier_min is not None
         if not removing and piece:
             out.append(piece)
         i = nxt
     if len(frames) != 1:
         raise UnsupportedPattern("unbalanced parenthesis")
-    return PatternShape(
-        "".join(out), None if flag_groups else tuple(atoms), boundaries, frames[0].close()
-    )
+    min_length, required = frames[0].close()
+    if flag_groups:
+        return PatternShape("".join(out), None, boundaries, min_length)
+    return PatternShape("".join(out), tuple(atoms), boundaries, min_length, required)

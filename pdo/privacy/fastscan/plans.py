@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import InitVar, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from presidio_analyzer import EntityRecognizer, PatternRecognizer
 from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
 
-from pdo.privacy.fastscan.results import MAX_SCORE, MIN_SCORE
+from pdo.privacy.fastscan.results import MAX_SCORE, MIN_SCORE, Result
 from pdo.privacy.recognizers import LANGUAGE
 
 if TYPE_CHECKING:
@@ -18,10 +18,24 @@ if TYPE_CHECKING:
 
 @dataclass
 class Memo:
-    """What one scan_many / count_personal / fast_redact call has already worked out."""
+    """What one scan_many / count_personal / fast_redact call has already worked out.
 
-    runs: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
-    scores: dict[tuple[int, float, str], float] = field(default_factory=dict)
+    Per alphabet run (offsets relative to the run): seen, every run scanned; final, what the
+    engine reports for the run alone, flat (entity, start, end, score, entity, ...); found,
+    the findings that kept a score, with their recognizer's plan, when texts need more than
+    final. Runs reporting nothing are only in seen. scores: per program, by matched text, the
+    user index and score of each of its recognizers that keeps the match, flat. Flat tuples
+    of numbers and strings, unlike Result's, stop being tracked by the garbage collector.
+    """
+
+    programs: InitVar[int] = 0
+    seen: set[str] = field(default_factory=set)
+    found: dict[str, tuple[tuple[PatternPlan, Result], ...]] = field(default_factory=dict)
+    final: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    scores: list[dict[str, tuple[float, ...]]] = field(default_factory=list)
+
+    def __post_init__(self, programs: int) -> None:
+        self.scores = [{} for _ in range(programs)]
 
 
 def threshold_of(recognizer: EntityRecognizer, entity: str, default: float) -> float:

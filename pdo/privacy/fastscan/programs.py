@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import regex
 
@@ -26,7 +27,9 @@ class Program:
       joined by a separator outside the alphabet. Every step of a match, assertion or
       backtrack that reaches a character outside the alphabet fails there, and fails on the
       separator in the same way, so matches (mapped back through the runs) are those of
-      ``finditer`` on each text;
+      ``finditer`` on each text. A match and what its positive lookarounds test lie inside
+      one run, so a run without a character every match requires (``required``, such as 台
+      in a lookbehind for 台胞证) can be skipped;
     - plain finditer when neither can be shown to hold.
     """
 
@@ -37,7 +40,9 @@ class Program:
         self.locator: regex.Pattern[str] | None = None
         self.min_length = 0  # no match is shorter (a lower bound)
         self.atom_class: str | None = None  # every character the pattern tests, as one class
-        self.alphabet: frozenset[str] | None = None  # set by the scanner from atom_class
+        self.alphabet: frozenset[str] | None = None  # set by the scanner: set_alphabet
+        self.required: tuple[str, ...] = ()  # characters each match or its lookarounds test
+        self._required_atoms: frozenset[str] = frozenset()
         self.use_locator = False  # on compressed text; set by calibration
         self.calibrated = False
         if flags is None or flags & (regex.VERBOSE | regex.VERSION1 | regex.REVERSE):
@@ -54,39 +59,56 @@ class Program:
             self.locator = relaxed
         if shape.atoms is not None and not shape.word_boundaries:
             self.atom_class = atom_class(shape.atoms)
+            self._required_atoms = shape.required
+
+    def set_alphabet(self, chars: frozenset[str] | None) -> None:
+        """Compress over chars (None: never); a required atom that only one of them matches
+        (no case variant) becomes a required character."""
+        self.alphabet = chars
+        self.required = ()
+        if chars is None:
+            return
+        found = []
+        for atom in sorted(self._required_atoms):
+            matcher = regex.compile(atom, flags=self.flags)
+            matched = [c for c in chars if matcher.fullmatch(c)]
+            if len(matched) == 1:
+                found.append(matched[0])
+        self.required = tuple(found)
 
     def find(self, text: str) -> list[tuple[int, int]]:
         """finditer(text) spans on an original text."""
-        if self.locator is None:
-            return [m.span() for m in self.compiled.finditer(text)]
-        return self._located(text)
+        return [m.span() for m in self._matches(text, self.locator is not None)]
 
-    def find_compressed(self, comp: str) -> list[tuple[int, int]]:
-        """finditer spans on a compressed batch text (only when self.alphabet is set)."""
-        if self.use_locator:
-            return self._located(comp)
-        return [m.span() for m in self.compiled.finditer(comp)]
+    def matches(self, comp: str) -> Iterator[regex.Match[str]]:
+        """finditer matches on a compressed batch text (only when self.alphabet is set).
 
-    def calibrate(self, comp: str) -> list[tuple[int, int]]:
+        Streamed: the regex module's match objects are not tracked by the garbage collector.
+        """
+        return self._matches(comp, self.use_locator)
+
+    def calibrate(self, comp: str) -> list[regex.Match[str]]:
         """Keep whichever of located / plain runs faster on this batch (both are exact)."""
         self.calibrated = True
         if self.locator is None:
-            return self.find_compressed(comp)
+            return list(self.matches(comp))
         t0 = time.perf_counter()
-        plain = [m.span() for m in self.compiled.finditer(comp)]
+        plain = list(self.compiled.finditer(comp))
         t1 = time.perf_counter()
-        located = self._located(comp)
+        located = list(self._located(comp))
         t2 = time.perf_counter()
-        if located != plain:  # cannot happen if the analysis is right: trust finditer
-            self.locator = None
+        if [m.span() for m in located] != [m.span() for m in plain]:
+            self.locator = None  # cannot happen if the analysis is right: trust finditer
             return plain
         self.use_locator = (t2 - t1) < (t1 - t0)
         return plain
 
-    def _located(self, text: str) -> list[tuple[int, int]]:
+    def _matches(self, text: str, located: bool) -> Iterator[regex.Match[str]]:
+        return self._located(text) if located else self.compiled.finditer(text)
+
+    def _located(self, text: str) -> Iterator[regex.Match[str]]:
         assert self.locator is not None
         search, match = self.locator.search, self.compiled.match
-        out: list[tuple[int, int]] = []
         pos, n = 0, len(text)
         while pos <= n:
             candidate = search(text, pos)
@@ -97,6 +119,5 @@ class Program:
             if m is None:
                 pos = p + 1
                 continue
-            out.append(m.span())
+            yield m
             pos = m.end()  # never empty: the relaxation cannot match empty
-        return out

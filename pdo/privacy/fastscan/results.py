@@ -83,3 +83,15 @@ def has_conflicts(results: Sequence[Result]) -> bool:
             if a.entity_type == b.entity_type and a.start <= b.end and b.start <= a.end:
                 return True
     return False
+
+
+def engine_order(raw: list[Result]) -> list[Result]:
+    """The engine's de-duplication across recognizers and its output order."""
+    if len(raw) < 2:
+        return raw
+    return remove_duplicates(raw) if has_conflicts(raw) else sorted(raw, key=full_key)
+
+
+def engine_view(found: Sequence[tuple[Any, Result]]) -> list[Result]:
+    """What AnalyzerEngine reports for the pattern findings of one text (or one run of it)."""
+    return engine_order(per_recognizer(found)) if found else []

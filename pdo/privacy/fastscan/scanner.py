@@ -18,11 +18,12 @@ definition of truth and replays only what decides the outcome:
 - NER-backed recognizers (:class:`pdo.privacy.ner.presidio.NerRecognizer`): the backend is
   called once per batch of distinct texts instead of once per text through the engine.
 
-Speed comes from exact shortcuts (see :class:`Program`): values are de-duplicated; a batch of
-texts is reduced to the runs of characters any pattern can test at all (digits, Latin letters,
-a few separators and label characters) and each pattern runs once over the whole batch; a
-lookaround-free relaxation of a pattern can locate its candidates; large inputs can be spread
-over worker processes.
+Speed comes from exact shortcuts (see :class:`Program` and :mod:`.runs`): values are
+de-duplicated; a batch of texts is reduced to the runs of characters any pattern can test at all
+(digits, Latin letters, a few separators and label characters), each distinct run is scanned
+and scored once per call (each pattern over the runs long enough for it, or holding a rare
+character it requires) and a text's results are its runs' own; a lookaround-free relaxation of
+a pattern can locate its candidates; large inputs can be spread over worker processes.
 
 Whatever cannot be shown equal is left to Presidio's own code: a pattern the analysis does not
 model runs with plain ``finditer`` per text; a recognizer that is neither a plain pattern
@@ -35,18 +36,16 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
-import re
 import weakref
-from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from itertools import accumulate
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from presidio_analyzer import EntityRecognizer, PatternRecognizer
 
 from pdo.privacy import redact as _redact
-from pdo.privacy.fastscan.alphabets import SEPARATORS, alphabets, class_source
+from pdo.privacy.fastscan.alphabets import SEPARATORS, alphabets
 from pdo.privacy.fastscan.anonymize import anonymize
 from pdo.privacy.fastscan.plans import (
     Memo,
@@ -56,15 +55,9 @@ from pdo.privacy.fastscan.plans import (
     is_plain,
     threshold_of,
 )
-from pdo.privacy.fastscan.programs import CALIBRATE_CHARS, Program
-from pdo.privacy.fastscan.results import (
-    MIN_SCORE,
-    Result,
-    full_key,
-    has_conflicts,
-    per_recognizer,
-    remove_duplicates,
-)
+from pdo.privacy.fastscan.programs import Program
+from pdo.privacy.fastscan.results import Result, engine_order, full_key, per_recognizer
+from pdo.privacy.fastscan.runs import Hit, RunFinder
 from pdo.privacy.ner.lac_backend import set_intra_op_threads
 from pdo.privacy.ner.presidio import NerRecognizer
 from pdo.privacy.recognizers import LANGUAGE
@@ -80,6 +73,8 @@ POOL_CHUNK = 4096  # distinct texts per worker task (patterns only)
 POOL_CHUNK_NER = 512  # NER costs ~1 ms a text: smaller tasks keep the workers level
 POOL_MIN_TEXTS = 20_000  # below this many distinct texts, workers cost more than they save
 POOL_MIN_TEXTS_NER = 2_000
+
+_new = tuple.__new__  # builds a Result without the Python-level NamedTuple constructor
 
 
 class FastScanner:
@@ -149,7 +144,7 @@ class FastScanner:
             for program, chars in zip(
                 group, alphabets([p.atom_class for p in group], flags), strict=True
             ):
-                program.alphabet = chars
+                program.set_alphabet(chars)
         compressed = [k for k, p in enumerate(self._programs) if p.alphabet is not None]
         self._compressed = compressed
         self._direct = [k for k in range(len(self._programs)) if k not in set(compressed)]
@@ -159,10 +154,12 @@ class FastScanner:
         self._separator = next((c for c in SEPARATORS if c not in sigma), "")
         if compressed and not self._separator:  # pragma: no cover - every candidate is used
             self._direct, self._compressed = list(range(len(self._programs))), []
-        self._runs: re.Pattern[str] | None = (
-            re.compile(class_source(sigma) + "+") if self._compressed else None
-        )
         self._inert = context_is_inert(analyzer, recognizers)
+        # pattern findings only, all from alphabet runs: a text's results are its runs' own
+        self._simple = bool(self._compressed) and not (self._direct or self._ner or self._other)
+        self._finder = RunFinder(
+            self._programs, self._users, self._compressed, self._separator, not self._simple
+        )
         self._analyzer: AnalyzerEngine | None = analyzer
         self._pool: Pool | None = None
         self._pool_size = 0
@@ -195,7 +192,7 @@ class FastScanner:
                 patterns[f"{plan.name}/{name}"] = mode
         return {
             "patterns": patterns,
-            "alphabet_size": len(self._runs.pattern) if self._runs else 0,
+            "alphabet_size": len(self._finder.sigma),
             "ner": sorted(p.entity for p in self._ner),
             "other": [str(r.name) for r in self._other],  # type: ignore[has-type]
             "context_inert": self._inert,
@@ -226,7 +223,7 @@ class FastScanner:
         values = list(texts)
         distinct = list(dict.fromkeys(t for t in values if t))
         found = dict(zip(distinct, self._scan_distinct(distinct, processes), strict=True))
-        return [list(found[t]) if t else [] for t in values]
+        return _hand_out(values, found)
 
     def count_personal(
         self,
@@ -300,7 +297,7 @@ class FastScanner:
         if processes and processes > 1 and len(distinct) >= least and self.exact_fast_path:
             return self._scan_pool(distinct, processes)
         out: list[list[Result]] = []
-        memo = Memo()
+        memo = self._finder.memo()
         for b in range(0, len(distinct), BATCH):
             out.extend(self._scan_batch(distinct[b : b + BATCH], memo))
         return out
@@ -328,59 +325,64 @@ class FastScanner:
         weakref.finalize(self, pool.terminate)
         return pool
 
-    def _run_hits(self, runs: Iterable[str], cache: dict[str, list[tuple[int, int, int]]]) -> None:
-        """Fill cache[run] with (program, start, end) for every run not seen yet.
-
-        The runs are joined by the separator, longest first, so that each pattern scans only
-        the prefix of runs at least as long as its shortest possible match.
-        """
-        new = sorted((r for r in set(runs) if r not in cache), key=len, reverse=True)
-        if not new:
-            return
-        for r in new:
-            cache[r] = []
-        sep = self._separator
-        comp = sep.join(new)
-        starts = list(accumulate((len(r) + 1 for r in new[:-1]), initial=0))
-        negative_lengths = [-len(r) for r in new]  # ascending, for bisect
-        calibrate = len(comp) >= CALIBRATE_CHARS
-        for k in self._compressed:
-            program = self._programs[k]
-            count = bisect_right(negative_lengths, -program.min_length)  # runs long enough
-            if not count:
+    def _scan_simple(self, texts: Sequence[str], memo: Memo) -> list[list[Result]]:
+        """_scan_batch when every finding comes from alphabet runs: each text's results are
+        its runs' own, shifted to where the runs lie."""
+        finder = self._finder
+        tokens = finder.tokens(texts)
+        finder.fill(tokens, memo)
+        final = memo.final  # also maps the separator to (), so that texts' ends stay in view
+        out: list[list[Result]] = []
+        results: list[Result] = []
+        index = cursor = 0
+        for token in filter(final.__contains__, tokens):
+            found = final[token]
+            if not found:
+                out.append(self._finish(texts[index], results))
+                index, cursor, results = index + 1, 0, []
                 continue
-            text = comp[: starts[count - 1] + len(new[count - 1])]
-            if calibrate and not program.calibrated:
-                spans = program.calibrate(text)
-            else:
-                spans = program.find_compressed(text)
-            for cs, ce in spans:
-                run = bisect_right(starts, cs) - 1
-                cache[new[run]].append((k, cs - starts[run], ce - starts[run]))
+            at = finder.position(texts[index], token, cursor)
+            cursor = at + len(token)
+            for i in range(0, len(found), 4):
+                results.append(
+                    _new(Result, (found[i], found[i + 1] + at, found[i + 2] + at, found[i + 3]))
+                )
+        return out
 
-    def _pattern_hits(
-        self, texts: Sequence[str], cache: dict[str, list[tuple[int, int, int]]]
-    ) -> list[list[tuple[int, int, int]]]:
-        """(program, start, end) of every finditer match, per text.
+    def _finish(self, text: str, results: list[Result]) -> list[Result]:
+        """A text's results from its runs (which never overlap), in the engine's order."""
+        if not results:
+            return results
+        if not self._inert:
+            return self._presidio(text)
+        if len(results) > 1:
+            results.sort(key=full_key)
+        return results
 
-        Compressed programs: a text's matches are those found in its alphabet runs (a run's
-        matches depend on the run alone, so each distinct run is scanned once per call).
-        """
-        hits: list[list[tuple[int, int, int]]] = [[] for _ in texts]
-        if self._compressed:
-            assert self._runs is not None
-            findall = self._runs.findall
-            runs_of = [findall(t) for t in texts]
-            self._run_hits((r for runs in runs_of for r in runs), cache)
-            for i, runs in enumerate(runs_of):
-                if not any(cache[r] for r in runs):
-                    continue
-                text, cursor, out = texts[i], 0, hits[i]
-                for r in runs:
-                    at = text.find(r, cursor)  # only non-alphabet characters lie in between
-                    cursor = at + len(r)
-                    for k, start, end in cache[r]:
-                        out.append((k, at + start, at + end))
+    def _located_runs(self, texts: Sequence[str], memo: Memo) -> list[list[tuple[int, str]]]:
+        """Per text, (position, run) of each alphabet run with findings, in order."""
+        assert self._finder.runs is not None
+        findall = self._finder.runs.findall
+        runs_of = [findall(t) for t in texts]
+        self._finder.fill(chain.from_iterable(runs_of), memo)
+        with_findings = memo.found.keys()  # the runs to locate
+        located: list[list[tuple[int, str]]] = []
+        for text, runs in zip(texts, runs_of, strict=True):
+            if with_findings.isdisjoint(runs):
+                located.append([])
+                continue
+            cursor, spots = 0, []
+            for r in runs:
+                if r in with_findings:
+                    cursor = self._finder.position(text, r, cursor)
+                    spots.append((cursor, r))
+                    cursor += len(r)
+            located.append(spots)
+        return located
+
+    def _direct_hits(self, texts: Sequence[str]) -> list[list[Hit]]:
+        """(program, start, end) of every finditer match of the uncompressed programs."""
+        hits: list[list[Hit]] = [[] for _ in texts]
         for k in self._direct:
             program = self._programs[k]
             for i, text in enumerate(texts):
@@ -391,45 +393,43 @@ class FastScanner:
     def _scan_batch(self, texts: Sequence[str], memo: Memo | None = None) -> list[list[Result]]:
         """Findings for a batch of non-empty texts (one NER backend call for the batch).
 
-        memo lives for one call: run hits per run, validator outcomes per (plan, matched text).
+        memo lives for one call: findings per alphabet run, validator outcomes per value.
         """
-        memo = memo or Memo()
-        hits = self._pattern_hits(texts, memo.runs) if self._programs else [[] for _ in texts]
+        memo = memo or self._finder.memo()
+        if self._simple:
+            return self._scan_simple(texts, memo)
+        located = self._located_runs(texts, memo) if self._compressed else None
+        direct = self._direct_hits(texts) if self._direct else None
         spans = self._ner_spans(texts) if self._ner else None
         out: list[list[Result]] = []
-        users = self._users
         for i, text in enumerate(texts):
-            raw: list[Result] = []
-            if hits[i]:
-                found: list[tuple[PatternPlan, Result]] = []
-                for k, start, end in hits[i]:
-                    if start == end:
-                        continue  # Presidio skips empty matches
-                    value = text[start:end]
-                    for plan, _, base in users[k]:
-                        key = (id(plan), base, value)
-                        score = memo.scores.get(key)
-                        if score is None:
-                            score = memo.scores[key] = plan.score(value, base)
-                        if score > MIN_SCORE:
-                            found.append((plan, Result(plan.entity, start, end, score)))
-                raw = per_recognizer(found)
-            if spans is not None:
-                for span in spans[i]:
-                    for ner in self._ner:
-                        if span.entity == ner.span_entity and span.score >= ner.threshold:
-                            raw.append(Result(ner.entity, span.start, span.end, span.score))
-            if self._other:
-                raw.extend(self._run_other(text))
-            if raw and not self._inert:
-                out.append(self._presidio(text))
-            elif len(raw) > 1:
-                out.append(
-                    remove_duplicates(raw) if has_conflicts(raw) else sorted(raw, key=full_key)
-                )
-            else:
-                out.append(raw)
+            spots = located[i] if located is not None else []
+            raw = self._raw(text, spots, direct[i] if direct else [], memo)
+            raw.extend(self._ner_results(spans[i]) if spans is not None else ())
+            raw.extend(self._run_other(text) if self._other else ())
+            out.append(self._presidio(text) if raw and not self._inert else engine_order(raw))
         return out
+
+    def _raw(
+        self, text: str, spots: list[tuple[int, str]], direct: list[Hit], memo: Memo
+    ) -> list[Result]:
+        """Pattern results after each recognizer's own de-duplication and threshold."""
+        found = [
+            (plan, Result(r.entity_type, r.start + at, r.end + at, r.score))
+            for at, run in spots
+            for plan, r in memo.found[run]
+        ]
+        if direct:
+            found.extend(self._finder.score(text, direct, memo))
+        return per_recognizer(found)
+
+    def _ner_results(self, spans: tuple[Any, ...]) -> list[Result]:
+        return [
+            Result(ner.entity, span.start, span.end, span.score)
+            for span in spans
+            for ner in self._ner
+            if span.entity == ner.span_entity and span.score >= ner.threshold
+        ]
 
     def _ner_spans(self, texts: Sequence[str]) -> list[tuple[Any, ...]]:
         """``ner_spans(text)`` for each text, the backend called once for the batch."""
@@ -465,6 +465,21 @@ class FastScanner:
         if self._analyzer is None:
             raise RuntimeError("this scanner was unpickled without its analyzer")
         return self._analyzer
+
+
+def _hand_out(values: list[str | None], found: dict[str, list[Result]]) -> list[list[Result]]:
+    """One list per value: a text's own list the first time, copies for its repeats."""
+    out: list[list[Result]] = []
+    given: set[str] = set()
+    for t in values:
+        if not t:
+            out.append([])
+        elif t in given:
+            out.append(list(found[t]))
+        else:
+            given.add(t)
+            out.append(found[t])
+    return out
 
 
 _worker_scanner: FastScanner | None = None
