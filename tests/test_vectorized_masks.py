@@ -938,8 +938,12 @@ def _address_variants() -> list[str]:
     base += ["浙江省杭州市社区", "浙江省杭州市街区1号", "北京市市辖区", "北京市市市辖区朝阳区"]
     base += ["北京市辖区朝阳区", "市辖区朝阳区", "中山市东区", "中国浙江省杭州市西湖区"]
     base += ["中华人民共和国北京市朝阳区", "中国", "ABC", "abc杭州市西湖区", "杭州市西湖区!"]
+    # counties that are not one (X区), or end elsewhere, or are too long
+    base += ["杭州市西湖景区", "杭州市景区1号", "某省某市园区", "杭州市小区区", "杭州市园自治旗"]
+    base += ["杭州市" + "一" * 12 + "区", "杭州市" + "一" * 13 + "区", "杭州市校区县", "区小区"]
     out = list(base)
-    for extra in (" ", "\u3000", "㐀", "Ａ", "\u0301", "\U00020000", "\u2f00", "\ufa10"):
+    extras = (" ", "\u3000", "㐀", "Ａ", "\u0301", "\U00020000", "\u2f00", "\ufa10", "é")
+    for extra in (*extras, "\u4dff", "\ua000", "\x7f", "\u3fff", "\u4000", "䷀", "䶵", ""):
         out += [extra + a for a in base[:6]]
         out += [a[:3] + extra + a[3:] for a in base[:6]]
         out += [a + extra for a in base[:6]]
@@ -953,18 +957,25 @@ ADDRESS_VARIANTS = _address_variants()
 def test_address_fast_path_variants(rows: int) -> None:
     values: list[str | None] = [*ADDRESS_VARIANTS, None]
     series = pl.Series("a", values)
+    # chunks sharing their buffers (as after a concat), one of them a slice
+    chunked = pl.concat([series, series.slice(3), series], rechunk=False)
     with mock.patch.object(vectorized, "PYTHON_ROWS", rows):
         generalized = generalize_address_series(series)
         masked = mask_series("address", series)
+        both = (generalize_address_series(chunked), mask_series("address", chunked))
     assert generalized.name == masked.name == "a"
     assert generalized.to_list() == expected(masks.generalize_address, values)
     assert masked.to_list() == expected(masks.mask_address, values)
+    assert both[0].to_list() == expected(masks.generalize_address, chunked.to_list())
+    assert both[1].to_list() == expected(masks.mask_address, chunked.to_list())
 
 
 ADDRESS_PIECES = st.sampled_from(
     [
         *("浙江省", "杭州市", "市", "辖", "区", "县", "西湖区", "小区", "社区", "阳光", "市辖区"),
         *("中国", "中", "路", "1号", " ", "㐀", "Ａ", "a", "自治州", "自治县", "旗"),
+        *("中华", "é", "\u4dff", "\ua000", "\U00020000", "\x7f", "䶵", "䷀", "\u3fff"),
+        *("景区", "园", "校", "自治旗", "一二三四五六七"),
     ]
 )
 
@@ -981,16 +992,95 @@ def test_address_fast_path_property(values: list[str | None]) -> None:
             assert mask_series("address", series).to_list() == expected(masks.mask_address, values)
 
 
+def plain_address(value: str) -> bool:
+    """What _plain_addresses should say, from the definition: ASCII from 0x21 (DEL too) and
+    U+4000-U+9FFF only, never 市辖区, not starting with 中国 or 中华."""
+    plain = all("\x21" <= c <= "\x7f" or "\u4000" <= c <= "\u9fff" for c in value)
+    return plain and "市辖区" not in value and not value.startswith(("中国", "中华"))
+
+
+def plain_addresses(series: pl.Series, compact: bool = False) -> list[bool]:
+    """_plain_addresses of the non-null values, their bytes read in place or copied."""
+    utf8 = (vectorized._Utf8.compact if compact else vectorized._Utf8.of)(series)
+    plain = vectorized._plain_addresses(series, utf8).tolist()
+    return [p for p, v in zip(plain, series.to_list(), strict=True) if v is not None]
+
+
+def check_plain_addresses(values: list[str | None]) -> None:
+    """The definition, on a column, its compact copy, two chunks sharing their buffers (as
+    after a concat) and a slice."""
+    want = [plain_address(v) for v in values if v is not None]
+    series = pl.Series(values, dtype=pl.Utf8)
+    assert plain_addresses(series) == want
+    assert plain_addresses(series, compact=True) == want
+    assert plain_addresses(pl.concat([series, series], rechunk=False)) == want * 2
+    sliced = pl.Series(["杭州 市西湖区文三路", *values, "北京市辖区"], dtype=pl.Utf8)
+    assert plain_addresses(sliced.slice(1, len(values))) == want
+
+
+PLAIN_ADDRESS_CHARS = (
+    "市辖区县中华国a!~ \x7f\x00\x1f\x80\u3000Ａ\u0301é©㐀\u3fff\u4000䷿\u4dff\u4e00\u9fff\ua000"
+    "\U00020000\u0800\uffff\U0010ffff"
+)
+
+
 @HYPOTHESIS
-@given(value=st.text(alphabet=st.sampled_from("市辖区县a 㐀中华\u0301Ａ\x7f!~"), max_size=12))
-def test_plain_address_pattern(value: str) -> None:
-    """Printable ASCII but space and CJK unified ideographs, never 市辖区."""
-    plain = all(
-        (c.isascii() and c.isprintable() and c != " ") or "\u4e00" <= c <= "\u9fff" for c in value
+@given(
+    values=st.lists(
+        st.one_of(st.none(), st.text(alphabet=st.sampled_from(PLAIN_ADDRESS_CHARS), max_size=12))
     )
-    want = plain and "市辖区" not in value
-    got = pl.Series([value]).str.contains(vectorized._plain_address_pattern()).item()
-    assert got == want
+)
+def test_plain_addresses(values: list[str | None]) -> None:
+    """A whole column at once: 市辖区 split over neighbouring rows must not count."""
+    check_plain_addresses(values)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [
+            "杭州市西湖区",
+            "杭州市 西湖区",
+            "杭州市\u3000西湖区",
+            "杭州市Ａ区",
+            "ＡＢＣ",
+            "A~!",
+            "\x7f",
+        ],
+        ["北京市市辖", "区朝阳区", "北京市市辖区", "市辖区", "市市辖区", "市辖", "辖区", "市辖区x"],
+        ["é", "©1", "杭州市é", "\U00020000", "杭州\U0001f600市", "\u4dff", "\u4e00", "\u9fff"],
+        ["\ua000", "a\ua000", "\u4e00\u4dff", "䷀", "㐀", "", "", None, "", "中国", "中华", "中"],
+        ["\u3fff", "\u4000", "杭州市\u3fff", "杭州市\u4000区", "\x20\x21", "\x7f\x80", "\x1f"],
+        ["中国杭州市", "中华人民共和国北京市", "中山市", "中国"[:1], "杭州市中国", None, None],
+        [None, "", "a"],
+        ["", "", ""],
+        [None],
+    ],
+)
+def test_plain_addresses_edges(values: list[str | None]) -> None:
+    check_plain_addresses(values)
+    check_plain_addresses([v if v is None else v * 5 for v in values])  # not inline
+
+
+def test_plain_addresses_of_a_small_slice_are_copied() -> None:
+    """A few rows of a large column are not scanned in place (the whole buffers would be)."""
+    values = ["杭州市西湖区文三路1号", "北京市市辖区朝阳区", " 中国浙江省", None] * 100_000
+    part = pl.Series(values).slice(3, 6)
+    utf8 = vectorized._Utf8.of(part)
+    assert len(utf8.segments) == 1
+    assert utf8.prefix is None
+    assert plain_addresses(part) == [plain_address(v) for v in values[3:9] if v is not None]
+
+
+def test_plain_address_characters_are_plain_for_python() -> None:
+    """_plain_addresses takes ASCII from 0x21 and U+4000-U+9FFF as assigned, NFKC-stable and
+    not whitespace, and the common alphabet holds them all."""
+    block = [chr(c) for c in [*range(0x21, 0x80), *range(0x4000, 0xA000)]]
+    assert all(unicodedata.category(c) != "Cn" for c in block)
+    assert all(unicodedata.normalize("NFKC", c) == c and not c.isspace() for c in block)
+    assert not set(vectorized._nfkc_unstable_points()) & {ord(c) for c in block}
+    common = {c for chars in vectorized._COMMON_ALPHABET for c in chars}
+    assert {ord(c) for c in block} <= common
 
 
 def _around(value: str, others: str) -> list[str]:

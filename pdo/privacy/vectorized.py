@@ -20,9 +20,9 @@ Same output as the Python functions, value for value, at column speed. What it t
   the Python function, when there are few): 11-digit mobiles, names of 2-4 CJK ideographs
   and dates (YYYY-MM-DD, YYYYMMDD, YYYY年M月…, fullwidth digits too) are read and written
   in numpy through the Arrow string views (values of up to 12 bytes sit inline there);
-  addresses of printable ASCII and CJK ideographs only, which cleaning leaves as they are,
-  are generalized by one regex search (the province/prefecture/county pattern without
-  groups: what it keeps is its whole match).
+  addresses of printable ASCII and CJK ideographs only (checked in numpy over their UTF-8
+  bytes), which cleaning leaves as they are, are generalized by one regex search (the
+  province/prefecture/county pattern without groups: what it keeps is its whole match).
 
 Unicode versions: Python 3.11 knows Unicode 14, polars a newer one. For characters assigned in
 both, normalization agrees (Unicode's stability policy). Values holding a character Python's
@@ -476,29 +476,42 @@ def _plain_first(
 # ---------------------------------------------------------------------------------------------
 
 
-# Most addresses hold only CJK unified ideographs and printable ASCII. A regex only ever tests
-# the characters of its input, so on such values each class may be cut down to this alphabet
-# without changing a match, and small classes run several times faster in polars.
-_COMMON_ALPHABET = (range(0x20, 0x7F), range(0x4E00, 0xA000))
-_COMMON_ROW = r"^[\x{20}-\x{7e}\x{4e00}-\x{9fff}]*$"
+# Most addresses hold only CJK ideographs and printable ASCII. A regex only ever tests the
+# characters of its input, so on such values each class may be cut down to this alphabet
+# without changing a match, and small classes run several times faster in polars. U+4000 to
+# U+9FFF are exactly the characters with UTF-8 lead bytes E4-E9 (cheap to check in bytes).
+_COMMON_ALPHABET = (range(0x20, 0x80), range(0x4000, 0xA000))
+_COMMON_ROW = r"^[\x{20}-\x{7f}\x{4000}-\x{9fff}]*$"
+
+
+@functools.cache
+def _common_points(pattern: str) -> tuple[int, ...]:
+    """The code points of _COMMON_ALPHABET a one-character Python regex matches."""
+    chars = "".join(chr(c) for block in _COMMON_ALPHABET for c in block)
+    return tuple(ord(c) for c in re.findall(pattern, chars))
 
 
 @functools.cache
 def _common_class(pattern: str) -> str:
     """_python_class(pattern) restricted to _COMMON_ALPHABET."""
-    chars = "".join(chr(c) for block in _COMMON_ALPHABET for c in block)
-    return _rust_class([ord(c) for c in re.findall(pattern, chars)])
+    return _rust_class(list(_common_points(pattern)))
 
 
-@functools.cache
-def _address_pattern(common: bool = False) -> str:
-    """masks' province / prefecture / 市辖区 / county steps as one anchored pattern."""
+def _address_levels(common: bool) -> tuple[str, str, str]:
+    """masks' province, prefecture and county patterns for the Rust engine."""
     klass = _common_class if common else _python_class
     province_chars = klass(masks._name_chars("市区县省"))
     local_chars = klass(masks._name_chars("市区县省镇街村路号社"))
     province = rf"(?:北京|天津|上海|重庆)市|{province_chars}{{2,8}}?(?:省|自治区|特别行政区)"
     prefecture = rf"{local_chars}{{1,12}}?(?:自治州|地区|盟|市)"
     county = rf"[\x{{4e00}}-\x{{9fff}}]{local_chars}{{0,12}}?(?:自治县|自治旗|区|县|旗|市)"
+    return province, prefecture, county
+
+
+@functools.cache
+def _address_pattern(common: bool = False) -> str:
+    """masks' province / prefecture / 市辖区 / county steps as one anchored pattern."""
+    province, prefecture, county = _address_levels(common)
     return (
         rf"^(?P<province>{province})?(?P<prefecture>{prefecture})?(?:市辖区)?"
         rf"(?P<county>{county})?"
@@ -555,51 +568,227 @@ def _mask_address(s: pl.Series) -> pl.Series:
 
 
 @functools.cache
-def _plain_address_pattern() -> str:
-    """Values that masks._compact leaves as they are, on which the common classes match as
-    Python's, and in which the search for what is kept cannot meet 市辖区 (to be skipped):
-    printable ASCII but space and CJK unified ideographs (less any NFKC could change or
-    that Python leaves unassigned: none, today), never 市辖区 in a row."""
-    unstable = set(_nfkc_unstable_points())
-    blocks = (range(0x21, 0x7F), range(0x4E00, 0xA000))
-    plain = [c for block in blocks for c in block if c not in unstable]
-
-    def but(*chars: str) -> str:
-        return _rust_class([c for c in plain if chr(c) not in chars])
-
-    # a DFA over 市 and 辖: after 市 (市 | 辖市)*, anything but 辖, or 辖 then anything but 区
-    back = f"市(?:市|辖市)*(?:{but('市', '辖')}|辖{but('市', '区')})"
-    return f"^(?:{but('市')}|{back})*(?:市(?:市|辖市)*辖?)?$"
-
-
-@functools.cache
 def _address_search() -> str:
-    """_address_pattern(common=True) without its groups: what it keeps is its whole match."""
-    return re.sub(r"\(\?P<\w+>", "(?:", _address_pattern(common=True))
+    """What generalize_address keeps of a plain value (_plain_addresses), as the whole match:
+    _address_pattern(common=True) without groups, its county never ending with one of
+    masks._NOT_A_COUNTY (X区: 小区…), a county Python drops. Python's county ends at the
+    first of its suffixes after its first character and cannot reach past a 区 (not a name
+    character): where it is X区, this one, which cannot reach past that 区 either, is none."""
+    words = masks._NOT_A_COUNTY
+    if not all(len(w) == 2 and w.endswith("区") for w in words):
+        raise NotImplementedError("a county that is not one: only X区 is written here")
+    local = _common_points(masks._name_chars("市区县省镇街村路号社"))
+    first, county_chars = r"[\x{4e00}-\x{9fff}]", _rust_class(list(local))
+    not_x = {ord(w[0]) for w in words}
+    first_not_x = _rust_class([c for c in range(0x4E00, 0xA000) if c not in not_x])
+    local_not_x = _rust_class([c for c in local if c not in not_x])
+    county = (
+        rf"{first}{county_chars}{{0,12}}?(?:自治县|自治旗|县|旗|市)"
+        rf"|{first_not_x}区|{first}{county_chars}{{0,11}}?{local_not_x}区"
+    )
+    province, prefecture, _ = _address_levels(common=True)
+    return rf"^(?:{province})?(?:{prefecture})?(?:市辖区)?(?:{county})?"
+
+
+class _Utf8:
+    """A String column's UTF-8 bytes where they lie, to be scanned in place: segments (the
+    distinct data buffers of its Arrow string views, each once however many chunks share it,
+    then the short values, which sit in their views, gathered); per row its length in bytes
+    (0 when null), when known its first 4 bytes (little-endian), and where its value starts
+    in the segments' concatenation (never built; worked out only when asked for)."""
+
+    def __init__(
+        self,
+        segments: list[np.ndarray],
+        length: np.ndarray,
+        prefix: np.ndarray | None,
+        start: Callable[[], np.ndarray],
+    ) -> None:
+        self.segments, self.length, self.prefix, self._start = segments, length, prefix, start
+        self.bases = np.cumsum([0, *(len(s) for s in segments)])
+
+    @functools.cached_property
+    def start(self) -> np.ndarray:
+        return self._start()
+
+    @classmethod
+    def of(cls, text: pl.Series) -> _Utf8:
+        """Read in place, unless the buffers hold far more than the values (a small slice of
+        a large column): then copied, compact."""
+        column = text.to_frame("v").to_arrow(compat_level=pl.CompatLevel.newest()).column(0)
+        if sys.byteorder != "little" or column.type != pa.string_view():
+            return cls.compact(text)
+        chunks = column.chunks
+        views = np.concatenate([_view_words(c) for c in chunks]).reshape(-1, 4)
+        length = views[:, 0].astype(np.int64)
+        if text.null_count():
+            length[text.is_null().to_numpy()] = 0  # whatever a null's view holds
+        buffers, names = _distinct_buffers(chunks)
+        held = sum(len(b) for b in buffers)
+        if held > 2 * int(np.sum(length, where=length > _INLINE)) + (1 << 20):
+            return cls.compact(text)
+        short = np.flatnonzero(length <= _INLINE)  # gathered into the last segment
+        inline = views[short].view(np.uint8)[:, 4:].copy()
+        inline[np.arange(_INLINE) >= length[short, None]] = ord("A")  # padding: not foreign
+
+        def start() -> np.ndarray:
+            first = np.cumsum([0, *(len(n) for n in names)])  # a chunk's first in table
+            table = np.array([i for n in names for i in n] + [0], dtype=np.int64)
+            name = np.where(length > _INLINE, views[:, 2], 0).astype(np.int64)  # of its chunk
+            name += np.repeat(first[:-1], [len(c) for c in chunks])
+            at = np.cumsum([0, *(len(b) for b in buffers)])[table[name]] + views[:, 3]
+            at[short] = held + _INLINE * np.arange(len(short))
+            return at
+
+        return cls([*buffers, inline.reshape(-1)], length, views[:, 1].copy(), start)
+
+    @classmethod
+    def compact(cls, text: pl.Series) -> _Utf8:
+        """The values copied back to back (Arrow large_string), one segment."""
+        arr = text.to_arrow(compat_level=pl.CompatLevel.oldest())
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        arr = arr.cast(pa.large_string())
+        _, offsets, data = arr.buffers()
+        at = np.frombuffer(offsets, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+        utf8 = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+        return cls([utf8], np.diff(at), None, lambda: at[:-1].copy())
+
+
+def _view_words(chunk: pa.Array) -> np.ndarray:
+    """A string-view chunk's views, four 32-bit words a row (see _Views)."""
+    first = chunk.offset
+    return np.frombuffer(chunk.buffers()[1], dtype="<u4")[4 * first : 4 * (first + len(chunk))]
+
+
+def _distinct_buffers(chunks: list[pa.Array]) -> tuple[list[np.ndarray], list[list[int]]]:
+    """The distinct data buffers of string-view chunks, and per chunk the index among them
+    of each of its buffers."""
+    index: dict[tuple[int, int], int] = {}
+    buffers: list[np.ndarray] = []
+    names: list[list[int]] = []
+    for chunk in chunks:
+        names.append([])
+        for buffer in chunk.buffers()[2:]:
+            key = (buffer.address, buffer.size)
+            if key not in index:
+                index[key] = len(buffers)
+                buffers.append(np.frombuffer(buffer, dtype=np.uint8))
+            names[-1].append(index[key])
+    return buffers, names
+
+
+_SCAN = 1 << 18  # bytes a step: the temporaries stay in cache, and are not paged in anew
+
+
+def _scan(utf8: _Utf8) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of _foreign and of _xia in the segments, found in steps of _SCAN bytes
+    (sorted: positions in the segments' concatenation)."""
+    foreign, xia = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    for data, base in zip(utf8.segments, utf8.bases, strict=False):
+        for at in range(0, len(data), _SCAN):
+            part, n = data[at : at + _SCAN + 2], min(_SCAN, len(data) - at)
+            foreign.append(_foreign(part, n) + (base + at))
+            xia.append(_xia(part, n) + (base + at))
+    return np.concatenate(foreign), np.concatenate(xia)
+
+
+def _foreign(part: np.ndarray, n: int) -> np.ndarray:
+    """Where a character starts that is neither ASCII from 0x21 (printable but space, and
+    DEL) nor in U+4000-U+9FFF (UTF-8 lead bytes E4-E9): a byte below 0x21, a lead byte but
+    E4-E9. Continuation bytes never count: their lead byte does."""
+    shifted = part[:n] + np.uint8(0x40)  # C0-FF and 00-20 go to 00-60, E4-E9 to 24-29
+    bad = shifted < 0x61
+    shifted -= np.uint8(0x24)
+    bad &= shifted >= 6
+    return np.flatnonzero(bad)
+
+
+_CITY_DISTRICTS = np.frombuffer("市辖区".encode(), dtype=np.uint8)  # 辖: E8 BE 96 at 3
+
+
+def _xia(part: np.ndarray, n: int) -> np.ndarray:
+    """Where 辖 may start (its last two bytes follow)."""
+    m = min(n, len(part) - 2)
+    hit = part[2 : m + 2] == _CITY_DISTRICTS[5]
+    hit &= part[1 : m + 1] == _CITY_DISTRICTS[4]
+    return np.flatnonzero(hit)
+
+
+def _city_districts(utf8: _Utf8, xia: np.ndarray) -> np.ndarray:
+    """Where 市辖区 starts (sorted), confirmed around where 辖 may start (rare)."""
+    begin = xia[xia >= 3] - 3
+    segment = np.searchsorted(utf8.bases, begin, side="right") - 1
+    found = [np.zeros(0, dtype=np.int64)]
+    for s in np.unique(segment):
+        data, base = utf8.segments[s], utf8.bases[s]
+        at = begin[segment == s] - base
+        at = at[at + len(_CITY_DISTRICTS) <= len(data)]  # a value never crosses segments
+        window = data[at[:, None] + np.arange(len(_CITY_DISTRICTS))]
+        found.append(at[(window == _CITY_DISTRICTS).all(axis=1)] + base)
+    return np.concatenate(found)
+
+
+def _holding(positions: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """Rows whose range start..stop holds one of the (sorted) positions."""
+    if not len(positions):
+        return np.zeros(len(start), dtype=bool)
+    return np.searchsorted(positions, stop) > np.searchsorted(positions, start)
+
+
+def _plain_addresses(text: pl.Series, utf8: _Utf8) -> np.ndarray:
+    """Rows that masks._compact leaves as they are, on which the common classes match as
+    Python's, and in which the search for what is kept cannot meet 市辖区 (to be skipped):
+    ASCII from 0x21 and U+4000-U+9FFF (which NFKC keeps, none whitespace, all assigned in
+    Python's database: tested), never 市辖区, not starting with 中国 or 中华 (the country)."""
+    foreign, xia = _scan(utf8)
+    city = _city_districts(utf8, xia)
+    plain = np.ones(len(utf8.length), dtype=bool)
+    if len(foreign) or len(city):  # else where the rows start is not needed
+        start, stop = utf8.start, utf8.start + utf8.length
+        plain &= ~_holding(foreign, start, stop)
+        plain &= ~_holding(city, start, stop - len(_CITY_DISTRICTS) + 1)
+    plain[_rows_with_country(text, utf8)] = False
+    return plain
+
+
+_ZHONG = int.from_bytes("中".encode(), "little")
+
+
+def _rows_with_country(text: pl.Series, utf8: _Utf8) -> np.ndarray:
+    """The rows starting with 中国 or 中华 (those starting with 中, when the first bytes are
+    known, else all, are looked at)."""
+    rows = np.flatnonzero(utf8.length >= 6)
+    if utf8.prefix is not None:
+        rows = rows[(utf8.prefix[rows] & 0xFFFFFF) == _ZHONG]
+    if not len(rows):
+        return rows
+    head = text.gather(rows)
+    return rows[(head.str.starts_with("中国") | head.str.starts_with("中华")).to_numpy()]
+
+
+def _kept_of_plain(text: pl.Series, masked: bool) -> pl.Series:
+    """What the search keeps (masked: and four stars, unless it keeps all of the value),
+    right for plain values; lazily, so that polars searches once, over chunks in parallel."""
+    kept = _V.str.extract(_address_search(), 0)
+    frame = text.to_frame("v").lazy()
+    if not masked:
+        return frame.select(kept).collect().to_series()
+    whole = kept.str.len_bytes() == _V.str.len_bytes()
+    found = frame.select(out=kept + STAR * 4, whole=whole).collect()
+    rows = found["whole"].arg_true()
+    return found["out"].scatter(rows, text.gather(rows)) if len(rows) else found["out"]
 
 
 def _address_series(series: pl.Series, *, masked: bool) -> pl.Series:
-    """generalize_address (or mask_address) over a column. A plain value
-    (_plain_address_pattern) with no country prefix is its own compacted form: what is kept
-    is the match of the common pattern (one regex search), unless its county is not one
-    (小区…). The other values take the general path, or the Python function when few."""
+    """generalize_address (or mask_address) over a column. A plain value (_plain_addresses)
+    is its own compacted form: what is kept is the match of _address_search (one regex
+    search). The other values take the general path, or the Python function when few."""
     text = series.cast(pl.Utf8)
-    frame = text.to_frame("v").with_columns(
-        kept=_V.str.extract(_address_search(), 0),
-        plain=_V.str.contains(_plain_address_pattern())
-        & ~_V.str.starts_with("中国")
-        & ~_V.str.starts_with("中华人民共和国"),
-    )
-    kept = pl.col("kept")
-    # all of masks._NOT_A_COUNTY are two characters
-    plain = pl.col("plain") & ~kept.str.tail(2).is_in(list(masks._NOT_A_COUNTY))
-    if masked:
-        whole = kept.str.len_bytes() == _V.str.len_bytes()  # a prefix of the same length
-        kept = pl.when(whole).then(kept).otherwise(kept + STAR * 4)
-    frame = frame.select(kept=kept, plain=plain)
-    out = frame["kept"]
-    odd_rows = frame["plain"].not_().fill_null(True) & text.is_not_null()
-    index = np.flatnonzero(odd_rows.to_numpy())
+    out = _kept_of_plain(text, masked)
+    plain = _plain_addresses(text, _Utf8.of(text))
+    index = np.flatnonzero(~plain)
+    index = index[text.gather(index).is_not_null().to_numpy()]
     if len(index):
         odd = text.gather(index)
         python = masks.mask_address if masked else masks.generalize_address
@@ -833,7 +1022,6 @@ def warm_up() -> None:
         functools.partial(_address_pattern, common=True),
         _date_pattern,
         _non_ascii_digit_class,
-        _plain_address_pattern,
         _address_search,
     ):
         build()
