@@ -134,11 +134,11 @@ def test_login_see_the_signoff_queue_and_open_the_runs_data_docs(
             )
             page.get_by_label("用户名").fill("rita")
             page.get_by_label("密码", exact=True).fill(PASSWORD)
-            page.get_by_role("button", name="登录").click()
+            page.get_by_role("button", name="登录", exact=True).click()
             expect(page.get_by_role("heading", name="签核队列")).to_be_visible(timeout=30_000)
             expect(page.get_by_text(f"运行 {seed.pending_run_id[:12]}")).to_be_visible()
             expect(page.get_by_text("审核员").first).to_be_visible()
-            expect(page.get_by_role("button", name="批准")).to_be_visible()
+            expect(page.get_by_role("button", name="批准", exact=True)).to_be_visible()
             page.wait_for_timeout(500)  # let the data grids finish drawing
             shot = tmp_path / "signoff_queue.png"
             page.screenshot(path=str(shot), full_page=True)
