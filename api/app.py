@@ -2,26 +2,53 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from api import errors
-from api.routers import health, scores
+from api.routers import alerts, batches, consents, health, scores, watchlists
+from api.serving.ratelimit import RateLimiter
+from api.serving.worker import ServingWorker, serving_engine
 from pdo.privacy.pseudonym import Pseudonymizer
 from pdo.settings import Settings
 from pdo.workspace import Workspace
 
-ROUTERS = (health.router, scores.router)
+ROUTERS = (
+    health.router,
+    scores.router,
+    consents.router,
+    watchlists.router,
+    alerts.router,
+    batches.router,
+)
 
 
 def create_app(settings: Settings) -> FastAPI:
     """Build the API for one pdo home (ledger + serving store)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.serving.stop()
+
     app = FastAPI(
         title="pdo delivery API",
-        version="0.1.0",
-        description="公共数据授权运营 — 数据产品交付接口 for subscribed banks",
+        version="0.2.0",
+        description=(
+            "公共数据授权运营 — 数据产品交付接口 for subscribed banks. Every call carries an "
+            "`X-API-Key`; lookups name a purpose and the enterprise's consent; every answer, "
+            'alert and file is metered once; every refusal has the shape `{"error": {"code", '
+            '"message"}}` and is audited, never billed.'
+        ),
+        lifespan=lifespan,
     )
+    app.state.settings = settings
     app.state.engine = Workspace.open(settings).engine
     app.state.pseudonymizer = Pseudonymizer.from_settings(settings)
+    app.state.serving = ServingWorker(serving_engine(settings.db_url))
+    app.state.rate_limiter = RateLimiter()
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)

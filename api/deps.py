@@ -32,6 +32,7 @@ PseudonymizerDep = Annotated[Pseudonymizer, Depends(get_pseudonymizer)]
 
 
 def get_api_key(
+    request: Request,
     session: SessionDep,
     x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None,
 ) -> ApiKey:
@@ -41,6 +42,7 @@ def get_api_key(
     key = resolve_key(session, x_api_key)
     if key is None:
         raise ApiError(401, "invalid_api_key", "the API key is unknown or revoked")
+    request.state.api_key = key  # refusals after this point are recorded against the bank
     return key
 
 

@@ -12,6 +12,9 @@ from sqlmodel import col, select
 from flows.context import open_workspace
 from flows.gate import mirror_decision
 from pdo import audit
+from pdo.delivery import generation
+from pdo.delivery.plans import ensure_default_plan
+from pdo.delivery.version_events import alerts_for_new_version
 from pdo.ledger.db import session_scope
 from pdo.ledger.models import PipelineRun, Product, ProductVersion, ServedScore
 from pdo.signoff import require_approval
@@ -95,8 +98,11 @@ def deliver_task(
         s.add(version)
         s.flush()
         s.execute(insert(ServedScore), served_rows(version.id, spec.outputs, scores.to_dicts()))
+        ensure_default_plan(s, row)
+        alerts = alerts_for_new_version(s, version)  # watchers learn of it in the same commit
         run.status = "published"
         s.add(run)
+        generation.bump(s)  # the API serves the new version from its next batch on
         audit.record(
             s,
             actor,
@@ -106,6 +112,7 @@ def deliver_task(
             output=candidate["dataset"],
             rows=scores.height,
             signoff=approval.id,
+            alerts=alerts,
         )
         return version.id
 

@@ -11,6 +11,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from pdo import audit
+from pdo.delivery import generation
 from pdo.ledger.models import (
     Authorization,
     Department,
@@ -133,6 +134,7 @@ def grant_authorization(
         rights=auth.rights,
         days=days,
     )
+    generation.bump(session)  # the API drops its cached view of this grant
     return auth
 
 
@@ -256,6 +258,7 @@ def revoke_authorization(
         reason=auth.revoke_reason,
         suspended=versions_built_on(session, auth.id),
     )
+    generation.bump(session)  # the API drops its cached view of this grant
     return auth
 
 
@@ -291,4 +294,5 @@ def renew_authorization(
         valid_until=auth.valid_until,
         reinstated=lifted,
     )
+    generation.bump(session)  # the API drops its cached view of this grant
     return auth

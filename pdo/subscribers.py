@@ -1,4 +1,4 @@
-"""Bank onboarding: subscribers, subscriptions and API keys shown once and stored hashed."""
+"""Bank onboarding: subscribers, subscriptions to plans, API keys shown once and stored hashed."""
 
 from __future__ import annotations
 
@@ -10,46 +10,133 @@ import secrets
 from sqlmodel import Session, select
 
 from pdo import audit
-from pdo.ledger.models import ApiKey, Product, Subscriber, Subscription
+from pdo.delivery import generation
+from pdo.delivery.plans import DEFAULT_PLAN, ensure_default_plan
+from pdo.ledger.models import ApiKey, Plan, Product, Subscriber, Subscription
 from pdo.ledger.types import utcnow
 
 KEY_PREFIX = "pdo"
 
 
-def _hash_secret(secret: str) -> str:
+def hash_secret(secret: str) -> str:
+    """Keys are random 256-bit secrets, so one SHA-256 is enough (no password stretching)."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def split_key(presented: str) -> tuple[str, str] | None:
+    """(key id, secret) of a presented key, or None when it is not shaped like one of ours."""
+    prefix, _, rest = presented.partition("_")
+    key_id, _, secret = rest.partition("_")
+    if prefix != KEY_PREFIX or not key_id or not secret:
+        return None
+    return key_id, secret
 
 
 def issue_key(session: Session, subscriber: Subscriber, actor: str) -> str:
     """A new API key; the plaintext is returned once and never stored."""
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
-    session.add(ApiKey(id=key_id, subscriber_id=subscriber.id, key_hash=_hash_secret(secret)))
+    session.add(ApiKey(id=key_id, subscriber_id=subscriber.id, key_hash=hash_secret(secret)))
     audit.record(session, actor, "apikey.issue", subscriber.name, key_id=key_id)
+    generation.bump(session)
     return f"{KEY_PREFIX}_{key_id}_{secret}"
 
 
+def revoke_key(session: Session, key_id: str, actor: str) -> ApiKey:
+    """Revoke a key: the API refuses it from its next batch on."""
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise ValueError(f"no API key {key_id!r}")
+    if key.revoked:
+        raise ValueError(f"API key {key_id} is already revoked")
+    key.revoked, key.revoked_at = True, utcnow()
+    session.add(key)
+    audit.record(session, actor, "apikey.revoke", key.subscriber_id, key_id=key_id)
+    generation.bump(session)
+    return key
+
+
+def find_subscriber(session: Session, name_or_id: str) -> Subscriber:
+    """A subscriber by name or id, with a clear error."""
+    found = (
+        session.get(Subscriber, name_or_id)
+        or session.exec(select(Subscriber).where(Subscriber.name == name_or_id)).first()
+    )
+    if found is None:
+        raise ValueError(f"no subscriber {name_or_id!r}")
+    return found
+
+
+def subscribe(
+    session: Session,
+    subscriber: Subscriber,
+    plan_id: str,
+    actor: str,
+    purposes: list[str] | None = None,
+) -> Subscription:
+    """Subscribe a bank to a plan; its scope is the named purposes (default: all the product's)."""
+    plan = session.get(Plan, plan_id)
+    if plan is None:
+        raise ValueError(f"no plan {plan_id!r} (see `pdo plan list`)")
+    product = session.get(Product, plan.product_name)
+    assert product is not None
+    scope = sorted(set(purposes or product.purposes))
+    outside = sorted(set(scope) - set(product.purposes))
+    if outside:
+        raise ValueError(f"purposes {outside} are not allowed for {product.name}")
+    now = utcnow()
+    for current in session.exec(
+        select(Subscription).where(
+            Subscription.subscriber_id == subscriber.id,
+            Subscription.product_name == plan.product_name,
+        )
+    ):
+        if current.cancelled_at is None and current.valid_until > now:
+            current.cancelled_at = now  # one live subscription per product: the new one replaces
+            session.add(current)
+    subscription = Subscription(
+        subscriber_id=subscriber.id,
+        product_name=plan.product_name,
+        plan_id=plan.id,
+        price_fen=plan.price_fen,
+        monthly_quota=plan.monthly_quota,
+        purposes=scope,
+        valid_from=now,
+        valid_until=now + dt.timedelta(days=plan.validity_days),
+    )
+    session.add(subscription)
+    session.flush()
+    audit.record(session, actor, "subscription.add", subscriber.name, plan=plan.id, purposes=scope)
+    generation.bump(session)
+    return subscription
+
+
 def add_subscriber(
-    session: Session, name: str, actor: str, products: list[str], days: int = 365
+    session: Session,
+    name: str,
+    actor: str,
+    products: list[str],
+    *,
+    daily_enterprise_budget: int = 1000,
+    rate_limit_per_second: int = 100,
 ) -> tuple[Subscriber, str]:
-    """Onboard a bank with subscriptions to products at their list price, and issue its key."""
+    """Onboard a bank on each product's standard plan, and issue its key."""
     if session.exec(select(Subscriber).where(Subscriber.name == name)).first() is not None:
         raise ValueError(f"subscriber {name!r} already exists")
-    subscriber = Subscriber(name=name)
+    subscriber = Subscriber(
+        name=name,
+        daily_enterprise_budget=daily_enterprise_budget,
+        rate_limit_per_second=rate_limit_per_second,
+    )
     session.add(subscriber)
     session.flush()
     for product_name in products:
         product = session.get(Product, product_name)
         if product is None:
             raise ValueError(f"product {product_name!r} is not published yet")
-        session.add(
-            Subscription(
-                subscriber_id=subscriber.id,
-                product_name=product_name,
-                price_fen=product.price_fen,
-                valid_until=utcnow() + dt.timedelta(days=days),
-            )
-        )
+        plan = ensure_default_plan(session, product)
+        assert plan.name == DEFAULT_PLAN
+        subscribe(session, subscriber, plan.id, actor)
     audit.record(session, actor, "subscriber.add", name, products=products)
     key = issue_key(session, subscriber, actor)
     return subscriber, key
@@ -57,15 +144,12 @@ def add_subscriber(
 
 def resolve_key(session: Session, presented: str) -> ApiKey | None:
     """The active key record for a presented key, or None (constant-time compare)."""
-    try:
-        prefix, key_id, secret = presented.split("_", 2)
-    except ValueError:
+    parts = split_key(presented)
+    if parts is None:
         return None
-    if prefix != KEY_PREFIX:
-        return None
-    record = session.get(ApiKey, key_id)
+    record = session.get(ApiKey, parts[0])
     if record is None or record.revoked:
         return None
-    if not hmac.compare_digest(record.key_hash, _hash_secret(secret)):
+    if not hmac.compare_digest(record.key_hash, hash_secret(parts[1])):
         return None
     return record

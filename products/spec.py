@@ -20,6 +20,24 @@ class ProductBuild:
     model: dict[str, Any] | None = None
 
 
+SERVED_COLUMNS = ("score", "grade")  # outputs the serving store keeps as columns, not details
+
+# inputs (the version's datasets, with the disputed items excluded), as-of date, the version's
+# frozen model JSON and an entity key → that enterprise's served-row fields, None when absent
+Rescore = Callable[
+    [Mapping[str, pl.DataFrame], dt.date, dict[str, Any], str], dict[str, Any] | None
+]
+
+
+def served_fields(outputs: tuple[str, ...], row: Mapping[str, Any]) -> dict[str, Any]:
+    """A scored row as the serving store keeps it: score and grade, other outputs as details."""
+    return {
+        "score": row.get("score"),
+        "grade": row.get("grade"),
+        "details": {o: row[o] for o in outputs if o not in SERVED_COLUMNS},
+    }
+
+
 @dataclass(frozen=True)
 class ProductSpec:
     """A product's inputs, outputs, lawful purposes, price and how its revenue flows back.
@@ -39,6 +57,7 @@ class ProductSpec:
     build: Callable[[Mapping[str, pl.DataFrame], dt.date], ProductBuild]
     outputs: tuple[str, ...] = ("score", "grade")
     drift_column: str | None = None
+    rescore: Rescore | None = None
 
     def __post_init__(self) -> None:
         if sum(self.revenue_shares_bp.values()) > 10_000:

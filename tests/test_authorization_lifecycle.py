@@ -21,6 +21,8 @@ from typer.testing import CliRunner
 
 from pdo import audit
 from pdo.cli import app
+from pdo.delivery import generation
+from pdo.delivery.consents import register_consent
 from pdo.ledger.db import session_scope
 from pdo.ledger.models import (
     AuditEvent,
@@ -75,6 +77,16 @@ def ledger(tmp_path: Path) -> Ledger:
     with session_scope(engine) as s:
         s.add(ServedScore(product_version_id=VERSION, uscc=USCC, score=642, grade="B"))
         subscriber, key = add_subscriber(s, "测试银行", "admin", ["credit_risk"])
+        register_consent(
+            s,
+            subscriber=subscriber,
+            entity=USCC,
+            reference="C-1",
+            purposes=["贷前审查", "贷后管理"],
+            valid_from=utcnow() - dt.timedelta(days=1),
+            valid_until=utcnow() + dt.timedelta(days=30),
+            actor="operator",
+        )
         auth = s.exec(select(Authorization)).one()
     return Ledger(settings, engine, auth.id, auth.reference, key, subscriber.id)
 
@@ -90,7 +102,7 @@ def _ask(base: str, ledger: Ledger, purpose: str = "贷前审查") -> httpx.Resp
     """One bank call for the seeded enterprise's score."""
     return httpx.get(
         f"{base}/v1/products/credit_risk/scores/{USCC}",
-        params={"purpose": purpose},
+        params={"purpose": purpose, "consent": "C-1"},
         headers={"X-API-Key": ledger.api_key},
     )
 
@@ -132,13 +144,18 @@ def _authorization(ledger: Ledger) -> Authorization:
 
 
 def _lapse(ledger: Ledger) -> None:
-    """Let the grant's validity run out, as the clock would (its end moved a day into the past)."""
+    """Let the grant's validity run out, as the clock would (its end moved a day into the past).
+
+    The API compares the clock with the cached end date at every call; moving the date instead of
+    the clock is a change to the row, so it bumps the serving generation like any other change.
+    """
     with session_scope(ledger.engine) as s:
         auth = s.get(Authorization, ledger.authorization_id)
         assert auth is not None
         auth.valid_from = utcnow() - dt.timedelta(days=400)
         auth.valid_until = utcnow() - dt.timedelta(days=1)
         s.add(auth)
+        generation.bump(s)
 
 
 def _refused(response: httpx.Response, code: str, ledger: Ledger) -> None:

@@ -37,7 +37,9 @@ def test_demo_runs_the_loop_and_serves(tmp_path: Path) -> None:
     out = proc.stdout
     assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
     assert "awaiting_signoff" in out and "published credit_risk@1, operating_status@1" in out
+    assert out.count("→ 201") == 3  # the three enterprises' consents registered by the bank
     assert out.count("→ 200") == 4 and "→ 401" in out  # 3 scores and 1 status check
+    assert "without the enterprise's consent → 403" in out
     assert "out-of-time AUC" in out and "top reasons: R" in out
     assert "(answering)" in out
     assert "Prefect UI: http://127.0.0.1:" in out  # a local server shows the runs and the gate

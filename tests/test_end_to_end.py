@@ -281,21 +281,30 @@ def test_publish_refused_before_approval_then_served_and_metered(loop: dict) -> 
     registry = ws.lake.read(_raw_manifest(ws, "enterprise_registry"))
     company = registry.filter(~pl.col("uscc").str.starts_with("92"))["uscc"][0]
     individual = registry.filter(pl.col("uscc").str.starts_with("92"))["uscc"][0]
+    for uscc, ref in ((company, "C-1"), (individual, "C-2")):  # the enterprises' consents
+        code, out = pdo(
+            "consent", "add", uscc, "--subscriber", "测试银行", "--reference", ref,
+            "--purposes", "贷前审查,贷后管理", "--until", "2099-12-31",
+        )  # fmt: skip
+        assert code == 0 and individual not in out, out
     with serve_api(settings) as base:
         url = f"{base}/v1/products/credit_risk/scores/{company}"
-        ok = httpx.get(url, params={"purpose": "贷前审查"}, headers={"X-API-Key": key})
+        consented = {"purpose": "贷前审查", "consent": "C-1"}
+        ok = httpx.get(url, params=consented, headers={"X-API-Key": key})
         person = httpx.get(
             f"{base}/v1/products/credit_risk/scores/{individual}",
-            params={"purpose": "贷后管理"},
+            params={"purpose": "贷前审查", "consent": "C-2"},
             headers={"X-API-Key": key},
         )
         status = httpx.get(
             f"{base}/v1/products/operating_status/scores/{company}",
-            params={"purpose": "贷前审查"},
+            params=consented,
             headers={"X-API-Key": key},
         )
-        no_key = httpx.get(url, params={"purpose": "贷前审查"})
-        bad_purpose = httpx.get(url, params={"purpose": "营销"}, headers={"X-API-Key": key})
+        no_key = httpx.get(url, params=consented)
+        bad_purpose = httpx.get(
+            url, params={"purpose": "营销", "consent": "C-1"}, headers={"X-API-Key": key}
+        )
         no_purpose = httpx.get(url, headers={"X-API-Key": key})
     assert ok.status_code == 200, ok.text
     body = ok.json()
@@ -313,7 +322,8 @@ def test_publish_refused_before_approval_then_served_and_metered(loop: dict) -> 
         assert version is not None
         card = FrozenScorecard.from_dict(version.model)
     assert sum(r["points_lost"] for r in reasons) == card.max_score - body["score"]
-    assert person.status_code == 200 and person.json()["uscc"] == individual
+    assert person.status_code == 200 and individual not in person.text  # answered, code masked
+    assert person.json()["uscc"] == individual[:6] + "*" * 8 + individual[-4:]
     assert status.status_code == 200, status.text
     answer = status.json()
     assert answer["product_version"] == "operating_status@1" and answer["score"] is None

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from pdo.cli import admin, demo, gen, pii, pipeline, quarantine, scorecard, serve, signoff
+from pdo.cli import (
+    admin,
+    delivery,
+    demo,
+    gen,
+    objection,
+    pii,
+    pipeline,
+    quarantine,
+    scorecard,
+    serve,
+    signoff,
+    watch,
+)
 
 app = typer.Typer(no_args_is_help=True, help="pdo — 公共数据授权运营 workflow engine")
 
@@ -15,5 +28,18 @@ def main() -> None:
 
 
 # One line per command module; each exposes `register(app)`.
-for module in (gen, pipeline, signoff, quarantine, admin, pii, scorecard, serve, demo):
+for module in (
+    gen,
+    pipeline,
+    signoff,
+    quarantine,
+    admin,
+    delivery,
+    watch,
+    objection,
+    pii,
+    scorecard,
+    serve,
+    demo,
+):
     module.register(app)

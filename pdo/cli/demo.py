@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import socket
@@ -15,6 +16,7 @@ import typer
 from rich.table import Table
 
 from pdo.cli.root import console, prepare_prefect
+from pdo.delivery.identity import shown_as
 from pdo.ledger.db import session_scope
 from pdo.settings import Settings
 from pdo.workspace import Workspace
@@ -222,10 +224,24 @@ def register(app: typer.Typer) -> None:
             *codes.filter(codes.str.starts_with("91")).head(2),
             *codes.filter(codes.str.starts_with("92")).head(1),
         ]
-        for uscc in usccs:
+        now = dt.datetime.now(dt.UTC)
+        for i, uscc in enumerate(usccs):  # each enterprise signed a consent for the bank
+            r = httpx.post(
+                f"{api_url}/v1/consents",
+                json={
+                    "uscc": uscc,
+                    "reference": f"DEMO-授权书-{i + 1:04d}",
+                    "purposes": ["贷前审查", "贷后管理"],
+                    "valid_from": now.isoformat(),
+                    "valid_until": (now + dt.timedelta(days=365)).isoformat(),
+                },
+                headers={"X-API-Key": key},
+            )
+            console.print(f"POST …/v1/consents ({shown_as(uscc)}) → {r.status_code}")
+        for i, uscc in enumerate(usccs):
             r = httpx.get(
                 f"{api_url}/v1/products/credit_risk/scores/{uscc}",
-                params={"purpose": "贷前审查"},
+                params={"purpose": "贷前审查", "consent": f"DEMO-授权书-{i + 1:04d}"},
                 headers={"X-API-Key": key},
             )
             body = r.json()
@@ -234,22 +250,29 @@ def register(app: typer.Typer) -> None:
                 for x in body.get("details", {}).get("reasons", [])[:3]
             )
             console.print(
-                f"GET …/credit_risk/scores/{uscc} → {r.status_code} {body.get('product_version')}"
+                f"GET …/credit_risk/scores/{shown_as(uscc)} → {r.status_code}"
+                f" {body.get('product_version')}"
                 f" score {body.get('score')} grade {body.get('grade')};"
                 f" top reasons: {reasons or '—'}"
             )
         r = httpx.get(
             f"{api_url}/v1/products/operating_status/scores/{usccs[0]}",
-            params={"purpose": "贷前审查"},
+            params={"purpose": "贷前审查", "consent": "DEMO-授权书-0001"},
             headers={"X-API-Key": key},
         )
         console.print(f"GET …/operating_status/scores/{usccs[0]} → {r.status_code} {r.json()}")
         r = httpx.get(
             f"{api_url}/v1/products/credit_risk/scores/{usccs[0]}",
-            params={"purpose": "贷前审查"},
+            params={"purpose": "贷前审查", "consent": "DEMO-授权书-0001"},
             headers={"X-API-Key": "pdo_bad_key"},
         )
         console.print(f"with a wrong key → {r.status_code} {r.json()}")
+        r = httpx.get(
+            f"{api_url}/v1/products/credit_risk/scores/{usccs[0]}",
+            params={"purpose": "贷前审查"},
+            headers={"X-API-Key": key},
+        )
+        console.print(f"without the enterprise's consent → {r.status_code} {r.json()}")
 
         _step(8, "启动控制台 — console")
         console_log = (home / "console.log").open("w")

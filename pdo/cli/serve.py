@@ -29,7 +29,8 @@ def register(app: typer.Typer) -> None:
         port = port or s.api_port
         host = host or s.api_host
         console.print(f"API: http://{host}:{port}/docs")
-        uvicorn.run(create_app(s), host=host, port=port, log_level="warning")
+        # No access log: request paths name enterprises (a 个体工商户's code is personal data).
+        uvicorn.run(create_app(s), host=host, port=port, log_level="warning", access_log=False)
 
     @app.command("console")
     def console_command(port: int = typer.Option(None, "--port")) -> None:

@@ -214,6 +214,10 @@ class ServedScore(SQLModel, table=True):
 
 class SubscriberBase(SQLModel):
     name: str = Field(index=True, unique=True)
+    # Disclosure limit: distinct enterprises this bank may look up per business day (UTC+8).
+    daily_enterprise_budget: int = 1000
+    # Calls per second per key, enforced in each API process (a token bucket).
+    rate_limit_per_second: int = 100
 
 
 class Subscriber(SubscriberBase, table=True):
@@ -233,25 +237,117 @@ class ApiKey(SQLModel, table=True):
     key_hash: str
     revoked: bool = False
     created_at: dt.datetime = _ts()
+    revoked_at: dt.datetime | None = _ts_opt()
+
+
+class PlanBase(SQLModel):
+    product_name: str = Field(foreign_key="product.name", index=True)
+    name: str
+    title_zh: str
+    price_fen: int = Field(ge=0)  # per served call or delivered record
+    monthly_quota: int | None = None  # served calls per business month; None = unlimited
+    validity_days: int = 365
+    refund_withheld: bool = True  # results withheld as disputed are refunded at settlement
+
+
+class Plan(PlanBase, table=True):
+    __table_args__ = (UniqueConstraint("product_name", "name"),)
+    id: str = Field(primary_key=True)  # "<product>/<plan>"
+    created_at: dt.datetime = _ts()
+
+
+class PlanPublic(PlanBase):
+    id: str
 
 
 class Subscription(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     subscriber_id: str = Field(foreign_key="subscriber.id", index=True)
     product_name: str = Field(foreign_key="product.name")
+    plan_id: str | None = Field(default=None, foreign_key="plan.id")
     price_fen: int
+    monthly_quota: int | None = None
+    purposes: list[str] = _json([])  # the scope: purposes this bank may declare (⊆ the product's)
+    valid_from: dt.datetime = _ts()
     valid_until: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    cancelled_at: dt.datetime | None = _ts_opt()
+
+
+class QuotaUsage(SQLModel, table=True):
+    """Served calls per subscription and business month, counted in the serving transaction."""
+
+    __tablename__ = "quota_usage"
+    __table_args__ = (UniqueConstraint("subscription_id", "period"),)
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: int = Field(foreign_key="subscription.id")
+    period: str  # "2026-11" (Asia/Shanghai)
+    used: int = 0
+
+
+class DisclosedEnterprise(SQLModel, table=True):
+    """The distinct enterprises disclosed to a bank per business day (the disclosure budget)."""
+
+    __tablename__ = "disclosed_enterprise"
+    __table_args__ = (UniqueConstraint("subscriber_id", "day", "uscc"),)
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: str = Field(foreign_key="subscriber.id")
+    day: dt.date
+    uscc: str  # entity key
+
+
+class ConsentBase(SQLModel):
+    reference: str = Field(min_length=1, max_length=120)  # the bank's consent document number
+    purposes: list[str] = _json([])
+    valid_from: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    valid_until: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class Consent(ConsentBase, table=True):
+    """An enterprise's authorization for one bank to query it for the named purposes."""
+
+    __table_args__ = (UniqueConstraint("subscriber_id", "reference"),)
+    id: str = Field(default_factory=new_id, primary_key=True)
+    subscriber_id: str = Field(foreign_key="subscriber.id", index=True)
+    uscc: str = Field(index=True)  # entity key: a 个体工商户 by its pseudonym
+    evidence_sha256: str | None = None  # hash of the signed authorization letter, if filed
+    registered_by: str
+    created_at: dt.datetime = _ts()
+    revoked_at: dt.datetime | None = _ts_opt()
+
+
+class RefusedCall(SQLModel, table=True):
+    """A refused request: audited for the console, never billed."""
+
+    __tablename__ = "refused_call"
+    id: int | None = Field(default=None, primary_key=True)
+    at: dt.datetime = _ts()
+    subscriber_id: str | None = Field(default=None, index=True)
+    api_key_id: str | None = None
+    endpoint: str
+    product_name: str | None = None
+    uscc: str | None = None  # entity key, when the request named an enterprise
+    purpose: str | None = None
+    status: int
+    code: str = Field(index=True)
+    flagged: bool = False  # out of consent / portfolio, budget breach: shown as an anomaly
 
 
 class UsageEvent(SQLModel, table=True):
     __tablename__ = "usage_event"
     id: str = Field(default_factory=new_id, primary_key=True)
     subscriber_id: str = Field(foreign_key="subscriber.id", index=True)
-    api_key_id: str
+    api_key_id: str | None = None
+    subscription_id: int | None = Field(default=None, foreign_key="subscription.id")
     product_version_id: str = Field(foreign_key="product_version.id")
-    uscc: str
+    kind: str = "query"  # query | alert | batch
+    status: str = "served"  # served | withheld (disputed result: answered, no score)
+    uscc: str | None = None  # entity key; None for a batch file
     purpose: str
-    price_fen: int
+    consent_id: str | None = None
+    units: int = 1  # calls, alerts or records delivered
+    price_fen: int  # the whole event's price: units × unit price
+    # One event per delivery: "alert:<id>", "batch:<id>"; a retry cannot bill twice.
+    delivery_key: str | None = Field(default=None, unique=True)
     served_at: dt.datetime = _ts()
 
 
@@ -261,6 +357,124 @@ class RevenueAllocation(SQLModel, table=True):
     usage_event_id: str = Field(foreign_key="usage_event.id", index=True)
     party: str  # department code or "operator"
     amount_fen: int
+
+
+# --- watchlists, alerts, batch files, objections ------------------------------------------
+
+
+class WatchlistBase(SQLModel):
+    name: str = Field(min_length=1, max_length=120)
+    product_name: str = Field(foreign_key="product.name")
+    purpose: str = "贷后管理"
+    webhook_url: str | None = None
+
+
+class Watchlist(WatchlistBase, table=True):
+    """A bank's loan book for one product: its members are the bank's portfolio."""
+
+    __table_args__ = (UniqueConstraint("subscriber_id", "name"),)
+    id: str = Field(default_factory=new_id, primary_key=True)
+    subscriber_id: str = Field(foreign_key="subscriber.id", index=True)
+    created_at: dt.datetime = _ts()
+
+
+class WatchlistMember(SQLModel, table=True):
+    __tablename__ = "watchlist_member"
+    __table_args__ = (UniqueConstraint("watchlist_id", "uscc"),)
+    id: int | None = Field(default=None, primary_key=True)
+    watchlist_id: str = Field(foreign_key="watchlist.id", index=True)
+    uscc: str = Field(index=True)  # entity key
+    shown_as: str  # what the bank sees: a company's USCC, a 个体工商户's masked code
+    reference: str | None = None  # the bank's own reference (loan or customer number)
+    added_at: dt.datetime = _ts()
+
+
+class Alert(SQLModel, table=True):
+    """A warning on a watched enterprise; pushed by webhook and/or pulled, metered once."""
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    watchlist_id: str = Field(foreign_key="watchlist.id", index=True)
+    subscriber_id: str = Field(foreign_key="subscriber.id", index=True)
+    member_id: int = Field(foreign_key="watchlist_member.id")
+    kind: str  # new_version | grade_drop | dishonest_debtor | abnormal_listing | dispute_*
+    product_version_id: str | None = None
+    payload: dict[str, Any] = _json({})
+    dedupe_key: str = Field(unique=True)  # the same event never alerts twice
+    status: str = Field(default="pending", index=True)  # pending | delivered | dead
+    attempts: int = 0
+    next_attempt_at: dt.datetime | None = _ts_opt()
+    last_error: str | None = None
+    created_at: dt.datetime = _ts()
+    delivered_at: dt.datetime | None = _ts_opt()
+
+
+class WebhookAttempt(SQLModel, table=True):
+    __tablename__ = "webhook_attempt"
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: str = Field(foreign_key="alert.id", index=True)
+    at: dt.datetime = _ts()
+    status_code: int | None = None
+    error: str | None = None
+    ok: bool = False
+
+
+class BatchFile(SQLModel, table=True):
+    """A delivered portfolio file: content hash in the manifest, one usage event."""
+
+    __tablename__ = "batch_file"
+    id: str = Field(default_factory=new_id, primary_key=True)
+    subscriber_id: str = Field(foreign_key="subscriber.id", index=True)
+    watchlist_id: str = Field(foreign_key="watchlist.id")
+    product_version_id: str = Field(foreign_key="product_version.id")
+    format: str  # parquet | csv
+    path: str
+    sha256: str
+    rows: int
+    manifest: dict[str, Any] = _json({})
+    created_at: dt.datetime = _ts()
+
+
+class Objection(SQLModel, table=True):
+    """An enterprise's 异议 to a data item; its results are withheld until it is resolved."""
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    uscc: str = Field(index=True)  # entity key
+    product_name: str = Field(foreign_key="product.name")
+    item: str  # the disputed data item, e.g. a factor code or a record reference
+    reason: str
+    status: str = Field(default="open", index=True)  # open | resolved
+    outcome: str | None = None  # upheld (data corrected) | rejected (data stands)
+    raised_by: str
+    raised_at: dt.datetime = _ts()
+    resolved_by: str | None = None
+    resolved_at: dt.datetime | None = _ts_opt()
+    resolution: dict[str, Any] = _json({})
+
+
+class ScoreCorrection(SQLModel, table=True):
+    """A result re-scored after an upheld objection; served instead of the signed row.
+
+    The signed version stays immutable: the correction sits beside it, naming its objection.
+    """
+
+    __tablename__ = "score_correction"
+    __table_args__ = (UniqueConstraint("product_version_id", "uscc"),)
+    id: int | None = Field(default=None, primary_key=True)
+    product_version_id: str = Field(foreign_key="product_version.id", index=True)
+    uscc: str  # entity key
+    objection_id: str = Field(foreign_key="objection.id")
+    score: int | None = None
+    grade: str | None = None
+    details: dict[str, Any] = _json({})
+    created_at: dt.datetime = _ts()
+
+
+class ServingGeneration(SQLModel, table=True):
+    """Bumped by every change the API caches (keys, subscriptions, versions, grants)."""
+
+    __tablename__ = "serving_generation"
+    id: int = Field(default=1, primary_key=True)
+    n: int = 0
 
 
 # --- audit -------------------------------------------------------------------------------

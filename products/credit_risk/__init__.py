@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from typing import Any
 
 import polars as pl
 
@@ -11,7 +12,7 @@ from pdo.scorecard.frozen import FrozenScorecard
 from products.credit_risk.features import DICTIONARY, FEATURES, build_features
 from products.credit_risk.knockouts import KNOCKED_OUT_GRADE, KNOCKOUTS, knockouts_of
 from products.credit_risk.model import score_distribution, train
-from products.spec import ProductBuild, ProductSpec
+from products.spec import ProductBuild, ProductSpec, served_fields
 
 REASON_CODES = {f.name: f"R{i:02d}" for i, f in enumerate(DICTIONARY, start=1)}
 REASON = pl.Struct(
@@ -19,6 +20,7 @@ REASON = pl.Struct(
      "points_lost": pl.Int64}
 )  # fmt: skip
 KNOCKOUT = pl.Struct({"code": pl.String, "label_zh": pl.String})
+OUTPUTS = ("score", "grade", "reasons", "knockouts")
 
 
 def score_frame(
@@ -93,6 +95,18 @@ def build(inputs: Mapping[str, pl.DataFrame], as_of: dt.date) -> ProductBuild:
     return ProductBuild(scores=scores, metrics=card, model=frozen.to_dict())
 
 
+def rescore(
+    inputs: Mapping[str, pl.DataFrame], as_of: dt.date, model: dict[str, Any], uscc: str
+) -> dict[str, Any] | None:
+    """One enterprise scored again with a published version's frozen scorecard (after an
+    upheld objection): its records only, so it takes milliseconds, not a rebuild."""
+    own = {name: frame.filter(pl.col("uscc") == uscc) for name, frame in inputs.items()}
+    if own["enterprise_registry"].is_empty():
+        return None
+    scored = score_frame(FrozenScorecard.from_dict(model), own, as_of)
+    return served_fields(OUTPUTS, scored.row(0, named=True))
+
+
 SPEC = ProductSpec(
     name="credit_risk",
     title_zh="中小企业信用风险评分",
@@ -118,8 +132,9 @@ SPEC = ProductSpec(
         "court": 600,
     },
     build=build,
-    outputs=("score", "grade", "reasons", "knockouts"),
+    outputs=OUTPUTS,
     drift_column="score",
+    rescore=rescore,
 )
 
-__all__ = ["FEATURES", "SPEC", "build", "score_frame"]
+__all__ = ["FEATURES", "SPEC", "build", "rescore", "score_frame"]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from typing import Any
 
 import polars as pl
 
 from products.operating_status.rule import COLUMNS, STATUS_ZH, verify
-from products.spec import ProductBuild, ProductSpec
+from products.spec import ProductBuild, ProductSpec, served_fields
 
 
 def build(inputs: Mapping[str, pl.DataFrame], as_of: dt.date) -> ProductBuild:
@@ -24,6 +25,18 @@ def build(inputs: Mapping[str, pl.DataFrame], as_of: dt.date) -> ProductBuild:
     return ProductBuild(scores=scores, metrics=metrics)
 
 
+def rescore(
+    inputs: Mapping[str, pl.DataFrame], as_of: dt.date, model: dict[str, Any], uscc: str
+) -> dict[str, Any] | None:
+    """One enterprise verified again (after an upheld objection); no model to read. A register
+    status cleared by the objection cannot be verified, and a bank is never told a guess: None."""
+    registry = inputs["enterprise_registry"].filter(pl.col("uscc") == uscc)
+    if registry.is_empty() or registry["status"].is_null().any():
+        return None
+    listings = inputs["abnormal_operations"].filter(pl.col("uscc") == uscc)
+    return served_fields(COLUMNS, verify(registry, listings, as_of).row(0, named=True))
+
+
 SPEC = ProductSpec(
     name="operating_status",
     title_zh="经营状态核验",
@@ -35,6 +48,7 @@ SPEC = ProductSpec(
     build=build,
     outputs=COLUMNS,
     drift_column=None,
+    rescore=rescore,
 )
 
-__all__ = ["SPEC", "build"]
+__all__ = ["SPEC", "build", "rescore"]

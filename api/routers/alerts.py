@@ -1,0 +1,81 @@
+"""Alerts on a bank's watched enterprises, to pull and acknowledge (each metered once)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from api.deps import ApiKeyDep, SessionDep
+from api.errors import ApiError
+from pdo.delivery import alerts as al
+from pdo.delivery.watchlists import Refusal
+from pdo.ledger.models import Alert
+
+router = APIRouter(prefix="/v1", tags=["alerts"])
+
+
+class AlertPublic(BaseModel):
+    """An alert as its bank sees it, pushed or pulled; the enterprise as shown to banks."""
+
+    id: str
+    kind: str
+    watchlist: str
+    enterprise: str | None
+    reference: str | None
+    product_version: str | None
+    payload: dict[str, Any]
+    created_at: dt.datetime
+    status: str  # pending | delivered | dead
+    delivered_at: dt.datetime | None
+
+
+class AlertAcked(BaseModel):
+    """The acknowledged alert and the usage event it is billed under (the same on every ack)."""
+
+    alert: AlertPublic
+    usage_id: str
+    price_fen: int
+
+
+def _public(alert: Alert) -> AlertPublic:
+    return AlertPublic(**al.alert_view(alert), status=alert.status, delivered_at=alert.delivered_at)
+
+
+@router.get("/alerts", response_model=list[AlertPublic])
+def list_alerts(
+    key: ApiKeyDep,
+    session: SessionDep,
+    watchlist: Annotated[str | None, Query(description="only this watchlist's alerts")] = None,
+    since: Annotated[dt.datetime | None, Query(description="created after (ISO 8601)")] = None,
+    after: Annotated[str | None, Query(description="resume after this alert id")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[AlertPublic]:
+    """The bank's alerts, oldest first: pending, delivered (pushed or acked) and dead-lettered."""
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=dt.UTC)
+    try:
+        found = al.list_alerts(
+            session,
+            key.subscriber_id,
+            watchlist_id=watchlist,
+            since=since,
+            after=after,
+            limit=limit,
+        )
+    except Refusal as refusal:
+        raise ApiError(refusal.status, refusal.code, refusal.message) from refusal
+    return [_public(a) for a in found]
+
+
+@router.post("/alerts/{alert_id}/ack", response_model=AlertAcked)
+def ack_alert(alert_id: str, key: ApiKeyDep, session: SessionDep) -> AlertAcked:
+    """Acknowledge a pulled alert: it is delivered and metered once, however often it is acked."""
+    try:
+        alert, usage = al.ack_alert(session, key.subscriber_id, alert_id)
+    except Refusal as refusal:
+        raise ApiError(refusal.status, refusal.code, refusal.message) from refusal
+    session.commit()
+    return AlertAcked(alert=_public(alert), usage_id=usage.id, price_fen=usage.price_fen)

@@ -1,0 +1,120 @@
+"""Enterprise consents a bank holds, registered with the operator before it may query."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Body
+from pydantic import BaseModel, Field, field_validator
+from sqlmodel import select
+
+from api.deps import ApiKeyDep, PseudonymizerDep, SessionDep
+from api.errors import ApiError
+from pdo.delivery.consents import consents_of, register_consent, revoke_consent
+from pdo.delivery.identity import shown_as
+from pdo.ledger.models import Consent, Subscriber
+from pdo.privacy.entity_key import entity_key
+
+router = APIRouter(prefix="/v1/consents", tags=["consents"])
+
+USCC_PATTERN = r"^[0-9A-HJ-NPQRTUWXY]{18}$"
+
+
+class ConsentCreate(BaseModel):
+    """A consent the enterprise signed: for which bank purposes and until when."""
+
+    uscc: str = Field(pattern=USCC_PATTERN, description="统一社会信用代码 of the enterprise")
+    reference: str = Field(min_length=1, max_length=120, description="your consent document no.")
+    purposes: list[str] = Field(min_length=1)
+    valid_from: dt.datetime
+    valid_until: dt.datetime
+    evidence_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @field_validator("valid_from", "valid_until")
+    @classmethod
+    def _aware(cls, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is None:
+            raise ValueError("timestamps need a timezone, e.g. 2026-12-01T00:00:00+08:00")
+        return value
+
+
+class ConsentPublic(BaseModel):
+    """A registered consent as the bank sees it (a 个体工商户's code masked)."""
+
+    id: str
+    reference: str
+    enterprise: str
+    purposes: list[str]
+    valid_from: dt.datetime
+    valid_until: dt.datetime
+    revoked_at: dt.datetime | None
+    created_at: dt.datetime
+
+
+def _public(consent: Consent, shown: str) -> ConsentPublic:
+    return ConsentPublic(
+        id=consent.id,
+        reference=consent.reference,
+        enterprise=shown,
+        purposes=consent.purposes,
+        valid_from=consent.valid_from,
+        valid_until=consent.valid_until,
+        revoked_at=consent.revoked_at,
+        created_at=consent.created_at,
+    )
+
+
+@router.post("", status_code=201, response_model=ConsentPublic)
+def add_consent(
+    body: Annotated[ConsentCreate, Body()],
+    key: ApiKeyDep,
+    session: SessionDep,
+    pseudo: PseudonymizerDep,
+) -> ConsentPublic:
+    """Register an enterprise's consent; lookups must then name its reference."""
+    subscriber = session.get(Subscriber, key.subscriber_id)
+    assert subscriber is not None
+    try:
+        consent = register_consent(
+            session,
+            subscriber=subscriber,
+            entity=entity_key(body.uscc, pseudo),
+            reference=body.reference,
+            purposes=body.purposes,
+            valid_from=body.valid_from,
+            valid_until=body.valid_until,
+            evidence_sha256=body.evidence_sha256,
+            actor=f"bank:{subscriber.name}",
+        )
+    except ValueError as exc:
+        raise ApiError(422, "invalid_consent", str(exc)) from exc
+    session.commit()
+    return _public(consent, shown_as(body.uscc))
+
+
+@router.get("", response_model=list[ConsentPublic])
+def list_consents(key: ApiKeyDep, session: SessionDep) -> list[ConsentPublic]:
+    """Your registered consents, newest first (up to 1000)."""
+    return [_public(c, _shown(c)) for c in consents_of(session, key.subscriber_id)]
+
+
+@router.delete("/{consent_id}", response_model=ConsentPublic)
+def withdraw_consent(consent_id: str, key: ApiKeyDep, session: SessionDep) -> ConsentPublic:
+    """The enterprise withdrew its consent: later lookups under it are refused."""
+    consent = session.exec(
+        select(Consent).where(Consent.id == consent_id, Consent.subscriber_id == key.subscriber_id)
+    ).first()
+    if consent is None:
+        raise ApiError(404, "unknown_consent", f"no consent {consent_id!r} of yours")
+    try:
+        revoke_consent(session, consent, f"bank:{key.subscriber_id}")
+    except ValueError as exc:
+        raise ApiError(409, "consent_already_revoked", str(exc)) from exc
+    session.commit()
+    return _public(consent, _shown(consent))
+
+
+def _shown(consent: Consent) -> str:
+    """The stored key is a USCC for a company, a pseudonym for a 个体工商户 (shown as such)."""
+    return consent.uscc if len(consent.uscc) == 18 else "个体工商户 (pseudonymized)"

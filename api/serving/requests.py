@@ -1,0 +1,49 @@
+"""What the lookup endpoint hands to the serving worker, and what it gets back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PORTFOLIO_PURPOSES = frozenset({"贷后管理"})  # post-loan checks: only enterprises on a watchlist
+
+
+@dataclass
+class Refusal:
+    """A refusal decided by the worker: recorded in refused_call in the serving transaction."""
+
+    status: int
+    code: str
+    message: str
+    flagged: bool = False  # outside consent or portfolio, budget breach: an anomaly to review
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ScoreLookup:
+    """One bank call for one enterprise's result."""
+
+    presented_key: str | None
+    product: str
+    shown_as: str  # what the answer names (a 个体工商户's code masked)
+    entity: str  # the ledger key
+    purpose: str
+    consent_ref: str | None
+    endpoint: str
+    outcome: dict[str, Any] | Refusal | None = None
+
+
+@dataclass
+class RefusedElsewhere:
+    """A refusal decided outside the worker (missing key, bad input, rate limit): audit it."""
+
+    subscriber_id: str | None
+    api_key_id: str | None
+    endpoint: str
+    status: int
+    code: str
+    product: str | None = None
+    entity: str | None = None
+    purpose: str | None = None
+    flagged: bool = False
+    outcome: dict[str, Any] | Refusal | None = None

@@ -1,0 +1,672 @@
+"""Metered score lookups of the delivery API vs a bare FastAPI endpoint, one run, same machine.
+
+Subject: ``GET /v1/products/credit_risk/scores/{uscc}?purpose=贷前审查&consent=REF`` with
+``X-API-Key``, served by ``api.app.create_app`` exactly as ``pdo api`` runs it (uvicorn, one
+process, ``log_level="warning"``): key, product, purpose, subscription scope, the grant behind the
+live version, the enterprise's consent, quota, the daily disclosure budget, the served row, then a
+``UsageEvent`` with its ``RevenueAllocation`` rows — decided and written in the serving worker's
+group-committed transaction before the answer is sent.
+
+Baseline: a bare FastAPI app whose one endpoint returns a constant, served by uvicorn with the
+same options. By default it is an ``async def`` endpoint like the lookup's (the framework's
+floor); ``--bare sync`` makes it a plain ``def`` (run in Starlette's thread pool).
+
+Data: a fresh pdo home (SQLite under a temporary directory, or a temporary database created on
+the PostgreSQL server of ``--database-url`` / ``PDO_TEST_POSTGRES_URL`` and dropped afterwards)
+seeded through the project's own models and functions: a grant (``grant_authorization``), a
+published run with its approval, product ``credit_risk`` and version ``credit_risk@1``,
+``--scores`` ``ServedScore`` rows of company USCCs (prefix 91: served under their public code,
+so no pseudonym is involved), one bank (``add_subscriber``, a daily budget above ``--scores``)
+whose key the load uses, and one consent per enterprise for that bank (inserted in bulk). Each
+request asks for a random USCC of the seeded set under its consent.
+
+Phases, per ledger backend: closed-loop throughput at ``--concurrency`` (httpx async client in
+this process, server in a subprocess) for ``--seconds``, after ``--warmup`` seconds of the same;
+then an open-loop driver at ``--rate`` requests/s for ``--seconds`` whose latencies are measured
+from each request's *scheduled* send time (a slow answer delays nobody's clock: no coordinated
+omission). The bare app's throughput is measured once. ``client_cpu_share`` is the load
+generator's CPU time over wall time: near 1.0 means the client, not the server, was the limit
+(this box may have few cores: client and server share them).
+
+Metering check: after the phases, the ``UsageEvent`` rows in the ledger must equal the number of
+200 answers the client received (warm-up included), and every event must carry its revenue
+split: ``lost_usage_events`` is 200s minus events (0 expected; negative would mean billed but
+not answered). The exit status is 1 when they differ.
+
+The last line of output is one JSON object: {"bench": "api", "figures", "ratios", "params"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import random
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+# Run as a script, this file's folder leads sys.path and its name would shadow the api package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+PRODUCT = "credit_risk"
+VERSION = "credit_risk@1"
+PURPOSE = "贷前审查"
+PRICE_FEN = 200
+SHARES_BP = {"market": 1500, "tax": 1500, "hrss": 1000, "utilities": 800, "credit": 600}
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+GRADES = ("A", "B", "C", "D", "E")
+TARGET_RATIO = 0.5
+TARGET_P99_MS = 25.0
+BARE_BODY = {"status": "ok", "score": 642, "grade": "B"}
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- the servers ----------------------------------------------------------------------------------
+
+
+def bare_app(mode: str) -> Any:
+    """A FastAPI app with one endpoint that returns a constant."""
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    if mode == "async":
+
+        @app.get("/bare")
+        async def bare_async() -> dict[str, Any]:
+            return BARE_BODY
+
+    else:
+
+        @app.get("/bare")
+        def bare_sync() -> dict[str, Any]:
+            return BARE_BODY
+
+    return app
+
+
+def serve(kind: str, port: int) -> None:
+    """Subprocess entry: serve the real API (settings from PDO_* env) or the bare app."""
+    import uvicorn
+
+    if os.environ.get("BENCH_SWITCH"):
+        sys.setswitchinterval(float(os.environ["BENCH_SWITCH"]))
+
+    if kind == "lookup":
+        from api.app import create_app
+        from pdo.settings import Settings
+
+        app = create_app(Settings())
+    else:
+        app = bare_app(kind.removeprefix("bare-"))
+    if os.environ.get("BENCH_PROFILE") and kind == "lookup":
+        import cProfile
+        import signal
+
+        profile = cProfile.Profile()
+
+        def dump(*_: object) -> None:  # uvicorn re-raises SIGTERM after its shutdown
+            profile.disable()
+            profile.dump_stats(os.environ["BENCH_PROFILE"])
+            os._exit(0)
+
+        signal.signal(signal.SIGTERM, dump)
+        profile.enable()
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def server(kind: str, env: dict[str, str]) -> Iterator[str]:
+    """A uvicorn subprocess serving kind; yields its base URL, stops it afterwards."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve", kind, "--port", str(port)],
+        env={**os.environ, **env},
+        cwd=ROOT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{kind} server exited with {proc.returncode}")
+            try:
+                httpx.get(f"{base}/docs", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{kind} server did not start") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- the ledger -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Home:
+    """A seeded pdo home: how to reach it, the bank's key, and the USCCs that have a score."""
+
+    env: dict[str, str]
+    db_url: str
+    api_key: str
+    subscriber_id: str
+    usccs: list[str]
+
+
+def company_usccs(n: int, rng: random.Random) -> list[str]:
+    """n distinct codes of the USCC alphabet with the company prefix 91."""
+    out: set[str] = set()
+    while len(out) < n:
+        out.add("91" + "".join(rng.choices(USCC_ALPHABET, k=16)))
+    return sorted(out)
+
+
+def seed_home(home: Path, database_url: str | None, scores: int, rng: random.Random) -> Home:
+    """A published credit_risk@1 with scores rows, its grant and approval, and one bank."""
+    from sqlalchemy import insert
+
+    from pdo.delivery.plans import ensure_default_plan
+    from pdo.ledger.db import make_engine, session_scope
+    from pdo.ledger.models import (
+        Consent,
+        PipelineRun,
+        Product,
+        ProductVersion,
+        ServedScore,
+        SignOff,
+    )
+    from pdo.ledger.types import utcnow
+    from pdo.registration import grant_authorization
+    from pdo.settings import Settings
+    from pdo.subscribers import add_subscriber
+
+    settings = Settings(home=home, database_url=database_url)
+    engine = make_engine(settings.db_url)
+    usccs = company_usccs(scores, rng)
+    try:
+        with session_scope(engine) as s:
+            auth = grant_authorization(
+                s,
+                reference="授权〔2026〕基准号",
+                tables=["enterprise_registry", "tax_credit"],
+                purposes=[PURPOSE, "贷后管理"],
+                days=365,
+                actor="bench",
+                products=[PRODUCT],
+            )
+            run = PipelineRun(
+                source_dir="/bench",
+                authorization_id=auth.id,
+                started_by="bench",
+                status="published",
+                review_package_hash="a" * 64,
+            )
+            s.add(run)
+            s.flush()
+            approval = SignOff(
+                run_id=run.id,
+                reviewer="bench",
+                role="reviewer",
+                decision="approved",
+                covers_hash="a" * 64,
+            )
+            s.add(approval)
+            s.add(
+                Product(
+                    name=PRODUCT,
+                    title_zh="中小企业信用风险评分",
+                    title_en="SME credit-risk score",
+                    purposes=[PURPOSE, "贷后管理"],
+                    price_fen=PRICE_FEN,
+                    revenue_shares_bp=SHARES_BP,
+                )
+            )
+            s.flush()
+            assert approval.id is not None
+            s.add(
+                ProductVersion(
+                    id=VERSION,
+                    product_name=PRODUCT,
+                    version=1,
+                    run_id=run.id,
+                    signoff_id=approval.id,
+                    output_hash="b" * 64,
+                    as_of=dt.date(2025, 12, 31),
+                )
+            )
+            s.flush()
+            rows = []
+            for uscc in usccs:
+                score = rng.randint(350, 850)
+                rows.append(
+                    {
+                        "product_version_id": VERSION,
+                        "uscc": uscc,
+                        "score": score,
+                        "grade": GRADES[min(4, (850 - score) // 100)],
+                        "details": {"reason_codes": ["R01", "R07"], "knock_out": False},
+                    }
+                )
+            s.execute(insert(ServedScore), rows)
+            product = s.get(Product, PRODUCT)
+            assert product is not None
+            ensure_default_plan(s, product)
+            subscriber, key = add_subscriber(
+                s,
+                "基准银行",
+                "bench",
+                [PRODUCT],
+                daily_enterprise_budget=scores + 1,
+                rate_limit_per_second=100_000,
+            )
+            subscriber_id = subscriber.id
+            now = utcnow()
+            s.execute(
+                insert(Consent),
+                [
+                    {
+                        "id": f"c{i}",
+                        "subscriber_id": subscriber_id,
+                        "uscc": uscc,
+                        "reference": f"C-{uscc}",
+                        "purposes": [PURPOSE],
+                        "valid_from": now - dt.timedelta(days=1),
+                        "valid_until": now + dt.timedelta(days=30),
+                        "registered_by": "bench",
+                        "created_at": now,
+                    }
+                    for i, uscc in enumerate(usccs)
+                ],
+            )
+    finally:
+        engine.dispose()
+    env = {"PDO_HOME": str(home), "PDO_DATABASE_URL": database_url or ""}
+    return Home(env, settings.db_url, key, subscriber_id, usccs)
+
+
+def count_metering(db_url: str, subscriber_id: str) -> tuple[int, int]:
+    """The bank's usage events, and those with a complete revenue split."""
+    from sqlmodel import col, func, select
+
+    from pdo.ledger.db import make_engine, session_scope
+    from pdo.ledger.models import RevenueAllocation, UsageEvent
+
+    engine = make_engine(db_url)
+    try:
+        with session_scope(engine) as s:
+            events = s.exec(
+                select(func.count())
+                .select_from(UsageEvent)
+                .where(UsageEvent.subscriber_id == subscriber_id)
+            ).one()
+            split = s.exec(
+                select(UsageEvent.id)
+                .join(
+                    RevenueAllocation, col(RevenueAllocation.usage_event_id) == col(UsageEvent.id)
+                )
+                .where(UsageEvent.subscriber_id == subscriber_id)
+                .group_by(col(UsageEvent.id))
+                .having(func.sum(RevenueAllocation.amount_fen) == UsageEvent.price_fen)
+            ).all()
+    finally:
+        engine.dispose()
+    return int(events), len(split)
+
+
+@contextmanager
+def postgres_database(url: str) -> Iterator[str]:
+    """A fresh database on url's server (dropped afterwards); yields its URL."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin_url = make_url(url)
+    name = f"pdo_bench_{secrets.token_hex(4)}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+# -- the load -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    """What one phase of load saw."""
+
+    requests: int = 0
+    seconds: float = 0.0
+    client_cpu: float = 0.0
+    statuses: Counter[int] = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def figures(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "requests": self.requests,
+            "rps": round(self.requests / self.seconds, 1) if self.seconds else 0.0,
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "client_cpu_share": round(self.client_cpu / self.seconds, 2) if self.seconds else 0,
+        }
+        if self.latencies_ms:
+            lat = sorted(self.latencies_ms)
+            for q in (50, 95, 99):
+                out[f"p{q}_ms"] = round(percentile(lat, q), 2)
+            out["max_ms"] = round(lat[-1], 2)
+        return out
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[int(rank) - 1]
+
+
+class Target:
+    """Where requests go: the bare endpoint, or a random seeded USCC's score with the key."""
+
+    def __init__(self, base: str, home: Home | None, rng: random.Random) -> None:
+        self.base, self.home, self.rng = base, home, rng
+        self.headers = {"X-API-Key": home.api_key} if home else {}
+        self.port = int(base.rsplit(":", 1)[1])
+
+    def path(self) -> str:
+        if self.home is None:
+            return "/bare"
+        uscc = self.rng.choice(self.home.usccs)
+        return (
+            f"/v1/products/{PRODUCT}/scores/{uscc}?purpose={quote(PURPOSE)}"
+            f"&consent={quote('C-' + uscc)}"
+        )
+
+
+class RawPool:
+    """Keep-alive HTTP/1.1 connections over asyncio streams: GET, status, body read and dropped.
+
+    httpx's async pool spends more CPU per request than the bare server does (measured here:
+    ~550 requests/s at any concurrency, ~170 at 32), so it cannot load the baseline; this
+    client costs a few tens of microseconds a request. ``--client httpx`` uses httpx instead.
+    """
+
+    def __init__(self, target: Target, size: int) -> None:
+        self.target, self.size = target, size
+        self.idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+            asyncio.Queue()
+        )
+        extra = "".join(f"{k}: {v}\r\n" for k, v in target.headers.items())
+        self.head = f"Host: 127.0.0.1:{target.port}\r\n{extra}\r\n".encode()
+
+    async def __aenter__(self) -> RawPool:
+        for _ in range(self.size):
+            self.idle.put_nowait(await asyncio.open_connection("127.0.0.1", self.target.port))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        while not self.idle.empty():
+            _, writer = self.idle.get_nowait()
+            writer.close()
+
+    async def get(self) -> int:
+        reader, writer = await self.idle.get()
+        writer.write(f"GET {self.target.path()} HTTP/1.1\r\n".encode() + self.head)
+        header = await reader.readuntil(b"\r\n\r\n")
+        status = int(header[9:12])
+        length = 0
+        for line in header.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        if length:
+            await reader.readexactly(length)
+        self.idle.put_nowait((reader, writer))
+        return status
+
+
+class HttpxPool:
+    """The same GETs through an httpx async client with size connections."""
+
+    def __init__(self, target: Target, size: int) -> None:
+        self.target = target
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        self.http = httpx.AsyncClient(base_url=target.base, limits=limits, timeout=30)
+
+    async def __aenter__(self) -> HttpxPool:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.http.aclose()
+
+    async def get(self) -> int:
+        response = await self.http.get(self.target.path(), headers=self.target.headers)
+        return response.status_code
+
+
+def pool(kind: str, target: Target, size: int) -> RawPool | HttpxPool:
+    return HttpxPool(target, size) if kind == "httpx" else RawPool(target, size)
+
+
+async def closed_loop(target: Target, concurrency: int, seconds: float, kind: str) -> Phase:
+    """concurrency workers, each sending its next request as soon as the last one answered."""
+    phase = Phase()
+    async with pool(kind, target, concurrency) as conns:
+
+        async def worker(end: float) -> None:
+            while time.perf_counter() < end:
+                sent = time.perf_counter()
+                status = await conns.get()
+                phase.latencies_ms.append((time.perf_counter() - sent) * 1000)
+                phase.statuses[status] += 1
+                phase.requests += 1
+
+        cpu, started = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(worker(started + seconds) for _ in range(concurrency)))
+        phase.seconds = time.perf_counter() - started
+        phase.client_cpu = time.process_time() - cpu
+    return phase
+
+
+async def open_loop(
+    target: Target, rate: float, seconds: float, connections: int, kind: str
+) -> Phase:
+    """rate requests/s on a fixed schedule; latency counted from each scheduled send time."""
+    phase = Phase()
+    async with pool(kind, target, connections) as conns:
+
+        async def one(scheduled: float) -> None:
+            status = await conns.get()
+            phase.latencies_ms.append((time.perf_counter() - scheduled) * 1000)
+            phase.statuses[status] += 1
+            phase.requests += 1
+
+        cpu, started = time.process_time(), time.perf_counter()
+        tasks = []
+        for i in range(int(rate * seconds)):
+            scheduled = started + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(scheduled)))
+        await asyncio.gather(*tasks)
+        phase.seconds = time.perf_counter() - started
+        phase.client_cpu = time.process_time() - cpu
+    return phase
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+
+def run_backend(
+    label: str, database_url: str | None, args: argparse.Namespace, bare_rps: float
+) -> tuple[dict[str, Any], dict[str, float], bool]:
+    """Seed a home on this backend, load it, check the metering; figures, ratios, ok."""
+    rng = random.Random(args.seed)
+    with tempfile.TemporaryDirectory(prefix="pdo-bench-api-") as tmp:
+        log(f"[{label}] seeding {args.scores:,} served scores…")
+        started = time.perf_counter()
+        home = seed_home(Path(tmp), database_url, args.scores, rng)
+        seed_seconds = time.perf_counter() - started
+        successes = 0  # 200 answers seen by the client: each must be metered exactly once
+        with server("lookup", home.env) as base:
+            target = Target(base, home, rng)
+            answer = httpx.get(base + target.path(), headers=target.headers, timeout=30)
+            if answer.status_code != 200 or answer.json().get("product_version") != VERSION:
+                raise RuntimeError(f"lookup answered {answer.status_code}: {answer.text[:300]}")
+            successes += 1
+            log(f"[{label}] lookup warm-up {args.warmup}s…")
+            warm = asyncio.run(closed_loop(target, args.concurrency, args.warmup, args.client))
+            successes += warm.statuses[200]
+            log(f"[{label}] lookup throughput, concurrency {args.concurrency}, {args.seconds}s…")
+            throughput = asyncio.run(
+                closed_loop(target, args.concurrency, args.seconds, args.client)
+            )
+            successes += throughput.statuses[200]
+            log(f"[{label}] lookup latency at {args.rate:g} requests/s, {args.seconds}s…")
+            latency = asyncio.run(
+                open_loop(target, args.rate, args.seconds, args.connections, args.client)
+            )
+            successes += latency.statuses[200]
+        events, split = count_metering(home.db_url, home.subscriber_id)
+    tp, lat = throughput.figures(), latency.figures()
+    equal = events == successes and split == events
+    figures: dict[str, Any] = {
+        "seed_seconds": round(seed_seconds, 2),
+        "lookup_throughput": tp,
+        "lookup_latency_at_rate": lat,
+        "lookup_rps": tp["rps"],
+        f"p50_ms_at_{args.rate:g}rps": lat.get("p50_ms"),
+        f"p95_ms_at_{args.rate:g}rps": lat.get("p95_ms"),
+        f"p99_ms_at_{args.rate:g}rps": lat.get("p99_ms"),
+        "successes": successes,
+        "usage_events": events,
+        "usage_events_with_full_split": split,
+        "lost_usage_events": successes - events,
+        "usage_events_equal_successes": equal,
+    }
+    ratios = {f"metered_vs_bare_{label}": round(tp["rps"] / bare_rps, 3) if bare_rps else 0.0}
+    p99 = lat.get("p99_ms")
+    figures["meets_targets"] = bool(
+        ratios[f"metered_vs_bare_{label}"] >= TARGET_RATIO
+        and p99 is not None
+        and p99 <= TARGET_P99_MS
+        and equal
+    )
+    log(
+        f"[{label}] lookup {tp['rps']} req/s, p50/p95/p99 {lat.get('p50_ms')}/"
+        f"{lat.get('p95_ms')}/{lat.get('p99_ms')} ms at {args.rate:g} req/s, "
+        f"usage events {events} vs 200s {successes}"
+    )
+    return figures, ratios, equal
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--scores", type=int, default=10_000, help="ServedScore rows to seed")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up before each server")
+    parser.add_argument("--concurrency", type=int, default=32, help="closed-loop workers")
+    parser.add_argument("--rate", type=float, default=300.0, help="open-loop requests/s")
+    parser.add_argument("--connections", type=int, default=64, help="open-loop connection cap")
+    parser.add_argument("--bare", choices=("sync", "async"), default="async")
+    parser.add_argument("--client", choices=("raw", "httpx"), default="raw", help="load client")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("PDO_TEST_POSTGRES_URL"),
+        help="a PostgreSQL server (a temporary database is created there); "
+        "default $PDO_TEST_POSTGRES_URL; SQLite always runs",
+    )
+    parser.add_argument("--no-sqlite", action="store_true", help="only the PostgreSQL run")
+    parser.add_argument("--seed", type=int, default=20261125)
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    if args.serve:
+        serve(args.serve, args.port)
+        return 0
+
+    with server(f"bare-{args.bare}", {}) as base:
+        target = Target(base, None, random.Random(args.seed))
+        log(f"bare ({args.bare}) warm-up {args.warmup}s…")
+        asyncio.run(closed_loop(target, args.concurrency, args.warmup, args.client))
+        log(f"bare throughput, concurrency {args.concurrency}, {args.seconds}s…")
+        bare = asyncio.run(
+            closed_loop(target, args.concurrency, args.seconds, args.client)
+        ).figures()
+    log(f"bare {bare['rps']} req/s (client CPU share {bare['client_cpu_share']})")
+
+    figures: dict[str, Any] = {"bare_throughput": bare, "bare_rps": bare["rps"]}
+    ratios: dict[str, float] = {}
+    ok = True
+    backends: list[tuple[str, str | None]] = [] if args.no_sqlite else [("sqlite", None)]
+    if args.database_url:
+        backends.append(("postgresql", args.database_url))
+    for label, url in backends:
+        if url is None:
+            fig, rat, equal = run_backend(label, None, args, bare["rps"])
+        else:
+            with postgres_database(url) as db_url:
+                fig, rat, equal = run_backend(label, db_url, args, bare["rps"])
+        figures[label], ok = fig, ok and equal
+        ratios |= rat
+    first = backends[0][0] if backends else None
+    if first is not None:  # the headline keys (DESIGN §6) name the first backend run
+        ratios["metered_vs_bare"] = ratios[f"metered_vs_bare_{first}"]
+        figures[f"p99_ms_at_{args.rate:g}rps"] = figures[first][f"p99_ms_at_{args.rate:g}rps"]
+    figures["lost_usage_events"] = sum(figures[label]["lost_usage_events"] for label, _ in backends)
+
+    params = {
+        "scores": args.scores,
+        "seconds": args.seconds,
+        "warmup": args.warmup,
+        "concurrency": args.concurrency,
+        "rate": args.rate,
+        "connections": args.connections,
+        "bare": args.bare,
+        "client": args.client,
+        "backends": [label for label, _ in backends],
+        "targets": {"metered_vs_bare": TARGET_RATIO, f"p99_ms_at_{args.rate:g}rps": TARGET_P99_MS},
+        "cpus": os.cpu_count(),
+        "seed": args.seed,
+    }
+    print(json.dumps({"bench": "api", "figures": figures, "ratios": ratios, "params": params}))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

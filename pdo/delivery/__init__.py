@@ -1,0 +1,1 @@
+"""Delivery to subscribed banks: plans, consents, metering, watchlists, batch files, objections."""

@@ -1,0 +1,296 @@
+"""Alerts on watched enterprises: one per event and watchlist member, never two; metered once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from sqlalchemy import and_, insert, or_
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
+
+from pdo import audit
+from pdo.delivery.metering import meter_delivery
+from pdo.delivery.watchlists import Refusal, active_subscription, get_watchlist
+from pdo.ledger.models import (
+    Alert,
+    ProductVersion,
+    UsageEvent,
+    Watchlist,
+    WatchlistMember,
+    new_id,
+)
+from pdo.ledger.types import utcnow
+
+MEMBER_KEYS = ("enterprise", "reference")  # set on every payload when the alert is raised
+_INSERT_CHUNK = 5000
+
+
+def dedupe_key(watchlist_id: str, member_id: int | None, kind: str, event_key: str) -> str:
+    """The key that makes the same event on the same member alert once."""
+    return f"{watchlist_id}:{member_id}:{kind}:{event_key}"
+
+
+class MemberRef(NamedTuple):
+    """The columns of a watchlist member an alert needs (read in bulk without ORM objects)."""
+
+    id: int | None
+    watchlist_id: str
+    uscc: str
+    shown_as: str
+    reference: str | None
+
+
+def member_refs(session: Session, watchlist_ids: Sequence[str]) -> list[MemberRef]:
+    """Every member of the watchlists, as plain tuples: one query, cheap for 100k members."""
+    stmt = sa_select(
+        col(WatchlistMember.id),
+        col(WatchlistMember.watchlist_id),
+        col(WatchlistMember.uscc),
+        col(WatchlistMember.shown_as),
+        col(WatchlistMember.reference),
+    ).where(col(WatchlistMember.watchlist_id).in_(list(watchlist_ids)))
+    return [MemberRef(*row) for row in session.execute(stmt)]
+
+
+def _payload(member: WatchlistMember | MemberRef, extra: dict[str, Any] | None) -> dict[str, Any]:
+    return {"enterprise": member.shown_as, "reference": member.reference} | (extra or {})
+
+
+def raise_alerts_for(
+    session: Session,
+    *,
+    product_name: str,
+    uscc: str,
+    kind: str,
+    event_key: str,
+    product_version_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> list[Alert]:
+    """An alert for every watchlist on the product that holds the enterprise (entity key).
+
+    event_key names the event (e.g. a version id or an objection id); with the member it forms
+    the dedupe key, so raising the same event again creates nothing.
+    """
+    members = session.exec(
+        select(WatchlistMember, Watchlist)
+        .join(Watchlist, col(Watchlist.id) == col(WatchlistMember.watchlist_id))
+        .where(WatchlistMember.uscc == uscc, Watchlist.product_name == product_name)
+    ).all()
+    raised = []
+    for member, watchlist in members:
+        dedupe = dedupe_key(watchlist.id, member.id, kind, event_key)
+        if session.exec(select(Alert.id).where(Alert.dedupe_key == dedupe)).first() is not None:
+            continue
+        alert = Alert(
+            watchlist_id=watchlist.id,
+            subscriber_id=watchlist.subscriber_id,
+            member_id=member.id or 0,
+            kind=kind,
+            product_version_id=product_version_id,
+            payload=_payload(member, payload),
+            dedupe_key=dedupe,
+            next_attempt_at=utcnow() if watchlist.webhook_url else None,
+        )
+        session.add(alert)
+        raised.append(alert)
+    session.flush()
+    return raised
+
+
+@dataclass(frozen=True)
+class AlertDraft:
+    """One alert to raise: on which member of which watchlist, what kind, what it says."""
+
+    watchlist: Watchlist
+    member: MemberRef
+    kind: str
+    payload: dict[str, Any]
+
+
+def raise_alerts_bulk(
+    session: Session,
+    drafts: Sequence[AlertDraft],
+    *,
+    event_key: str,
+    product_version_id: str | None = None,
+) -> dict[str, int]:
+    """raise_alerts_for for a whole portfolio: one read of raised keys, then bulk inserts.
+
+    Returns the number of new alerts per kind; drafts already raised (same dedupe key) are skipped.
+    """
+    if not drafts:
+        return {}
+    watchlist_ids = {d.watchlist.id for d in drafts}
+    raised_before = select(Alert.dedupe_key).where(col(Alert.watchlist_id).in_(watchlist_ids))
+    if product_version_id is not None:
+        raised_before = raised_before.where(Alert.product_version_id == product_version_id)
+    existing = {k for k in session.exec(raised_before) if k.endswith(f":{event_key}")}
+    now = utcnow()
+    rows: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
+    for d in drafts:
+        key = dedupe_key(d.watchlist.id, d.member.id, d.kind, event_key)
+        if key in existing:
+            continue
+        existing.add(key)
+        rows.append(
+            {
+                "id": new_id(),
+                "watchlist_id": d.watchlist.id,
+                "subscriber_id": d.watchlist.subscriber_id,
+                "member_id": d.member.id,
+                "kind": d.kind,
+                "product_version_id": product_version_id,
+                "payload": _payload(d.member, d.payload),
+                "dedupe_key": key,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now if d.watchlist.webhook_url else None,
+                "last_error": None,
+                "created_at": now,
+                "delivered_at": None,
+            }
+        )
+        counts[d.kind] = counts.get(d.kind, 0) + 1
+    for start in range(0, len(rows), _INSERT_CHUNK):
+        session.execute(insert(Alert), rows[start : start + _INSERT_CHUNK])
+    session.flush()
+    return counts
+
+
+def alert_view(alert: Alert) -> dict[str, Any]:
+    """What the bank receives for an alert, pushed or pulled (JSON-ready, no ledger internals)."""
+    payload = dict(alert.payload)
+    enterprise, reference = (payload.pop(k, None) for k in MEMBER_KEYS)
+    return {
+        "id": alert.id,
+        "kind": alert.kind,
+        "watchlist": alert.watchlist_id,
+        "enterprise": enterprise,
+        "reference": reference,
+        "product_version": alert.product_version_id,
+        "payload": payload,
+        "created_at": alert.created_at.isoformat(),
+    }
+
+
+def live_version_id(session: Session, product_name: str) -> str | None:
+    """The product's published version, the one an alert without its own version is billed to."""
+    return session.exec(
+        select(ProductVersion.id)
+        .where(ProductVersion.product_name == product_name, ProductVersion.status == "published")
+        .order_by(col(ProductVersion.version).desc())
+    ).first()
+
+
+def mark_delivered(
+    session: Session, alert: Alert, watchlist: Watchlist, now: dt.datetime | None = None
+) -> UsageEvent:
+    """Mark the alert delivered and meter it, in the caller's transaction; metered only once.
+
+    Refused (403 no_subscription) when the bank holds no subscription in force to the product.
+    """
+    at = now or utcnow()
+    subscription = active_subscription(session, watchlist.subscriber_id, watchlist.product_name, at)
+    if subscription is None:
+        raise Refusal(403, "no_subscription", f"no valid subscription to {watchlist.product_name}")
+    version_id = alert.product_version_id or live_version_id(session, watchlist.product_name)
+    if version_id is None:
+        raise Refusal(503, "no_published_version", f"{watchlist.product_name} is not published")
+    usage = meter_delivery(
+        session,
+        subscription=subscription,
+        product_version_id=version_id,
+        kind="alert",
+        purpose=watchlist.purpose,
+        units=1,
+        delivery_key=f"alert:{alert.id}",
+    )
+    if alert.status != "delivered":
+        alert.status, alert.delivered_at, alert.next_attempt_at = "delivered", at, None
+        session.add(alert)
+    session.flush()
+    return usage
+
+
+def list_alerts(
+    session: Session,
+    subscriber_id: str,
+    *,
+    watchlist_id: str | None = None,
+    since: dt.datetime | None = None,
+    after: str | None = None,
+    limit: int = 100,
+) -> list[Alert]:
+    """The bank's alerts (pending, delivered or dead), oldest first.
+
+    `since` keeps those created after an instant; `after` (the last alert id a page ended with)
+    resumes exactly after it, even among the many alerts a version raises in the same instant.
+    """
+    stmt = select(Alert).where(Alert.subscriber_id == subscriber_id)
+    if watchlist_id is not None:
+        get_watchlist(session, subscriber_id, watchlist_id)  # another bank's: 404
+        stmt = stmt.where(Alert.watchlist_id == watchlist_id)
+    if since is not None:
+        stmt = stmt.where(Alert.created_at > since)
+    if after is not None:
+        last, _ = own_alert(session, subscriber_id, after)
+        stmt = stmt.where(
+            or_(
+                col(Alert.created_at) > last.created_at,
+                and_(col(Alert.created_at) == last.created_at, col(Alert.id) > last.id),
+            )
+        )
+    return list(session.exec(stmt.order_by(col(Alert.created_at), col(Alert.id)).limit(limit)))
+
+
+def own_alert(session: Session, subscriber_id: str, alert_id: str) -> tuple[Alert, Watchlist]:
+    """The bank's alert and its watchlist; another bank's alert is not found (404)."""
+    alert = session.get(Alert, alert_id)
+    watchlist = session.get(Watchlist, alert.watchlist_id) if alert is not None else None
+    if alert is None or watchlist is None or alert.subscriber_id != subscriber_id:
+        raise Refusal(404, "alert_not_found", f"no alert {alert_id!r}")
+    return alert, watchlist
+
+
+def ack_alert(
+    session: Session, subscriber_id: str, alert_id: str, now: dt.datetime | None = None
+) -> tuple[Alert, UsageEvent]:
+    """A pulled alert acknowledged: delivered and metered once (never billed again if pushed)."""
+    alert, watchlist = own_alert(session, subscriber_id, alert_id)
+    usage = mark_delivered(session, alert, watchlist, now)
+    return alert, usage
+
+
+def dead_alerts(session: Session, limit: int = 1000) -> list[Alert]:
+    """Dead-lettered alerts for the operator, most recent first."""
+    return list(
+        session.exec(
+            select(Alert)
+            .where(Alert.status == "dead")
+            .order_by(col(Alert.created_at).desc())
+            .limit(limit)
+        )
+    )
+
+
+def requeue_alert(
+    session: Session, alert_id: str, actor: str, now: dt.datetime | None = None
+) -> Alert:
+    """Put a dead-lettered alert back in the push queue with a fresh attempt budget."""
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise Refusal(404, "alert_not_found", f"no alert {alert_id!r}")
+    if alert.status != "dead":
+        raise Refusal(409, "alert_not_dead", f"alert {alert_id} is {alert.status}, not dead")
+    watchlist = session.get(Watchlist, alert.watchlist_id)
+    pushed = watchlist is not None and watchlist.webhook_url is not None
+    alert.status, alert.attempts, alert.last_error = "pending", 0, None
+    alert.next_attempt_at = (now or utcnow()) if pushed else None
+    session.add(alert)
+    audit.record(session, actor, "alert.requeue", alert.id, watchlist=alert.watchlist_id)
+    session.flush()
+    return alert

@@ -1,0 +1,356 @@
+"""Batch delivery: a bank's portfolio scored by the live version, as one file, billed once.
+
+Idempotence: a batch is named by its content. Its id is a hash over the subscriber, the
+watchlist, the product version, the format and every row exactly as it would be written (member
+entity keys, what the bank sees, its references, each status, score, grade and details). Asking
+again while nothing changed — same members, same version, same format, and no objection opened or
+resolved, no correction filed — yields the same id, so the stored batch is returned and nothing is
+billed. Any change yields a new id, a new file and one new usage event. Two identical requests at
+the same moment collide on the batch's primary key and the usage event's unique delivery key, so
+at most one of them commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import polars as pl
+from sqlalchemy import and_
+from sqlmodel import Session, col, select
+
+from pdo import audit
+from pdo.delivery.metering import meter_delivery
+from pdo.ledger.models import (
+    Authorization,
+    BatchFile,
+    Objection,
+    PipelineRun,
+    Product,
+    ProductVersion,
+    ScoreCorrection,
+    ServedScore,
+    Subscription,
+    Watchlist,
+    WatchlistMember,
+)
+from pdo.ledger.types import utcnow
+from pdo.registration import authorization_state, state_message
+
+BatchFormat = Literal["parquet", "csv"]
+FORMATS: tuple[str, ...] = get_args(BatchFormat)
+MEDIA_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv; charset=utf-8"}
+STATUSES = ("served", "not_found", "disputed_withheld")
+DELIVERIES_DIR = "deliveries"
+# A cell starting with one of these is run as a formula by Excel, LibreOffice and Sheets.
+FORMULA_PATTERN = r"^[=+\-@\t\r]"
+SCHEMA = {
+    "enterprise": pl.String,
+    "reference": pl.String,
+    "product_version": pl.String,
+    "as_of": pl.Date,
+    "status": pl.String,
+    "score": pl.Int64,
+    "grade": pl.String,
+    "details": pl.String,
+}
+
+
+class BatchRefused(Exception):
+    """A batch that may not be built: HTTP status, stable code and message for the bank."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def batch_path(lake_dir: Path, batch: BatchFile) -> Path:
+    """Where a batch's bytes live; the ledger keeps the path relative to the lake."""
+    return Path(lake_dir) / batch.path
+
+
+def media_type(fmt: str) -> str:
+    """The Content-Type a batch file is served with."""
+    return MEDIA_TYPES[fmt]
+
+
+def build_batch(
+    session: Session,
+    lake_dir: Path,
+    *,
+    subscriber_id: str,
+    watchlist_id: str,
+    fmt: str,
+    actor: str,
+) -> BatchFile:
+    """The portfolio file for the live version, written and metered once; unchanged → the same.
+
+    Flushes but does not commit: the caller commits the batch row, its usage event and its audit
+    event as one transaction.
+    """
+    if fmt not in FORMATS:
+        raise BatchRefused(422, "unsupported_format", f"format must be one of {', '.join(FORMATS)}")
+    watchlist = session.get(Watchlist, watchlist_id)
+    if watchlist is None or watchlist.subscriber_id != subscriber_id:
+        raise BatchRefused(404, "unknown_watchlist", f"no watchlist {watchlist_id!r}")
+    now = utcnow()
+    subscription = _valid_subscription(session, watchlist, now)
+    version = _authorized_version(session, watchlist.product_name, watchlist.purpose, now)
+    rows, members = _portfolio_rows(session, watchlist, version)
+    batch_id = _content_id(subscriber_id, watchlist.id, version.id, fmt, rows, members)
+    existing = session.get(BatchFile, batch_id)
+    if existing is not None and batch_path(lake_dir, existing).exists():
+        return existing
+    data = _encode(rows, fmt)
+    sha256 = hashlib.sha256(data).hexdigest()
+    relative = Path(DELIVERIES_DIR) / subscriber_id / f"{batch_id}.{fmt}"
+    if existing is not None:  # its file was lost: restore it only if the bytes are the same
+        if sha256 != existing.sha256:
+            raise BatchRefused(
+                409, "batch_file_lost", f"batch {batch_id}'s file cannot be restored"
+            )
+        _write_atomically(batch_path(lake_dir, existing), data)
+        return existing
+    _write_atomically(Path(lake_dir) / relative, data)
+    counts = {status: sum(r["status"] == status for r in rows) for status in STATUSES}
+    units = counts["served"]
+    usage = meter_delivery(
+        session,
+        subscription=subscription,
+        product_version_id=version.id,
+        kind="batch",
+        purpose=watchlist.purpose,
+        units=units,
+        delivery_key=f"batch:{batch_id}",
+    )
+    batch = BatchFile(
+        id=batch_id,
+        subscriber_id=subscriber_id,
+        watchlist_id=watchlist.id,
+        product_version_id=version.id,
+        format=fmt,
+        path=relative.as_posix(),
+        sha256=sha256,
+        rows=len(rows),
+        created_at=now,
+        manifest={
+            "batch": batch_id,
+            "subscriber": subscriber_id,
+            "watchlist": watchlist.id,
+            "product": watchlist.product_name,
+            "product_version": version.id,
+            "as_of": version.as_of.isoformat(),
+            "purpose": watchlist.purpose,
+            "format": fmt,
+            "file_name": relative.name,
+            "media_type": media_type(fmt),
+            "rows": len(rows),
+            "counts": counts,
+            "units": units,
+            "price_fen": usage.price_fen,
+            "sha256": sha256,
+            "bytes": len(data),
+            "created_at": now.isoformat(),
+            "schema": {name: str(dtype) for name, dtype in SCHEMA.items()},
+        },
+    )
+    session.add(batch)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "batch.deliver",
+        batch_id,
+        subscriber=subscriber_id,
+        watchlist=watchlist.id,
+        product_version=version.id,
+        format=fmt,
+        rows=len(rows),
+        units=units,
+        sha256=sha256,
+    )
+    return batch
+
+
+def _valid_subscription(session: Session, watchlist: Watchlist, now: dt.datetime) -> Subscription:
+    """The bank's live subscription to the watchlist's product, covering its purpose."""
+    subscription = session.exec(
+        select(Subscription)
+        .where(
+            Subscription.subscriber_id == watchlist.subscriber_id,
+            Subscription.product_name == watchlist.product_name,
+            col(Subscription.cancelled_at).is_(None),
+            col(Subscription.valid_from) <= now,
+            col(Subscription.valid_until) > now,
+        )
+        .order_by(col(Subscription.valid_from).desc())
+    ).first()
+    if subscription is None:
+        raise BatchRefused(
+            403, "no_subscription", f"no valid subscription to {watchlist.product_name}"
+        )
+    if watchlist.purpose not in subscription.purposes:
+        raise BatchRefused(
+            403,
+            "purpose_not_subscribed",
+            f"your subscription to {watchlist.product_name} does not cover {watchlist.purpose!r}",
+        )
+    return subscription
+
+
+def _authorized_version(
+    session: Session, product_name: str, purpose: str, now: dt.datetime
+) -> ProductVersion:
+    """The published version, refused unless its product, purpose and grant all hold now."""
+    product = session.get(Product, product_name)
+    if product is None:
+        raise BatchRefused(404, "unknown_product", f"no published product {product_name!r}")
+    if purpose not in product.purposes:
+        raise BatchRefused(
+            403, "purpose_not_allowed", f"purpose {purpose!r} is not allowed for {product_name}"
+        )
+    found = session.exec(
+        select(ProductVersion, Authorization)
+        .join(PipelineRun, col(PipelineRun.id) == col(ProductVersion.run_id))
+        .join(
+            Authorization,
+            col(Authorization.id) == col(PipelineRun.authorization_id),
+            isouter=True,
+        )
+        .where(ProductVersion.product_name == product_name, ProductVersion.status == "published")
+        .order_by(col(ProductVersion.version).desc())
+    ).first()
+    if found is None:
+        raise BatchRefused(503, "no_published_version", f"{product_name} has no published version")
+    version, auth = found
+    if auth is None:
+        raise BatchRefused(
+            403, "authorization_missing", f"{version.id} has no authorization on record"
+        )
+    state = authorization_state(auth, now)
+    if state != "active":
+        raise BatchRefused(
+            403, f"authorization_{state}", f"{state_message(auth, state)}; {version.id} 暂停交付"
+        )
+    if product_name not in auth.products or purpose not in auth.purposes:
+        raise BatchRefused(
+            403,
+            "purpose_not_authorized",
+            f"authorization {auth.reference} does not cover {product_name} for {purpose!r}",
+        )
+    return version
+
+
+def _portfolio_rows(
+    session: Session, watchlist: Watchlist, version: ProductVersion
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every member with its result, correction and open objection, read in one query."""
+    disputed = (
+        select(Objection.uscc)
+        .where(Objection.product_name == watchlist.product_name, Objection.status == "open")
+        .distinct()
+        .subquery()
+    )
+    member_key = col(WatchlistMember.uscc)
+    found = session.exec(
+        select(WatchlistMember, ServedScore, ScoreCorrection, disputed.c.uscc)
+        .outerjoin(
+            ServedScore,
+            and_(
+                col(ServedScore.product_version_id) == version.id,
+                col(ServedScore.uscc) == member_key,
+            ),
+        )
+        .outerjoin(
+            ScoreCorrection,
+            and_(
+                col(ScoreCorrection.product_version_id) == version.id,
+                col(ScoreCorrection.uscc) == member_key,
+            ),
+        )
+        .outerjoin(disputed, disputed.c.uscc == member_key)
+        .where(WatchlistMember.watchlist_id == watchlist.id)
+        .order_by(col(WatchlistMember.shown_as), col(WatchlistMember.id))
+    ).all()
+    rows = []
+    for member, served, correction, dispute in found:
+        result: ServedScore | ScoreCorrection | None = correction or served
+        status = "disputed_withheld" if dispute else "served" if result else "not_found"
+        shown = result if status == "served" else None
+        rows.append(
+            {
+                "enterprise": member.shown_as,
+                "reference": member.reference,
+                "product_version": version.id,
+                "as_of": version.as_of,
+                "status": status,
+                "score": shown.score if shown else None,
+                "grade": shown.grade if shown else None,
+                "details": _json_text(shown.details) if shown else None,
+            }
+        )
+    return rows, sorted(member.uscc for member, *_ in found)
+
+
+def _json_text(details: dict[str, Any]) -> str:
+    return json.dumps(details, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _content_id(
+    subscriber_id: str,
+    watchlist_id: str,
+    version_id: str,
+    fmt: str,
+    rows: list[dict[str, Any]],
+    members: list[str],
+) -> str:
+    """The batch id: a hash of everything the file says and whom it is for (see module doc)."""
+    content = {
+        "subscriber": subscriber_id,
+        "watchlist": watchlist_id,
+        "product_version": version_id,
+        "format": fmt,
+        "members": members,
+        "rows": rows,
+    }
+    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def _encode(rows: list[dict[str, Any]], fmt: str) -> bytes:
+    """The file's bytes; a CSV cell a spreadsheet would execute gets a leading apostrophe."""
+    frame = pl.DataFrame(rows, schema=SCHEMA)
+    buffer = io.BytesIO()
+    if fmt == "parquet":
+        frame.write_parquet(buffer)
+    else:
+        text_columns = [name for name, dtype in SCHEMA.items() if dtype == pl.String]
+        safe = frame.with_columns(
+            pl.when(pl.col(name).str.contains(FORMULA_PATTERN))
+            .then(pl.lit("'") + pl.col(name))
+            .otherwise(pl.col(name))
+            .alias(name)
+            for name in text_columns
+        )
+        safe.write_csv(buffer, include_bom=True)  # the BOM lets Excel read the Chinese text
+    return buffer.getvalue()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Readers see the whole file or none: write a temp file beside it, sync, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with tmp.open("wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,95 @@
+"""Enterprise consents: a bank may query an enterprise only under a consent it registered."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlmodel import Session, col, select
+
+from pdo import audit
+from pdo.ledger.models import Consent, Product, Subscriber
+from pdo.ledger.types import utcnow
+
+
+def register_consent(
+    session: Session,
+    *,
+    subscriber: Subscriber,
+    entity: str,
+    reference: str,
+    purposes: list[str],
+    valid_from: dt.datetime,
+    valid_until: dt.datetime,
+    actor: str,
+    evidence_sha256: str | None = None,
+) -> Consent:
+    """Record a consent (enterprise → bank, purposes, period); the same reference twice is refused.
+
+    `entity` is the enterprise's ledger key (a 个体工商户 by pseudonym), so no natural person's
+    code is stored.
+    """
+    reference = reference.strip()
+    if not reference:
+        raise ValueError("a consent needs the bank's consent reference")
+    if valid_from.tzinfo is None or valid_until.tzinfo is None:
+        raise ValueError("consent validity must be timezone-aware")
+    if valid_until <= valid_from:
+        raise ValueError("a consent must end after it starts")
+    lawful = {p for product in session.exec(select(Product)) for p in product.purposes}
+    unknown = sorted(set(purposes) - lawful)
+    if not purposes or unknown:
+        raise ValueError(
+            f"consent purposes must be lawful product purposes; unknown: {unknown or purposes}"
+        )
+    clash = session.exec(
+        select(Consent).where(
+            Consent.subscriber_id == subscriber.id, Consent.reference == reference
+        )
+    ).first()
+    if clash is not None:
+        raise ValueError(f"consent {reference!r} is already registered for {subscriber.name}")
+    consent = Consent(
+        subscriber_id=subscriber.id,
+        uscc=entity,
+        reference=reference,
+        purposes=sorted(set(purposes)),
+        valid_from=valid_from,
+        valid_until=valid_until,
+        evidence_sha256=evidence_sha256,
+        registered_by=actor,
+    )
+    session.add(consent)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "consent.add",
+        consent.id,
+        subscriber=subscriber.name,
+        reference=reference,
+        purposes=consent.purposes,
+        valid_until=valid_until,
+    )
+    return consent
+
+
+def revoke_consent(session: Session, consent: Consent, actor: str) -> Consent:
+    """An enterprise withdrew its consent: queries under it are refused from now on."""
+    if consent.revoked_at is not None:
+        raise ValueError(f"consent {consent.reference} is already revoked")
+    consent.revoked_at = utcnow()
+    session.add(consent)
+    audit.record(session, actor, "consent.revoke", consent.id, reference=consent.reference)
+    return consent
+
+
+def consents_of(session: Session, subscriber_id: str, limit: int = 1000) -> list[Consent]:
+    """A bank's consents, newest first."""
+    return list(
+        session.exec(
+            select(Consent)
+            .where(Consent.subscriber_id == subscriber_id)
+            .order_by(col(Consent.created_at).desc())
+            .limit(limit)
+        )
+    )

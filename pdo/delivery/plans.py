@@ -1,0 +1,76 @@
+"""The catalog: plans per product (price per call in fen, monthly quota, validity)."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from pdo import audit
+from pdo.delivery import generation
+from pdo.ledger.models import Plan, Product
+
+DEFAULT_PLAN = "standard"
+
+
+def ensure_default_plan(session: Session, product: Product) -> Plan:
+    """Every published product has a 标准 plan at its list price, with no quota."""
+    plan_id = f"{product.name}/{DEFAULT_PLAN}"
+    plan = session.get(Plan, plan_id)
+    if plan is None:
+        plan = Plan(
+            id=plan_id,
+            product_name=product.name,
+            name=DEFAULT_PLAN,
+            title_zh=f"{product.title_zh} 标准套餐",
+            price_fen=product.price_fen,
+        )
+        session.add(plan)
+        session.flush()
+    return plan
+
+
+def add_plan(
+    session: Session,
+    *,
+    product_name: str,
+    name: str,
+    title_zh: str,
+    price_fen: int,
+    monthly_quota: int | None,
+    validity_days: int,
+    refund_withheld: bool,
+    actor: str,
+) -> Plan:
+    """A new plan in the catalog; plans are never edited, so a subscription's terms hold."""
+    if session.get(Product, product_name) is None:
+        raise ValueError(f"product {product_name!r} is not published yet")
+    if price_fen < 0:
+        raise ValueError("price must not be negative")
+    if monthly_quota is not None and monthly_quota < 1:
+        raise ValueError("a monthly quota must be at least 1 call (omit it for no quota)")
+    if validity_days < 1:
+        raise ValueError("validity must be at least 1 day")
+    plan_id = f"{product_name}/{name}"
+    if session.get(Plan, plan_id) is not None:
+        raise ValueError(f"plan {plan_id} already exists; plans are immutable, add a new one")
+    plan = Plan(
+        id=plan_id,
+        product_name=product_name,
+        name=name,
+        title_zh=title_zh,
+        price_fen=price_fen,
+        monthly_quota=monthly_quota,
+        validity_days=validity_days,
+        refund_withheld=refund_withheld,
+    )
+    session.add(plan)
+    session.flush()
+    audit.record(
+        session, actor, "plan.add", plan_id, price_fen=price_fen, monthly_quota=monthly_quota
+    )
+    generation.bump(session)
+    return plan
+
+
+def list_plans(session: Session) -> list[Plan]:
+    """The catalog, by product then plan."""
+    return list(session.exec(select(Plan).order_by(Plan.product_name, Plan.name)))

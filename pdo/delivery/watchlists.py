@@ -1,0 +1,285 @@
+"""Watchlists: a bank's loan book for one product, the portfolio its 贷后管理 alerts cover.
+
+Members are stored by entity key (a 个体工商户 by keyed pseudonym) and shown to the bank as
+`identity.shown_as`; neither the ledger nor the audit log holds a natural person's code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, insert
+from sqlmodel import Session, col, func, select
+
+from pdo import audit
+from pdo.delivery.identity import shown_as
+from pdo.ledger.models import (
+    Alert,
+    Product,
+    Subscription,
+    Watchlist,
+    WatchlistMember,
+    WebhookAttempt,
+)
+from pdo.ledger.types import utcnow
+from pdo.privacy.entity_key import entity_key
+from pdo.privacy.pseudonym import Pseudonymizer
+
+USCC_PATTERN = r"^[0-9A-HJ-NPQRTUWXY]{18}$"
+DEFAULT_PURPOSE = "贷后管理"
+_USCC = re.compile(USCC_PATTERN)
+_WEBHOOK = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
+
+
+class Refusal(Exception):
+    """A request the ledger refuses, with an HTTP-like status and a stable code for the bank."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass(frozen=True)
+class NewMember:
+    """One enterprise a bank adds: its USCC as the bank knows it and the bank's own reference."""
+
+    uscc: str
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class MembersAdded:
+    """What an addition changed: new members, references updated, and the portfolio's size."""
+
+    added: int
+    updated: int
+    total: int
+
+
+def active_subscription(
+    session: Session, subscriber_id: str, product_name: str, now: dt.datetime | None = None
+) -> Subscription | None:
+    """The bank's subscription to the product that is in force now (latest ending first)."""
+    at = now or utcnow()
+    return session.exec(
+        select(Subscription)
+        .where(
+            Subscription.subscriber_id == subscriber_id,
+            Subscription.product_name == product_name,
+            col(Subscription.cancelled_at).is_(None),
+            Subscription.valid_from <= at,
+            Subscription.valid_until > at,
+        )
+        .order_by(col(Subscription.valid_until).desc())
+    ).first()
+
+
+def require_subscription(
+    session: Session, subscriber_id: str, product_name: str, now: dt.datetime | None = None
+) -> Subscription:
+    """The subscription in force, or a 403 no_subscription refusal."""
+    subscription = active_subscription(session, subscriber_id, product_name, now)
+    if subscription is None:
+        raise Refusal(403, "no_subscription", f"no valid subscription to {product_name}")
+    return subscription
+
+
+def create_watchlist(
+    session: Session,
+    subscriber_id: str,
+    *,
+    name: str,
+    product_name: str,
+    actor: str,
+    purpose: str = DEFAULT_PURPOSE,
+    webhook_url: str | None = None,
+) -> Watchlist:
+    """A new watchlist for a product the bank subscribes to, for a purpose it may declare."""
+    product = session.get(Product, product_name)
+    if product is None:
+        raise Refusal(404, "unknown_product", f"no published product {product_name!r}")
+    subscription = require_subscription(session, subscriber_id, product_name)
+    allowed = subscription.purposes or product.purposes
+    if purpose not in allowed:
+        raise Refusal(
+            403,
+            "purpose_not_allowed",
+            f"purpose {purpose!r} is not allowed for {product_name}; allowed: {', '.join(allowed)}",
+        )
+    if webhook_url is not None and not _WEBHOOK.match(webhook_url):
+        raise Refusal(422, "invalid_webhook_url", "webhook_url must be an http(s) URL")
+    taken = session.exec(
+        select(Watchlist.id).where(Watchlist.subscriber_id == subscriber_id, Watchlist.name == name)
+    ).first()
+    if taken is not None:
+        raise Refusal(409, "watchlist_exists", f"you already have a watchlist named {name!r}")
+    watchlist = Watchlist(
+        subscriber_id=subscriber_id,
+        name=name,
+        product_name=product_name,
+        purpose=purpose,
+        webhook_url=webhook_url,
+    )
+    session.add(watchlist)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "watchlist.create",
+        watchlist.id,
+        subscriber=subscriber_id,
+        product=product_name,
+        purpose=purpose,
+        webhook=webhook_url is not None,
+    )
+    return watchlist
+
+
+def get_watchlist(session: Session, subscriber_id: str, watchlist_id: str) -> Watchlist:
+    """The bank's own watchlist; another bank's is refused as not found, so ids do not leak."""
+    watchlist = session.get(Watchlist, watchlist_id)
+    if watchlist is None or watchlist.subscriber_id != subscriber_id:
+        raise Refusal(404, "watchlist_not_found", f"no watchlist {watchlist_id!r}")
+    return watchlist
+
+
+def list_watchlists(session: Session, subscriber_id: str | None = None) -> list[Watchlist]:
+    """A bank's watchlists (or, for the operator, everyone's), oldest first."""
+    stmt = select(Watchlist).order_by(col(Watchlist.created_at), col(Watchlist.id))
+    if subscriber_id is not None:
+        stmt = stmt.where(Watchlist.subscriber_id == subscriber_id)
+    return list(session.exec(stmt))
+
+
+def member_counts(session: Session, watchlist_ids: Iterable[str]) -> dict[str, int]:
+    """Members per watchlist, in one grouped query."""
+    ids = list(watchlist_ids)
+    if not ids:
+        return {}
+    rows = session.exec(
+        select(WatchlistMember.watchlist_id, func.count())
+        .where(col(WatchlistMember.watchlist_id).in_(ids))
+        .group_by(col(WatchlistMember.watchlist_id))
+    ).all()
+    counts = {watchlist_id: int(n) for watchlist_id, n in rows}
+    return {i: counts.get(i, 0) for i in ids}
+
+
+def valid_uscc(code: str) -> str:
+    """The code upper-cased, or a 422 invalid_uscc refusal (never echoing the code back)."""
+    normalized = code.strip().upper()
+    if not _USCC.match(normalized):
+        raise Refusal(422, "invalid_uscc", "a USCC is 18 characters of 0-9 and A-Y (no I O S V Z)")
+    return normalized
+
+
+def add_members(
+    session: Session,
+    watchlist: Watchlist,
+    members: Sequence[NewMember],
+    pseudo: Pseudonymizer,
+    actor: str,
+) -> MembersAdded:
+    """Add enterprises (or update their reference); one read and one bulk insert per call."""
+    require_subscription(session, watchlist.subscriber_id, watchlist.product_name)
+    wanted: dict[str, tuple[str, str | None]] = {}
+    for member in members:
+        code = valid_uscc(member.uscc)
+        wanted[entity_key(code, pseudo)] = (shown_as(code), member.reference)
+    existing = {
+        m.uscc: m
+        for m in session.exec(
+            select(WatchlistMember).where(WatchlistMember.watchlist_id == watchlist.id)
+        )
+    }
+    now = utcnow()
+    new_rows = [
+        {"watchlist_id": watchlist.id, "uscc": key, "shown_as": shown, "reference": reference,
+         "added_at": now}
+        for key, (shown, reference) in wanted.items()
+        if key not in existing
+    ]  # fmt: skip
+    updated = 0
+    for key, (_, reference) in wanted.items():
+        held = existing.get(key)
+        if held is not None and reference is not None and held.reference != reference:
+            held.reference = reference
+            session.add(held)
+            updated += 1
+    if new_rows:
+        session.execute(insert(WatchlistMember), new_rows)
+    session.flush()
+    total = len(existing) + len(new_rows)
+    audit.record(
+        session,
+        actor,
+        "watchlist.members.add",
+        watchlist.id,
+        added=len(new_rows),
+        updated=updated,
+        total=total,
+    )
+    return MembersAdded(added=len(new_rows), updated=updated, total=total)
+
+
+def remove_member(
+    session: Session, watchlist: Watchlist, uscc: str, pseudo: Pseudonymizer, actor: str
+) -> None:
+    """Take an enterprise off the watchlist, with its alerts (their usage events stay billed)."""
+    key = entity_key(valid_uscc(uscc), pseudo)
+    member = session.exec(
+        select(WatchlistMember).where(
+            WatchlistMember.watchlist_id == watchlist.id, WatchlistMember.uscc == key
+        )
+    ).first()
+    if member is None:
+        raise Refusal(404, "member_not_found", "this enterprise is not on the watchlist")
+    dropped = list(session.exec(select(Alert.id).where(Alert.member_id == member.id)))
+    if dropped:
+        session.execute(delete(WebhookAttempt).where(col(WebhookAttempt.alert_id).in_(dropped)))
+        session.execute(delete(Alert).where(col(Alert.id).in_(dropped)))
+    session.delete(member)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "watchlist.members.remove",
+        watchlist.id,
+        removed=1,
+        alerts_dropped=len(dropped),
+    )
+
+
+def list_members(
+    session: Session, watchlist: Watchlist, *, limit: int = 1000, offset: int = 0
+) -> list[WatchlistMember]:
+    """A page of the watchlist's members, in the order they were added."""
+    return list(
+        session.exec(
+            select(WatchlistMember)
+            .where(WatchlistMember.watchlist_id == watchlist.id)
+            .order_by(col(WatchlistMember.id))
+            .offset(offset)
+            .limit(limit)
+        )
+    )
+
+
+def in_portfolio(
+    session: Session, subscriber_id: str, product_name: str, uscc_entity_key: str
+) -> bool:
+    """Whether the enterprise is on one of the bank's watchlists for the product (贷后管理)."""
+    found = session.exec(
+        select(WatchlistMember.id)
+        .join(Watchlist, col(Watchlist.id) == col(WatchlistMember.watchlist_id))
+        .where(
+            Watchlist.subscriber_id == subscriber_id,
+            Watchlist.product_name == product_name,
+            WatchlistMember.uscc == uscc_entity_key,
+        )
+        .limit(1)
+    ).first()
+    return found is not None

@@ -1,0 +1,253 @@
+"""Webhook push of alerts: HMAC-signed, retried with exponential backoff, dead-lettered.
+
+Delivery is at-least-once (a crash between the POST and the commit may resend an alert); the
+usage event is keyed by the alert id, so a resend is never billed twice.
+
+Receiver recipe (for banks). Each POST carries a JSON body and three headers:
+
+- ``X-PDO-Signature: sha256=<hex>`` — HMAC-SHA256 of the exact body bytes under the watchlist's
+  signing secret (returned once when the watchlist was created);
+- ``X-PDO-Timestamp`` — when this attempt was sent (ISO 8601, UTC);
+- ``X-PDO-Alert-Id`` — the alert's id: store it and ignore an alert you have already seen.
+
+Verify before parsing, on the raw bytes (not on re-serialized JSON)::
+
+    from pdo.delivery.webhooks import verify_signature
+    ok = verify_signature(secret, request_body_bytes, headers["X-PDO-Signature"])
+
+or, without pdo: ``hmac.compare_digest("sha256=" + hmac.new(secret.encode(), body,
+hashlib.sha256).hexdigest(), header)``. Answer 2xx once stored; anything else (or no answer
+within a few seconds) is retried later, and after the last attempt the alert is dead-lettered and
+stays available to pull (``GET /v1/alerts``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from pdo import audit
+from pdo.delivery.alerts import alert_view, mark_delivered
+from pdo.delivery.watchlists import Refusal, active_subscription
+from pdo.ledger.models import Alert, Watchlist, WebhookAttempt
+from pdo.ledger.types import utcnow
+
+SIGNATURE_HEADER = "X-PDO-Signature"
+TIMESTAMP_HEADER = "X-PDO-Timestamp"
+ALERT_ID_HEADER = "X-PDO-Alert-Id"
+MAX_ATTEMPTS = 6
+BASE_DELAY_S = 30.0
+TIMEOUT_S = 5.0
+BATCH = 100
+_ERROR_CHARS = 200
+
+SessionFactory = Callable[[], Session]
+
+
+def webhook_secret(server_key: bytes, watchlist_id: str) -> str:
+    """The watchlist's signing secret, derived from the server key (never stored)."""
+    return hmac.new(server_key, b"pdo-webhook:" + watchlist_id.encode(), hashlib.sha256).hexdigest()
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The X-PDO-Signature header value for a body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
+    """Whether the header is the signature of these exact bytes (constant-time compare)."""
+    return bool(header) and hmac.compare_digest(sign(secret, body), str(header))
+
+
+def encode_body(alert: Alert) -> bytes:
+    """The exact bytes pushed (and signed) for an alert."""
+    return json.dumps(alert_view(alert), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def backoff_s(attempts: int, base_delay_s: float, rng: random.Random | None = None) -> float:
+    """Seconds before the next try after `attempts` failures: base·2^(attempts-1), ±25% jitter."""
+    jitter = (rng or random).uniform(0.75, 1.25)
+    return base_delay_s * 2 ** max(attempts - 1, 0) * jitter
+
+
+@dataclass
+class DispatchReport:
+    """What one dispatch pass did."""
+
+    due: int = 0
+    delivered: int = 0
+    failed: int = 0  # failed this time, to be retried
+    dead: int = 0  # failed for the last time: dead-lettered
+    skipped: int = 0  # acknowledged or changed by someone else meanwhile
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def _factory(source: Engine | SessionFactory) -> SessionFactory:
+    if isinstance(source, Engine):
+        engine = source
+        return lambda: Session(engine, expire_on_commit=False)
+    return source
+
+
+@contextmanager
+def _unit(factory: SessionFactory) -> Iterator[Session]:
+    with factory() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+@dataclass(frozen=True)
+class _Due:
+    alert_id: str
+    url: str
+    secret: str
+    body: bytes
+    refused: str | None = None  # why it must not be sent at all (e.g. no subscription)
+
+
+def _claim(
+    factory: SessionFactory, server_key: bytes, now: dt.datetime, lease: dt.timedelta, limit: int
+) -> list[_Due]:
+    """Take due alerts off the queue for the lease time, so a parallel dispatcher skips them."""
+    with _unit(factory) as s:
+        rows = s.exec(
+            select(Alert, Watchlist)
+            .join(Watchlist, col(Watchlist.id) == col(Alert.watchlist_id))
+            .where(
+                Alert.status == "pending",
+                col(Alert.next_attempt_at).is_not(None),
+                col(Alert.next_attempt_at) <= now,
+                col(Watchlist.webhook_url).is_not(None),
+            )
+            .order_by(col(Alert.next_attempt_at), col(Alert.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=Alert)
+        ).all()
+        due = []
+        subscribed: dict[tuple[str, str], bool] = {}
+        for alert, watchlist in rows:
+            pair = (watchlist.subscriber_id, watchlist.product_name)
+            if pair not in subscribed:
+                subscribed[pair] = active_subscription(s, *pair, now) is not None
+            alert.next_attempt_at = now + lease
+            s.add(alert)
+            due.append(
+                _Due(
+                    alert.id,
+                    str(watchlist.webhook_url),
+                    webhook_secret(server_key, watchlist.id),
+                    encode_body(alert),
+                    None if subscribed[pair] else f"no_subscription: {watchlist.product_name}",
+                )
+            )
+        return due
+
+
+def _post(client: httpx.Client, due: _Due, sent_at: dt.datetime) -> tuple[int | None, str | None]:
+    """(status code, error) of one POST; error None means the receiver took it (2xx)."""
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        SIGNATURE_HEADER: sign(due.secret, due.body),
+        TIMESTAMP_HEADER: sent_at.isoformat(),
+        ALERT_ID_HEADER: due.alert_id,
+    }
+    try:
+        response = client.post(due.url, content=due.body, headers=headers)
+    except httpx.HTTPError as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS]
+    if 200 <= response.status_code < 300:
+        return response.status_code, None
+    return response.status_code, f"HTTP {response.status_code}"
+
+
+def _settle(
+    factory: SessionFactory,
+    due: _Due,
+    outcome: tuple[int | None, str | None],
+    now: dt.datetime,
+    max_attempts: int,
+    base_delay_s: float,
+    report: DispatchReport,
+) -> None:
+    """Record one attempt: delivered and metered together, or retried later, or dead-lettered."""
+    status_code, error = outcome
+    with _unit(factory) as s:
+        alert = s.get(Alert, due.alert_id)
+        watchlist = s.get(Watchlist, alert.watchlist_id) if alert is not None else None
+        if alert is None or watchlist is None or alert.status != "pending":
+            report.skipped += 1
+            return
+        alert.attempts += 1
+        if error is None:
+            try:
+                mark_delivered(s, alert, watchlist, now)
+            except Refusal as refusal:
+                error = f"{refusal.code}: {refusal.message}"
+        s.add(WebhookAttempt(alert_id=alert.id, at=now, status_code=status_code,
+                             error=error, ok=error is None))  # fmt: skip
+        if error is None:
+            report.delivered += 1
+            return
+        alert.last_error = error
+        if alert.attempts >= max_attempts:
+            alert.status, alert.next_attempt_at = "dead", None
+            audit.record(s, "dispatcher", "alert.dead", alert.id, watchlist=watchlist.id,
+                         kind=alert.kind, attempts=alert.attempts, last_error=error)  # fmt: skip
+            report.dead += 1
+        else:
+            delay = backoff_s(alert.attempts, base_delay_s)
+            alert.next_attempt_at = now + dt.timedelta(seconds=delay)
+            report.failed += 1
+        s.add(alert)
+
+
+def dispatch_due(
+    source: Engine | SessionFactory,
+    server_key: bytes,
+    now: dt.datetime | None = None,
+    client: httpx.Client | None = None,
+    max_attempts: int = MAX_ATTEMPTS,
+    base_delay_s: float = BASE_DELAY_S,
+    timeout_s: float = TIMEOUT_S,
+    limit: int = BATCH,
+) -> DispatchReport:
+    """Push every pending alert due by `now` (at most `limit`) to its watchlist's webhook.
+
+    The ledger is not held open during HTTP calls: due alerts are claimed in one short
+    transaction, posted, and each outcome committed in its own.
+    """
+    at = now or utcnow()
+    factory = _factory(source)
+    lease = dt.timedelta(seconds=timeout_s * 4 + 60)
+    due = _claim(factory, server_key, at, lease, limit)
+    report = DispatchReport(due=len(due))
+    if not due:
+        return report
+    own = client is None
+    http = client or httpx.Client(
+        timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0)), follow_redirects=False
+    )
+    try:
+        for item in due:
+            outcome = (None, item.refused) if item.refused else _post(http, item, utcnow())
+            _settle(factory, item, outcome, at, max_attempts, base_delay_s, report)
+    finally:
+        if own:
+            http.close()
+    return report

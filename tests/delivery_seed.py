@@ -1,0 +1,141 @@
+"""A ledger ready for delivery tests: a grant, a published credit_risk@1 with served rows, banks.
+
+Seeded through the project's own functions and models on SQLite or PostgreSQL (by URL); the
+served rows are fixed numbers, since these tests are about delivery, not about scoring.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from pdo.delivery.consents import register_consent
+from pdo.delivery.plans import ensure_default_plan
+from pdo.ledger.db import make_engine, session_scope
+from pdo.ledger.models import PipelineRun, Product, ProductVersion, ServedScore, SignOff
+from pdo.ledger.types import utcnow
+from pdo.privacy.entity_key import entity_key
+from pdo.privacy.pseudonym import Pseudonymizer
+from pdo.registration import grant_authorization, register_departments
+from pdo.settings import Settings
+from pdo.subscribers import add_subscriber, find_subscriber
+
+VERSION = "credit_risk@1"
+PRICE_FEN = 150
+SHARES_BP = {"SAMR": 3000, "STA": 2000}
+COMPANIES = [f"91310000MA1K{i:04d}X{i % 10}" for i in range(40)]
+INDIVIDUAL = "92310000MA1P0001X3"  # a 个体工商户: its code is a natural person's
+BANKS = ("甲银行", "乙银行")
+
+
+@dataclass(frozen=True)
+class DeliveryLedger:
+    settings: Settings
+    engine: Engine
+    keys: dict[str, str]  # bank name → plaintext API key
+    subscriber_ids: dict[str, str]
+    pseudonymizer: Pseudonymizer
+
+    def entity(self, uscc: str) -> str:
+        return entity_key(uscc, self.pseudonymizer)
+
+    def consent(
+        self,
+        bank: str,
+        uscc: str,
+        reference: str,
+        purposes: tuple[str, ...] = ("贷前审查", "贷后管理"),
+        days: int = 30,
+        starts_days_ago: int = 1,
+    ) -> None:
+        """Register a consent through the operator's function, committed."""
+        start = utcnow() - dt.timedelta(days=starts_days_ago)
+        with session_scope(self.engine) as s:
+            register_consent(
+                s,
+                subscriber=find_subscriber(s, bank),
+                entity=self.entity(uscc),
+                reference=reference,
+                purposes=list(purposes),
+                valid_from=start,
+                valid_until=start + dt.timedelta(days=days),
+                actor="operator",
+            )
+
+
+def seed_delivery(
+    home: Path, database_url: str | None = None, **bank_limits: int
+) -> DeliveryLedger:
+    """Grant, published version with a score for every company and the 个体工商户, two banks."""
+    settings = Settings(home=home, database_url=database_url)
+    engine = make_engine(settings.db_url)
+    pseudo = Pseudonymizer.from_settings(settings)
+    keys, ids = {}, {}
+    limits = {"rate_limit_per_second": 10_000} | bank_limits  # tests that hammer are not throttled
+    with session_scope(engine) as s:
+        register_departments(s, "admin")
+        auth = grant_authorization(
+            s,
+            reference="授权〔2026〕7号",
+            tables=["tax_credit", "enterprise_registry"],
+            purposes=["贷前审查", "贷后管理"],
+            days=365,
+            actor="authority",
+        )
+        run = PipelineRun(
+            source_dir="/deliveries/2026-11",
+            authorization_id=auth.id,
+            started_by="olga",
+            status="published",
+            review_package_hash="a" * 64,
+        )
+        s.add(run)
+        s.flush()
+        approval = SignOff(
+            run_id=run.id,
+            reviewer="rita",
+            role="reviewer",
+            decision="approved",
+            covers_hash="a" * 64,
+        )
+        product = Product(
+            name="credit_risk",
+            title_zh="中小企业信用风险评分",
+            title_en="SME credit-risk score",
+            purposes=["贷前审查", "贷后管理"],
+            price_fen=PRICE_FEN,
+            revenue_shares_bp=SHARES_BP,
+        )
+        s.add_all([approval, product])
+        s.flush()
+        assert approval.id is not None
+        s.add(
+            ProductVersion(
+                id=VERSION,
+                product_name="credit_risk",
+                version=1,
+                run_id=run.id,
+                signoff_id=approval.id,
+                output_hash="b" * 64,
+                as_of=dt.date(2026, 11, 1),
+            )
+        )
+        s.flush()
+        for i, uscc in enumerate([*COMPANIES, INDIVIDUAL]):
+            s.add(
+                ServedScore(
+                    product_version_id=VERSION,
+                    uscc=entity_key(uscc, pseudo),
+                    score=560 + i,
+                    grade="ABCDE"[i % 5],
+                    details={"reasons": [{"code": "R01", "points_lost": 12}], "knockouts": []},
+                )
+            )
+        ensure_default_plan(s, product)
+        for bank in BANKS:
+            subscriber, key = add_subscriber(s, bank, "operator", ["credit_risk"], **limits)
+            keys[bank], ids[bank] = key, subscriber.id
+    return DeliveryLedger(settings, engine, keys, ids, pseudo)

@@ -1,0 +1,418 @@
+"""The metered lookup: consent, purpose, portfolio, quota, budget, disputes — over real HTTP.
+
+A real ledger (SQLite; the marked tests on PostgreSQL) seeded by tests/delivery_seed.py, the real
+app under uvicorn, real HTTP calls; usage events, refusals and revenue read back from the ledger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import Session, col, func, select
+
+from pdo.delivery.plans import add_plan
+from pdo.ledger.db import session_scope
+from pdo.ledger.models import (
+    ApiKey,
+    Objection,
+    RefusedCall,
+    RevenueAllocation,
+    ScoreCorrection,
+    UsageEvent,
+    Watchlist,
+    WatchlistMember,
+)
+from pdo.subscribers import find_subscriber, revoke_key, subscribe
+from tests.delivery_seed import (
+    BANKS,
+    COMPANIES,
+    INDIVIDUAL,
+    PRICE_FEN,
+    VERSION,
+    DeliveryLedger,
+    seed_delivery,
+)
+from tests.live_api import serve_api
+from tests.pg import fresh_database
+
+A, B = BANKS
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> DeliveryLedger:
+    return seed_delivery(tmp_path)
+
+
+@pytest.fixture
+def api(ledger: DeliveryLedger) -> Iterator[str]:
+    with serve_api(ledger.settings) as base:
+        yield base
+
+
+def ask(
+    base: str,
+    key: str | None,
+    uscc: str = COMPANIES[0],
+    purpose: str = "贷前审查",
+    consent: str | None = "C-1",
+) -> httpx.Response:
+    params = {"purpose": purpose} | ({"consent": consent} if consent else {})
+    headers = {"X-API-Key": key} if key else {}
+    return httpx.get(
+        f"{base}/v1/products/credit_risk/scores/{uscc}", params=params, headers=headers
+    )
+
+
+def count(ledger: DeliveryLedger, model: type, *where: object) -> int:
+    with Session(ledger.engine) as s:
+        return int(s.exec(select(func.count()).select_from(model).where(*where)).one())
+
+
+def test_a_consented_lookup_is_answered_and_metered_once(ledger: DeliveryLedger, api: str) -> None:
+    ledger.consent(A, COMPANIES[0], "C-1")
+    answer = ask(api, ledger.keys[A])
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["uscc"] == COMPANIES[0] and body["status"] == "served"
+    assert body["product_version"] == VERSION and body["as_of"] == "2026-11-01"
+    assert body["score"] == 560 and body["grade"] == "A" and body["consent"] == "C-1"
+    assert body["details"]["reasons"][0]["code"] == "R01" and body["price_fen"] == PRICE_FEN
+    with Session(ledger.engine) as s:
+        usage = s.exec(select(UsageEvent)).one()
+        split = s.exec(
+            select(func.sum(RevenueAllocation.amount_fen)).where(
+                RevenueAllocation.usage_event_id == usage.id
+            )
+        ).one()
+    assert usage.id == body["usage_id"] and usage.consent_id is not None
+    assert (usage.kind, usage.status, usage.price_fen, split) == ("query", "served", 150, 150)
+    assert count(ledger, RefusedCall) == 0
+
+
+def test_a_sole_traders_code_never_comes_back_and_is_stored_only_as_a_pseudonym(
+    ledger: DeliveryLedger, api: str
+) -> None:
+    ledger.consent(A, INDIVIDUAL, "C-P")
+    answer = ask(api, ledger.keys[A], INDIVIDUAL, consent="C-P")
+    assert answer.status_code == 200, answer.text
+    assert INDIVIDUAL not in answer.text and answer.json()["uscc"].count("*") == 8
+    with Session(ledger.engine) as s:
+        stored = s.exec(select(UsageEvent.uscc)).one()
+    assert stored == ledger.entity(INDIVIDUAL) != INDIVIDUAL
+
+
+def _revoke_first_key(ledger: DeliveryLedger) -> None:
+    with session_scope(ledger.engine) as s:
+        key = s.exec(select(ApiKey).where(ApiKey.subscriber_id == ledger.subscriber_ids[A])).one()
+        revoke_key(s, key.id, "operator")
+
+
+def _consent_elsewhere(ledger: DeliveryLedger) -> None:
+    ledger.consent(B, COMPANIES[0], "C-1")  # 乙银行's consent, presented by 甲银行
+
+
+Setup = Callable[[DeliveryLedger], None]
+REFUSALS: list[tuple[str, Setup | None, dict[str, object], int, str, bool]] = [
+    ("no key", None, {"key": None}, 401, "missing_api_key", False),
+    ("unknown key", None, {"key": "pdo_abc_nope"}, 401, "invalid_api_key", False),
+    ("revoked key", _revoke_first_key, {}, 401, "invalid_api_key", False),
+    ("unlawful purpose", None, {"purpose": "营销"}, 403, "purpose_not_allowed", False),
+    ("no consent named", None, {"consent": None}, 403, "consent_required", True),
+    ("unregistered consent", None, {"consent": "C-404"}, 403, "consent_not_found", True),
+    ("another bank's consent", _consent_elsewhere, {}, 403, "consent_not_found", True),
+    (
+        "consent for another enterprise",
+        lambda led: led.consent(A, COMPANIES[1], "C-1"),
+        {},
+        403,
+        "consent_other_enterprise",
+        True,
+    ),
+    (
+        "expired consent",
+        lambda led: led.consent(A, COMPANIES[0], "C-1", days=5, starts_days_ago=10),
+        {},
+        403,
+        "consent_expired",
+        True,
+    ),
+    (
+        "consent for another purpose",
+        lambda led: led.consent(A, COMPANIES[0], "C-1", purposes=("贷后管理",)),
+        {},
+        403,
+        "consent_purpose",
+        True,
+    ),
+    (
+        "post-loan check outside the portfolio",
+        lambda led: led.consent(A, COMPANIES[0], "C-1"),
+        {"purpose": "贷后管理"},
+        403,
+        "not_in_portfolio",
+        True,
+    ),
+    (
+        "enterprise without a result",
+        lambda led: led.consent(A, "91310000MA1KYYYYX9", "C-1"),
+        {"uscc": "91310000MA1KYYYYX9"},
+        404,
+        "unknown_enterprise",
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("setup", "change", "status", "code", "flagged"),
+    [case[1:] for case in REFUSALS],
+    ids=[case[0] for case in REFUSALS],
+)
+def test_refusals_are_clear_audited_and_never_billed(
+    ledger: DeliveryLedger,
+    api: str,
+    setup: Setup | None,
+    change: dict[str, object],
+    status: int,
+    code: str,
+    flagged: bool,
+) -> None:
+    if setup is not None:
+        setup(ledger)
+    args: dict[str, object] = {"key": ledger.keys[A]} | change
+    answer = ask(api, **args)  # type: ignore[arg-type]
+    assert answer.status_code == status, answer.text
+    assert answer.json()["error"]["code"] == code and answer.json()["error"]["message"]
+    assert count(ledger, UsageEvent) == 0 and count(ledger, RevenueAllocation) == 0
+    with Session(ledger.engine) as s:
+        refused = s.exec(select(RefusedCall)).one()
+    assert (refused.status, refused.code, refused.flagged) == (status, code, flagged)
+    assert refused.subscriber_id == (ledger.subscriber_ids[A] if status != 401 else None)
+
+
+def test_a_post_loan_check_is_served_for_the_banks_own_watchlist(
+    ledger: DeliveryLedger, api: str
+) -> None:
+    ledger.consent(A, COMPANIES[2], "C-2")
+    ledger.consent(B, COMPANIES[2], "C-2B")
+    with session_scope(ledger.engine) as s:
+        book = Watchlist(
+            subscriber_id=ledger.subscriber_ids[A], name="贷款台账", product_name="credit_risk"
+        )
+        s.add(book)
+        s.flush()
+        s.add(WatchlistMember(watchlist_id=book.id, uscc=COMPANIES[2], shown_as=COMPANIES[2]))
+    mine = ask(api, ledger.keys[A], COMPANIES[2], "贷后管理", "C-2")
+    theirs = ask(api, ledger.keys[B], COMPANIES[2], "贷后管理", "C-2B")
+    assert mine.status_code == 200, mine.text
+    assert theirs.json()["error"]["code"] == "not_in_portfolio"  # 甲银行's book is not 乙银行's
+
+
+def test_the_monthly_quota_stops_the_call_after_the_last_one_paid_for(
+    ledger: DeliveryLedger, api: str
+) -> None:
+    with session_scope(ledger.engine) as s:
+        plan = add_plan(
+            s,
+            product_name="credit_risk",
+            name="trial",
+            title_zh="试用套餐",
+            price_fen=50,
+            monthly_quota=3,
+            validity_days=30,
+            refund_withheld=True,
+            actor="operator",
+        )
+        subscribe(s, find_subscriber(s, A), plan.id, "operator")
+    ledger.consent(A, COMPANIES[0], "C-1")
+    answers = [ask(api, ledger.keys[A]) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[0].json()["price_fen"] == 50
+    assert answers[3].json()["error"]["code"] == "quota_exceeded"
+    assert count(ledger, UsageEvent) == 3
+
+
+def test_the_daily_budget_counts_distinct_enterprises(tmp_path: Path) -> None:
+    ledger = seed_delivery(tmp_path, daily_enterprise_budget=2)
+    for i in range(3):
+        ledger.consent(A, COMPANIES[i], f"C-{i}")
+    with serve_api(ledger.settings) as base:
+        codes = [
+            ask(base, ledger.keys[A], COMPANIES[i], consent=f"C-{i}").status_code
+            for i in (0, 1, 0, 1, 2)
+        ]
+        refused = ask(base, ledger.keys[A], COMPANIES[2], consent="C-2").json()
+    assert codes == [200, 200, 200, 200, 429]  # asking again for a disclosed one costs no budget
+    assert refused["error"]["code"] == "disclosure_budget_exceeded"
+    assert count(ledger, RefusedCall, col(RefusedCall.flagged)) == 2
+
+
+def test_a_disputed_result_is_withheld_and_a_corrected_one_served(
+    ledger: DeliveryLedger, api: str
+) -> None:
+    ledger.consent(A, COMPANIES[0], "C-1")
+    ledger.consent(A, COMPANIES[1], "C-2")
+    with session_scope(ledger.engine) as s:
+        s.add(
+            Objection(
+                uscc=COMPANIES[0],
+                product_name="credit_risk",
+                item="court_dishonest_debtors:row=7",
+                reason="已履行完毕",
+                raised_by="operator",
+            )
+        )
+        upheld = Objection(
+            uscc=COMPANIES[1],
+            product_name="credit_risk",
+            item="abnormal_operations:row=3",
+            reason="已移出经营异常名录",
+            raised_by="operator",
+            status="resolved",
+            outcome="upheld",
+        )
+        s.add(upheld)
+        s.flush()
+        s.add(
+            ScoreCorrection(
+                product_version_id=VERSION,
+                uscc=COMPANIES[1],
+                objection_id=upheld.id,
+                score=700,
+                grade="A",
+            )
+        )
+    withheld = ask(api, ledger.keys[A]).json()
+    corrected = ask(api, ledger.keys[A], COMPANIES[1], consent="C-2").json()
+    assert withheld["status"] == "disputed_withheld"
+    assert withheld["score"] is None and withheld["grade"] is None and withheld["details"] == {}
+    assert (corrected["status"], corrected["score"], corrected["grade"]) == ("corrected", 700, "A")
+    with Session(ledger.engine) as s:
+        statuses = sorted(s.exec(select(UsageEvent.status)))
+    assert statuses == ["served", "withheld"]  # answered, so metered; refunds follow the plan
+
+
+def test_the_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
+    ledger = seed_delivery(tmp_path, rate_limit_per_second=2)
+    ledger.consent(A, COMPANIES[0], "C-1")
+    with serve_api(ledger.settings) as base:
+        ask(base, ledger.keys[A])  # the first call loads the keys the limiter reads
+        answers = [ask(base, ledger.keys[A]) for _ in range(6)]
+    limited = [a for a in answers if a.status_code == 429]
+    assert limited and all(a.json()["error"]["code"] == "rate_limited" for a in limited)
+    assert int(limited[0].headers["Retry-After"]) >= 1
+    served = 7 - len(limited)
+    assert count(ledger, UsageEvent) == served
+    assert count(ledger, RefusedCall, RefusedCall.code == "rate_limited") == len(limited)
+
+
+def test_a_revocation_takes_effect_on_the_next_call(ledger: DeliveryLedger, api: str) -> None:
+    ledger.consent(A, COMPANIES[0], "C-1")
+    assert ask(api, ledger.keys[A]).status_code == 200
+    _revoke_first_key(ledger)
+    assert ask(api, ledger.keys[A]).json()["error"]["code"] == "invalid_api_key"
+
+
+def _hammer(ledger: DeliveryLedger, base: str, calls: int) -> list[httpx.Response]:
+    for i in range(10):
+        ledger.consent(A, COMPANIES[i], f"C-{i}")
+    with httpx.Client() as client, ThreadPoolExecutor(max_workers=16) as pool:
+
+        def one(i: int) -> httpx.Response:
+            return client.get(
+                f"{base}/v1/products/credit_risk/scores/{COMPANIES[i % 10]}",
+                params={"purpose": "贷前审查", "consent": f"C-{i % 10}"},
+                headers={"X-API-Key": ledger.keys[A]},
+            )
+
+        return list(pool.map(one, range(calls)))
+
+
+def _assert_exactly_once(ledger: DeliveryLedger, answers: list[httpx.Response]) -> None:
+    assert {a.status_code for a in answers} == {200}
+    ids = {a.json()["usage_id"] for a in answers}
+    with Session(ledger.engine) as s:
+        stored = set(s.exec(select(UsageEvent.id)))
+        billed = s.exec(select(func.sum(RevenueAllocation.amount_fen))).one()
+    assert stored == ids and len(ids) == len(answers)
+    assert billed == PRICE_FEN * len(answers)
+
+
+def test_concurrent_calls_each_get_exactly_one_usage_event(
+    ledger: DeliveryLedger, api: str
+) -> None:
+    _assert_exactly_once(ledger, _hammer(ledger, api, 300))
+
+
+def test_consents_are_registered_listed_and_withdrawn_by_the_bank(
+    ledger: DeliveryLedger, api: str
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    body = {
+        "uscc": INDIVIDUAL,
+        "reference": "授权书-0001",
+        "purposes": ["贷前审查"],
+        "valid_from": (now - dt.timedelta(hours=1)).isoformat(),
+        "valid_until": (now + dt.timedelta(days=90)).isoformat(),
+    }
+    a_key, b_key = {"X-API-Key": ledger.keys[A]}, {"X-API-Key": ledger.keys[B]}
+    made = httpx.post(f"{api}/v1/consents", json=body, headers=a_key)
+    assert made.status_code == 201, made.text
+    assert INDIVIDUAL not in made.text
+    again = httpx.post(f"{api}/v1/consents", json=body, headers=a_key)
+    naive = httpx.post(
+        f"{api}/v1/consents", json=body | {"valid_from": "2026-11-01T00:00:00"}, headers=a_key
+    )
+    assert again.json()["error"]["code"] == "invalid_consent"
+    assert naive.status_code == 422 and naive.json()["error"]["code"] == "invalid_request"
+    assert ask(api, ledger.keys[A], INDIVIDUAL, consent="授权书-0001").status_code == 200
+    listed = httpx.get(f"{api}/v1/consents", headers=a_key).json()
+    assert [c["reference"] for c in listed] == ["授权书-0001"]
+    assert httpx.get(f"{api}/v1/consents", headers=b_key).json() == []
+    consent_id = made.json()["id"]
+    stolen = httpx.delete(f"{api}/v1/consents/{consent_id}", headers=b_key)
+    assert stolen.status_code == 404
+    withdrawn = httpx.delete(f"{api}/v1/consents/{consent_id}", headers=a_key)
+    assert withdrawn.status_code == 200 and withdrawn.json()["revoked_at"]
+    after = ask(api, ledger.keys[A], INDIVIDUAL, consent="授权书-0001")
+    assert after.json()["error"]["code"] == "consent_revoked"
+
+
+def test_the_openapi_schema_documents_every_refusal(api: str) -> None:
+    schema = httpx.get(f"{api}/openapi.json").json()
+    lookup = schema["paths"]["/v1/products/{product}/scores/{uscc}"]["get"]
+    assert {"200", "401", "403", "404", "429", "422"} <= set(lookup["responses"])
+    assert {p["name"] for p in lookup["parameters"]} >= {"purpose", "consent", "X-API-Key"}
+    assert "/v1/consents" in schema["paths"]
+
+
+@pytest.mark.postgres
+def test_on_postgresql_concurrent_calls_and_the_quota_hold(tmp_path: Path) -> None:
+    with fresh_database() as url:
+        ledger = seed_delivery(tmp_path, url)
+        try:
+            with serve_api(ledger.settings) as base:
+                _assert_exactly_once(ledger, _hammer(ledger, base, 200))
+                with session_scope(ledger.engine) as s:
+                    plan = add_plan(
+                        s,
+                        product_name="credit_risk",
+                        name="trial",
+                        title_zh="试用套餐",
+                        price_fen=50,
+                        monthly_quota=2,
+                        validity_days=30,
+                        refund_withheld=True,
+                        actor="operator",
+                    )
+                    subscribe(s, find_subscriber(s, B), plan.id, "operator")
+                ledger.consent(B, COMPANIES[0], "C-B")
+                codes = [ask(base, ledger.keys[B], consent="C-B").status_code for _ in range(3)]
+            assert codes == [200, 200, 429]
+        finally:
+            ledger.engine.dispose()

@@ -1,0 +1,453 @@
+"""Objections (异议): raised and resolved through the real CLI on a real seeded home.
+
+The home is tests/console_seed.py's (a grant and a published credit_risk@1 whose frozen
+scorecard was really trained on a generated city). Here the same city's tables are ingested,
+keyed as the desensitize stage keys them (a 个体工商户 by its pseudonym; personal columns left
+out), written to the lake as the version's input datasets, and scored with the version's
+scorecard into the serving store, so a re-score can be checked against a full rebuild.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from sqlalchemy import insert
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+from typer.testing import CliRunner
+
+from flows.ingest import ingest_file
+from flows.publish import served_rows
+from flows.stages import record_dataset
+from pdo.cli import app
+from pdo.delivery.identity import shown_as
+from pdo.delivery.objections import ObjectionError, parse_item, resolve_objection
+from pdo.gen import generate
+from pdo.lake import Lake
+from pdo.ledger.db import session_scope
+from pdo.ledger.models import (
+    Alert,
+    AuditEvent,
+    Objection,
+    Product,
+    ProductVersion,
+    ScoreCorrection,
+    ServedScore,
+    Watchlist,
+    WatchlistMember,
+)
+from pdo.privacy.analyzer import build_analyzer
+from pdo.privacy.entity_key import entity_key, entity_key_series
+from pdo.privacy.fastscan import FastScanner
+from pdo.privacy.pseudonym import Pseudonymizer
+from pdo.scorecard.frozen import FrozenScorecard
+from pdo.settings import Settings
+from pdo.sources.contract import Policy
+from pdo.sources.tables import SOURCE_TABLES, table
+from pdo.subscribers import add_subscriber
+from pdo.workspace import Workspace
+from products import credit_risk, operating_status
+from products.operating_status.rule import verify
+from tests.console_seed import CITY_ENTERPRISES, CITY_SEED, LIVE_AS_OF, seed_console
+
+CREDIT = "credit_risk@1"
+STATUS = "operating_status@1"
+THREE_YEARS_BEFORE = LIVE_AS_OF.replace(year=LIVE_AS_OF.year - 3)
+
+
+@functools.cache
+def city() -> dict[str, pl.DataFrame]:
+    """The generated city behind credit_risk@1, ingested (raw zone: codes as delivered)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        generate(root, enterprises=CITY_ENTERPRISES, seed=CITY_SEED, progress=False)
+        return {t.name: ingest_file(root / t.file_name, t).clean for t in SOURCE_TABLES}
+
+
+def keyed(name: str, frame: pl.DataFrame, pseudo: Pseudonymizer) -> pl.DataFrame:
+    """The table as products read it: entity keys, only the columns kept as they are."""
+    kept = [c.name for c in table(name).columns if c.policy is Policy.KEEP and c.name in frame]
+    return frame.select(entity_key_series(frame["uscc"], pseudo), *kept)
+
+
+@dataclass(frozen=True)
+class Home:
+    """The seeded home, its pseudonymizer, and the inputs both versions were built from."""
+
+    settings: Settings
+    engine: Engine
+    lake: Lake
+    pseudo: Pseudonymizer
+    inputs: dict[str, pl.DataFrame]  # entity-keyed, as in the lake
+    model: dict[str, Any]
+
+    def key(self, uscc: str) -> str:
+        return entity_key(uscc, self.pseudo)
+
+    def served(self, version: str, uscc: str) -> ServedScore:
+        with session_scope(self.engine) as s:
+            return s.exec(
+                select(ServedScore).where(
+                    ServedScore.product_version_id == version, ServedScore.uscc == self.key(uscc)
+                )
+            ).one()
+
+    def correction(self, version: str, uscc: str) -> ScoreCorrection | None:
+        with session_scope(self.engine) as s:
+            return s.exec(
+                select(ScoreCorrection).where(
+                    ScoreCorrection.product_version_id == version,
+                    ScoreCorrection.uscc == self.key(uscc),
+                )
+            ).first()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    """credit_risk@1 and operating_status@1 on the city's datasets, their rows served."""
+    seed_console(tmp_path)
+    settings = Settings(home=tmp_path, database_url=None)
+    ws = Workspace.open(settings)
+    pseudo = Pseudonymizer.from_settings(settings)
+    inputs = {name: keyed(name, frame, pseudo) for name, frame in city().items()}
+    with session_scope(ws.engine) as s:
+        ids = {}
+        for name, frame in inputs.items():
+            m = ws.lake.write(frame, table=name, zone="desensitized", stage="desensitize")
+            record_dataset(s, m, ws.lake.dir_for(m))
+            ids[name] = m.id
+        live = s.get(ProductVersion, CREDIT)
+        assert live is not None
+        live.input_hashes = [ids[t] for t in credit_risk.SPEC.inputs]
+        s.add(live)
+        scored = credit_risk.score_frame(FrozenScorecard.from_dict(live.model), inputs, live.as_of)
+        rows = served_rows(CREDIT, credit_risk.SPEC.outputs, scored.to_dicts())
+        s.execute(insert(ServedScore), rows)
+        spec = operating_status.SPEC
+        s.add(
+            Product(name=spec.name, title_zh=spec.title_zh, title_en=spec.title_en,
+                    purposes=list(spec.purposes), price_fen=spec.price_fen)
+        )  # fmt: skip
+        s.flush()
+        s.add(
+            ProductVersion(
+                id=STATUS, product_name=spec.name, version=1, run_id=live.run_id,
+                signoff_id=live.signoff_id, input_hashes=[ids[t] for t in spec.inputs],
+                output_hash="c" * 64, as_of=LIVE_AS_OF,
+            )
+        )  # fmt: skip
+        s.flush()
+        checked = verify(inputs["enterprise_registry"], inputs["abnormal_operations"], LIVE_AS_OF)
+        s.execute(insert(ServedScore), served_rows(STATUS, spec.outputs, checked.to_dicts()))
+        model = dict(live.model)
+    return Home(settings, ws.engine, ws.lake, pseudo, inputs, model)
+
+
+def pdo(home: Home, *args: str) -> tuple[int, str]:
+    """The real CLI against the seeded home."""
+    env = {"PDO_HOME": str(home.settings.resolved_home), "PDO_DATABASE_URL": None}
+    result = CliRunner().invoke(app, list(args), env=env)
+    return result.exit_code, result.output
+
+
+def pdo_json(home: Home, *args: str) -> Any:
+    code, out = pdo(home, *args, "--json")
+    assert code == 0, out
+    return json.loads(out)
+
+
+def dishonest_individual() -> tuple[str, str]:
+    """A 个体工商户 (raw code) knocked out only by one 失信被执行人 listing, and its case."""
+    raw = city()
+    listed = raw["court_cases"].filter(
+        (pl.col("kind") == "失信被执行人") & (pl.col("published_on") <= LIVE_AS_OF)
+    )
+    once = listed.group_by("uscc").len().filter(pl.col("len") == 1)["uscc"]
+    operating = raw["enterprise_registry"].filter(
+        pl.col("status").is_in(["存续", "在业"]) & pl.col("uscc").str.starts_with("92")
+    )["uscc"]
+    uscc = sorted(set(once) & set(operating))[0]
+    return uscc, listed.filter(pl.col("uscc") == uscc)["case_no"].item()
+
+
+def penalised_company(home: Home) -> tuple[str, str, int]:
+    """A company losing points for exactly one recent penalty: its code, the case, points lost."""
+    raw = city()["penalties"]
+    recent = raw.filter(
+        (pl.col("published_on") <= LIVE_AS_OF) & (pl.col("published_on") > THREE_YEARS_BEFORE)
+    )
+    once = recent.group_by("uscc").len().filter(pl.col("len") == 1)["uscc"].to_list()
+    for uscc in sorted(u for u in once if u.startswith("91")):
+        row = home.served(CREDIT, uscc)
+        lost = [r["points_lost"] for r in row.details["reasons"] if r["factor"] == "penalties_3y"]
+        if lost and lost[0] > 0 and not row.details["knockouts"]:
+            return uscc, recent.filter(pl.col("uscc") == uscc)["case_no"].item(), lost[0]
+    raise AssertionError("the city has no company penalised once")
+
+
+def rebuilt(home: Home, uscc: str, table_name: str, drop: pl.Expr) -> dict[str, Any]:
+    """The oracle: the whole city scored again with the records dropped, one row picked."""
+    inputs = dict(home.inputs) | {table_name: home.inputs[table_name].filter(~drop)}
+    scores = credit_risk.score_frame(FrozenScorecard.from_dict(home.model), inputs, LIVE_AS_OF)
+    return scores.filter(pl.col("uscc") == home.key(uscc)).row(0, named=True)
+
+
+def watch(home: Home, uscc: str, product_name: str = "credit_risk") -> str:
+    """A bank's watchlist holding the enterprise; returns the watchlist id."""
+    with session_scope(home.engine) as s:
+        bank, _ = add_subscriber(s, f"观察银行{product_name}", "admin", [product_name])
+        watchlist = Watchlist(name="贷后组合", product_name=product_name, subscriber_id=bank.id)
+        s.add(watchlist)
+        s.flush()
+        s.add(
+            WatchlistMember(watchlist_id=watchlist.id, uscc=home.key(uscc), shown_as=shown_as(uscc))
+        )
+        return watchlist.id
+
+
+def alerts(home: Home, watchlist_id: str) -> list[Alert]:
+    with session_scope(home.engine) as s:
+        return list(s.exec(select(Alert).where(Alert.watchlist_id == watchlist_id)).all())
+
+
+def test_upheld_objection_lifts_a_knockout_and_tells_the_watchers(home: Home) -> None:
+    uscc, case = dishonest_individual()
+    signed = home.served(CREDIT, uscc)
+    assert signed.grade == "E" and [k["code"] for k in signed.details["knockouts"]] == ["KO03"]
+    watched = watch(home, uscc)
+
+    raised = pdo_json(
+        home, "objection", "add", uscc, "--product", "credit_risk",
+        "--item", f"court_cases:{case}", "--reason", "失信记录已于判决后撤销", "--as", "olga",
+    )  # fmt: skip
+    assert raised["status"] == "open" and raised["enterprise"] == shown_as(uscc)
+    assert raised["item"] == f"court_cases:case_no={case}"
+    with session_scope(home.engine) as s:
+        stored = s.get(Objection, raised["id"])
+        assert stored is not None and stored.uscc == home.key(uscc) != uscc
+    [opened] = alerts(home, watched)
+    assert opened.kind == "dispute_opened" and opened.payload["enterprise"] == shown_as(uscc)
+    assert opened.payload["status"] == "disputed_withheld"
+
+    resolved = pdo_json(
+        home, "objection", "resolve", raised["id"], "--outcome", "upheld",
+        "--note", "法院确认已撤销失信决定", "--as", "olga",
+    )  # fmt: skip
+    r = resolved["resolution"]
+    assert resolved["status"] == "resolved" and resolved["outcome"] == "upheld"
+    assert r["old"] == {"score": signed.score, "grade": "E"}
+    assert r["excluded"] == {
+        "table": "court_cases", "columns": {"case_no": case}, "action": "excluded", "records": 1
+    }  # fmt: skip
+    expected = rebuilt(home, uscc, "court_cases", pl.col("case_no") == case)
+    assert expected["knockouts"] == [] and expected["grade"] != "E"
+    corrected = home.correction(CREDIT, uscc)
+    assert corrected is not None and corrected.objection_id == raised["id"]
+    assert (corrected.score, corrected.grade) == (expected["score"], expected["grade"])
+    assert corrected.details == {"reasons": expected["reasons"], "knockouts": []}
+    assert r["new"] == {"score": expected["score"], "grade": expected["grade"]}
+    assert home.served(CREDIT, uscc).grade == "E"  # the signed version is left as signed
+
+    kinds = {a.kind: a for a in alerts(home, watched)}
+    assert set(kinds) == {"dispute_opened", "dispute_resolved"}
+    assert kinds["dispute_resolved"].payload["outcome"] == "upheld"
+    assert kinds["dispute_resolved"].payload["grade"] == expected["grade"]
+
+
+def test_upheld_objection_to_a_penalty_recovers_its_points(home: Home) -> None:
+    uscc, case, lost = penalised_company(home)
+    signed = home.served(CREDIT, uscc)
+    raised = pdo_json(
+        home, "objection", "add", uscc, "--product", "credit_risk",
+        "--item", f"penalties:case_no={case}", "--reason", "处罚决定已被复议撤销", "--as", "olga",
+    )  # fmt: skip
+    code, out = pdo(
+        home, "objection", "resolve", raised["id"], "--outcome", "upheld",
+        "--note", "复议决定书核实无误", "--as", "olga",
+    )  # fmt: skip
+    assert code == 0, out
+    expected = rebuilt(home, uscc, "penalties", pl.col("case_no") == case)
+    corrected = home.correction(CREDIT, uscc)
+    assert corrected is not None and corrected.score == expected["score"]
+    assert signed.score is not None and corrected.score is not None
+    assert signed.score < corrected.score <= signed.score + lost
+    assert f"{signed.score} / {signed.grade} → {expected['score']} / {expected['grade']}" in out
+
+
+def test_rejected_objection_leaves_the_signed_result_and_refuses_a_second_resolution(
+    home: Home,
+) -> None:
+    uscc, case = dishonest_individual()
+    watched = watch(home, uscc)
+    raised = pdo_json(
+        home, "objection", "add", uscc, "--product", "credit_risk",
+        "--item", f"court_cases:case_no={case}", "--reason", "不认可", "--as", "olga",
+    )  # fmt: skip
+    resolved = pdo_json(
+        home, "objection", "resolve", raised["id"], "--outcome", "rejected",
+        "--note", "法院复函确认记录有效", "--as", "rita",
+    )  # fmt: skip
+    assert resolved["outcome"] == "rejected" and resolved["resolution"]["changed"] is False
+    assert home.correction(CREDIT, uscc) is None
+    with session_scope(home.engine) as s:
+        assert s.exec(select(ScoreCorrection)).all() == []
+    done = [a for a in alerts(home, watched) if a.kind == "dispute_resolved"]
+    assert [a.payload["outcome"] for a in done] == ["rejected"] and "grade" not in done[0].payload
+
+    code, out = pdo(
+        home, "objection", "resolve", raised["id"], "--outcome", "upheld",
+        "--note", "again", "--as", "olga",
+    )  # fmt: skip
+    assert code == 1 and "already resolved (rejected) by rita" in out
+    assert home.correction(CREDIT, uscc) is None
+    with session_scope(home.engine) as s, pytest.raises(ObjectionError, match="already resolved"):
+        resolve_objection(
+            s, raised["id"], outcome="rejected", note="x", actor="olga", lake=home.lake
+        )
+
+
+@pytest.mark.parametrize(
+    ("product_name", "item", "says"),
+    [
+        ("operating_status", "court_cases:case_no=(2019)浙0105执13号", "not an input of"),
+        ("credit_risk", "land_registry:parcel=1", "not an input of"),
+        ("credit_risk", "enterprise_registry:legal_rep_name=张三", "holds personal data"),
+        ("credit_risk", "tax_credit:uscc=91330102MAGXE9HN35", "must not name the uscc"),
+        ("credit_risk", "utility_payments:2025-06", "no single record id"),
+        ("credit_risk", "penalties", "not of the form"),
+    ],
+)
+def test_an_item_outside_the_products_inputs_is_refused(
+    home: Home, product_name: str, item: str, says: str
+) -> None:
+    uscc, _ = dishonest_individual()
+    code, out = pdo(
+        home, "objection", "add", uscc, "--product", product_name, "--item", item,
+        "--reason", "r", "--as", "olga",
+    )  # fmt: skip
+    assert code == 1 and says in out
+    with session_scope(home.engine) as s:
+        assert s.exec(select(Objection)).all() == []
+
+
+def test_an_upheld_item_that_matches_no_record_is_refused(home: Home) -> None:
+    uscc, _ = dishonest_individual()
+    raised = pdo_json(
+        home, "objection", "add", uscc, "--product", "credit_risk",
+        "--item", "penalties:case_no=杭市监罚〔2099〕1号", "--reason", "r", "--as", "olga",
+    )  # fmt: skip
+    code, out = pdo(
+        home, "objection", "resolve", raised["id"], "--outcome", "upheld", "--note", "n",
+        "--as", "olga",
+    )  # fmt: skip
+    assert code == 1 and "matches no record" in out
+    assert pdo_json(home, "objection", "list", "--status", "open")[0]["id"] == raised["id"]
+
+
+def test_operating_status_reverifies_without_a_disputed_listing(home: Home) -> None:
+    """The same generic path on another product: its own re-scoring hook, no model."""
+    listings = city()["abnormal_operations"]
+    open_now = listings.filter(
+        (pl.col("listed_on") <= LIVE_AS_OF)
+        & (pl.col("removed_on").is_null() | (pl.col("removed_on") > LIVE_AS_OF))
+    )
+    once = open_now.group_by("uscc").len().filter(pl.col("len") == 1)["uscc"].to_list()
+    uscc = next(u for u in sorted(once) if home.served(STATUS, u).details["status"] == "abnormal")
+    listed_on = open_now.filter(pl.col("uscc") == uscc)["listed_on"].item()
+    watched = watch(home, uscc, "operating_status")
+    raised = pdo_json(
+        home, "objection", "add", uscc, "--product", "operating_status",
+        "--item", f"abnormal_operations:listed_on={listed_on:%Y-%m-%d}",
+        "--reason", "已补报年报并移出", "--as", "olga",
+    )  # fmt: skip
+    resolved = pdo_json(
+        home, "objection", "resolve", raised["id"], "--outcome", "upheld", "--note", "核实",
+        "--as", "olga",
+    )  # fmt: skip
+    assert resolved["resolution"]["changed"] is True
+    corrected = home.correction(STATUS, uscc)
+    assert corrected is not None and corrected.score is None
+    assert (
+        corrected.details["status"] == "active" and corrected.details["abnormal_listings_open"] == 0
+    )
+    [done] = [a for a in alerts(home, watched) if a.kind == "dispute_resolved"]
+    assert done.payload == done.payload | {"outcome": "upheld", "changed": True}
+
+
+def test_rescore_of_untouched_inputs_reproduces_the_signed_rows(home: Home) -> None:
+    """The one-enterprise hooks agree with the full builds they stand in for."""
+    uscc, _ = dishonest_individual()
+    key = home.key(uscc)
+    signed = home.served(CREDIT, uscc)
+    again = credit_risk.SPEC.rescore
+    assert again is not None
+    row = again(home.inputs, LIVE_AS_OF, home.model, key)
+    assert row == {"score": signed.score, "grade": signed.grade, "details": signed.details}
+    assert again(home.inputs, LIVE_AS_OF, home.model, "p_" + "0" * 24) is None
+    status = operating_status.SPEC.rescore
+    assert status is not None
+    assert status(home.inputs, LIVE_AS_OF, {}, key) == {
+        "score": None, "grade": None, "details": home.served(STATUS, uscc).details
+    }  # fmt: skip
+    registry = city()["enterprise_registry"]
+    surviving = registry.filter(pl.col("status") == "存续")["uscc"].sort()[0]
+    cleared = parse_item(operating_status.SPEC, "enterprise_registry:status=存续")
+    frame, n = cleared.exclude(home.inputs["enterprise_registry"], home.key(surviving))
+    assert n == 1 and cleared.describe()["action"] == "cleared"
+    unverifiable = dict(home.inputs) | {"enterprise_registry": frame}
+    assert status(unverifiable, LIVE_AS_OF, {}, home.key(surviving)) is None  # never a guess
+
+
+def test_no_output_audit_or_alert_holds_an_individuals_code(
+    home: Home, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    uscc, case = dishonest_individual()
+    watched = watch(home, uscc)
+    outputs = []
+    code, out = pdo(
+        home, "objection", "add", uscc, "--product", "credit_risk",
+        "--item", f"court_cases:{case}", "--reason", f"经营者称 {uscc} 的失信记录有误",
+        "--as", "olga",
+    )  # fmt: skip
+    assert code == 0, out
+    outputs.append(out)
+    [listed] = pdo_json(home, "objection", "list", "--status", "open")
+    outputs += [json.dumps(listed, ensure_ascii=False), pdo(home, "objection", "list")[1]]
+    assert listed["enterprise"] == shown_as(uscc) and listed["days_to_resolve"] is None
+    assert shown_as(uscc) in listed["reason"]  # the code typed into the reason is masked
+    outputs.append(
+        pdo(home, "objection", "resolve", listed["id"], "--outcome", "upheld", "--note",
+            f"核实 {uscc}", "--as", "olga")[1]
+    )  # fmt: skip
+    [done] = pdo_json(home, "objection", "list", "--status", "resolved")
+    assert done["days_to_resolve"] is not None and done["age_days"] >= done["days_to_resolve"]
+    outputs += [json.dumps(done, ensure_ascii=False), pdo(home, "objection", "list")[1]]
+    with session_scope(home.engine) as s:
+        audit = [
+            json.dumps([e.subject, e.details], ensure_ascii=False)
+            for e in s.exec(
+                select(AuditEvent).where(col(AuditEvent.action).startswith("objection"))
+            )
+        ]
+        objection = s.exec(select(Objection)).one()
+        stored = json.dumps(
+            [objection.item, objection.reason, objection.resolution], ensure_ascii=False
+        )
+    assert len(audit) == 2
+    payloads = [json.dumps(a.payload, ensure_ascii=False) for a in alerts(home, watched)]
+    texts = outputs + audit + payloads + [stored]
+    pseudonym = home.key(uscc)
+    for text in texts:
+        assert uscc not in text
+    for text in outputs + audit + payloads:
+        assert pseudonym not in text
+    scanner = FastScanner(build_analyzer(tmp_path_factory.mktemp("models")))
+    assert scanner.count_personal([f"统一社会信用代码 {uscc}"])  # the scan can see one
+    assert scanner.count_personal(texts) == {}

@@ -1,0 +1,362 @@
+"""Alerts pushed to a real local webhook receiver (signed, retried, dead-lettered) and pulled.
+
+The receiver is a real HTTP server on localhost that verifies the HMAC signature the way the
+module docstring of pdo.delivery.webhooks tells banks to; metering is counted in the ledger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import Session, col, func, select
+from typer.testing import CliRunner
+
+from pdo.cli import app
+from pdo.delivery.identity import shown_as
+from pdo.delivery.webhooks import (
+    ALERT_ID_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    dispatch_due,
+    sign,
+    verify_signature,
+    webhook_secret,
+)
+from pdo.ledger.models import Alert, AuditEvent, UsageEvent, WebhookAttempt
+from pdo.ledger.types import utcnow
+from pdo.privacy.analyzer import build_analyzer
+from pdo.privacy.entity_key import entity_key
+from pdo.privacy.fastscan import FastScanner
+from tests.live_api import serve_api
+from tests.test_watchlists import (
+    FALLING,
+    INDIVIDUAL,
+    STEADY,
+    Home,
+    call,
+    create,
+    publish_v2,
+    seed_home,
+    watch_all,
+)
+
+
+@dataclass
+class Receiver:
+    """What the bank's endpoint saw, and how it answers: a script of statuses, then `default`."""
+
+    secret: str = ""
+    script: list[int | str] = field(default_factory=list)
+    default: int = 200
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    url: str = ""
+
+    def answer(self) -> int | str:
+        return self.script.pop(0) if self.script else self.default
+
+    def bodies(self) -> list[dict]:
+        return [json.loads(body) for _, body in self.received]
+
+
+@contextmanager
+def receiver(script: list[int | str] | None = None, default: int = 200) -> Iterator[Receiver]:
+    """A webhook endpoint on a free localhost port; 'slow' in the script answers too late."""
+    state = Receiver(script=list(script or []), default=default)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.received.append((dict(self.headers.items()), body))
+            status = state.answer()
+            if status == "slow":
+                time.sleep(1.5)
+                status = 200
+            if not verify_signature(state.secret, body, self.headers.get(SIGNATURE_HEADER)):
+                status = 401
+            self.send_response(int(status))
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            """Quiet."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/pdo"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    return seed_home(tmp_path)
+
+
+@pytest.fixture
+def api(home: Home) -> Iterator[str]:
+    with serve_api(home.settings) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def scanner(tmp_path_factory: pytest.TempPathFactory) -> FastScanner:
+    return FastScanner(build_analyzer(tmp_path_factory.mktemp("models")))
+
+
+def server_key(home: Home) -> bytes:
+    return home.settings.read_pseudonym_key()[1]
+
+
+def subscribe_hook(home: Home, api: str, hook: Receiver, members: list[str] | None = None) -> str:
+    """A webhook watchlist (its secret handed to the receiver) holding the given members."""
+    created = create(api, home.bank_key, webhook_url=hook.url).json()
+    hook.secret = created["webhook_secret"]
+    wid = str(created["id"])
+    if members is None:
+        watch_all(api, home.bank_key, wid)
+    else:
+        body = [{"uscc": m} for m in members]
+        call("PUT", f"{api}/v1/watchlists/{wid}/members", home.bank_key, body)
+    return wid
+
+
+def metered(home: Home) -> list[UsageEvent]:
+    with Session(home.engine) as s:
+        return list(s.exec(select(UsageEvent).where(UsageEvent.kind == "alert")))
+
+
+def the_alert(home: Home) -> Alert:
+    with Session(home.engine) as s:
+        return s.exec(select(Alert)).one()
+
+
+def test_signatures() -> None:
+    """The secret is derived per watchlist; any change to body, secret or header fails."""
+    key = b"k" * 32
+    secret = webhook_secret(key, "wl-1")
+    assert secret == webhook_secret(key, "wl-1") != webhook_secret(key, "wl-2")
+    assert secret != webhook_secret(b"other", "wl-1") and len(secret) == 64
+    body = b'{"id":"a1","enterprise":"91310000MA1K4A0B1X"}'
+    header = sign(secret, body)
+    assert header.startswith("sha256=") and verify_signature(secret, body, header)
+    assert not verify_signature(secret, body + b" ", header)
+    assert not verify_signature(webhook_secret(key, "wl-2"), body, header)
+    assert not verify_signature(secret, body, None)
+    assert not verify_signature(secret, body, header.replace("sha256=", "sha1="))
+
+
+def test_alerts_are_pushed_signed_and_metered_once(
+    home: Home, api: str, scanner: FastScanner
+) -> None:
+    """Every alert of a new version reaches the receiver, verified, each billed exactly once."""
+    with receiver() as hook:
+        wid = subscribe_hook(home, api, hook)
+        assert hook.secret == webhook_secret(server_key(home), wid)
+        raised = publish_v2(home)
+        report = dispatch_due(home.engine, server_key(home))
+        assert (report.due, report.delivered, report.failed, report.dead) == (raised, raised, 0, 0)
+        assert dispatch_due(home.engine, server_key(home)).due == 0  # nothing left
+
+    bodies = hook.bodies()
+    assert len(bodies) == raised == 8
+    for headers, body in hook.received:
+        assert verify_signature(hook.secret, body, headers[SIGNATURE_HEADER])
+        assert headers[ALERT_ID_HEADER] == json.loads(body)["id"]
+        assert dt.datetime.fromisoformat(headers[TIMESTAMP_HEADER]).tzinfo is not None
+    assert {b["watchlist"] for b in bodies} == {wid}
+    assert {b["kind"] for b in bodies} == {
+        "new_version", "grade_drop", "dishonest_debtor", "abnormal_listing",
+    }  # fmt: skip
+    drop = next(b for b in bodies if b["kind"] == "grade_drop" and b["enterprise"] == FALLING)
+    assert drop["reference"] == "LN-1" and drop["payload"]["new_grade"] == "D"
+    assert drop["product_version"] == "credit_risk@2"
+
+    usage = metered(home)
+    assert sorted(u.delivery_key or "" for u in usage) == sorted(f"alert:{b['id']}" for b in bodies)
+    assert {(u.purpose, u.units, u.product_version_id) for u in usage} == {
+        ("贷后管理", 1, "credit_risk@2")
+    }
+    with Session(home.engine) as s:
+        assert set(s.exec(select(Alert.status))) == {"delivered"}
+        assert s.exec(select(func.count()).select_from(WebhookAttempt)).one() == raised
+
+    texts = [body.decode() for _, body in hook.received]
+    pseudonym = entity_key(INDIVIDUAL, home.pseudo)
+    assert any(shown_as(INDIVIDUAL) in t for t in texts)  # there, masked
+    assert all(INDIVIDUAL not in t and pseudonym not in t for t in texts)
+    assert scanner.count_personal([f"统一社会信用代码 {INDIVIDUAL}"])  # the scan can see one
+    assert scanner.count_personal(texts) == {}
+
+
+def test_retried_with_backoff_and_delivered_on_the_third_attempt(home: Home, api: str) -> None:
+    """500, 500, then 200: three attempts spaced by growing delays, one usage event."""
+    with receiver(script=[500, 500]) as hook:
+        subscribe_hook(home, api, hook, members=[STEADY])
+        assert publish_v2(home) == 1
+        t0 = utcnow()
+        first = dispatch_due(home.engine, server_key(home), now=t0, base_delay_s=10)
+        assert (first.due, first.failed) == (1, 1)
+        alert = the_alert(home)
+        assert alert.next_attempt_at is not None
+        first_delay = (alert.next_attempt_at - t0).total_seconds()
+        assert 7.5 <= first_delay <= 12.5 and alert.attempts == 1
+        assert alert.last_error == "HTTP 500"
+        assert dispatch_due(home.engine, server_key(home), now=t0, base_delay_s=10).due == 0
+
+        t1 = t0 + dt.timedelta(seconds=13)
+        assert dispatch_due(home.engine, server_key(home), now=t1, base_delay_s=10).failed == 1
+        alert = the_alert(home)
+        assert alert.next_attempt_at is not None
+        assert 15 <= (alert.next_attempt_at - t1).total_seconds() <= 25  # doubled
+        t2 = t1 + dt.timedelta(seconds=26)
+        third = dispatch_due(home.engine, server_key(home), now=t2, base_delay_s=10)
+        assert (third.due, third.delivered) == (1, 1)
+
+    alert = the_alert(home)
+    assert (alert.status, alert.attempts, alert.delivered_at) == ("delivered", 3, t2)
+    with Session(home.engine) as s:
+        attempts = s.exec(select(WebhookAttempt).order_by(col(WebhookAttempt.id))).all()
+    assert [(a.status_code, a.ok) for a in attempts] == [(500, False), (500, False), (200, True)]
+    assert len({json.loads(b)["id"] for _, b in hook.received}) == 1 and len(hook.received) == 3
+    assert len(metered(home)) == 1
+
+
+def test_a_resend_after_a_crash_is_not_billed_twice(home: Home, api: str) -> None:
+    """The commit after a successful POST is lost: the alert is sent again, billed once."""
+    with receiver() as hook:
+        subscribe_hook(home, api, hook, members=[STEADY])
+        publish_v2(home)
+        dispatch_due(home.engine, server_key(home))
+        with Session(home.engine) as s:  # as if the delivered mark had never been committed
+            alert = s.exec(select(Alert)).one()
+            alert.status, alert.next_attempt_at = "pending", utcnow()
+            s.add(alert)
+            s.commit()
+        assert dispatch_due(home.engine, server_key(home)).delivered == 1
+    ids = [headers[ALERT_ID_HEADER] for headers, _ in hook.received]
+    assert len(ids) == 2 and len(set(ids)) == 1  # the receiver can deduplicate
+    assert len(metered(home)) == 1
+
+
+def test_a_failing_receiver_is_dead_lettered_then_requeued(home: Home, api: str) -> None:
+    """Always 503 → dead after max_attempts, unbilled, audited; requeued from the CLI it goes."""
+    env = {"PDO_HOME": str(home.settings.resolved_home), "PDO_DATABASE_URL": None}
+    with receiver(default=503) as hook:
+        subscribe_hook(home, api, hook, members=[STEADY])
+        publish_v2(home)
+        at = utcnow()
+        outcomes = []
+        for _ in range(3):
+            r = dispatch_due(home.engine, server_key(home), now=at, max_attempts=3, base_delay_s=1)
+            outcomes.append((r.failed, r.dead))
+            at += dt.timedelta(seconds=10)
+        assert outcomes == [(1, 0), (1, 0), (0, 1)]
+        assert dispatch_due(home.engine, server_key(home), now=at + dt.timedelta(days=1)).due == 0
+        alert = the_alert(home)
+        assert (alert.status, alert.attempts, alert.next_attempt_at) == ("dead", 3, None)
+        assert metered(home) == []
+        with Session(home.engine) as s:
+            dead = s.exec(select(AuditEvent).where(AuditEvent.action == "alert.dead")).one()
+        assert dead.subject == alert.id and dead.details["attempts"] == 3
+
+        listed = call("GET", f"{api}/v1/alerts", home.bank_key).json()
+        assert [(a["id"], a["status"]) for a in listed] == [(alert.id, "dead")]
+        runner = CliRunner()
+        shown = runner.invoke(app, ["alerts", "dead", "--json"], env=env)
+        assert shown.exit_code == 0, shown.output
+        assert [(d["id"], d["attempts"]) for d in json.loads(shown.output)] == [(alert.id, 3)]
+
+        hook.default = 200
+        requeued = runner.invoke(app, ["alerts", "requeue", alert.id, "--as", "olga"], env=env)
+        assert requeued.exit_code == 0, requeued.output
+        again = runner.invoke(app, ["alerts", "requeue", alert.id, "--as", "olga"], env=env)
+        assert again.exit_code != 0  # no longer dead
+        sent = runner.invoke(app, ["alerts", "dispatch", "--once", "--json"], env=env)
+        assert sent.exit_code == 0, sent.output
+        assert json.loads(sent.output)["delivered"] == 1
+    assert the_alert(home).status == "delivered" and len(metered(home)) == 1
+    assert len(hook.received) == 4
+
+
+def test_a_slow_receiver_times_out(home: Home, api: str) -> None:
+    """No answer within the timeout counts as a failed attempt, with the reason kept."""
+    with receiver(script=["slow"]) as hook:
+        subscribe_hook(home, api, hook, members=[STEADY])
+        publish_v2(home)
+        report = dispatch_due(home.engine, server_key(home), timeout_s=0.3)
+    assert report.failed == 1
+    alert = the_alert(home)
+    assert alert.status == "pending" and "Timeout" in (alert.last_error or "")
+    assert metered(home) == []
+
+
+def test_pulled_alerts_are_acked_and_metered_once(
+    home: Home, api: str, scanner: FastScanner
+) -> None:
+    """Pull (own alerts only, paged), ack twice: delivered, one usage event; others get 404."""
+    wid = create(api, home.bank_key).json()["id"]
+    watch_all(api, home.bank_key, wid)
+    other = create(api, home.other_key, name="他行组合").json()["id"]
+    call("PUT", f"{api}/v1/watchlists/{other}/members", home.other_key, [{"uscc": FALLING}])
+    publish_v2(home)
+
+    listed = call("GET", f"{api}/v1/alerts", home.bank_key)
+    alerts = listed.json()
+    assert len(alerts) == 8 and {a["watchlist"] for a in alerts} == {wid}
+    assert {a["status"] for a in alerts} == {"pending"}
+    theirs = call("GET", f"{api}/v1/alerts", home.other_key).json()
+    assert len(theirs) == 2 and {a["watchlist"] for a in theirs} == {other}
+
+    first = call("GET", f"{api}/v1/alerts?limit=3", home.bank_key).json()
+    rest = call("GET", f"{api}/v1/alerts?after={first[-1]['id']}", home.bank_key).json()
+    assert [a["id"] for a in first + rest] == [a["id"] for a in alerts]
+
+    target = alerts[0]["id"]
+    acked = call("POST", f"{api}/v1/alerts/{target}/ack", home.bank_key)
+    assert acked.status_code == 200, acked.text
+    assert acked.json()["alert"]["status"] == "delivered"
+    again = call("POST", f"{api}/v1/alerts/{target}/ack", home.bank_key).json()
+    assert again["usage_id"] == acked.json()["usage_id"]
+    usage = metered(home)
+    assert [(u.delivery_key, u.price_fen) for u in usage] == [
+        (f"alert:{target}", acked.json()["price_fen"])
+    ]
+    stolen = call("POST", f"{api}/v1/alerts/{target}/ack", home.other_key)
+    assert stolen.status_code == 404 and stolen.json()["error"]["code"] == "alert_not_found"
+    assert len(metered(home)) == 1
+
+    statuses = {a["id"]: a["status"] for a in call("GET", f"{api}/v1/alerts", home.bank_key).json()}
+    assert statuses[target] == "delivered"
+    assert INDIVIDUAL not in listed.text and shown_as(INDIVIDUAL) in listed.text
+    assert scanner.count_personal([listed.text, acked.text]) == {}
+
+
+def test_since_filters_by_creation_time(home: Home, api: str) -> None:
+    """`since` leaves out alerts raised before the instant."""
+    wid = create(api, home.bank_key).json()["id"]
+    watch_all(api, home.bank_key, wid)
+    publish_v2(home)
+    created = call("GET", f"{api}/v1/alerts", home.bank_key).json()[0]["created_at"]
+    later = httpx.get(
+        f"{api}/v1/alerts", params={"since": created}, headers={"X-API-Key": home.bank_key}
+    )
+    assert later.status_code == 200 and later.json() == []
+    earlier = (dt.datetime.fromisoformat(created) - dt.timedelta(seconds=1)).isoformat()
+    before = httpx.get(
+        f"{api}/v1/alerts", params={"since": earlier}, headers={"X-API-Key": home.bank_key}
+    )
+    assert len(before.json()) == 8
