@@ -14,40 +14,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection
 
 from api.serving.requests import PORTFOLIO_PURPOSES, Refusal, RefusedElsewhere, ScoreLookup
 from api.serving.snapshot import KeyEntry, Snapshot, read_generation
+from api.serving.sql import Driver
 from pdo.delivery.periods import business_day, business_month
-from pdo.ledger.models import (
-    Consent,
-    DisclosedEnterprise,
-    Objection,
-    QuotaUsage,
-    RefusedCall,
-    RevenueAllocation,
-    ScoreCorrection,
-    ServedScore,
-    Subscriber,
-    UsageEvent,
-    Watchlist,
-    WatchlistMember,
-)
 from pdo.revenue import split_fen
 from pdo.subscribers import hash_secret, split_key
-
-T_CONSENT = Consent.__table__  # type: ignore[attr-defined]
-T_DISCLOSED = DisclosedEnterprise.__table__  # type: ignore[attr-defined]
-T_OBJECTION = Objection.__table__  # type: ignore[attr-defined]
-T_QUOTA = QuotaUsage.__table__  # type: ignore[attr-defined]
-T_REFUSED = RefusedCall.__table__  # type: ignore[attr-defined]
-T_ALLOCATION = RevenueAllocation.__table__  # type: ignore[attr-defined]
-T_CORRECTION = ScoreCorrection.__table__  # type: ignore[attr-defined]
-T_SERVED = ServedScore.__table__  # type: ignore[attr-defined]
-T_SUBSCRIBER = Subscriber.__table__  # type: ignore[attr-defined]
-T_USAGE = UsageEvent.__table__  # type: ignore[attr-defined]
-T_WATCHLIST = Watchlist.__table__  # type: ignore[attr-defined]
-T_MEMBER = WatchlistMember.__table__  # type: ignore[attr-defined]
 
 
 def authenticate(snapshot: Snapshot, presented: str | None) -> KeyEntry | Refusal:
@@ -148,13 +122,23 @@ def admit(
     )
 
 
-def _consent_refusal(rows: list[Any], a: Admitted, now: dt.datetime) -> Refusal | None:
-    """None when one of the bank's consents with this reference covers the call right now."""
+@dataclass(frozen=True)
+class Consented:
+    """A registered consent, as the lookup needs it."""
+
+    id: str
+    uscc: str
+    purposes: tuple[str, ...]
+    valid_from: dt.datetime | None
+    valid_until: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+
+def _consent_refusal(consent: Consented | None, a: Admitted, now: dt.datetime) -> Refusal | None:
+    """None when the bank's consent with this reference covers the call right now."""
     ref = a.job.consent_ref
-    mine = [r for r in rows if r.subscriber_id == a.key.subscriber_id and r.reference == ref]
-    if not mine:
+    if consent is None:
         return Refusal(403, "consent_not_found", f"no consent {ref!r} registered for you", True)
-    consent = mine[0]
     if consent.uscc != a.job.entity:
         return Refusal(
             403, "consent_other_enterprise", f"consent {ref!r} is for another enterprise", True
@@ -168,6 +152,7 @@ def _consent_refusal(rows: list[Any], a: Admitted, now: dt.datetime) -> Refusal 
             f"consent {ref!r} does not cover purpose {a.job.purpose!r}",
             True,
         )
+    assert consent.valid_from is not None and consent.valid_until is not None
     if not consent.valid_from <= now <= consent.valid_until:
         return Refusal(403, "consent_expired", f"consent {ref!r} is not valid today", True)
     return None
@@ -213,14 +198,23 @@ def _lookup_refusal(
     return None
 
 
+USAGE_COLUMNS = (
+    "id, subscriber_id, api_key_id, subscription_id, product_version_id, kind, status, uscc, "
+    "purpose, consent_id, units, price_fen, delivery_key, served_at"
+)
+REFUSED_COLUMNS = (
+    "at, subscriber_id, api_key_id, endpoint, product_name, uscc, purpose, status, code, flagged"
+)
+
+
 class ServingBatch:
     """Runs one batch on one connection inside the caller's transaction."""
 
     def __init__(self, conn: Connection, snapshot: Snapshot, now: dt.datetime) -> None:
-        self.conn, self.snapshot, self.now = conn, snapshot, now
-        self.usage: list[dict[str, Any]] = []
-        self.allocations: list[dict[str, Any]] = []
-        self.refused: list[dict[str, Any]] = []
+        self.db, self.snapshot, self.now = Driver(conn), snapshot, now
+        self.usage: list[tuple[Any, ...]] = []
+        self.allocations: list[tuple[str, str, int]] = []
+        self.refused: list[tuple[Any, ...]] = []
 
     def run(self, jobs: list[ScoreLookup | RefusedElsewhere]) -> None:
         admitted: list[Admitted] = []
@@ -240,115 +234,113 @@ class ServingBatch:
         if admitted:
             self._lookups(admitted)
         if self.usage:
-            self.conn.execute(insert(T_USAGE), self.usage)
-            self.conn.execute(insert(T_ALLOCATION), self.allocations)
+            self.db.many(
+                f"INSERT INTO usage_event ({USAGE_COLUMNS}) VALUES ({Driver.marks(14)})",
+                self.usage,
+            )
+            self.db.many(
+                "INSERT INTO revenue_allocation (usage_event_id, party, amount_fen) "
+                "VALUES (?, ?, ?)",
+                self.allocations,
+            )
         if self.refused:
-            self.conn.execute(insert(T_REFUSED), self.refused)
+            self.db.many(
+                f"INSERT INTO refused_call ({REFUSED_COLUMNS}) VALUES ({Driver.marks(10)})",
+                self.refused,
+            )
 
     def _lookups(self, admitted: list[Admitted]) -> None:
+        db = self.db
         subscribers = sorted({a.key.subscriber_id for a in admitted})
         entities = sorted({a.job.entity for a in admitted})
-        if self.conn.dialect.name == "postgresql":  # one bank's batches in turn, across workers
-            self.conn.execute(
-                select(T_SUBSCRIBER.c.id)
-                .where(T_SUBSCRIBER.c.id.in_(subscribers))
-                .order_by(T_SUBSCRIBER.c.id)
-                .with_for_update()
+        in_subs, in_entities = Driver.marks(len(subscribers)), Driver.marks(len(entities))
+        if not db.sqlite:  # one bank's batches in turn across API processes (row locks)
+            db.run(
+                f"SELECT id FROM subscriber WHERE id IN ({in_subs}) ORDER BY id FOR UPDATE",
+                subscribers,
             )
-        consents = list(
-            self.conn.execute(
-                select(T_CONSENT).where(
-                    T_CONSENT.c.subscriber_id.in_(subscribers),
-                    T_CONSENT.c.reference.in_({a.job.consent_ref for a in admitted}),
-                )
+        refs = sorted({a.job.consent_ref or "" for a in admitted})
+        consents: dict[tuple[str, str], Consented] = {}
+        for row in db.rows(
+            "SELECT id, subscriber_id, reference, uscc, purposes, valid_from, valid_until, "
+            f"revoked_at FROM consent WHERE subscriber_id IN ({in_subs}) "
+            f"AND reference IN ({Driver.marks(len(refs))})",
+            [*subscribers, *refs],
+        ):
+            consents[(row[1], row[2])] = Consented(
+                row[0],
+                row[3],
+                tuple(db.json_out(row[4])),
+                db.ts_out(row[5]),
+                db.ts_out(row[6]),
+                db.ts_out(row[7]),
             )
-        )
         portfolio: set[tuple[str, str, str]] = set()
         if any(a.job.purpose in PORTFOLIO_PURPOSES for a in admitted):
-            portfolio = {
-                (r.subscriber_id, r.product_name, r.uscc)
-                for r in self.conn.execute(
-                    select(T_WATCHLIST.c.subscriber_id, T_WATCHLIST.c.product_name, T_MEMBER.c.uscc)
-                    .join(T_MEMBER, T_MEMBER.c.watchlist_id == T_WATCHLIST.c.id)
-                    .where(
-                        T_WATCHLIST.c.subscriber_id.in_(subscribers), T_MEMBER.c.uscc.in_(entities)
-                    )
+            portfolio = set(
+                db.rows(
+                    "SELECT w.subscriber_id, w.product_name, m.uscc FROM watchlist_member m "
+                    "JOIN watchlist w ON w.id = m.watchlist_id "
+                    f"WHERE w.subscriber_id IN ({in_subs}) AND m.uscc IN ({in_entities})",
+                    [*subscribers, *entities],
                 )
-            }
+            )
+        versions = sorted({a.version_id for a in admitted})
         served = {
-            (r.product_version_id, r.uscc): r
-            for r in self.conn.execute(
-                select(
-                    T_SERVED.c.product_version_id,
-                    T_SERVED.c.uscc,
-                    T_SERVED.c.score,
-                    T_SERVED.c.grade,
-                    T_SERVED.c.details,
-                    T_CORRECTION.c.objection_id,
-                    T_CORRECTION.c.score.label("c_score"),
-                    T_CORRECTION.c.grade.label("c_grade"),
-                    T_CORRECTION.c.details.label("c_details"),
-                )
-                .join(
-                    T_CORRECTION,
-                    and_(
-                        T_CORRECTION.c.product_version_id == T_SERVED.c.product_version_id,
-                        T_CORRECTION.c.uscc == T_SERVED.c.uscc,
-                    ),
-                    isouter=True,
-                )
-                .where(
-                    T_SERVED.c.product_version_id.in_({a.version_id for a in admitted}),
-                    T_SERVED.c.uscc.in_(entities),
-                )
+            (r[0], r[1]): r
+            for r in db.rows(
+                "SELECT s.product_version_id, s.uscc, s.score, s.grade, s.details, "
+                "c.objection_id, c.score, c.grade, c.details FROM served_score s "
+                "LEFT JOIN score_correction c ON c.product_version_id = s.product_version_id "
+                "AND c.uscc = s.uscc "
+                f"WHERE s.product_version_id IN ({Driver.marks(len(versions))}) "
+                f"AND s.uscc IN ({in_entities})",
+                [*versions, *entities],
             )
         }
-        disputed = {
-            (r.product_name, r.uscc)
-            for r in self.conn.execute(
-                select(T_OBJECTION.c.product_name, T_OBJECTION.c.uscc).where(
-                    T_OBJECTION.c.status == "open", T_OBJECTION.c.uscc.in_(entities)
-                )
+        disputed = set(
+            db.rows(
+                "SELECT product_name, uscc FROM objection "
+                f"WHERE status = 'open' AND uscc IN ({in_entities})",
+                entities,
             )
-        }
+        )
         day, period = business_day(self.now), business_month(self.now)
-        disclosed = {
-            (r.subscriber_id, r.uscc)
-            for r in self.conn.execute(
-                select(T_DISCLOSED.c.subscriber_id, T_DISCLOSED.c.uscc).where(
-                    T_DISCLOSED.c.day == day,
-                    T_DISCLOSED.c.subscriber_id.in_(subscribers),
-                    T_DISCLOSED.c.uscc.in_(entities),
-                )
+        disclosed = set(
+            db.rows(
+                "SELECT subscriber_id, uscc FROM disclosed_enterprise WHERE day = ? "
+                f"AND subscriber_id IN ({in_subs}) AND uscc IN ({in_entities})",
+                [db.day_in(day), *subscribers, *entities],
             )
-        }
+        )
         disclosed_count: dict[str, int] = defaultdict(int)
         disclosed_count.update(
-            self.conn.execute(
-                select(T_DISCLOSED.c.subscriber_id, func.count())
-                .where(T_DISCLOSED.c.day == day, T_DISCLOSED.c.subscriber_id.in_(subscribers))
-                .group_by(T_DISCLOSED.c.subscriber_id)
-            ).all()
+            db.rows(
+                "SELECT subscriber_id, count(*) FROM disclosed_enterprise WHERE day = ? "
+                f"AND subscriber_id IN ({in_subs}) GROUP BY subscriber_id",
+                [db.day_in(day), *subscribers],
+            )
         )
         quota_ids = sorted({a.subscription_id for a in admitted if a.monthly_quota is not None})
         used: dict[int, int] = {}
         if quota_ids:
             used = dict(
-                self.conn.execute(
-                    select(T_QUOTA.c.subscription_id, T_QUOTA.c.used).where(
-                        T_QUOTA.c.period == period, T_QUOTA.c.subscription_id.in_(quota_ids)
-                    )
-                ).all()
+                db.rows(
+                    "SELECT subscription_id, used FROM quota_usage WHERE period = ? "
+                    f"AND subscription_id IN ({Driver.marks(len(quota_ids))})",
+                    [period, *quota_ids],
+                )
             )
         known_quota = set(used)
-        new_disclosures: list[dict[str, Any]] = []
+        new_disclosures: list[tuple[str, Any, str]] = []
         for a in admitted:
             seen = (a.key.subscriber_id, a.job.entity)
-            row = served.get((a.version_id, a.job.entity))
-            refusal = _consent_refusal(consents, a, self.now) or _lookup_refusal(
+            found = served.get((a.version_id, a.job.entity))
+            consent = consents.get((a.key.subscriber_id, a.job.consent_ref or ""))
+            refusal = _consent_refusal(consent, a, self.now) or _lookup_refusal(
                 a,
                 in_portfolio=(a.key.subscriber_id, a.job.product, a.job.entity) in portfolio,
-                found=row is not None,
+                found=found is not None,
                 used=used.get(a.subscription_id, 0),
                 period=period,
                 new_today=seen not in disclosed,
@@ -358,61 +350,60 @@ class ServingBatch:
             if refusal is not None:
                 self._refuse(a.job, a.key, refusal)
                 continue
-            assert row is not None
+            assert found is not None and consent is not None
             if seen not in disclosed:
                 disclosed.add(seen)
                 disclosed_count[a.key.subscriber_id] += 1
-                new_disclosures.append({"subscriber_id": seen[0], "day": day, "uscc": seen[1]})
+                new_disclosures.append((seen[0], db.day_in(day), seen[1]))
             if a.monthly_quota is not None:
                 used[a.subscription_id] = used.get(a.subscription_id, 0) + 1
-            consent_id = next(
-                r.id
-                for r in consents
-                if r.subscriber_id == a.key.subscriber_id and r.reference == a.job.consent_ref
-            )
-            self._serve(a, row, (a.job.product, a.job.entity) in disputed, consent_id)
+            self._serve(a, found, (a.job.product, a.job.entity) in disputed, consent.id)
         if new_disclosures:
-            self.conn.execute(insert(T_DISCLOSED), new_disclosures)
+            db.many(
+                "INSERT INTO disclosed_enterprise (subscriber_id, day, uscc) VALUES (?, ?, ?)",
+                new_disclosures,
+            )
         for sub_id in quota_ids:
             if sub_id in known_quota:
-                self.conn.execute(
-                    update(T_QUOTA)
-                    .where(T_QUOTA.c.subscription_id == sub_id, T_QUOTA.c.period == period)
-                    .values(used=used[sub_id])
+                db.run(
+                    "UPDATE quota_usage SET used = ? WHERE subscription_id = ? AND period = ?",
+                    (used[sub_id], sub_id, period),
                 )
             elif used.get(sub_id):
-                self.conn.execute(
-                    insert(T_QUOTA).values(subscription_id=sub_id, period=period, used=used[sub_id])
+                db.run(
+                    "INSERT INTO quota_usage (subscription_id, period, used) VALUES (?, ?, ?)",
+                    (sub_id, period, used[sub_id]),
                 )
 
-    def _serve(self, a: Admitted, row: Any, disputed: bool, consent_id: str) -> None:
+    def _serve(self, a: Admitted, row: tuple[Any, ...], disputed: bool, consent_id: str) -> None:
         usage_id = uuid.uuid4().hex
+        _, _, score, grade, details, objection_id, c_score, c_grade, c_details = row
         if disputed:
             status, score, grade, details = "disputed_withheld", None, None, {}
-        elif row.objection_id is not None:
-            status, score, grade, details = "corrected", row.c_score, row.c_grade, row.c_details
+        elif objection_id is not None:
+            status, score, grade, details = "corrected", c_score, c_grade, c_details
         else:
-            status, score, grade, details = "served", row.score, row.grade, row.details
+            status = "served"
         self.usage.append(
-            {
-                "id": usage_id,
-                "subscriber_id": a.key.subscriber_id,
-                "api_key_id": a.key.key_id,
-                "subscription_id": a.subscription_id,
-                "product_version_id": a.version_id,
-                "kind": "query",
-                "status": "withheld" if disputed else "served",
-                "uscc": a.job.entity,
-                "purpose": a.job.purpose,
-                "consent_id": consent_id,
-                "units": 1,
-                "price_fen": a.price_fen,
-                "delivery_key": None,
-                "served_at": self.now,
-            }
+            (
+                usage_id,
+                a.key.subscriber_id,
+                a.key.key_id,
+                a.subscription_id,
+                a.version_id,
+                "query",
+                "withheld" if disputed else "served",
+                a.job.entity,
+                a.job.purpose,
+                consent_id,
+                1,
+                a.price_fen,
+                None,
+                self.db.ts_in(self.now),
+            )
         )
         for party, fen in split_fen(a.price_fen, a.shares).items():
-            self.allocations.append({"usage_event_id": usage_id, "party": party, "amount_fen": fen})
+            self.allocations.append((usage_id, party, fen))
         a.job.outcome = {
             "uscc": a.job.shown_as,
             "product": a.job.product,
@@ -421,7 +412,7 @@ class ServingBatch:
             "status": status,
             "score": score,
             "grade": grade,
-            "details": details or {},
+            "details": self.db.json_out(details) or {},
             "purpose": a.job.purpose,
             "consent": a.job.consent_ref,
             "usage_id": usage_id,
@@ -431,35 +422,35 @@ class ServingBatch:
     def _refuse(self, job: ScoreLookup, key: KeyEntry | None, refusal: Refusal) -> None:
         job.outcome = refusal
         self.refused.append(
-            {
-                "at": self.now,
-                "subscriber_id": key.subscriber_id if key else None,
-                "api_key_id": key.key_id if key else None,
-                "endpoint": job.endpoint,
-                "product_name": job.product,
-                "uscc": job.entity,
-                "purpose": job.purpose,
-                "status": refusal.status,
-                "code": refusal.code,
-                "flagged": refusal.flagged,
-            }
+            (
+                self.db.ts_in(self.now),
+                key.subscriber_id if key else None,
+                key.key_id if key else None,
+                job.endpoint,
+                job.product,
+                job.entity,
+                job.purpose,
+                refusal.status,
+                refusal.code,
+                refusal.flagged,
+            )
         )
 
     def _refuse_elsewhere(self, job: RefusedElsewhere) -> None:
         job.outcome = Refusal(job.status, job.code, "")
         self.refused.append(
-            {
-                "at": self.now,
-                "subscriber_id": job.subscriber_id,
-                "api_key_id": job.api_key_id,
-                "endpoint": job.endpoint,
-                "product_name": job.product,
-                "uscc": job.entity,
-                "purpose": job.purpose,
-                "status": job.status,
-                "code": job.code,
-                "flagged": job.flagged,
-            }
+            (
+                self.db.ts_in(self.now),
+                job.subscriber_id,
+                job.api_key_id,
+                job.endpoint,
+                job.product,
+                job.entity,
+                job.purpose,
+                job.status,
+                job.code,
+                job.flagged,
+            )
         )
 
 

@@ -17,12 +17,10 @@ from pdo.ledger.models import (
     PipelineRun,
     Product,
     ProductVersion,
-    ServingGeneration,
     Subscriber,
     Subscription,
 )
 
-T_GEN = ServingGeneration.__table__  # type: ignore[attr-defined]
 T_KEY = ApiKey.__table__  # type: ignore[attr-defined]
 T_SUBSCRIBER = Subscriber.__table__  # type: ignore[attr-defined]
 T_SUBSCRIPTION = Subscription.__table__  # type: ignore[attr-defined]
@@ -76,9 +74,13 @@ class ProductEntry:
 
 
 def read_generation(conn: Connection) -> int:
-    """The serving generation as committed (0 before the first change)."""
-    n = conn.execute(select(T_GEN.c.n).where(T_GEN.c.id == 1)).scalar()
-    return int(n or 0)
+    """The serving generation as committed (0 before the first change); read at every batch."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    cursor.execute("SELECT n FROM serving_generation WHERE id = 1")
+    row = cursor.fetchone()
+    return int(row[0]) if row else 0
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
+import threading
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from api.serving.batch import ServingBatch, current_snapshot
 from api.serving.requests import RefusedElsewhere, ScoreLookup
@@ -38,6 +40,9 @@ def serving_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _no_implicit_begin(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None
+            # No checkpoint inside a serving commit (it stalls every answer waiting on it): the
+            # Checkpointer thread copies the WAL back in the background instead.
+            dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
 
         @event.listens_for(engine, "begin")
         def _begin_immediate(conn: Any) -> None:
@@ -46,14 +51,43 @@ def serving_engine(url: str) -> Engine:
     return engine
 
 
+class Checkpointer:
+    """Passive WAL checkpoints every `interval` seconds on a connection of its own (SQLite)."""
+
+    def __init__(self, path: str, interval: float = 1.0) -> None:
+        self.path, self.interval = path, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pdo-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=30)
+        try:
+            while not self._stop.wait(self.interval):
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:
+            log.exception("WAL checkpoint failed; writers fall back to their own checkpoints")
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 class ServingWorker:
     """Owns the serving transaction; the endpoints await its answers."""
 
-    def __init__(self, engine: Engine, max_batch: int = 512) -> None:
-        self.engine, self.max_batch = engine, max_batch
+    def __init__(self, engine: Engine, max_batch: int = 512, max_wait_turns: int = 4) -> None:
+        self.engine, self.max_batch, self.max_wait_turns = engine, max_batch, max_wait_turns
         self.snapshot: Snapshot | None = None
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._checkpointer = Checkpointer(database) if database else None
+        self._conn: Connection | None = None
         self._pending: list[tuple[Job, asyncio.Future[Job]]] = []
         self._scheduled = False
+        self._seen = 0  # pending jobs at the last look: the batch waits while it still grows
+        self._waited = 0
 
     async def submit(self, job: Job) -> Job:
         """Queue a job for this turn's batch and wait until that batch committed."""
@@ -65,11 +99,34 @@ class ServingWorker:
             loop.call_soon(self._flush)
         return await done
 
+    def _connection(self) -> Connection:
+        """The worker's one connection, kept open: a pool checkout per batch cost more than it."""
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        return self._conn
+
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # already broken; the engine replaces it
+                log.debug("closing a failed serving connection", exc_info=True)
+            self._conn = None
+
     def stop(self) -> None:
+        self._close_connection()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self.engine.dispose()
 
     def _flush(self) -> None:
-        self._scheduled = False
+        if len(self._pending) > self._seen and self._waited < self.max_wait_turns:
+            # Requests read in this turn of the loop reach us in the next ones: wait a turn
+            # while the batch is still growing (microseconds when idle, a full batch under load).
+            self._seen, self._waited = len(self._pending), self._waited + 1
+            asyncio.get_running_loop().call_soon(self._flush)
+            return
+        self._scheduled, self._seen, self._waited = False, 0, 0
         pending, self._pending = self._pending, []
         for start in range(0, len(pending), self.max_batch):
             self._process(pending[start : start + self.max_batch])
@@ -79,12 +136,14 @@ class ServingWorker:
         error: BaseException | None = None
         try:
             now = utcnow()
-            with self.engine.begin() as conn:
+            conn = self._connection()
+            with conn.begin():
                 self.snapshot = current_snapshot(conn, self.snapshot, now)
                 ServingBatch(conn, self.snapshot, now).run(jobs)
         except Exception as exc:  # the whole batch rolled back: nobody was served or billed
             log.exception("serving batch of %d failed", len(batch))
             error = exc
+            self._close_connection()  # start the next batch on a fresh connection
         for job, done in batch:
             if done.cancelled():
                 continue
