@@ -215,6 +215,10 @@ def register(app: typer.Typer) -> None:
     def sub_add(
         name: str,
         products: str = typer.Option("credit_risk", help="comma-separated products"),
+        daily_budget: int = typer.Option(
+            1000, "--daily-budget", min=1, help="distinct enterprises a business day"
+        ),
+        rate_limit: int = typer.Option(100, "--rate-limit", min=1, help="calls a second per key"),
         actor: str = typer.Option("operator", "--as"),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
@@ -222,7 +226,14 @@ def register(app: typer.Typer) -> None:
         ws = workspace()
         try:
             with session_scope(ws.engine) as s:
-                subscriber, key = add_subscriber(s, name, actor, products.split(","))
+                subscriber, key = add_subscriber(
+                    s,
+                    name,
+                    actor,
+                    products.split(","),
+                    daily_enterprise_budget=daily_budget,
+                    rate_limit_per_second=rate_limit,
+                )
                 out = {"subscriber_id": subscriber.id, "name": name, "api_key": key}
         except ValueError as exc:
             raise fail(str(exc)) from exc
