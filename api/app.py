@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -30,6 +31,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Everything loaded so far lives as long as the process: keep it out of the collector's
+        # full passes, which otherwise stall every answer in flight (measured: 130 ms pauses).
+        gc.collect()
+        gc.freeze()
         yield
         app.state.serving.stop()
 

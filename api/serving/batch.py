@@ -199,11 +199,34 @@ def _lookup_refusal(
 
 
 USAGE_COLUMNS = (
-    "id, subscriber_id, api_key_id, subscription_id, product_version_id, kind, status, uscc, "
-    "purpose, consent_id, units, price_fen, delivery_key, served_at"
+    ("id", "text"),
+    ("subscriber_id", "text"),
+    ("api_key_id", "text"),
+    ("subscription_id", "int"),
+    ("product_version_id", "text"),
+    ("kind", "text"),
+    ("status", "text"),
+    ("uscc", "text"),
+    ("purpose", "text"),
+    ("consent_id", "text"),
+    ("units", "int"),
+    ("price_fen", "int"),
+    ("delivery_key", "text"),
+    ("served_at", "timestamptz"),
 )
+ALLOCATION_COLUMNS = (("usage_event_id", "text"), ("party", "text"), ("amount_fen", "int"))
+DISCLOSED_COLUMNS = (("subscriber_id", "text"), ("day", "date"), ("uscc", "text"))
 REFUSED_COLUMNS = (
-    "at, subscriber_id, api_key_id, endpoint, product_name, uscc, purpose, status, code, flagged"
+    ("at", "timestamptz"),
+    ("subscriber_id", "text"),
+    ("api_key_id", "text"),
+    ("endpoint", "text"),
+    ("product_name", "text"),
+    ("uscc", "text"),
+    ("purpose", "text"),
+    ("status", "int"),
+    ("code", "text"),
+    ("flagged", "boolean"),
 )
 
 
@@ -233,105 +256,97 @@ class ServingBatch:
                 admitted.append(decided)
         if admitted:
             self._lookups(admitted)
-        if self.usage:
-            self.db.many(
-                f"INSERT INTO usage_event ({USAGE_COLUMNS}) VALUES ({Driver.marks(14)})",
-                self.usage,
-            )
-            self.db.many(
-                "INSERT INTO revenue_allocation (usage_event_id, party, amount_fen) "
-                "VALUES (?, ?, ?)",
-                self.allocations,
-            )
-        if self.refused:
-            self.db.many(
-                f"INSERT INTO refused_call ({REFUSED_COLUMNS}) VALUES ({Driver.marks(10)})",
-                self.refused,
-            )
+        self.db.insert("usage_event", USAGE_COLUMNS, self.usage)
+        self.db.insert("revenue_allocation", ALLOCATION_COLUMNS, self.allocations)
+        self.db.insert("refused_call", REFUSED_COLUMNS, self.refused)
+        self.db.flush()
 
     def _lookups(self, admitted: list[Admitted]) -> None:
         db = self.db
         subscribers = sorted({a.key.subscriber_id for a in admitted})
         entities = sorted({a.job.entity for a in admitted})
-        in_subs, in_entities = Driver.marks(len(subscribers)), Driver.marks(len(entities))
-        if not db.sqlite:  # one bank's batches in turn across API processes (row locks)
-            db.run(
-                f"SELECT id FROM subscriber WHERE id IN ({in_subs}) ORDER BY id FOR UPDATE",
-                subscribers,
-            )
-        refs = sorted({a.job.consent_ref or "" for a in admitted})
-        consents: dict[tuple[str, str], Consented] = {}
-        for row in db.rows(
-            "SELECT id, subscriber_id, reference, uscc, purposes, valid_from, valid_until, "
-            f"revoked_at FROM consent WHERE subscriber_id IN ({in_subs}) "
-            f"AND reference IN ({Driver.marks(len(refs))})",
-            [*subscribers, *refs],
-        ):
-            consents[(row[1], row[2])] = Consented(
-                row[0],
-                row[3],
-                tuple(db.json_out(row[4])),
-                db.ts_out(row[5]),
-                db.ts_out(row[6]),
-                db.ts_out(row[7]),
-            )
-        portfolio: set[tuple[str, str, str]] = set()
-        if any(a.job.purpose in PORTFOLIO_PURPOSES for a in admitted):
-            portfolio = set(
-                db.rows(
-                    "SELECT w.subscriber_id, w.product_name, m.uscc FROM watchlist_member m "
-                    "JOIN watchlist w ON w.id = m.watchlist_id "
-                    f"WHERE w.subscriber_id IN ({in_subs}) AND m.uscc IN ({in_entities})",
-                    [*subscribers, *entities],
-                )
-            )
-        versions = sorted({a.version_id for a in admitted})
-        served = {
-            (r[0], r[1]): r
-            for r in db.rows(
-                "SELECT s.product_version_id, s.uscc, s.score, s.grade, s.details, "
-                "c.objection_id, c.score, c.grade, c.details FROM served_score s "
-                "LEFT JOIN score_correction c ON c.product_version_id = s.product_version_id "
-                "AND c.uscc = s.uscc "
-                f"WHERE s.product_version_id IN ({Driver.marks(len(versions))}) "
-                f"AND s.uscc IN ({in_entities})",
-                [*versions, *entities],
-            )
-        }
-        disputed = set(
-            db.rows(
-                "SELECT product_name, uscc FROM objection "
-                f"WHERE status = 'open' AND uscc IN ({in_entities})",
-                entities,
-            )
-        )
         day, period = business_day(self.now), business_month(self.now)
-        disclosed = set(
-            db.rows(
-                "SELECT subscriber_id, uscc FROM disclosed_enterprise WHERE day = ? "
-                f"AND subscriber_id IN ({in_subs}) AND uscc IN ({in_entities})",
-                [db.day_in(day), *subscribers, *entities],
-            )
-        )
-        disclosed_count: dict[str, int] = defaultdict(int)
-        disclosed_count.update(
-            db.rows(
-                "SELECT subscriber_id, count(*) FROM disclosed_enterprise WHERE day = ? "
-                f"AND subscriber_id IN ({in_subs}) GROUP BY subscriber_id",
-                [db.day_in(day), *subscribers],
-            )
-        )
         quota_ids = sorted({a.subscription_id for a in admitted if a.monthly_quota is not None})
-        used: dict[int, int] = {}
-        if quota_ids:
-            used = dict(
-                db.rows(
-                    "SELECT subscription_id, used FROM quota_usage WHERE period = ? "
-                    f"AND subscription_id IN ({Driver.marks(len(quota_ids))})",
-                    [period, *quota_ids],
-                )
+        wanted = {f"disclosed:{sid}": day.isoformat() for sid in subscribers} | {
+            f"quota:{sub_id}": period for sub_id in quota_ids
+        }
+        subs_in, subs_args = db.isin("subscriber_id", subscribers)
+        entities_in, entities_args = db.isin("uscc", entities)
+        refs_in, refs_args = db.isin(
+            "reference", sorted({a.job.consent_ref or "" for a in admitted})
+        )
+        versions_in, versions_args = db.isin(
+            "s.product_version_id", sorted({a.version_id for a in admitted})
+        )
+        served_in, served_args = db.isin("s.uscc", entities)
+        counters_in, counters_args = db.isin("counter", sorted(wanted))
+        reads: dict[str, tuple[str, list[Any]]] = {}
+        if not db.sqlite:  # one bank's batches in turn across API processes (row locks)
+            lock, lock_args = db.isin("id", subscribers)
+            reads["lock"] = (
+                f"SELECT id FROM subscriber WHERE {lock} ORDER BY id FOR UPDATE",
+                lock_args,
             )
-        known_quota = set(used)
+        reads["consents"] = (
+            "SELECT id, subscriber_id, reference, uscc, purposes, valid_from, valid_until, "
+            f"revoked_at FROM consent WHERE {subs_in} AND {refs_in}",
+            [*subs_args, *refs_args],
+        )
+        if any(a.job.purpose in PORTFOLIO_PURPOSES for a in admitted):
+            owner_in, owner_args = db.isin("w.subscriber_id", subscribers)
+            member_in, member_args = db.isin("m.uscc", entities)
+            reads["portfolio"] = (
+                "SELECT w.subscriber_id, w.product_name, m.uscc FROM watchlist_member m "
+                f"JOIN watchlist w ON w.id = m.watchlist_id WHERE {owner_in} AND {member_in}",
+                [*owner_args, *member_args],
+            )
+        reads["served"] = (
+            "SELECT s.product_version_id, s.uscc, s.score, s.grade, s.details, "
+            "c.objection_id, c.score, c.grade, c.details FROM served_score s "
+            "LEFT JOIN score_correction c ON c.product_version_id = s.product_version_id "
+            f"AND c.uscc = s.uscc WHERE {versions_in} AND {served_in}",
+            [*versions_args, *served_args],
+        )
+        reads["disputed"] = (
+            f"SELECT product_name, uscc FROM objection WHERE status = 'open' AND {entities_in}",
+            entities_args,
+        )
+        reads["disclosed"] = (
+            "SELECT subscriber_id, uscc FROM disclosed_enterprise "
+            f"WHERE day = ? AND {subs_in} AND {entities_in}",
+            [db.day_in(day), *subs_args, *entities_args],
+        )
+        reads["counters"] = (
+            "SELECT counter, period, used FROM serving_counter "
+            f"WHERE {counters_in} AND period IN (?, ?)",
+            [*counters_args, day.isoformat(), period],
+        )
+        got = dict(zip(reads, db.rows_all(list(reads.values())), strict=True))
+        consents = {
+            (r[1], r[2]): Consented(
+                r[0],
+                r[3],
+                tuple(db.json_out(r[4])),
+                db.ts_out(r[5]),
+                db.ts_out(r[6]),
+                db.ts_out(r[7]),
+            )
+            for r in got["consents"]
+        }
+        portfolio = set(got.get("portfolio", []))
+        served = {(r[0], r[1]): r for r in got["served"]}
+        disputed = set(got["disputed"])
+        disclosed = set(got["disclosed"])
+        counts: dict[str, int] = {
+            name: used for name, at, used in got["counters"] if wanted[name] == at
+        }
+        known = set(counts)
+        disclosed_count: dict[str, int] = defaultdict(int)
+        used: dict[int, int] = {}
+        for sid in subscribers:
+            disclosed_count[sid] = counts.get(f"disclosed:{sid}", 0)
+        for sub_id in quota_ids:
+            used[sub_id] = counts.get(f"quota:{sub_id}", 0)
         new_disclosures: list[tuple[str, Any, str]] = []
         for a in admitted:
             seen = (a.key.subscriber_id, a.job.entity)
@@ -358,21 +373,20 @@ class ServingBatch:
             if a.monthly_quota is not None:
                 used[a.subscription_id] = used.get(a.subscription_id, 0) + 1
             self._serve(a, found, (a.job.product, a.job.entity) in disputed, consent.id)
-        if new_disclosures:
-            db.many(
-                "INSERT INTO disclosed_enterprise (subscriber_id, day, uscc) VALUES (?, ?, ?)",
-                new_disclosures,
-            )
-        for sub_id in quota_ids:
-            if sub_id in known_quota:
+        db.insert("disclosed_enterprise", DISCLOSED_COLUMNS, new_disclosures)
+        after = {f"disclosed:{sid}": disclosed_count[sid] for sid in subscribers} | {
+            f"quota:{sub_id}": used[sub_id] for sub_id in quota_ids
+        }
+        for name, value in after.items():
+            if name in known and value != counts[name]:
                 db.run(
-                    "UPDATE quota_usage SET used = ? WHERE subscription_id = ? AND period = ?",
-                    (used[sub_id], sub_id, period),
+                    "UPDATE serving_counter SET used = ? WHERE counter = ? AND period = ?",
+                    (value, name, wanted[name]),
                 )
-            elif used.get(sub_id):
+            elif name not in known and value:
                 db.run(
-                    "INSERT INTO quota_usage (subscription_id, period, used) VALUES (?, ?, ?)",
-                    (sub_id, period, used[sub_id]),
+                    "INSERT INTO serving_counter (counter, period, used) VALUES (?, ?, ?)",
+                    (name, wanted[name], value),
                 )
 
     def _serve(self, a: Admitted, row: tuple[Any, ...], disputed: bool, consent_id: str) -> None:

@@ -273,14 +273,18 @@ class Subscription(SQLModel, table=True):
     cancelled_at: dt.datetime | None = _ts_opt()
 
 
-class QuotaUsage(SQLModel, table=True):
-    """Served calls per subscription and business month, counted in the serving transaction."""
+class ServingCounter(SQLModel, table=True):
+    """Running counts the serving transaction checks and bumps, one row per counter and period.
 
-    __tablename__ = "quota_usage"
-    __table_args__ = (UniqueConstraint("subscription_id", "period"),)
+    "quota:<subscription id>" per business month (calls served), "disclosed:<subscriber id>" per
+    business day (distinct enterprises disclosed): O(1) to check, however busy the day.
+    """
+
+    __tablename__ = "serving_counter"
+    __table_args__ = (UniqueConstraint("counter", "period"),)
     id: int | None = Field(default=None, primary_key=True)
-    subscription_id: int = Field(foreign_key="subscription.id")
-    period: str  # "2026-11" (Asia/Shanghai)
+    counter: str
+    period: str  # "2026-11" or "2026-11-30" (Asia/Shanghai)
     used: int = 0
 
 
