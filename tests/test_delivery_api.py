@@ -213,9 +213,8 @@ def test_a_post_loan_check_is_served_for_the_banks_own_watchlist(
     assert theirs.json()["error"]["code"] == "not_in_portfolio"  # 甲银行's book is not 乙银行's
 
 
-def test_the_monthly_quota_stops_the_call_after_the_last_one_paid_for(
-    ledger: DeliveryLedger, api: str
-) -> None:
+def _on_trial_plan(ledger: DeliveryLedger, bank: str, monthly_quota: int) -> None:
+    """Subscribe the bank to a 50-fen plan with a small monthly quota (replacing its standard)."""
     with session_scope(ledger.engine) as s:
         plan = add_plan(
             s,
@@ -223,12 +222,18 @@ def test_the_monthly_quota_stops_the_call_after_the_last_one_paid_for(
             name="trial",
             title_zh="试用套餐",
             price_fen=50,
-            monthly_quota=3,
+            monthly_quota=monthly_quota,
             validity_days=30,
             refund_withheld=True,
             actor="operator",
         )
-        subscribe(s, find_subscriber(s, A), plan.id, "operator")
+        subscribe(s, find_subscriber(s, bank), plan.id, "operator")
+
+
+def test_the_monthly_quota_stops_the_call_after_the_last_one_paid_for(
+    ledger: DeliveryLedger, api: str
+) -> None:
+    _on_trial_plan(ledger, A, monthly_quota=3)
     ledger.consent(A, COMPANIES[0], "C-1")
     answers = [ask(api, ledger.keys[A]) for _ in range(4)]
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
@@ -398,19 +403,7 @@ def test_on_postgresql_concurrent_calls_and_the_quota_hold(tmp_path: Path) -> No
         try:
             with serve_api(ledger.settings) as base:
                 _assert_exactly_once(ledger, _hammer(ledger, base, 200))
-                with session_scope(ledger.engine) as s:
-                    plan = add_plan(
-                        s,
-                        product_name="credit_risk",
-                        name="trial",
-                        title_zh="试用套餐",
-                        price_fen=50,
-                        monthly_quota=2,
-                        validity_days=30,
-                        refund_withheld=True,
-                        actor="operator",
-                    )
-                    subscribe(s, find_subscriber(s, B), plan.id, "operator")
+                _on_trial_plan(ledger, B, monthly_quota=2)
                 ledger.consent(B, COMPANIES[0], "C-B")
                 codes = [ask(base, ledger.keys[B], consent="C-B").status_code for _ in range(3)]
             assert codes == [200, 200, 429]

@@ -32,7 +32,7 @@ from pdo.delivery.webhooks import (
     verify_signature,
     webhook_secret,
 )
-from pdo.ledger.models import Alert, AuditEvent, UsageEvent, WebhookAttempt
+from pdo.ledger.models import Alert, AuditEvent, Subscription, UsageEvent, WebhookAttempt
 from pdo.ledger.types import utcnow
 from pdo.privacy.analyzer import build_analyzer
 from pdo.privacy.entity_key import entity_key
@@ -360,3 +360,17 @@ def test_since_filters_by_creation_time(home: Home, api: str) -> None:
         f"{api}/v1/alerts", params={"since": earlier}, headers={"X-API-Key": home.bank_key}
     )
     assert len(before.json()) == 8
+
+
+def test_a_lapsed_subscription_sees_no_more_alerts(home: Home, api: str) -> None:
+    """Alerts carry results: once the bank's subscription ends, pulling them shows nothing."""
+    wid = create(api, home.bank_key).json()["id"]
+    watch_all(api, home.bank_key, wid)
+    publish_v2(home)
+    assert len(call("GET", f"{api}/v1/alerts", home.bank_key).json()) == 8
+    with Session(home.engine) as s:
+        for sub in s.exec(select(Subscription).where(Subscription.subscriber_id == home.bank_id)):
+            sub.cancelled_at = utcnow()
+            s.add(sub)
+        s.commit()
+    assert call("GET", f"{api}/v1/alerts", home.bank_key).json() == []

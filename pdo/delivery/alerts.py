@@ -17,6 +17,7 @@ from pdo.delivery.watchlists import Refusal, active_subscription, get_watchlist
 from pdo.ledger.models import (
     Alert,
     ProductVersion,
+    Subscription,
     UsageEvent,
     Watchlist,
     WatchlistMember,
@@ -227,10 +228,23 @@ def list_alerts(
 ) -> list[Alert]:
     """The bank's alerts (pending, delivered or dead), oldest first.
 
-    `since` keeps those created after an instant; `after` (the last alert id a page ended with)
-    resumes exactly after it, even among the many alerts a version raises in the same instant.
+    Only on watchlists of products the bank holds a subscription to now: a lapsed subscription
+    sees no more results, pushed or pulled. `since` keeps those created after an instant;
+    `after` (the last alert id a page ended with) resumes exactly after it, even among the many
+    alerts a version raises in the same instant.
     """
-    stmt = select(Alert).where(Alert.subscriber_id == subscriber_id)
+    now = utcnow()
+    subscribed = select(Subscription.product_name).where(
+        Subscription.subscriber_id == subscriber_id,
+        col(Subscription.cancelled_at).is_(None),
+        col(Subscription.valid_from) <= now,
+        col(Subscription.valid_until) > now,
+    )
+    stmt = (
+        select(Alert)
+        .join(Watchlist, col(Watchlist.id) == col(Alert.watchlist_id))
+        .where(Alert.subscriber_id == subscriber_id, col(Watchlist.product_name).in_(subscribed))
+    )
     if watchlist_id is not None:
         get_watchlist(session, subscriber_id, watchlist_id)  # another bank's: 404
         stmt = stmt.where(Alert.watchlist_id == watchlist_id)
