@@ -33,6 +33,8 @@ Metering check: after the phases, the ``UsageEvent`` rows in the ledger must equ
 split: ``lost_usage_events`` is 200s minus events (0 expected; negative would mean billed but
 not answered). The exit status is 1 when they differ.
 
+``BENCH_PROFILE=FILE`` makes the lookup server write a cProfile of its whole run to FILE.
+
 The last line of output is one JSON object: {"bench": "api", "figures", "ratios", "params"}.
 """
 
@@ -109,8 +111,6 @@ def serve(kind: str, port: int) -> None:
     """Subprocess entry: serve the real API (settings from PDO_* env) or the bare app."""
     import uvicorn
 
-    if os.environ.get("BENCH_SWITCH"):
-        sys.setswitchinterval(float(os.environ["BENCH_SWITCH"]))
 
     if kind == "lookup":
         from api.app import create_app

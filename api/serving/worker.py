@@ -48,6 +48,7 @@ def serving_engine(url: str) -> Engine:
         def _begin_immediate(conn: Any) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+        engine.dispose()  # the schema check's pooled connection predates these settings
     return engine
 
 
