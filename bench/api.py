@@ -20,11 +20,12 @@ so no pseudonym is involved), one bank (``add_subscriber``, a daily budget above
 whose key the load uses, and one consent per enterprise for that bank (inserted in bulk). Each
 request asks for a random USCC of the seeded set under its consent.
 
-Phases, per ledger backend: closed-loop throughput at ``--concurrency`` (httpx async client in
-this process, server in a subprocess) for ``--seconds``, after ``--warmup`` seconds of the same;
-then an open-loop driver at ``--rate`` requests/s for ``--seconds`` whose latencies are measured
-from each request's *scheduled* send time (a slow answer delays nobody's clock: no coordinated
-omission). The bare app's throughput is measured once. ``client_cpu_share`` is the load
+Phases, per ledger backend: closed-loop throughput at ``--concurrency`` (a raw keep-alive client
+in this process, servers in subprocesses) for ``--seconds``, after ``--warmup`` seconds of the
+same, alternating with the bare endpoint in ``--rounds`` equal slices so that both see the same
+machine; then an open-loop driver at ``--rate`` requests/s for ``--seconds`` whose latencies are
+measured from each request's *scheduled* send time (a slow answer delays nobody's clock: no
+coordinated omission). ``client_cpu_share`` is the load
 generator's CPU time over wall time: near 1.0 means the client, not the server, was the limit
 (this box may have few cores: client and server share them).
 
@@ -110,7 +111,6 @@ def bare_app(mode: str) -> Any:
 def serve(kind: str, port: int) -> None:
     """Subprocess entry: serve the real API (settings from PDO_* env) or the bare app."""
     import uvicorn
-
 
     if kind == "lookup":
         from api.app import create_app
@@ -379,6 +379,14 @@ class Phase:
     statuses: Counter[int] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
 
+    def add(self, other: Phase) -> None:
+        """Fold another phase of the same load into this one."""
+        self.requests += other.requests
+        self.seconds += other.seconds
+        self.client_cpu += other.client_cpu
+        self.statuses.update(other.statuses)
+        self.latencies_ms.extend(other.latencies_ms)
+
     def figures(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "requests": self.requests,
@@ -533,9 +541,14 @@ async def open_loop(
 
 
 def run_backend(
-    label: str, database_url: str | None, args: argparse.Namespace, bare_rps: float
+    label: str, database_url: str | None, args: argparse.Namespace, bare: Target
 ) -> tuple[dict[str, Any], dict[str, float], bool]:
-    """Seed a home on this backend, load it, check the metering; figures, ratios, ok."""
+    """Seed a home on this backend, load it, check the metering; figures, ratios, ok.
+
+    Throughput alternates between the bare endpoint and the lookup in `--rounds` short
+    phases, so both see the same machine (its speed drifts by ±30 % over a minute here);
+    the ratio is total lookups over total bare answers in equal time.
+    """
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="pdo-bench-api-") as tmp:
         log(f"[{label}] seeding {args.scores:,} served scores…")
@@ -552,10 +565,17 @@ def run_backend(
             log(f"[{label}] lookup warm-up {args.warmup}s…")
             warm = asyncio.run(closed_loop(target, args.concurrency, args.warmup, args.client))
             successes += warm.statuses[200]
-            log(f"[{label}] lookup throughput, concurrency {args.concurrency}, {args.seconds}s…")
-            throughput = asyncio.run(
-                closed_loop(target, args.concurrency, args.seconds, args.client)
+            log(
+                f"[{label}] throughput, concurrency {args.concurrency}, bare and lookup in turn, "
+                f"{args.rounds} × {args.seconds / args.rounds:g}s each…"
             )
+            throughput, baseline = Phase(), Phase()
+            for _ in range(args.rounds):
+                slot = args.seconds / args.rounds
+                baseline.add(asyncio.run(closed_loop(bare, args.concurrency, slot, args.client)))
+                throughput.add(
+                    asyncio.run(closed_loop(target, args.concurrency, slot, args.client))
+                )
             successes += throughput.statuses[200]
             log(f"[{label}] lookup latency at {args.rate:g} requests/s, {args.seconds}s…")
             latency = asyncio.run(
@@ -563,10 +583,12 @@ def run_backend(
             )
             successes += latency.statuses[200]
         events, split = count_metering(home.db_url, home.subscriber_id)
-    tp, lat = throughput.figures(), latency.figures()
+    tp, lat, floor = throughput.figures(), latency.figures(), baseline.figures()
     equal = events == successes and split == events
     figures: dict[str, Any] = {
         "seed_seconds": round(seed_seconds, 2),
+        "bare_throughput": floor,
+        "bare_rps": floor["rps"],
         "lookup_throughput": tp,
         "lookup_latency_at_rate": lat,
         "lookup_rps": tp["rps"],
@@ -579,7 +601,9 @@ def run_backend(
         "lost_usage_events": successes - events,
         "usage_events_equal_successes": equal,
     }
-    ratios = {f"metered_vs_bare_{label}": round(tp["rps"] / bare_rps, 3) if bare_rps else 0.0}
+    ratios = {
+        f"metered_vs_bare_{label}": round(tp["rps"] / floor["rps"], 3) if floor["rps"] else 0.0
+    }
     p99 = lat.get("p99_ms")
     figures["meets_targets"] = bool(
         ratios[f"metered_vs_bare_{label}"] >= TARGET_RATIO
@@ -588,8 +612,9 @@ def run_backend(
         and equal
     )
     log(
-        f"[{label}] lookup {tp['rps']} req/s, p50/p95/p99 {lat.get('p50_ms')}/"
-        f"{lat.get('p95_ms')}/{lat.get('p99_ms')} ms at {args.rate:g} req/s, "
+        f"[{label}] bare {floor['rps']} req/s, lookup {tp['rps']} req/s, "
+        f"p50/p95/p99 {lat.get('p50_ms')}/{lat.get('p95_ms')}/{lat.get('p99_ms')} ms "
+        f"at {args.rate:g} req/s, "
         f"usage events {events} vs 200s {successes}"
     )
     return figures, ratios, equal
@@ -599,6 +624,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--scores", type=int, default=10_000, help="ServedScore rows to seed")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="bare/lookup alternations in the throughput phase"
+    )
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up before each server")
     parser.add_argument("--concurrency", type=int, default=32, help="closed-loop workers")
     parser.add_argument("--rate", type=float, default=300.0, help="open-loop requests/s")
@@ -620,30 +648,24 @@ def main(argv: Iterable[str] | None = None) -> int:
         serve(args.serve, args.port)
         return 0
 
-    with server(f"bare-{args.bare}", {}) as base:
-        target = Target(base, None, random.Random(args.seed))
-        log(f"bare ({args.bare}) warm-up {args.warmup}s…")
-        asyncio.run(closed_loop(target, args.concurrency, args.warmup, args.client))
-        log(f"bare throughput, concurrency {args.concurrency}, {args.seconds}s…")
-        bare = asyncio.run(
-            closed_loop(target, args.concurrency, args.seconds, args.client)
-        ).figures()
-    log(f"bare {bare['rps']} req/s (client CPU share {bare['client_cpu_share']})")
-
-    figures: dict[str, Any] = {"bare_throughput": bare, "bare_rps": bare["rps"]}
+    figures: dict[str, Any] = {}
     ratios: dict[str, float] = {}
     ok = True
     backends: list[tuple[str, str | None]] = [] if args.no_sqlite else [("sqlite", None)]
     if args.database_url:
         backends.append(("postgresql", args.database_url))
-    for label, url in backends:
-        if url is None:
-            fig, rat, equal = run_backend(label, None, args, bare["rps"])
-        else:
-            with postgres_database(url) as db_url:
-                fig, rat, equal = run_backend(label, db_url, args, bare["rps"])
-        figures[label], ok = fig, ok and equal
-        ratios |= rat
+    with server(f"bare-{args.bare}", {}) as bare_base:
+        bare = Target(bare_base, None, random.Random(args.seed))
+        log(f"bare ({args.bare}) warm-up {args.warmup}s…")
+        asyncio.run(closed_loop(bare, args.concurrency, args.warmup, args.client))
+        for label, url in backends:
+            if url is None:
+                fig, rat, equal = run_backend(label, None, args, bare)
+            else:
+                with postgres_database(url) as db_url:
+                    fig, rat, equal = run_backend(label, db_url, args, bare)
+            figures[label], ok = fig, ok and equal
+            ratios |= rat
     first = backends[0][0] if backends else None
     if first is not None:  # the headline keys (DESIGN §6) name the first backend run
         ratios["metered_vs_bare"] = ratios[f"metered_vs_bare_{first}"]
@@ -653,6 +675,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     params = {
         "scores": args.scores,
         "seconds": args.seconds,
+        "rounds": args.rounds,
         "warmup": args.warmup,
         "concurrency": args.concurrency,
         "rate": args.rate,

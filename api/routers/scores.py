@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel
 
 from api.errors import ApiError, ErrorBody
@@ -93,7 +93,7 @@ ERROR = {"model": ErrorBody}
         429: ERROR | {"description": "rate limit, monthly quota or daily disclosure budget"},
     },
 )
-async def get_score(request: Request) -> JSONResponse:
+async def get_score(request: Request) -> Response:
     """The enterprise's result under a registered consent; each answer is one usage event.
 
     Checks in order: key, product, purpose, subscription scope, the operator's authorization,
@@ -151,7 +151,7 @@ async def get_score(request: Request) -> JSONResponse:
     if isinstance(outcome, Refusal):
         raise ApiError(outcome.status, outcome.code, outcome.message, recorded=True)
     assert outcome is not None
-    return JSONResponse(outcome)
+    return Response(content=outcome, media_type="application/json")
 
 
 def _rate_limited(app: Any, presented: str | None) -> float:

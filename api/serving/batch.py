@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import json
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -235,6 +236,8 @@ class ServingBatch:
 
     def __init__(self, conn: Connection, snapshot: Snapshot, now: dt.datetime) -> None:
         self.db, self.snapshot, self.now = Driver(conn), snapshot, now
+        self.stamp = self.db.ts_in(now)
+        self._splits: dict[tuple[int, tuple[tuple[str, int], ...]], list[tuple[str, int]]] = {}
         self.usage: list[tuple[Any, ...]] = []
         self.allocations: list[tuple[str, str, int]] = []
         self.refused: list[tuple[Any, ...]] = []
@@ -393,7 +396,7 @@ class ServingBatch:
         usage_id = uuid.uuid4().hex
         _, _, score, grade, details, objection_id, c_score, c_grade, c_details = row
         if disputed:
-            status, score, grade, details = "disputed_withheld", None, None, {}
+            status, score, grade, details = "disputed_withheld", None, None, None
         elif objection_id is not None:
             status, score, grade, details = "corrected", c_score, c_grade, c_details
         else:
@@ -413,31 +416,43 @@ class ServingBatch:
                 1,
                 a.price_fen,
                 None,
-                self.db.ts_in(self.now),
+                self.stamp,
             )
         )
-        for party, fen in split_fen(a.price_fen, a.shares).items():
+        for party, fen in self._split(a.price_fen, a.shares):
             self.allocations.append((usage_id, party, fen))
-        a.job.outcome = {
-            "uscc": a.job.shown_as,
-            "product": a.job.product,
-            "product_version": a.version_id,
-            "as_of": a.as_of.isoformat(),
-            "status": status,
-            "score": score,
-            "grade": grade,
-            "details": self.db.json_out(details) or {},
-            "purpose": a.job.purpose,
-            "consent": a.job.consent_ref,
-            "usage_id": usage_id,
-            "price_fen": a.price_fen,
-        }
+        head = json.dumps(
+            {
+                "uscc": a.job.shown_as,
+                "product": a.job.product,
+                "product_version": a.version_id,
+                "as_of": a.as_of.isoformat(),
+                "status": status,
+                "score": score,
+                "grade": grade,
+                "purpose": a.job.purpose,
+                "consent": a.job.consent_ref,
+                "usage_id": usage_id,
+                "price_fen": a.price_fen,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        a.job.outcome = f'{head[:-1]},"details":{_json_text(details)}}}'.encode()
+
+    def _split(self, price_fen: int, shares: dict[str, int]) -> list[tuple[str, int]]:
+        """The revenue split of one call; the same price and shares split the same way."""
+        key = (price_fen, tuple(sorted(shares.items())))
+        found = self._splits.get(key)
+        if found is None:
+            found = self._splits[key] = list(split_fen(price_fen, shares).items())
+        return found
 
     def _refuse(self, job: ScoreLookup, key: KeyEntry | None, refusal: Refusal) -> None:
         job.outcome = refusal
         self.refused.append(
             (
-                self.db.ts_in(self.now),
+                self.stamp,
                 key.subscriber_id if key else None,
                 key.key_id if key else None,
                 job.endpoint,
@@ -454,7 +469,7 @@ class ServingBatch:
         job.outcome = Refusal(job.status, job.code, "")
         self.refused.append(
             (
-                self.db.ts_in(self.now),
+                self.stamp,
                 job.subscriber_id,
                 job.api_key_id,
                 job.endpoint,
@@ -466,6 +481,13 @@ class ServingBatch:
                 job.flagged,
             )
         )
+
+
+def _json_text(details: Any) -> str:
+    """A stored details value as JSON text: SQLite hands back the text itself, psycopg a dict."""
+    if isinstance(details, str) and details not in ("", "null"):
+        return details
+    return json.dumps(details or {}, ensure_ascii=False, separators=(",", ":"))
 
 
 def current_snapshot(conn: Connection, held: Snapshot | None, now: dt.datetime) -> Snapshot:

@@ -30,7 +30,7 @@ class ScoreLookup:
     purpose: str
     consent_ref: str | None
     endpoint: str
-    outcome: dict[str, Any] | Refusal | None = None
+    outcome: bytes | Refusal | None = None  # the answer's JSON body, or why not
 
 
 @dataclass
