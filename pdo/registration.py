@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Protocol
 
 from sqlmodel import Session, col, select
 
@@ -138,7 +138,20 @@ def grant_authorization(
     return auth
 
 
-def authorization_state(auth: Authorization, now: dt.datetime | None = None) -> str:
+class GrantTerms(Protocol):
+    """What the state of a grant is read from: the ledger row or the API's cached copy of it."""
+
+    @property
+    def reference(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def valid_from(self) -> dt.datetime: ...
+    @property
+    def valid_until(self) -> dt.datetime: ...
+
+
+def authorization_state(auth: GrantTerms, now: dt.datetime | None = None) -> str:
     """Revocation and expiry are read at every use, so they take effect at once."""
     now = now or utcnow()
     if auth.status != "active":
@@ -150,7 +163,7 @@ def authorization_state(auth: Authorization, now: dt.datetime | None = None) -> 
     return "active"
 
 
-def state_message(auth: Authorization, state: str) -> str:
+def state_message(auth: GrantTerms, state: str) -> str:
     """One bilingual line naming the authorization and why it does not count now."""
     ref = auth.reference
     if state == "revoked":

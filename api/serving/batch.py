@@ -21,6 +21,7 @@ from api.serving.requests import PORTFOLIO_PURPOSES, Refusal, RefusedElsewhere, 
 from api.serving.snapshot import KeyEntry, Snapshot, read_generation
 from api.serving.sql import Driver
 from pdo.delivery.periods import business_day, business_month
+from pdo.registration import authorization_state, state_message
 from pdo.revenue import split_fen
 from pdo.subscribers import hash_secret, split_key
 
@@ -80,17 +81,12 @@ def admit(
     live, grant = product.live, product.live.grant
     if grant is None:
         return Refusal(403, "authorization_missing", f"{live.id} has no authorization on record")
-    state = grant.status
-    if state == "active" and now > grant.valid_until:
-        state = "expired"
-    elif state == "active" and now < grant.valid_from:
-        state = "not_yet_valid"
+    state = authorization_state(grant, now)
     if state != "active":
         return Refusal(
             403,
             f"authorization_{state}",
-            f"授权 {grant.reference} 已撤销或不在有效期 / authorization {grant.reference} is "
-            f"{state}; {live.id} 暂停交付 / is not delivered",
+            f"{state_message(grant, state)}; {live.id} 暂停交付 / is not delivered",
         )
     if job.product not in grant.products:
         return Refusal(

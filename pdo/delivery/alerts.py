@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from pdo import audit
 from pdo.delivery.metering import meter_delivery
-from pdo.delivery.watchlists import Refusal, active_subscription, get_watchlist
+from pdo.delivery.watchlists import Refusal, active_subscription, get_watchlist, in_force
 from pdo.ledger.models import (
     Alert,
     ProductVersion,
@@ -233,13 +233,7 @@ def list_alerts(
     `after` (the last alert id a page ended with) resumes exactly after it, even among the many
     alerts a version raises in the same instant.
     """
-    now = utcnow()
-    subscribed = select(Subscription.product_name).where(
-        Subscription.subscriber_id == subscriber_id,
-        col(Subscription.cancelled_at).is_(None),
-        col(Subscription.valid_from) <= now,
-        col(Subscription.valid_until) > now,
-    )
+    subscribed = select(Subscription.product_name).where(*in_force(subscriber_id, utcnow()))
     stmt = (
         select(Alert)
         .join(Watchlist, col(Watchlist.id) == col(Alert.watchlist_id))

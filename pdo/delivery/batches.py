@@ -27,6 +27,7 @@ from sqlmodel import Session, col, select
 
 from pdo import audit
 from pdo.delivery.metering import meter_delivery
+from pdo.delivery.watchlists import active_subscription
 from pdo.ledger.models import (
     Authorization,
     BatchFile,
@@ -180,17 +181,9 @@ def build_batch(
 
 def _valid_subscription(session: Session, watchlist: Watchlist, now: dt.datetime) -> Subscription:
     """The bank's live subscription to the watchlist's product, covering its purpose."""
-    subscription = session.exec(
-        select(Subscription)
-        .where(
-            Subscription.subscriber_id == watchlist.subscriber_id,
-            Subscription.product_name == watchlist.product_name,
-            col(Subscription.cancelled_at).is_(None),
-            col(Subscription.valid_from) <= now,
-            col(Subscription.valid_until) > now,
-        )
-        .order_by(col(Subscription.valid_from).desc())
-    ).first()
+    subscription = active_subscription(
+        session, watchlist.subscriber_id, watchlist.product_name, now
+    )
     if subscription is None:
         raise BatchRefused(
             403, "no_subscription", f"no valid subscription to {watchlist.product_name}"

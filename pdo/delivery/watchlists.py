@@ -10,6 +10,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, insert
 from sqlmodel import Session, col, func, select
@@ -59,20 +60,23 @@ class MembersAdded:
     total: int
 
 
+def in_force(subscriber_id: str, at: dt.datetime) -> tuple[Any, ...]:
+    """The conditions of a bank's subscriptions in force at an instant (not cancelled, in dates)."""
+    return (
+        Subscription.subscriber_id == subscriber_id,
+        col(Subscription.cancelled_at).is_(None),
+        col(Subscription.valid_from) <= at,
+        col(Subscription.valid_until) > at,
+    )
+
+
 def active_subscription(
     session: Session, subscriber_id: str, product_name: str, now: dt.datetime | None = None
 ) -> Subscription | None:
     """The bank's subscription to the product that is in force now (latest ending first)."""
-    at = now or utcnow()
     return session.exec(
         select(Subscription)
-        .where(
-            Subscription.subscriber_id == subscriber_id,
-            Subscription.product_name == product_name,
-            col(Subscription.cancelled_at).is_(None),
-            Subscription.valid_from <= at,
-            Subscription.valid_until > at,
-        )
+        .where(Subscription.product_name == product_name, *in_force(subscriber_id, now or utcnow()))
         .order_by(col(Subscription.valid_until).desc())
     ).first()
 
