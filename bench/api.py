@@ -4,8 +4,8 @@ Subject: ``GET /v1/products/credit_risk/scores/{uscc}?purpose=贷前审查&conse
 ``X-API-Key``, served by ``api.app.create_app`` exactly as ``pdo api`` runs it (uvicorn, one
 process, ``log_level="warning"``): key, product, purpose, subscription scope, the grant behind the
 live version, the enterprise's consent, quota, the daily disclosure budget, the served row, then a
-``UsageEvent`` with its ``RevenueAllocation`` rows — decided and written in the serving worker's
-group-committed transaction before the answer is sent.
+``UsageEvent`` and its audit-chain record — decided and written in the serving worker's
+group-committed transaction before the answer is sent. (Revenue is split at settlement.)
 
 Baseline: a bare FastAPI app whose one endpoint returns a constant, served by uvicorn with the
 same options. By default it is an ``async def`` endpoint like the lookup's (the framework's
@@ -30,9 +30,9 @@ generator's CPU time over wall time: near 1.0 means the client, not the server, 
 (this box may have few cores: client and server share them).
 
 Metering check: after the phases, the ``UsageEvent`` rows in the ledger must equal the number of
-200 answers the client received (warm-up included), and every event must carry its revenue
-split: ``lost_usage_events`` is 200s minus events (0 expected; negative would mean billed but
-not answered). The exit status is 1 when they differ.
+200 answers the client received (warm-up included), every event must have its record on the audit
+chain and the chain must verify: ``lost_usage_events`` is 200s minus events (0 expected; negative
+would mean billed but not answered). The exit status is 1 when they differ.
 
 ``BENCH_PROFILE=FILE`` makes the lookup server write a cProfile of its whole run to FILE.
 
@@ -211,6 +211,7 @@ def seed_home(home: Path, database_url: str | None, scores: int, rng: random.Ran
     )
     from pdo.ledger.types import utcnow
     from pdo.registration import grant_authorization
+    from pdo.revenue import RevenueRule
     from pdo.settings import Settings
     from pdo.subscribers import add_subscriber
 
@@ -252,7 +253,6 @@ def seed_home(home: Path, database_url: str | None, scores: int, rng: random.Ran
                     title_en="SME credit-risk score",
                     purposes=[PURPOSE, "贷后管理"],
                     price_fen=PRICE_FEN,
-                    revenue_shares_bp=SHARES_BP,
                 )
             )
             s.flush()
@@ -266,6 +266,7 @@ def seed_home(home: Path, database_url: str | None, scores: int, rng: random.Ran
                     signoff_id=approval.id,
                     output_hash="b" * 64,
                     as_of=dt.date(2025, 12, 31),
+                    revenue_weights=RevenueRule(departments_bp=SHARES_BP).weights([]),
                 )
             )
             s.flush()
@@ -318,12 +319,13 @@ def seed_home(home: Path, database_url: str | None, scores: int, rng: random.Ran
     return Home(env, settings.db_url, key, subscriber_id, usccs)
 
 
-def count_metering(db_url: str, subscriber_id: str) -> tuple[int, int]:
-    """The bank's usage events, and those with a complete revenue split."""
+def count_metering(db_url: str, subscriber_id: str) -> tuple[int, int, bool]:
+    """The bank's usage events, those with their audit-chain record, and whether the chain holds."""
     from sqlmodel import col, func, select
 
+    from pdo import audit
     from pdo.ledger.db import make_engine, session_scope
-    from pdo.ledger.models import RevenueAllocation, UsageEvent
+    from pdo.ledger.models import AuditEvent, UsageEvent
 
     engine = make_engine(db_url)
     try:
@@ -333,18 +335,17 @@ def count_metering(db_url: str, subscriber_id: str) -> tuple[int, int]:
                 .select_from(UsageEvent)
                 .where(UsageEvent.subscriber_id == subscriber_id)
             ).one()
-            split = s.exec(
-                select(UsageEvent.id)
-                .join(
-                    RevenueAllocation, col(RevenueAllocation.usage_event_id) == col(UsageEvent.id)
-                )
+            chained = s.exec(
+                select(func.count())
+                .select_from(UsageEvent)
+                .join(AuditEvent, col(AuditEvent.subject) == col(UsageEvent.id))
                 .where(UsageEvent.subscriber_id == subscriber_id)
-                .group_by(col(UsageEvent.id))
-                .having(func.sum(RevenueAllocation.amount_fen) == UsageEvent.price_fen)
-            ).all()
+                .where(AuditEvent.action == "query.serve")
+            ).one()
+            intact = audit.verify(s).ok
     finally:
         engine.dispose()
-    return int(events), len(split)
+    return int(events), int(chained), intact
 
 
 @contextmanager
@@ -582,9 +583,9 @@ def run_backend(
                 open_loop(target, args.rate, args.seconds, args.connections, args.client)
             )
             successes += latency.statuses[200]
-        events, split = count_metering(home.db_url, home.subscriber_id)
+        events, chained, chain_intact = count_metering(home.db_url, home.subscriber_id)
     tp, lat, floor = throughput.figures(), latency.figures(), baseline.figures()
-    equal = events == successes and split == events
+    equal = events == successes and chained == events and chain_intact
     figures: dict[str, Any] = {
         "seed_seconds": round(seed_seconds, 2),
         "bare_throughput": floor,
@@ -597,7 +598,8 @@ def run_backend(
         f"p99_ms_at_{args.rate:g}rps": lat.get("p99_ms"),
         "successes": successes,
         "usage_events": events,
-        "usage_events_with_full_split": split,
+        "usage_events_on_audit_chain": chained,
+        "audit_chain_intact": chain_intact,
         "lost_usage_events": successes - events,
         "usage_events_equal_successes": equal,
     }

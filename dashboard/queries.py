@@ -12,14 +12,14 @@ import polars as pl
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from pdo import audit
+from pdo import audit, settlement
 from pdo.ledger.models import (
     AuditEvent,
     Department,
     PipelineRun,
     Product,
     ProductVersion,
-    RevenueAllocation,
+    Settlement,
     SignOff,
     Subscriber,
     UsageEvent,
@@ -463,16 +463,21 @@ def usage_report(session: Session) -> UsageReport:
 
 @dataclass(frozen=True)
 class RevenueReport:
-    """Allocated fen per party against billed fen; `balanced` is the exactness check."""
+    """Billed, refunded and allocated fen, per party and per period; `balanced` checks exactness.
 
-    allocated_fen: int
+    Closed periods come from their settlements; usage no settlement has taken in yet is shown
+    as it would be allocated now (未结算).
+    """
+
     billed_fen: int
-    unbalanced_events: int
+    refunded_fen: int
+    allocated_fen: int
     by_party: pl.DataFrame
+    by_period: pl.DataFrame
 
     @property
     def balanced(self) -> bool:
-        return self.allocated_fen == self.billed_fen and self.unbalanced_events == 0
+        return self.allocated_fen == self.billed_fen - self.refunded_fen
 
 
 def party_name(code: str, departments: dict[str, str]) -> str:
@@ -482,29 +487,19 @@ def party_name(code: str, departments: dict[str, str]) -> str:
 
 
 def revenue_report(session: Session) -> RevenueReport:
-    """Sum of allocations per party, named in Chinese, and whether every event splits exactly."""
+    """Every period's allocation per party, named in Chinese, summed in SQL per version."""
     departments = {d.code: d.name_zh for d in session.exec(select(Department))}
-    per_party = session.exec(
-        select(RevenueAllocation.party, func.sum(RevenueAllocation.amount_fen))
-        .group_by(col(RevenueAllocation.party))
-        .order_by(func.sum(RevenueAllocation.amount_fen).desc(), col(RevenueAllocation.party))
-    ).all()
-    allocated = sum(int(fen) for _, fen in per_party)
-    billed = int(session.exec(select(func.coalesce(func.sum(UsageEvent.price_fen), 0))).one())
-    per_event = (
-        select(
-            RevenueAllocation.usage_event_id,
-            func.sum(RevenueAllocation.amount_fen).label("allocated"),
-        )
-        .group_by(col(RevenueAllocation.usage_event_id))
-        .subquery()
-    )
-    unbalanced = session.exec(
-        select(func.count())
-        .select_from(UsageEvent)
-        .outerjoin(per_event, per_event.c.usage_event_id == col(UsageEvent.id))
-        .where(func.coalesce(per_event.c.allocated, 0) != col(UsageEvent.price_fen))
-    ).one()
+    periods = [
+        settlement.figures(session, p)
+        for p in session.exec(select(Settlement.period).order_by(col(Settlement.period)))
+    ]
+    periods.append(settlement.unsettled(session))
+    totals: dict[str, int] = {}
+    for figures in periods:
+        for party, fen in figures.by_party().items():
+            totals[party] = totals.get(party, 0) + fen
+    allocated = sum(totals.values())
+    per_party = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))
     frame = pl.DataFrame(
         [
             {
@@ -517,11 +512,34 @@ def revenue_report(session: Session) -> RevenueReport:
         ],
         schema={"分配方": pl.String, "代码": pl.String, "金额（元）": pl.String, "占比": pl.String},
     )
+    by_period = pl.DataFrame(
+        [
+            {
+                "期间": f.period if f.settled else "未结算",
+                "状态": "已结算" if f.settled else "待结算",
+                "调用/交付": f.events,
+                "计费（元）": yuan(f.billed_fen),
+                "退款（元）": yuan(f.refunded_fen),
+                "净收入（元）": yuan(f.net_fen),
+            }
+            for f in periods
+            if f.events
+        ],
+        schema={
+            "期间": pl.String,
+            "状态": pl.String,
+            "调用/交付": pl.Int64,
+            "计费（元）": pl.String,
+            "退款（元）": pl.String,
+            "净收入（元）": pl.String,
+        },
+    )
     return RevenueReport(
+        billed_fen=sum(f.billed_fen for f in periods),
+        refunded_fen=sum(f.refunded_fen for f in periods),
         allocated_fen=allocated,
-        billed_fen=billed,
-        unbalanced_events=int(unbalanced),
         by_party=frame,
+        by_period=by_period,
     )
 
 

@@ -157,7 +157,8 @@ def _product_card(s: Session, name: str, candidate: dict[str, Any] | None) -> di
         "purposes": list(spec.purposes),
         "outputs": list(spec.outputs),
         "price_fen": spec.price_fen,
-        "revenue_shares_bp": dict(spec.revenue_shares_bp),
+        "revenue_rule": spec.revenue.describe(),
+        "revenue_weights": spec.revenue_weights(),
         "live_version": None
         if live is None
         else {"id": live.id, "as_of": live.as_of.isoformat(), "metrics": live.metrics},

@@ -16,8 +16,10 @@ from pdo.delivery import generation
 from pdo.delivery.plans import ensure_default_plan
 from pdo.delivery.version_events import alerts_for_new_version
 from pdo.ledger.db import session_scope
-from pdo.ledger.models import PipelineRun, Product, ProductVersion, ServedScore
+from pdo.ledger.models import Authorization, PipelineRun, Product, ProductVersion, ServedScore
+from pdo.revenue import breaches_of_terms
 from pdo.signoff import require_approval
+from pdo.sources.tables import table
 from products.registry import product
 
 COLUMNS = ("score", "grade")  # outputs also kept as columns of the serving store
@@ -52,11 +54,24 @@ def deliver_task(
         approval = require_approval(s, ws.lake, run_id)  # re-checked at the moment of publishing
         run = s.get(PipelineRun, run_id)
         assert run is not None and approval.id is not None
-        reviewed = {
-            p["product"]: p.get("candidate") for p in run.review_package.get("products", [])
-        }
-        if reviewed.get(name) != candidate:
+        cards = {p["product"]: p for p in run.review_package.get("products", [])}
+        if cards.get(name, {}).get("candidate") != candidate:
             raise ValueError(f"{name}: not the build the reviewers signed for")
+        rule = cards[name].get("revenue_rule") or spec.revenue.describe()
+        weights = cards[name].get("revenue_weights") or spec.revenue_weights()
+        grant = s.get(Authorization, run.authorization_id)
+        assert grant is not None
+        problems = breaches_of_terms(
+            weights,
+            departments={table(t).department for t in spec.inputs if t in grant.tables},
+            min_department_share_bp=grant.min_department_share_bp,
+            revenue_parties=grant.revenue_parties,
+        )
+        if problems:
+            raise ValueError(
+                f"{name}: the revenue rule breaks authorization {grant.reference}: "
+                + "; ".join(problems)
+            )
         existing = s.exec(
             select(ProductVersion).where(
                 ProductVersion.run_id == run_id, ProductVersion.product_name == name
@@ -69,7 +84,6 @@ def deliver_task(
             name=spec.name, title_zh=spec.title_zh, title_en=spec.title_en, price_fen=spec.price_fen
         )
         row.purposes, row.price_fen = list(spec.purposes), spec.price_fen
-        row.revenue_shares_bp = dict(spec.revenue_shares_bp)
         s.add(row)
         s.flush()
         previous = s.exec(
@@ -93,6 +107,8 @@ def deliver_task(
             output_hash=candidate["dataset"],
             metrics=candidate["model_card"] | {"drift": candidate["drift"]},
             model=candidate["model"] or {},
+            revenue_rule=rule,
+            revenue_weights=weights,
             as_of=dt.date.fromisoformat(candidate["as_of"]),
         )
         s.add(version)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,37 +18,104 @@ from pdo.ledger.types import utcnow
 GENESIS = "0" * 64
 
 
-def _digest(event: AuditEvent) -> str:
+CHAIN_LOCK = 7301  # PostgreSQL advisory lock serializing appends: one tail, no fork
+
+
+def digest(
+    seq: int,
+    at: dt.datetime,
+    actor: str,
+    action: str,
+    subject: str,
+    details: Any,
+    prev_hash: str,
+) -> str:
+    """The hash of one event: canonical JSON of its fields and the previous event's hash."""
     body = {
-        "seq": event.seq,
-        "at": event.at.isoformat(),
-        "actor": event.actor,
-        "action": event.action,
-        "subject": event.subject,
-        "details": event.details,
-        "prev": event.prev_hash,
+        "seq": seq,
+        "at": at.isoformat(),
+        "actor": actor,
+        "action": action,
+        "subject": subject,
+        "details": details,
+        "prev": prev_hash,
     }
     canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _digest(event: AuditEvent) -> str:
+    return digest(
+        event.seq,
+        event.at,
+        event.actor,
+        event.action,
+        event.subject,
+        event.details,
+        event.prev_hash,
+    )
+
+
+def plain(details: Mapping[str, Any]) -> dict[str, Any]:
+    """Details as they read back from the ledger's JSON column (dates and ids as text)."""
+    loaded: dict[str, Any] = json.loads(json.dumps(details, default=str, ensure_ascii=False))
+    return loaded
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One consequential action to append: who, what, on which subject, with what details."""
+
+    actor: str
+    action: str
+    subject: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Linked:
+    """An entry placed on the chain: its sequence number, previous hash and own hash."""
+
+    seq: int
+    at: dt.datetime
+    entry: Entry
+    prev_hash: str
+    hash: str
+
+
+def link(tail: tuple[int, str] | None, at: dt.datetime, entries: Sequence[Entry]) -> list[Linked]:
+    """Chain entries after the tail (seq, hash) of the chain; a pure function of its inputs."""
+    seq, prev = tail if tail is not None else (0, GENESIS)
+    linked = []
+    for e in entries:
+        seq += 1
+        h = digest(seq, at, e.actor, e.action, e.subject, e.details, prev)
+        linked.append(Linked(seq, at, e, prev, h))
+        prev = h
+    return linked
 
 
 def record(session: Session, actor: str, action: str, subject: str, **details: Any) -> AuditEvent:
     """Append one event to the chain inside the caller's transaction."""
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(7301)"))
+        session.execute(text(f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})"))
     last = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1)).first()
+    (placed,) = link(
+        (last.seq, last.hash) if last else None,
+        utcnow(),
+        [Entry(actor, action, subject, plain(details))],
+    )
     event = AuditEvent(
-        seq=(last.seq + 1) if last else 1,
-        at=utcnow(),
+        seq=placed.seq,
+        at=placed.at,
         actor=actor,
         action=action,
         subject=subject,
-        details=json.loads(json.dumps(details, default=str, ensure_ascii=False)),
-        prev_hash=last.hash if last else GENESIS,
-        hash="",
+        details=placed.entry.details,
+        prev_hash=placed.prev_hash,
+        hash=placed.hash,
     )
-    event.hash = _digest(event)
     session.add(event)
     session.flush()
     return event

@@ -93,6 +93,8 @@ def grant_authorization(
     authority: str = "市数据局",
     operator: str = "授权运营单位",
     products: list[str] | None = None,
+    min_department_share_bp: int = 0,
+    revenue_parties: list[str] | None = None,
 ) -> Authorization:
     """Record an authority's grant to the operator over named tables, purposes and products."""
     known = {t.name for t in SOURCE_TABLES}
@@ -116,6 +118,8 @@ def grant_authorization(
         purposes=list(purposes),
         products=names,
         rights=grant_rights(tables, operator),
+        min_department_share_bp=min_department_share_bp,
+        revenue_parties=sorted(set(revenue_parties or [])),
         valid_from=now,
         valid_until=now + dt.timedelta(days=days),
         granted_by=actor,
@@ -132,6 +136,8 @@ def grant_authorization(
         purposes=auth.purposes,
         products=auth.products,
         rights=auth.rights,
+        min_department_share_bp=auth.min_department_share_bp,
+        revenue_parties=auth.revenue_parties,
         days=days,
     )
     generation.bump(session)  # the API drops its cached view of this grant

@@ -340,10 +340,12 @@ def live_figures(metrics: Mapping[str, Any]) -> str:
 def product_facts(p: Mapping[str, Any]) -> list[Fact]:
     """What the product is: inputs, purposes, outputs, price, revenue shares and live version."""
     inputs = [f"{t}{_paren(_source_label(t))}" for t in p.get("inputs") or []]
-    shares = dict(p.get("revenue_shares_bp") or {})
-    split = [f"{department_zh(c)} {basis_points_text(int(bp))}" for c, bp in shares.items()]
-    if shares:
-        split.append(f"授权运营单位 {basis_points_text(10_000 - sum(map(int, shares.values())))}")
+    weights = {party: int(w) for party, w in (p.get("revenue_weights") or {}).items()}
+    total = sum(weights.values())
+    split = [
+        f"{department_zh(party)} {basis_points_text(round(10_000 * w / total))}"
+        for party, w in sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
     live = p.get("live_version") or {}
     current = f"{live['id']}（基准日 {live.get('as_of') or '—'}）" if live.get("id") else ""
     return [

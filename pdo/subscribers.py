@@ -100,6 +100,7 @@ def subscribe(
         plan_id=plan.id,
         price_fen=plan.price_fen,
         monthly_quota=plan.monthly_quota,
+        overage_price_fen=plan.overage_price_fen,
         purposes=scope,
         valid_from=now,
         valid_until=now + dt.timedelta(days=plan.validity_days),

@@ -9,6 +9,9 @@ from typing import Any
 
 import polars as pl
 
+from pdo.revenue import RevenueRule
+from pdo.sources.tables import table
+
 
 @dataclass(frozen=True)
 class ProductBuild:
@@ -53,12 +56,12 @@ class ProductSpec:
     inputs: tuple[str, ...]
     purposes: tuple[str, ...]
     price_fen: int
-    revenue_shares_bp: Mapping[str, int]  # department code → basis points; operator keeps the rest
+    revenue: RevenueRule  # who shares the billed revenue; the operator keeps the rest
     build: Callable[[Mapping[str, pl.DataFrame], dt.date], ProductBuild]
     outputs: tuple[str, ...] = ("score", "grade")
     drift_column: str | None = None
     rescore: Rescore | None = None
 
-    def __post_init__(self) -> None:
-        if sum(self.revenue_shares_bp.values()) > 10_000:
-            raise ValueError(f"{self.name}: revenue shares exceed 100%")
+    def revenue_weights(self) -> dict[str, int]:
+        """The revenue rule resolved against the departments that supply this product's inputs."""
+        return self.revenue.weights(table(t).department for t in self.inputs)

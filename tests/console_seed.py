@@ -19,13 +19,12 @@ from pdo.ledger.models import (
     PipelineRun,
     Product,
     ProductVersion,
-    RevenueAllocation,
     SignOff,
     UsageEvent,
 )
 from pdo.privacy.risk import assess
 from pdo.registration import grant_authorization, grant_rights, register_departments
-from pdo.revenue import split_fen
+from pdo.revenue import RevenueRule
 from pdo.settings import Settings
 from pdo.signoff import package_hash
 from pdo.sources.tables import table
@@ -148,7 +147,8 @@ def _product_entry(lake: Lake) -> tuple[dict[str, Any], Manifest]:
         "purposes": list(SPEC.purposes),
         "outputs": list(SPEC.outputs),
         "price_fen": SPEC.price_fen,
-        "revenue_shares_bp": dict(SPEC.revenue_shares_bp),
+        "revenue_rule": SPEC.revenue.describe(),
+        "revenue_weights": SPEC.revenue_weights(),
         "live_version": {
             "id": "credit_risk@1",
             "as_of": LIVE_AS_OF.isoformat(),
@@ -434,7 +434,6 @@ def _seed_runs_and_usage(s: Session, lake: Lake, authorization_id: str) -> tuple
             title_en="SME credit-risk score",
             purposes=["贷前审查", "贷后管理"],
             price_fen=PRICE_FEN,
-            revenue_shares_bp=SHARES_BP,
         )
     )
     s.flush()
@@ -449,6 +448,7 @@ def _seed_runs_and_usage(s: Session, lake: Lake, authorization_id: str) -> tuple
             as_of=LIVE_AS_OF,
             metrics=live_metrics(),
             model=copy.deepcopy(credit_risk_build().model),
+            revenue_weights=RevenueRule(departments_bp=SHARES_BP).weights([]),
         )
     )
     s.flush()
@@ -464,7 +464,4 @@ def _seed_runs_and_usage(s: Session, lake: Lake, authorization_id: str) -> tuple
                 price_fen=PRICE_FEN,
             )
             s.add(usage)
-            s.flush()
-            for party, fen in split_fen(PRICE_FEN, SHARES_BP).items():
-                s.add(RevenueAllocation(usage_event_id=usage.id, party=party, amount_fen=fen))
     return pending_run.id, pkg_hash, dataset_id

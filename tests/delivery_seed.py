@@ -20,6 +20,7 @@ from pdo.ledger.types import utcnow
 from pdo.privacy.entity_key import entity_key
 from pdo.privacy.pseudonym import Pseudonymizer
 from pdo.registration import grant_authorization, register_departments
+from pdo.revenue import RevenueRule
 from pdo.settings import Settings
 from pdo.subscribers import add_subscriber, find_subscriber
 
@@ -107,7 +108,6 @@ def seed_delivery(
             title_en="SME credit-risk score",
             purposes=["贷前审查", "贷后管理"],
             price_fen=PRICE_FEN,
-            revenue_shares_bp=SHARES_BP,
         )
         s.add_all([approval, product])
         s.flush()
@@ -121,6 +121,7 @@ def seed_delivery(
                 signoff_id=approval.id,
                 output_hash="b" * 64,
                 as_of=dt.date(2026, 11, 1),
+                revenue_weights=RevenueRule(departments_bp=SHARES_BP).weights([]),
             )
         )
         s.flush()

@@ -28,7 +28,6 @@ from pdo.ledger.models import (
     AuditEvent,
     Authorization,
     PipelineRun,
-    RevenueAllocation,
     ServedScore,
     UsageEvent,
 )
@@ -108,20 +107,20 @@ def _ask(base: str, ledger: Ledger, purpose: str = "贷前审查") -> httpx.Resp
 
 
 def _billed(ledger: Ledger) -> tuple[int, int]:
-    """The bank's usage events and the revenue allocations made for them."""
+    """The bank's usage events and the audit-chain records made of them."""
     with session_scope(ledger.engine) as s:
         events = s.exec(
             select(func.count())
             .select_from(UsageEvent)
             .where(UsageEvent.subscriber_id == ledger.subscriber_id)
         ).one()
-        shares = s.exec(
+        chained = s.exec(
             select(func.count())
-            .select_from(RevenueAllocation)
-            .join(UsageEvent, col(UsageEvent.id) == col(RevenueAllocation.usage_event_id))
+            .select_from(AuditEvent)
+            .join(UsageEvent, col(UsageEvent.id) == col(AuditEvent.subject))
             .where(UsageEvent.subscriber_id == ledger.subscriber_id)
         ).one()
-    return events, shares
+    return events, chained
 
 
 def _in_session(ledger: Ledger, fn: Callable[..., T], *args: object) -> T:

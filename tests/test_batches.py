@@ -32,7 +32,6 @@ from pdo.ledger.models import (
     BatchFile,
     Objection,
     RefusedCall,
-    RevenueAllocation,
     ScoreCorrection,
     ServedScore,
     Subscription,
@@ -261,12 +260,8 @@ def test_rerequest_returns_the_same_batch_and_bills_once(bank: Bank, api: str) -
     assert (usage[0].units, usage[0].price_fen) == (3, 3 * PRICE_FEN)
     assert usage[0].purpose == "贷后管理" and usage[0].uscc is None
     with session_scope(bank.engine) as s:
-        shares = s.exec(
-            select(func.sum(RevenueAllocation.amount_fen)).where(
-                RevenueAllocation.usage_event_id == usage[0].id
-            )
-        ).one()
-    assert shares == 3 * PRICE_FEN
+        chained = s.exec(select(AuditEvent).where(AuditEvent.subject == usage[0].id)).one()
+    assert chained.action == "delivery.batch" and chained.details["price_fen"] == 3 * PRICE_FEN
 
     with session_scope(bank.engine) as s:  # the portfolio grows by one enterprise
         s.add(

@@ -437,7 +437,12 @@ def test_usage_per_bank_in_yuan(seeded: Seed) -> None:
 def test_revenue_per_department_adds_up_to_billed_usage(seeded: Seed) -> None:
     at = _open(_login(_app(), "regina"), "revenue")
     assert _titles(at) == ["收益分配"]
-    assert _metrics(at) == {"计费总额（元）": "8.00", "分配合计（元）": "8.00", "核对": "一致"}
+    assert _metrics(at) == {
+        "计费总额（元）": "8.00",
+        "退款（元）": "0.00",
+        "分配合计（元）": "8.00",
+        "核对": "一致",
+    }
     parties = at.dataframe[0].value.set_index("分配方")
     calls = sum(n for n, _ in CALLS.values())
     assert parties.loc["授权运营单位", "金额（元）"] == "3.20"  # 40% of 4 × 200 fen

@@ -15,13 +15,15 @@ import httpx
 import pytest
 from sqlmodel import Session, col, func, select
 
+from pdo import audit
+from pdo.delivery.metering import details_of
 from pdo.delivery.plans import add_plan
 from pdo.ledger.db import session_scope
 from pdo.ledger.models import (
     ApiKey,
+    AuditEvent,
     Objection,
     RefusedCall,
-    RevenueAllocation,
     ScoreCorrection,
     UsageEvent,
     Watchlist,
@@ -84,13 +86,11 @@ def test_a_consented_lookup_is_answered_and_metered_once(ledger: DeliveryLedger,
     assert body["details"]["reasons"][0]["code"] == "R01" and body["price_fen"] == PRICE_FEN
     with Session(ledger.engine) as s:
         usage = s.exec(select(UsageEvent)).one()
-        split = s.exec(
-            select(func.sum(RevenueAllocation.amount_fen)).where(
-                RevenueAllocation.usage_event_id == usage.id
-            )
-        ).one()
+        chained = s.exec(select(AuditEvent).where(AuditEvent.subject == usage.id)).one()
+        assert audit.verify(s).ok
     assert usage.id == body["usage_id"] and usage.consent_id is not None
-    assert (usage.kind, usage.status, usage.price_fen, split) == ("query", "served", 150, 150)
+    assert (usage.kind, usage.status, usage.price_fen) == ("query", "served", 150)
+    assert chained.action == "query.serve" and chained.details == details_of(usage)
     assert count(ledger, RefusedCall) == 0
 
 
@@ -188,9 +188,14 @@ def test_refusals_are_clear_audited_and_never_billed(
     answer = ask(api, **args)  # type: ignore[arg-type]
     assert answer.status_code == status, answer.text
     assert answer.json()["error"]["code"] == code and answer.json()["error"]["message"]
-    assert count(ledger, UsageEvent) == 0 and count(ledger, RevenueAllocation) == 0
+    assert count(ledger, UsageEvent) == 0
     with Session(ledger.engine) as s:
         refused = s.exec(select(RefusedCall)).one()
+        attempts = s.exec(select(AuditEvent).where(AuditEvent.action == "query.refused")).all()
+    # a bank's refused attempt is on the audit chain; an anonymous one only in refused_call
+    assert [(e.details["code"], e.details["flagged"]) for e in attempts] == (
+        [] if status == 401 else [(code, flagged)]
+    )
     assert (refused.status, refused.code, refused.flagged) == (status, code, flagged)
     assert refused.subscriber_id == (ledger.subscriber_ids[A] if status != 401 else None)
 
@@ -343,9 +348,12 @@ def _assert_exactly_once(ledger: DeliveryLedger, answers: list[httpx.Response]) 
     ids = {a.json()["usage_id"] for a in answers}
     with Session(ledger.engine) as s:
         stored = set(s.exec(select(UsageEvent.id)))
-        billed = s.exec(select(func.sum(RevenueAllocation.amount_fen))).one()
+        billed = s.exec(select(func.sum(UsageEvent.price_fen))).one()
+        chained = s.exec(select(AuditEvent.subject).where(AuditEvent.action == "query.serve"))
+        chain = audit.verify(s)
     assert stored == ids and len(ids) == len(answers)
     assert billed == PRICE_FEN * len(answers)
+    assert sorted(chained) == sorted(ids) and chain.ok  # concurrent batches never fork it
 
 
 def test_concurrent_calls_each_get_exactly_one_usage_event(

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from pdo.cli import app
 from pdo.ledger.db import session_scope
-from pdo.ledger.models import RevenueAllocation, ServedScore, UsageEvent
+from pdo.ledger.models import AuditEvent, ServedScore, UsageEvent
 from pdo.settings import Settings
 from pdo.sources.tables import ENTERPRISE_REGISTRY, SOURCE_TABLES
 from pdo.workspace import Workspace
@@ -336,10 +336,8 @@ def test_publish_refused_before_approval_then_served_and_metered(loop: dict) -> 
         events = {e.id: e for e in s.exec(select(UsageEvent)).all()}
         assert set(events) == {body["usage_id"], person.json()["usage_id"], answer["usage_id"]}
         assert events[person.json()["usage_id"]].uscc.startswith("p_")  # no personal code stored
-        shares = s.exec(
-            select(RevenueAllocation).where(RevenueAllocation.usage_event_id == body["usage_id"])
-        ).all()
-        assert sum(a.amount_fen for a in shares) == body["price_fen"] == 200
+        chained = s.exec(select(AuditEvent).where(AuditEvent.subject == body["usage_id"])).one()
+        assert chained.details["price_fen"] == body["price_fen"] == 200
         served = set(s.exec(select(ServedScore.uscc)).all())
     assert company in served and individual not in served
     assert not any(u.startswith("92") for u in served)

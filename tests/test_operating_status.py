@@ -112,7 +112,7 @@ def test_registered_as_a_product() -> None:
     assert SPEC in PRODUCTS and product("operating_status") is SPEC
     assert not {"score", "grade"} & set(SPEC.outputs) and SPEC.drift_column is None
     assert all(table(name) for name in SPEC.inputs)
-    assert SPEC.price_fen > 0 and sum(SPEC.revenue_shares_bp.values()) <= 10_000
+    assert SPEC.price_fen > 0 and SPEC.revenue_weights() == {"market": 6000, "operator": 14000}
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pdo.revenue import OPERATOR, split_fen
+from pdo.revenue import OPERATOR, allocate, split_fen
 from products.registry import PRODUCTS
 
 SHARES = {"market": 1500, "tax": 1500, "hrss": 1000, "court": 333}
@@ -31,4 +31,6 @@ def test_split_is_deterministic_and_rejects_bad_input() -> None:
 
 @pytest.mark.parametrize("spec", PRODUCTS, ids=lambda p: p.name)
 def test_every_product_price_splits_exactly(spec) -> None:
-    assert sum(split_fen(spec.price_fen, spec.revenue_shares_bp).values()) == spec.price_fen
+    weights = spec.revenue_weights()
+    assert sum(allocate(spec.price_fen, weights).values()) == spec.price_fen
+    assert OPERATOR in weights and all(w > 0 for w in weights.values())

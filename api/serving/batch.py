@@ -20,9 +20,10 @@ from sqlalchemy import Connection
 from api.serving.requests import PORTFOLIO_PURPOSES, Refusal, RefusedElsewhere, ScoreLookup
 from api.serving.snapshot import KeyEntry, Snapshot, read_generation
 from api.serving.sql import Driver
+from pdo import audit
+from pdo.delivery.metering import USAGE_ACTIONS, usage_details
 from pdo.delivery.periods import business_day, business_month
 from pdo.registration import authorization_state, state_message
-from pdo.revenue import split_fen
 from pdo.subscribers import hash_secret, split_key
 
 
@@ -50,9 +51,9 @@ class Admitted:
     subscription_id: int
     price_fen: int
     monthly_quota: int | None
+    overage_price_fen: int | None
     version_id: str
     as_of: dt.date
-    shares: dict[str, int]
 
 
 def admit(
@@ -113,9 +114,9 @@ def admit(
         sub.id,
         sub.price_fen,
         sub.monthly_quota,
+        sub.overage_price_fen,
         live.id,
         live.as_of,
-        product.revenue_shares_bp,
     )
 
 
@@ -178,7 +179,7 @@ def _lookup_refusal(
         return Refusal(
             404, "unknown_enterprise", f"no result for this enterprise in {a.version_id}"
         )
-    if a.monthly_quota is not None and used >= a.monthly_quota:
+    if a.monthly_quota is not None and used >= a.monthly_quota and a.overage_price_fen is None:
         return Refusal(
             429,
             "quota_exceeded",
@@ -208,10 +209,20 @@ USAGE_COLUMNS = (
     ("consent_id", "text"),
     ("units", "int"),
     ("price_fen", "int"),
+    ("overage", "boolean"),
     ("delivery_key", "text"),
     ("served_at", "timestamptz"),
 )
-ALLOCATION_COLUMNS = (("usage_event_id", "text"), ("party", "text"), ("amount_fen", "int"))
+AUDIT_COLUMNS = (
+    ("seq", "int"),
+    ("at", "timestamptz"),
+    ("actor", "text"),
+    ("action", "text"),
+    ("subject", "text"),
+    ("details", "json"),
+    ("prev_hash", "text"),
+    ("hash", "text"),
+)
 DISCLOSED_COLUMNS = (("subscriber_id", "text"), ("day", "date"), ("uscc", "text"))
 REFUSED_COLUMNS = (
     ("at", "timestamptz"),
@@ -233,10 +244,10 @@ class ServingBatch:
     def __init__(self, conn: Connection, snapshot: Snapshot, now: dt.datetime) -> None:
         self.db, self.snapshot, self.now = Driver(conn), snapshot, now
         self.stamp = self.db.ts_in(now)
-        self._splits: dict[tuple[int, tuple[tuple[str, int], ...]], list[tuple[str, int]]] = {}
         self.usage: list[tuple[Any, ...]] = []
-        self.allocations: list[tuple[str, str, int]] = []
         self.refused: list[tuple[Any, ...]] = []
+        self.entries: list[audit.Entry] = []  # for the audit chain, in decision order
+        self.tail: list[tuple[Any, ...]] | None = None  # the chain's last (seq, hash), once read
 
     def run(self, jobs: list[ScoreLookup | RefusedElsewhere]) -> None:
         admitted: list[Admitted] = []
@@ -256,9 +267,46 @@ class ServingBatch:
         if admitted:
             self._lookups(admitted)
         self.db.insert("usage_event", USAGE_COLUMNS, self.usage)
-        self.db.insert("revenue_allocation", ALLOCATION_COLUMNS, self.allocations)
         self.db.insert("refused_call", REFUSED_COLUMNS, self.refused)
+        self._chain()
         self.db.flush()
+
+    def _chain_reads(self) -> list[tuple[str, list[Any]]]:
+        """The reads that fix the audit chain's tail for this transaction.
+
+        On PostgreSQL the chain lock comes first and is held to commit, so no other writer
+        appends meanwhile; on SQLite the transaction began IMMEDIATE, which already excludes them.
+        """
+        tail = ("SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1", [])
+        if self.db.sqlite:
+            return [tail]
+        return [(f"SELECT pg_advisory_xact_lock({audit.CHAIN_LOCK})", []), tail]
+
+    def _chain(self) -> None:
+        """Append this batch's decisions to the audit chain after its tail (one statement)."""
+        if not self.entries:
+            return
+        if self.tail is None:  # no lookup read it along with its other reads
+            self.tail = self.db.rows_all(self._chain_reads())[-1]
+        start = self.tail[0] if self.tail else None
+        linked = audit.link(start, self.now.astimezone(dt.UTC), self.entries)
+        self.db.insert(
+            "audit_event",
+            AUDIT_COLUMNS,
+            [
+                (
+                    e.seq,
+                    self.stamp,
+                    e.entry.actor,
+                    e.entry.action,
+                    e.entry.subject,
+                    json.dumps(e.entry.details, ensure_ascii=False, separators=(",", ":")),
+                    e.prev_hash,
+                    e.hash,
+                )
+                for e in linked
+            ],
+        )
 
     def _lookups(self, admitted: list[Admitted]) -> None:
         db = self.db
@@ -283,7 +331,7 @@ class ServingBatch:
         if not db.sqlite:  # one bank's batches in turn across API processes (row locks)
             lock, lock_args = db.isin("id", subscribers)
             reads["lock"] = (
-                f"SELECT id FROM subscriber WHERE {lock} ORDER BY id FOR UPDATE",
+                f"SELECT id FROM subscriber WHERE {lock} ORDER BY id FOR NO KEY UPDATE",
                 lock_args,
             )
         reads["consents"] = (
@@ -320,7 +368,10 @@ class ServingBatch:
             f"WHERE {counters_in} AND period IN (?, ?)",
             [*counters_args, day.isoformat(), period],
         )
-        got = dict(zip(reads, db.rows_all(list(reads.values())), strict=True))
+        chain_reads = self._chain_reads()  # in the same round trip as the lookup's reads
+        results = db.rows_all([*reads.values(), *chain_reads])
+        self.tail = results[-1]
+        got = dict(zip(reads, results[: len(reads)], strict=True))
         consents = {
             (r[1], r[2]): Consented(
                 r[0],
@@ -369,9 +420,13 @@ class ServingBatch:
                 disclosed.add(seen)
                 disclosed_count[a.key.subscriber_id] += 1
                 new_disclosures.append((seen[0], db.day_in(day), seen[1]))
+            overage = False
             if a.monthly_quota is not None:
+                overage = used.get(a.subscription_id, 0) >= a.monthly_quota
                 used[a.subscription_id] = used.get(a.subscription_id, 0) + 1
-            self._serve(a, found, (a.job.product, a.job.entity) in disputed, consent.id)
+            self._serve(
+                a, found, (a.job.product, a.job.entity) in disputed, consent.id, overage=overage
+            )
         db.insert("disclosed_enterprise", DISCLOSED_COLUMNS, new_disclosures)
         after = {f"disclosed:{sid}": disclosed_count[sid] for sid in subscribers} | {
             f"quota:{sub_id}": used[sub_id] for sub_id in quota_ids
@@ -388,8 +443,20 @@ class ServingBatch:
                     (name, wanted[name], value),
                 )
 
-    def _serve(self, a: Admitted, row: tuple[Any, ...], disputed: bool, consent_id: str) -> None:
+    def _serve(
+        self,
+        a: Admitted,
+        row: tuple[Any, ...],
+        disputed: bool,
+        consent_id: str,
+        *,
+        overage: bool,
+    ) -> None:
         usage_id = uuid.uuid4().hex
+        price_fen = (
+            a.overage_price_fen if overage and a.overage_price_fen is not None else a.price_fen
+        )
+        stored_status = "withheld" if disputed else "served"
         _, _, score, grade, details, objection_id, c_score, c_grade, c_details = row
         if disputed:
             status, score, grade, details = "disputed_withheld", None, None, None
@@ -405,18 +472,39 @@ class ServingBatch:
                 a.subscription_id,
                 a.version_id,
                 "query",
-                "withheld" if disputed else "served",
+                stored_status,
                 a.job.entity,
                 a.job.purpose,
                 consent_id,
                 1,
-                a.price_fen,
+                price_fen,
+                overage,
                 None,
                 self.stamp,
             )
         )
-        for party, fen in self._split(a.price_fen, a.shares):
-            self.allocations.append((usage_id, party, fen))
+        self.entries.append(
+            audit.Entry(
+                f"subscriber:{a.key.subscriber_id}",
+                USAGE_ACTIONS["query"],
+                usage_id,
+                usage_details(
+                    usage_id=usage_id,
+                    subscriber_id=a.key.subscriber_id,
+                    subscription_id=a.subscription_id,
+                    product_version_id=a.version_id,
+                    kind="query",
+                    status=stored_status,
+                    entity=a.job.entity,
+                    purpose=a.job.purpose,
+                    consent_id=consent_id,
+                    units=1,
+                    price_fen=price_fen,
+                    overage=overage,
+                    served_at=self.now,
+                ),
+            )
+        )
         head = json.dumps(
             {
                 "uscc": a.job.shown_as,
@@ -429,20 +517,12 @@ class ServingBatch:
                 "purpose": a.job.purpose,
                 "consent": a.job.consent_ref,
                 "usage_id": usage_id,
-                "price_fen": a.price_fen,
+                "price_fen": price_fen,
             },
             ensure_ascii=False,
             separators=(",", ":"),
         )
         a.job.outcome = f'{head[:-1]},"details":{_json_text(details)}}}'.encode()
-
-    def _split(self, price_fen: int, shares: dict[str, int]) -> list[tuple[str, int]]:
-        """The revenue split of one call; the same price and shares split the same way."""
-        key = (price_fen, tuple(sorted(shares.items())))
-        found = self._splits.get(key)
-        if found is None:
-            found = self._splits[key] = list(split_fen(price_fen, shares).items())
-        return found
 
     def _refuse(self, job: ScoreLookup, key: KeyEntry | None, refusal: Refusal) -> None:
         job.outcome = refusal
@@ -460,6 +540,18 @@ class ServingBatch:
                 refusal.flagged,
             )
         )
+        if key is not None:  # a bank's refused attempt; anonymous noise stays in refused_call
+            self._chain_refusal(
+                key.subscriber_id,
+                key.key_id,
+                job.endpoint,
+                job.product,
+                job.entity,
+                job.purpose,
+                refusal.status,
+                refusal.code,
+                refusal.flagged,
+            )
 
     def _refuse_elsewhere(self, job: RefusedElsewhere) -> None:
         job.outcome = Refusal(job.status, job.code, "")
@@ -475,6 +567,48 @@ class ServingBatch:
                 job.status,
                 job.code,
                 job.flagged,
+            )
+        )
+        if job.subscriber_id is not None:
+            self._chain_refusal(
+                job.subscriber_id,
+                job.api_key_id,
+                job.endpoint,
+                job.product,
+                job.entity,
+                job.purpose,
+                job.status,
+                job.code,
+                job.flagged,
+            )
+
+    def _chain_refusal(
+        self,
+        subscriber_id: str,
+        key_id: str | None,
+        endpoint: str,
+        product: str | None,
+        entity: str | None,
+        purpose: str | None,
+        status: int,
+        code: str,
+        flagged: bool,
+    ) -> None:
+        self.entries.append(
+            audit.Entry(
+                f"subscriber:{subscriber_id}",
+                "query.refused",
+                endpoint,
+                {
+                    "key": key_id,
+                    "product": product,
+                    "entity": entity,
+                    "purpose": purpose,
+                    "status": status,
+                    "code": code,
+                    "flagged": flagged,
+                    "at": self.now.astimezone(dt.UTC).isoformat(),
+                },
             )
         )
 

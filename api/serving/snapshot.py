@@ -44,6 +44,7 @@ class SubscriptionEntry:
     id: int
     price_fen: int
     monthly_quota: int | None
+    overage_price_fen: int | None
     purposes: tuple[str, ...]
     valid_from: dt.datetime
     valid_until: dt.datetime
@@ -69,7 +70,6 @@ class LiveVersion:
 @dataclass(frozen=True)
 class ProductEntry:
     purposes: tuple[str, ...]
-    revenue_shares_bp: dict[str, int]
     live: LiveVersion | None
 
 
@@ -108,7 +108,13 @@ class Snapshot:
             .order_by(T_SUBSCRIPTION.c.id)
         ):
             subscriptions[(r.subscriber_id, r.product_name)] = SubscriptionEntry(
-                r.id, r.price_fen, r.monthly_quota, tuple(r.purposes), r.valid_from, r.valid_until
+                r.id,
+                r.price_fen,
+                r.monthly_quota,
+                r.overage_price_fen,
+                tuple(r.purposes),
+                r.valid_from,
+                r.valid_until,
             )
         live: dict[str, LiveVersion] = {}
         for r in conn.execute(
@@ -139,7 +145,7 @@ class Snapshot:
                 )
             live[r.product_name] = LiveVersion(r.id, r.as_of, grant)
         products = {
-            r.name: ProductEntry(tuple(r.purposes), dict(r.revenue_shares_bp), live.get(r.name))
+            r.name: ProductEntry(tuple(r.purposes), live.get(r.name))
             for r in conn.execute(select(T_PRODUCT))
         }
         return cls(generation, keys, subscriptions, products)

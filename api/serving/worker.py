@@ -38,15 +38,10 @@ def serving_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
-        def _no_implicit_begin(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.isolation_level = None
+        def _no_autocheckpoint(dbapi_conn: Any, _record: Any) -> None:
             # No checkpoint inside a serving commit (it stalls every answer waiting on it): the
             # Checkpointer thread copies the WAL back in the background instead.
             dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
-
-        @event.listens_for(engine, "begin")
-        def _begin_immediate(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         engine.dispose()  # the schema check's pooled connection predates these settings
     return engine

@@ -118,6 +118,16 @@ def register(app: typer.Typer) -> None:
         product: list[str] = typer.Option(
             ["credit_risk"], "--product", help="数据产品经营权 for this product (repeatable)"
         ),
+        min_department_share: int = typer.Option(
+            0,
+            "--min-department-share-bp",
+            min=0,
+            max=10_000,
+            help="收益反哺下限: least share of revenue for source departments, basis points",
+        ),
+        revenue_party: list[str] = typer.Option(
+            [], "--revenue-party", help="another party products may pay, e.g. an exchange"
+        ),
         actor: str = typer.Option("authority", "--as"),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
@@ -135,6 +145,8 @@ def register(app: typer.Typer) -> None:
                     days=days,
                     actor=actor,
                     products=product,
+                    min_department_share_bp=min_department_share,
+                    revenue_parties=revenue_party,
                 )
                 out = {
                     "id": a.id,
@@ -142,6 +154,8 @@ def register(app: typer.Typer) -> None:
                     "valid_until": a.valid_until,
                     "products": a.products,
                     "rights": a.rights,
+                    "min_department_share_bp": a.min_department_share_bp,
+                    "revenue_parties": a.revenue_parties,
                 }
         except ValueError as exc:
             raise fail(str(exc)) from exc

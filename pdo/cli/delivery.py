@@ -46,6 +46,11 @@ def register(app: typer.Typer) -> None:
         name: str,
         price_fen: int = typer.Option(..., "--price-fen", help="price per call in fen"),
         monthly_quota: int = typer.Option(None, "--monthly-quota", help="calls per month"),
+        overage_fen: int = typer.Option(
+            None,
+            "--overage-price-fen",
+            help="超额单价: price per call beyond the quota (default: the quota is a hard limit)",
+        ),
         days: int = typer.Option(365, "--days", help="validity of a subscription"),
         title: str = typer.Option("", "--title"),
         no_refund: bool = typer.Option(False, "--no-refund", help="withheld results billed"),
@@ -65,6 +70,7 @@ def register(app: typer.Typer) -> None:
                     validity_days=days,
                     refund_withheld=not no_refund,
                     actor=actor,
+                    overage_price_fen=overage_fen,
                 )
                 plan_id = made.id
         except ValueError as exc:
@@ -84,9 +90,11 @@ def register(app: typer.Typer) -> None:
             console.print("no plans yet: a product gets its standard plan when first published")
         for r in rows:
             quota = r["monthly_quota"] or "不限 / unlimited"
+            over = r["overage_price_fen"]
+            beyond = f"超额 {over} 分/次" if over is not None else "超额拒绝"
             console.print(
                 f"{r['id']}  {r['title_zh']}  {r['price_fen']} 分/次  月配额 {quota}  "
-                f"{r['validity_days']} 天",
+                f"{beyond if r['monthly_quota'] else ''}  {r['validity_days']} 天",
                 markup=False,
             )
 

@@ -1,12 +1,74 @@
-"""Usage events: one per served answer, alert or file, with its revenue split — never two."""
+"""Usage events: one per served answer, alert or file — never two — each on the audit chain."""
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 from sqlmodel import Session, select
 
-from pdo.ledger.models import Product, RevenueAllocation, Subscription, UsageEvent
+from pdo import audit
+from pdo.ledger.models import Subscription, UsageEvent
 from pdo.ledger.types import utcnow
-from pdo.revenue import split_fen
+
+# The audit action of a usage event, by its kind; a refused query is "query.refused".
+USAGE_ACTIONS = {"query": "query.serve", "alert": "delivery.alert", "batch": "delivery.batch"}
+
+
+def usage_details(
+    *,
+    usage_id: str,
+    subscriber_id: str,
+    subscription_id: int | None,
+    product_version_id: str,
+    kind: str,
+    status: str,
+    entity: str | None,
+    purpose: str,
+    consent_id: str | None,
+    units: int,
+    price_fen: int,
+    overage: bool,
+    served_at: dt.datetime,
+) -> dict[str, Any]:
+    """What the audit chain keeps of a usage event: every billed fact, no personal data.
+
+    entity is the enterprise key (a 个体工商户's is a pseudonym), never a raw identifier.
+    """
+    return {
+        "usage_id": usage_id,
+        "subscriber": subscriber_id,
+        "subscription": subscription_id,
+        "version": product_version_id,
+        "kind": kind,
+        "status": status,
+        "entity": entity,
+        "purpose": purpose,
+        "consent": consent_id,
+        "units": units,
+        "price_fen": price_fen,
+        "overage": overage,
+        "served_at": served_at.astimezone(dt.UTC).isoformat(),
+    }
+
+
+def details_of(usage: UsageEvent) -> dict[str, Any]:
+    """The audit details of a stored usage event: to append it, or to check it against the chain."""
+    return usage_details(
+        usage_id=usage.id,
+        subscriber_id=usage.subscriber_id,
+        subscription_id=usage.subscription_id,
+        product_version_id=usage.product_version_id,
+        kind=usage.kind,
+        status=usage.status,
+        entity=usage.uscc,
+        purpose=usage.purpose,
+        consent_id=usage.consent_id,
+        units=usage.units,
+        price_fen=usage.price_fen,
+        overage=usage.overage,
+        served_at=usage.served_at,
+    )
 
 
 def meter_delivery(
@@ -26,8 +88,6 @@ def meter_delivery(
     ).first()
     if existing is not None:
         return existing
-    product = session.get(Product, subscription.product_name)
-    shares = product.revenue_shares_bp if product is not None else {}
     usage = UsageEvent(
         subscriber_id=subscription.subscriber_id,
         subscription_id=subscription.id,
@@ -42,6 +102,11 @@ def meter_delivery(
     )
     session.add(usage)
     session.flush()
-    for party, fen in split_fen(usage.price_fen, shares).items():
-        session.add(RevenueAllocation(usage_event_id=usage.id, party=party, amount_fen=fen))
+    audit.record(
+        session,
+        f"subscriber:{subscription.subscriber_id}",
+        USAGE_ACTIONS[kind],
+        usage.id,
+        **details_of(usage) | {"delivery_key": delivery_key},
+    )
     return usage

@@ -39,6 +39,7 @@ def add_plan(
     validity_days: int,
     refund_withheld: bool,
     actor: str,
+    overage_price_fen: int | None = None,
 ) -> Plan:
     """A new plan in the catalog; plans are never edited, so a subscription's terms hold."""
     if session.get(Product, product_name) is None:
@@ -47,6 +48,8 @@ def add_plan(
         raise ValueError("price must not be negative")
     if monthly_quota is not None and monthly_quota < 1:
         raise ValueError("a monthly quota must be at least 1 call (omit it for no quota)")
+    if overage_price_fen is not None and (overage_price_fen < 0 or monthly_quota is None):
+        raise ValueError("an overage price needs a monthly quota and must not be negative")
     if validity_days < 1:
         raise ValueError("validity must be at least 1 day")
     plan_id = f"{product_name}/{name}"
@@ -59,13 +62,21 @@ def add_plan(
         title_zh=title_zh,
         price_fen=price_fen,
         monthly_quota=monthly_quota,
+        overage_price_fen=overage_price_fen,
         validity_days=validity_days,
         refund_withheld=refund_withheld,
     )
     session.add(plan)
     session.flush()
     audit.record(
-        session, actor, "plan.add", plan_id, price_fen=price_fen, monthly_quota=monthly_quota
+        session,
+        actor,
+        "plan.add",
+        plan_id,
+        price_fen=price_fen,
+        monthly_quota=monthly_quota,
+        overage_price_fen=overage_price_fen,
+        refund_withheld=refund_withheld,
     )
     generation.bump(session)
     return plan

@@ -58,6 +58,10 @@ class AuthorizationBase(SQLModel):
     )
     # 三权分置: right name (数据资源持有权 / 数据加工使用权 / 数据产品经营权) → who holds it.
     rights: dict[str, Any] = _json({})
+    # Revenue terms (收益分配): the least share of billed revenue the source departments receive,
+    # in basis points, and the parties besides departments and operator a product may pay.
+    min_department_share_bp: int = Field(default=0, ge=0, le=10_000)
+    revenue_parties: list[str] = _json([])
     valid_from: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     valid_until: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
@@ -179,7 +183,6 @@ class Product(SQLModel, table=True):
     title_en: str
     purposes: list[str] = _json([])
     price_fen: int
-    revenue_shares_bp: dict[str, int] = _json({})
 
 
 class ProductVersion(SQLModel, table=True):
@@ -194,6 +197,9 @@ class ProductVersion(SQLModel, table=True):
     output_hash: str
     metrics: dict[str, Any] = _json({})  # the model card: validation pack, drift, scoring
     model: dict[str, Any] = _json({})  # the frozen model (e.g. scorecard bins and points)
+    # The revenue rule as declared and as resolved at publishing: party → integer weight.
+    revenue_rule: dict[str, Any] = _json({})
+    revenue_weights: dict[str, int] = _json({})
     as_of: dt.date
     published_at: dt.datetime = _ts()
 
@@ -246,6 +252,8 @@ class PlanBase(SQLModel):
     title_zh: str
     price_fen: int = Field(ge=0)  # per served call or delivered record
     monthly_quota: int | None = None  # served calls per business month; None = unlimited
+    # Price of each call beyond the quota; None = the quota is a hard limit (429 quota_exceeded).
+    overage_price_fen: int | None = Field(default=None, ge=0)
     validity_days: int = 365
     refund_withheld: bool = True  # results withheld as disputed are refunded at settlement
 
@@ -267,6 +275,7 @@ class Subscription(SQLModel, table=True):
     plan_id: str | None = Field(default=None, foreign_key="plan.id")
     price_fen: int
     monthly_quota: int | None = None
+    overage_price_fen: int | None = None
     purposes: list[str] = _json([])  # the scope: purposes this bank may declare (⊆ the product's)
     valid_from: dt.datetime = _ts()
     valid_until: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
@@ -350,17 +359,59 @@ class UsageEvent(SQLModel, table=True):
     consent_id: str | None = None
     units: int = 1  # calls, alerts or records delivered
     price_fen: int  # the whole event's price: units × unit price
+    overage: bool = False  # served beyond the plan's monthly quota, at its overage price
     # One event per delivery: "alert:<id>", "batch:<id>"; a retry cannot bill twice.
     delivery_key: str | None = Field(default=None, unique=True)
     served_at: dt.datetime = _ts()
+    # The settlement period that billed it ("2026-11"); None until a settlement takes it in.
+    # Usage committed after its month closed is taken in by the next settlement (never rewrites).
+    settled_period: str | None = Field(default=None, index=True)
 
 
-class RevenueAllocation(SQLModel, table=True):
-    __tablename__ = "revenue_allocation"
+class Settlement(SQLModel, table=True):
+    """A closed settlement period: immutable once written; its lines sum to net_fen exactly."""
+
+    period: str = Field(primary_key=True)  # "2026-11", a business month (UTC+8)
+    closed_at: dt.datetime = _ts()
+    closed_by: str
+    events: int
+    billed_fen: int
+    refunded_fen: int
+    net_fen: int
+    digest: str  # sha256 of the canonical lines; recorded in the audit chain
+
+
+class SettlementLine(SQLModel, table=True):
+    """One party's share of one product version's net revenue in one period."""
+
+    __tablename__ = "settlement_line"
+    __table_args__ = (UniqueConstraint("period", "product_version_id", "party"),)
     id: int | None = Field(default=None, primary_key=True)
-    usage_event_id: str = Field(foreign_key="usage_event.id", index=True)
-    party: str  # department code or "operator"
+    period: str = Field(foreign_key="settlement.period", index=True)
+    product_version_id: str = Field(foreign_key="product_version.id")
+    party: str  # department code, "operator" or a party the authorization names
+    weight: int  # the party's weight in the version's rule
     amount_fen: int
+
+
+class StatementLine(SQLModel, table=True):
+    """A monthly statement line per subscriber, subscription and kind, frozen at settlement."""
+
+    __tablename__ = "statement_line"
+    __table_args__ = (UniqueConstraint("period", "subscription_id", "kind"),)
+    id: int | None = Field(default=None, primary_key=True)
+    period: str = Field(foreign_key="settlement.period", index=True)
+    subscriber_id: str = Field(foreign_key="subscriber.id", index=True)
+    subscription_id: int | None = None
+    plan_id: str | None = None
+    kind: str  # query | alert | batch
+    monthly_quota: int | None = None
+    units: int
+    overage_units: int
+    withheld_units: int
+    charged_fen: int
+    refunded_fen: int
+    net_fen: int
 
 
 # --- watchlists, alerts, batch files, objections ------------------------------------------
@@ -490,7 +541,22 @@ class AuditEvent(SQLModel, table=True):
     at: dt.datetime = _ts()
     actor: str
     action: str
-    subject: str
+    subject: str = Field(index=True)  # e.g. a usage id: its record is found without a scan
     details: dict[str, Any] = _json({})
     prev_hash: str
     hash: str = Field(unique=True)
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """A signed Merkle root over a run of audit events, for the authority to keep elsewhere."""
+
+    __tablename__ = "audit_checkpoint"
+    id: int | None = Field(default=None, primary_key=True)
+    first_seq: int
+    last_seq: int = Field(unique=True)
+    head_hash: str  # the hash of event last_seq
+    merkle_root: str
+    prev_checkpoint: str | None = None  # sha256 of the previous checkpoint's document
+    created_at: dt.datetime = _ts()
+    created_by: str
+    document: dict[str, Any] = _json({})  # the signed JSON exactly as exported

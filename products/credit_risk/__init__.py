@@ -8,6 +8,7 @@ from typing import Any
 
 import polars as pl
 
+from pdo.revenue import RevenueRule
 from pdo.scorecard.frozen import FrozenScorecard
 from products.credit_risk.features import DICTIONARY, FEATURES, build_features
 from products.credit_risk.knockouts import KNOCKED_OUT_GRADE, KNOCKOUTS, knockouts_of
@@ -123,14 +124,16 @@ SPEC = ProductSpec(
     ),
     purposes=("贷前审查", "贷后管理"),
     price_fen=200,
-    revenue_shares_bp={
-        "market": 1500,
-        "tax": 1500,
-        "hrss": 1000,
-        "utilities": 800,
-        "credit": 600,
-        "court": 600,
-    },
+    revenue=RevenueRule(
+        departments_bp={
+            "market": 1500,
+            "tax": 1500,
+            "hrss": 1000,
+            "utilities": 800,
+            "credit": 600,
+            "court": 600,
+        }
+    ),
     build=build,
     outputs=OUTPUTS,
     drift_column="score",

@@ -8,6 +8,7 @@ from typing import Any
 
 import polars as pl
 
+from pdo.revenue import RevenueRule
 from products.operating_status.rule import COLUMNS, STATUS_ZH, verify
 from products.spec import ProductBuild, ProductSpec, served_fields
 
@@ -44,7 +45,7 @@ SPEC = ProductSpec(
     inputs=("enterprise_registry", "abnormal_operations"),
     purposes=("贷前审查", "贷后管理", "供应商准入"),
     price_fen=50,
-    revenue_shares_bp={"market": 3000},
+    revenue=RevenueRule(inputs_pool_bp=3000),  # shared by the departments feeding its tables
     build=build,
     outputs=COLUMNS,
     drift_column=None,

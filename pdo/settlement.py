@@ -1,0 +1,342 @@
+"""Monthly settlement (结算): bill each period's usage, split it by each version's revenue rule.
+
+A period is a business month in Beijing time ("2026-11"). Settling it takes in every usage event
+served before the period's end that no earlier settlement took in — including late ones from an
+earlier month that committed after that month closed — marks them with the period, prices
+refunds by each plan's terms, and allocates each product version's net revenue among its rule's
+parties with the largest-remainder method (:func:`pdo.revenue.allocate`): the lines sum to the
+net revenue exactly, to the fen. A closed period is never rewritten: settling it again returns it
+unchanged, and usage that arrives later goes to the next period.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, literal, text, update
+from sqlalchemy import select as sql_select
+from sqlmodel import Session, col, func, select
+
+from pdo import audit
+from pdo.delivery.periods import BUSINESS_TZ
+from pdo.ledger.models import (
+    Plan,
+    ProductVersion,
+    Settlement,
+    SettlementLine,
+    StatementLine,
+    Subscription,
+    UsageEvent,
+)
+from pdo.revenue import OPERATOR, allocate
+
+PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+SETTLEMENT_LOCK = 7302  # PostgreSQL advisory lock: one settlement at a time
+
+
+class SettlementError(ValueError):
+    """A period that cannot be settled (malformed, still open, or before a closed one)."""
+
+
+def period_bounds(period: str) -> tuple[dt.datetime, dt.datetime]:
+    """The period's first and first-after instants (UTC) — months begin at 00:00 Beijing time."""
+    m = PERIOD.match(period)
+    if m is None:
+        raise SettlementError(f"period must look like 2026-11, not {period!r}")
+    year, month = int(m.group(1)), int(m.group(2))
+    start = dt.datetime(year, month, 1, tzinfo=BUSINESS_TZ)
+    end = dt.datetime(year + month // 12, month % 12 + 1, 1, tzinfo=BUSINESS_TZ)
+    return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+
+
+@dataclass(frozen=True)
+class VersionRevenue:
+    """One product version's billed, refunded and net revenue in a period, split by its rule."""
+
+    version_id: str
+    events: int
+    billed_fen: int
+    refunded_fen: int
+    weights: dict[str, int]
+    parts: dict[str, int]
+
+    @property
+    def net_fen(self) -> int:
+        return self.billed_fen - self.refunded_fen
+
+
+@dataclass(frozen=True)
+class StatementFigures:
+    """One subscriber's usage of one subscription and kind in a period, priced."""
+
+    subscriber_id: str
+    subscription_id: int | None
+    plan_id: str | None
+    kind: str
+    monthly_quota: int | None
+    units: int
+    overage_units: int
+    withheld_units: int
+    charged_fen: int
+    refunded_fen: int
+
+    @property
+    def net_fen(self) -> int:
+        return self.charged_fen - self.refunded_fen
+
+
+@dataclass(frozen=True)
+class PeriodFigures:
+    """A period's revenue, allocations and statements, settled or as they stand."""
+
+    period: str
+    settled: bool
+    versions: list[VersionRevenue] = field(default_factory=list)
+    statements: list[StatementFigures] = field(default_factory=list)
+
+    @property
+    def events(self) -> int:
+        return sum(v.events for v in self.versions)
+
+    @property
+    def billed_fen(self) -> int:
+        return sum(v.billed_fen for v in self.versions)
+
+    @property
+    def refunded_fen(self) -> int:
+        return sum(v.refunded_fen for v in self.versions)
+
+    @property
+    def net_fen(self) -> int:
+        return self.billed_fen - self.refunded_fen
+
+    def by_party(self) -> dict[str, int]:
+        """Each party's total over all versions."""
+        totals: dict[str, int] = {}
+        for v in self.versions:
+            for party, fen in v.parts.items():
+                totals[party] = totals.get(party, 0) + fen
+        return dict(sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _refundable() -> ColumnElement[int]:
+    """The refund of an event: its price when withheld and the plan refunds withheld results."""
+    refund_terms = func.coalesce(col(Plan.refund_withheld), literal(True))
+    return case(
+        (and_(col(UsageEvent.status) == "withheld", refund_terms.is_(True)), UsageEvent.price_fen),
+        else_=0,
+    )
+
+
+def _figures(session: Session, period: str, settled: bool, where: Any) -> PeriodFigures:
+    """Aggregate the usage events matching `where` in SQL and split each version's net revenue."""
+    refund = _refundable()
+    priced = (
+        sql_select(
+            col(UsageEvent.product_version_id),
+            func.count(),
+            func.coalesce(func.sum(UsageEvent.price_fen), 0),
+            func.coalesce(func.sum(refund), 0),
+        )
+        .outerjoin(Subscription, col(Subscription.id) == col(UsageEvent.subscription_id))
+        .outerjoin(Plan, col(Plan.id) == col(Subscription.plan_id))
+        .where(where)
+        .group_by(col(UsageEvent.product_version_id))
+        .order_by(col(UsageEvent.product_version_id))
+    )
+    rows = session.execute(priced).all()
+    rules = {
+        v.id: dict(v.revenue_weights)
+        for v in session.exec(
+            select(ProductVersion).where(
+                col(ProductVersion.id).in_([r[0] for r in rows])
+            )
+        )
+    }
+    versions = []
+    for version_id, events, billed, refunded in rows:
+        weights = rules.get(version_id) or {OPERATOR: 1}  # no rule on record: all to operator
+        net = int(billed) - int(refunded)
+        versions.append(
+            VersionRevenue(
+                version_id,
+                int(events),
+                int(billed),
+                int(refunded),
+                weights,
+                allocate(net, weights),
+            )
+        )
+    overage_units = case((col(UsageEvent.overage).is_(True), UsageEvent.units), else_=0)
+    withheld_units = case((col(UsageEvent.status) == "withheld", UsageEvent.units), else_=0)
+    per_subscriber = (
+        sql_select(
+            col(UsageEvent.subscriber_id),
+            col(UsageEvent.subscription_id),
+            col(Subscription.plan_id),
+            col(UsageEvent.kind),
+            col(Subscription.monthly_quota),
+            func.coalesce(func.sum(UsageEvent.units), 0),
+            func.coalesce(func.sum(overage_units), 0),
+            func.coalesce(func.sum(withheld_units), 0),
+            func.coalesce(func.sum(UsageEvent.price_fen), 0),
+            func.coalesce(func.sum(refund), 0),
+        )
+        .outerjoin(Subscription, col(Subscription.id) == col(UsageEvent.subscription_id))
+        .outerjoin(Plan, col(Plan.id) == col(Subscription.plan_id))
+        .where(where)
+        .group_by(
+            col(UsageEvent.subscriber_id),
+            col(UsageEvent.subscription_id),
+            col(Subscription.plan_id),
+            col(UsageEvent.kind),
+            col(Subscription.monthly_quota),
+        )
+        .order_by(
+            col(UsageEvent.subscriber_id), col(UsageEvent.subscription_id), col(UsageEvent.kind)
+        )
+    )
+    statements = [
+        StatementFigures(
+            r[0], r[1], r[2], r[3], r[4], int(r[5]), int(r[6]), int(r[7]), int(r[8]), int(r[9])
+        )
+        for r in session.execute(per_subscriber).all()
+    ]
+    return PeriodFigures(period, settled, versions, statements)
+
+
+def _unsettled_before(end: dt.datetime) -> Any:
+    return and_(col(UsageEvent.settled_period).is_(None), col(UsageEvent.served_at) < end)
+
+
+def provisional(session: Session, period: str) -> PeriodFigures:
+    """The open period as it stands: what settling it now would take in (nothing is written)."""
+    _, end = period_bounds(period)
+    return _figures(session, period, False, _unsettled_before(end))
+
+
+def unsettled(session: Session) -> PeriodFigures:
+    """All usage no settlement has taken in yet, allocated as it would be now."""
+    return _figures(session, "open", False, col(UsageEvent.settled_period).is_(None))
+
+
+def settled(session: Session, period: str) -> PeriodFigures | None:
+    """A closed period's figures recomputed from the events it took in, or None if not settled."""
+    if session.get(Settlement, period) is None:
+        return None
+    return _figures(session, period, True, col(UsageEvent.settled_period) == period)
+
+
+def reconciles(session: Session, settlement: Settlement) -> bool:
+    """Whether the events a closed period took in still give the lines it recorded (digest)."""
+    again = _figures(
+        session, settlement.period, True, col(UsageEvent.settled_period) == settlement.period
+    )
+    return lines_digest(settlement.period, again.versions) == settlement.digest
+
+
+def figures(session: Session, period: str) -> PeriodFigures:
+    """A period's figures: as settled if it is closed, else provisional."""
+    return settled(session, period) or provisional(session, period)
+
+
+def lines_digest(period: str, versions: Sequence[VersionRevenue]) -> str:
+    """sha256 of a settlement's lines in canonical JSON: what the audit chain vouches for."""
+    body = [
+        {
+            "version": v.version_id,
+            "events": v.events,
+            "billed_fen": v.billed_fen,
+            "refunded_fen": v.refunded_fen,
+            "parts": dict(sorted(v.parts.items())),
+        }
+        for v in versions
+    ]
+    canonical = json.dumps(
+        {"period": period, "versions": body}, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def settle(session: Session, period: str, actor: str, now: dt.datetime) -> Settlement:
+    """Close a period once; settling it again returns the closed settlement unchanged."""
+    _, end = period_bounds(period)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SELECT pg_advisory_xact_lock({SETTLEMENT_LOCK})"))
+    existing = session.get(Settlement, period)
+    if existing is not None:
+        return existing
+    if end > now:
+        closes = end.astimezone(BUSINESS_TZ).strftime("%Y-%m-%d %H:%M")
+        raise SettlementError(f"period {period} is still open: it closes at {closes} 北京时间")
+    later = session.exec(
+        select(Settlement.period).where(col(Settlement.period) > period).limit(1)
+    ).first()
+    if later is not None:
+        raise SettlementError(
+            f"period {later} is already settled; a period before it cannot be settled any more "
+            "(its late usage was taken in by the next open period)"
+        )
+    session.execute(update(UsageEvent).where(_unsettled_before(end)).values(settled_period=period))
+    figures = _figures(session, period, True, col(UsageEvent.settled_period) == period)
+    digest = lines_digest(period, figures.versions)
+    settlement = Settlement(
+        period=period,
+        closed_at=now,
+        closed_by=actor,
+        events=figures.events,
+        billed_fen=figures.billed_fen,
+        refunded_fen=figures.refunded_fen,
+        net_fen=figures.net_fen,
+        digest=digest,
+    )
+    session.add(settlement)
+    session.flush()
+    for v in figures.versions:
+        for party, fen in v.parts.items():
+            session.add(
+                SettlementLine(
+                    period=period,
+                    product_version_id=v.version_id,
+                    party=party,
+                    weight=v.weights[party],
+                    amount_fen=fen,
+                )
+            )
+    for st in figures.statements:
+        session.add(
+            StatementLine(
+                period=period,
+                subscriber_id=st.subscriber_id,
+                subscription_id=st.subscription_id,
+                plan_id=st.plan_id,
+                kind=st.kind,
+                monthly_quota=st.monthly_quota,
+                units=st.units,
+                overage_units=st.overage_units,
+                withheld_units=st.withheld_units,
+                charged_fen=st.charged_fen,
+                refunded_fen=st.refunded_fen,
+                net_fen=st.net_fen,
+            )
+        )
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "settlement.close",
+        period,
+        events=figures.events,
+        billed_fen=figures.billed_fen,
+        refunded_fen=figures.refunded_fen,
+        net_fen=figures.net_fen,
+        by_party=figures.by_party(),
+        digest=digest,
+    )
+    return settlement
