@@ -277,7 +277,10 @@ class ServingBatch:
         On PostgreSQL the chain lock comes first and is held to commit, so no other writer
         appends meanwhile; on SQLite the transaction began IMMEDIATE, which already excludes them.
         """
-        tail: tuple[str, list[Any]] = ("SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1", [])
+        tail: tuple[str, list[Any]] = (
+            "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1",
+            [],
+        )
         if self.db.sqlite:
             return [tail]
         return [(f"SELECT pg_advisory_xact_lock({audit.CHAIN_LOCK})", []), tail]
