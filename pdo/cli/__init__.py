@@ -15,6 +15,7 @@ from pdo.cli import (
     quarantine,
     scorecard,
     serve,
+    settle,
     signoff,
     watch,
 )
@@ -37,6 +38,7 @@ for module in (
     delivery,
     watch,
     objection,
+    settle,
     pii,
     scorecard,
     serve,

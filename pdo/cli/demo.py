@@ -274,7 +274,26 @@ def register(app: typer.Typer) -> None:
         )
         console.print(f"without the enterprise's consent → {r.status_code} {r.json()}")
 
-        _step(8, "启动控制台 — console")
+        _step(8, "收益分配试算与审计链 — this month's revenue split so far, audit chain check")
+        from pdo import audit, settlement
+        from pdo.delivery.periods import business_month
+        from pdo.ledger.db import read_scope
+        from pdo.settlement_report import party_names
+
+        with read_scope(ws.engine) as s:
+            month = settlement.provisional(s, business_month(now))
+            names = party_names(s)
+            chain = audit.verify(s)
+        console.print(
+            f"{month.period}: {month.events} billed events, {month.net_fen} fen net "
+            "(closed with `pdo settle --period YYYY-MM` once the month is over)"
+        )
+        for party, fen in month.by_party().items():
+            console.print(f"  {names.get(party, party)} ({party}): {fen} fen")
+        state = "intact" if chain.ok else f"BROKEN at {chain.broken_at}"
+        console.print(f"audit chain: {chain.events} events, {state}")
+
+        _step(9, "启动控制台 — console")
         console_log = (home / "console.log").open("w")
         procs.append(
             subprocess.Popen(

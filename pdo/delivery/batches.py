@@ -16,8 +16,6 @@ import datetime as dt
 import hashlib
 import io
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -28,6 +26,7 @@ from sqlmodel import Session, col, select
 from pdo import audit
 from pdo.delivery.metering import meter_delivery
 from pdo.delivery.watchlists import active_subscription
+from pdo.exports import csv_bytes, write_atomically
 from pdo.ledger.models import (
     Authorization,
     BatchFile,
@@ -49,8 +48,6 @@ FORMATS: tuple[str, ...] = get_args(BatchFormat)
 MEDIA_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv; charset=utf-8"}
 STATUSES = ("served", "not_found", "disputed_withheld")
 DELIVERIES_DIR = "deliveries"
-# A cell starting with one of these is run as a formula by Excel, LibreOffice and Sheets.
-FORMULA_PATTERN = r"^[=+\-@\t\r]"
 SCHEMA = {
     "enterprise": pl.String,
     "reference": pl.String,
@@ -116,9 +113,9 @@ def build_batch(
             raise BatchRefused(
                 409, "batch_file_lost", f"batch {batch_id}'s file cannot be restored"
             )
-        _write_atomically(batch_path(lake_dir, existing), data)
+        write_atomically(batch_path(lake_dir, existing), data)
         return existing
-    _write_atomically(Path(lake_dir) / relative, data)
+    write_atomically(Path(lake_dir) / relative, data)
     counts = {status: sum(r["status"] == status for r in rows) for status in STATUSES}
     units = counts["served"]
     usage = meter_delivery(
@@ -323,27 +320,5 @@ def _encode(rows: list[dict[str, Any]], fmt: str) -> bytes:
     if fmt == "parquet":
         frame.write_parquet(buffer)
     else:
-        text_columns = [name for name, dtype in SCHEMA.items() if dtype == pl.String]
-        safe = frame.with_columns(
-            pl.when(pl.col(name).str.contains(FORMULA_PATTERN))
-            .then(pl.lit("'") + pl.col(name))
-            .otherwise(pl.col(name))
-            .alias(name)
-            for name in text_columns
-        )
-        safe.write_csv(buffer, include_bom=True)  # the BOM lets Excel read the Chinese text
+        return csv_bytes(frame)  # formula-safe, with the BOM Excel needs for Chinese text
     return buffer.getvalue()
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Readers see the whole file or none: write a temp file beside it, sync, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with tmp.open("wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -1,0 +1,147 @@
+"""`pdo settle` and `pdo statement`: close a month's revenue to the fen, and show what banks owe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+from sqlmodel import select
+
+from pdo import settlement
+from pdo.cli.root import console, emit_json, fail, workspace
+from pdo.ledger.db import read_scope, session_scope
+from pdo.ledger.models import Settlement, Subscriber
+from pdo.ledger.types import utcnow
+from pdo.settlement_report import FORMATS, export, party_names, statement_frame
+
+
+def _yuan(fen: int) -> str:
+    sign, whole = ("-", -fen) if fen < 0 else ("", fen)
+    return f"{sign}{whole // 100:,}.{whole % 100:02d} 元"
+
+
+def _summary(figures: settlement.PeriodFigures, names: dict[str, str]) -> dict[str, Any]:
+    return {
+        "period": figures.period,
+        "settled": figures.settled,
+        "events": figures.events,
+        "billed_fen": figures.billed_fen,
+        "refunded_fen": figures.refunded_fen,
+        "net_fen": figures.net_fen,
+        "by_party": figures.by_party(),
+        "versions": [
+            {
+                "version": v.version_id,
+                "events": v.events,
+                "billed_fen": v.billed_fen,
+                "refunded_fen": v.refunded_fen,
+                "net_fen": v.net_fen,
+                "weights": v.weights,
+                "parts": v.parts,
+            }
+            for v in figures.versions
+        ],
+        "party_names": {p: names.get(p, p) for p in figures.by_party()},
+    }
+
+
+def _print(summary: dict[str, Any], note: str) -> None:
+    console.print(
+        f"{summary['period']}  {note}  events {summary['events']}  "
+        f"billed {_yuan(summary['billed_fen'])}  refunds {_yuan(summary['refunded_fen'])}  "
+        f"net {_yuan(summary['net_fen'])}"
+    )
+    table = Table("分配方 party", "代码 code", "金额 amount")
+    for party, fen in summary["by_party"].items():
+        table.add_row(summary["party_names"][party], party, _yuan(fen))
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("settle")
+    def settle_command(
+        period: str = typer.Option(..., "--period", help="结算期间 business month, e.g. 2026-11"),
+        export_dir: Path = typer.Option(
+            None, "--export", help="write allocations and statements (CSV/XLSX) to this folder"
+        ),
+        fmt: list[str] = typer.Option(list(FORMATS), "--format", help="csv and/or xlsx"),
+        dry_run: bool = typer.Option(
+            False, "--dry-run", help="show what settling now would allocate; write nothing"
+        ),
+        actor: str = typer.Option("operator", "--as"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """结算: close a month once; its revenue is split by each version's rule, to the fen."""
+        ws = workspace()
+        try:
+            if dry_run:
+                with read_scope(ws.engine) as s:
+                    figures = settlement.figures(s, period)
+                    names = party_names(s)
+                    files = export(s, figures, export_dir, tuple(fmt)) if export_dir else []
+                note = "已结算 closed" if figures.settled else "试算 provisional (nothing written)"
+                reconciled = None
+            else:
+                with session_scope(ws.engine) as s:
+                    before = s.get(Settlement, period)
+                    closed = settlement.settle(s, period, actor, utcnow())
+                    figures = settlement.figures(s, period)
+                    names = party_names(s)
+                    reconciled = settlement.reconciles(s, closed)
+                    files = export(s, figures, export_dir, tuple(fmt)) if export_dir else []
+                note = (
+                    "已结算（未变）already closed, unchanged" if before else "结算完成 closed now"
+                )
+        except ValueError as exc:
+            raise fail(str(exc)) from exc
+        summary = _summary(figures, names) | {
+            "reconciles": reconciled,
+            "files": [str(f) for f in files],
+        }
+        if as_json:
+            emit_json(summary)
+        else:
+            _print(summary, note)
+            if reconciled is False:
+                console.print(
+                    "[red]the events this period took in no longer give its recorded lines: "
+                    "run `pdo audit verify`[/]"
+                )
+            for f in files:
+                console.print(f"wrote {f}")
+        if reconciled is False:
+            raise typer.Exit(1)
+
+    @app.command("statement")
+    def statement_command(
+        period: str = typer.Option(..., "--period", help="business month, e.g. 2026-11"),
+        subscriber: str = typer.Option(None, "--subscriber", help="one bank, by name"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """对账单: each bank's usage, overage, refunds and amount due for a month."""
+        ws = workspace()
+        try:
+            with read_scope(ws.engine) as s:
+                figures = settlement.figures(s, period)
+                frame = statement_frame(s, figures)
+                if subscriber is not None:
+                    known = {b.name for b in s.exec(select(Subscriber))}
+                    if subscriber not in known:
+                        raise ValueError(f"no subscriber named {subscriber!r}")
+                    frame = frame.filter(frame["银行 subscriber"] == subscriber)
+        except ValueError as exc:
+            raise fail(str(exc)) from exc
+        if as_json:
+            emit_json({"period": period, "settled": figures.settled, "lines": frame.to_dicts()})
+            return
+        state = "已结算 settled" if figures.settled else "未结算 provisional"
+        console.print(f"{period} 对账单 statements ({state})")
+        if frame.is_empty():
+            console.print("no usage in this period")
+            return
+        table = Table(*frame.columns)
+        for row in frame.iter_rows():
+            table.add_row(*("—" if v is None else str(v) for v in row))
+        console.print(table)
