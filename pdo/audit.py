@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from sqlalchemy import select as sa_select
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
@@ -121,29 +122,222 @@ def record(session: Session, actor: str, action: str, subject: str, **details: A
     return event
 
 
+# --- verification ------------------------------------------------------------------------
+
+CHUNK = 5_000  # rows fetched at a time: a chain of millions never sits in memory
+MAX_FINDINGS = 50  # a rewritten chain breaks at every event: keep the first ones and a count
+_DIAGNOSED = 10  # prev_hash mismatches looked up to tell an insert or a reorder from an edit
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing wrong: the record it concerns (seq, action) when there is one, and what.
+
+    A finding with `through` is about the range seq..through as a whole (a checkpoint's Merkle
+    root or head no longer matches): something in it changed, not necessarily record `seq`.
+    """
+
+    seq: int | None
+    action: str | None
+    reason: str
+    source: str = "chain"  # "chain", "ledger checkpoint #3" or "checkpoint file cp.json"
+    through: int | None = None
+
+    def describe(self) -> str:
+        where = f"{self.source}: " if self.source != "chain" else ""
+        if self.seq is None or self.through is not None or self.action is None:
+            return f"{where}{self.reason}"
+        return f"{where}event {self.seq} ({self.action}): {self.reason}"
+
+
+def rank(findings: Sequence[Finding]) -> list[Finding]:
+    """Findings with the first broken record first, then in seq order; those about no record last.
+
+    A range finding ranks by its first seq unless a finding about one record lies in its range
+    and explains it (an altered event 7 is why a checkpoint over 1..29 no longer matches).
+    """
+    exact = [f.seq for f in findings if f.seq is not None and f.through is None]
+
+    def key(f: Finding) -> tuple[int, int]:
+        if f.seq is None:
+            return (2, 0)
+        if f.through is not None and any(f.seq <= s <= f.through for s in exact):
+            return (1, f.seq)
+        return (0, f.seq)
+
+    return sorted(findings, key=key)
+
+
 @dataclass(frozen=True)
 class ChainReport:
-    """The outcome of verifying the chain: ok, how many events, and where it broke."""
+    """The outcome of verifying the chain: ok, how many events, and where it broke.
+
+    `broken_at` is the seq of the first broken record (None when what is wrong is not one record,
+    e.g. a checkpoint's signature); `findings` lists the problems in seq order (at most
+    MAX_FINDINGS of `problems`); `checkpoints` names the checkpoints checked against the chain.
+    """
 
     ok: bool
     events: int
     broken_at: int | None = None
     reason: str = ""
+    action: str | None = None
+    findings: tuple[Finding, ...] = ()
+    problems: int = 0
+    checkpoints: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-def verify(session: Session) -> ChainReport:
-    """Recompute every hash in order; the first mismatch or gap is reported."""
-    prev = GENESIS
-    count = 0
-    expected_seq = 1
-    for event in session.exec(select(AuditEvent).order_by(col(AuditEvent.seq))):
+_COLUMNS = (
+    col(AuditEvent.seq),
+    col(AuditEvent.at),
+    col(AuditEvent.actor),
+    col(AuditEvent.action),
+    col(AuditEvent.subject),
+    col(AuditEvent.details),
+    col(AuditEvent.prev_hash),
+    col(AuditEvent.hash),
+)
+
+
+def events(session: Session, first: int = 1, last: int | None = None) -> Iterator[Sequence[Any]]:
+    """Events first..last as plain rows (seq, at, actor, action, subject, details, prev_hash,
+    hash) in seq order, streamed in chunks of CHUNK."""
+    stmt = sa_select(*_COLUMNS).where(col(AuditEvent.seq) >= first)
+    if last is not None:
+        stmt = stmt.where(col(AuditEvent.seq) <= last)
+    stmt = stmt.order_by(col(AuditEvent.seq)).execution_options(yield_per=CHUNK)
+    yield from session.connection().execute(stmt)
+
+
+def head(session: Session) -> int:
+    """The seq of the chain's last event (0 when empty)."""
+    last = session.exec(select(AuditEvent.seq).order_by(col(AuditEvent.seq).desc()).limit(1))
+    return last.first() or 0
+
+
+def row_digest(row: Sequence[Any]) -> str:
+    """The hash an event row should have, from its content and prev_hash."""
+    seq, at, actor, action, subject, details, prev_hash = row[:7]
+    return digest(seq, at, actor, action, subject, details, prev_hash)
+
+
+def check_link(
+    row: Sequence[Any], expected_seq: int, prev: str, computed: str | None = None
+) -> str | None:
+    """What is wrong with one event read in order after (expected_seq - 1, prev), or None.
+    `computed` is its row_digest when the caller has it already."""
+    seq, prev_hash, stored = row[0], row[6], row[7]
+    if seq != expected_seq:
+        missing = f"{expected_seq}..{seq - 1}" if seq - 1 > expected_seq else f"{expected_seq}"
+        return f"gap: expected seq {expected_seq}, found {seq} (event {missing} deleted)"
+    if prev_hash != prev:
+        return "prev_hash does not match the previous event's hash"
+    if (computed or row_digest(row)) != stored:
+        return "content does not match its hash"
+    return None
+
+
+def _diagnose(session: Session, found: Finding, row: Sequence[Any]) -> Finding:
+    """Where a mismatched prev_hash points: to a later event, or to an earlier one that was moved
+    (reordered); to an earlier one otherwise (an insert before it, when it was hashed under the
+    earlier seq; a forged branch, when it was hashed as it stands); or to no event (the previous
+    event was altered or deleted)."""
+    seq, prev_hash, stored = row[0], row[6], row[7]
+    target = session.exec(select(AuditEvent.seq).where(AuditEvent.hash == prev_hash)).first()
+    if target is None:
+        return Finding(seq, found.action, f"{found.reason} (it links to no event in the ledger)")
+    if target > seq:
+        return Finding(
+            seq, found.action, f"reordered: its prev_hash links to the later event {target}"
+        )
+    if target >= seq - 1:
+        return found
+    span = f"{target + 1}..{seq - 1}" if target + 1 < seq - 1 else f"{target + 1}"
+    if digest(target + 1, *row[1:7]) == stored:  # it was event target + 1 once
+        first = session.get(AuditEvent, target + 1)
+        if first is not None and first.prev_hash == stored:  # which now comes after it
+            reason = f"reordered: it was hashed as event {target + 1}, which now precedes it"
+            return Finding(seq, found.action, reason)
+        reason = (
+            f"inserted: not part of the chain (event {seq} was hashed as event {target + 1} and "
+            f"links to event {target}, so event {span} was inserted before it)"
+        )
+        return Finding(target + 1, first.action if first else None, reason)
+    moved = session.get(AuditEvent, target)
+    if moved is not None:
+        came_from = session.exec(select(AuditEvent.seq).where(AuditEvent.hash == moved.prev_hash))
+        if (came_from.first() or 0) > target:  # the event it follows was moved up to target
+            reason = f"reordered: its prev_hash links to event {target}, which was moved there"
+            return Finding(seq, found.action, reason)
+    if row_digest(row) == stored:
+        reason = f"forged: its prev_hash links back to event {target}, skipping event {span}"
+        return Finding(seq, found.action, reason)
+    reason = f"prev_hash links to event {target}, not to event {seq - 1}; content altered too"
+    return Finding(seq, found.action, reason)
+
+
+def verify(
+    session: Session,
+    checkpoints: Sequence[tuple[str, Mapping[str, Any]]] = (),
+    pinned_public_key: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ChainReport:
+    """Recompute every hash in order, and check the chain against every checkpoint the ledger
+    stored plus the (label, document) checkpoints given; the first broken record is reported.
+
+    One streamed pass: each event's link and hash are checked and the hash its content gives is
+    fed to the Merkle root of every checkpoint covering it. A pinned public key must have signed
+    every checkpoint. `progress(events_read)` is called every CHUNK events.
+    """
+    from pdo import checkpoints as cps  # it builds on this module
+
+    ledger = cps.ledger_checks(session, pinned_public_key)
+    given = [cps.RangeCheck(label, doc, pinned_public_key) for label, doc in checkpoints]
+    ranges = cps.Dispatch([*ledger.checks, *given])
+    chain: list[Finding] = []
+    problems = 0
+    suspects: list[tuple[int, Sequence[Any]]] = []  # (index in chain, row) to look up afterwards
+    announced: dict[str, int] = {}  # checkpoint id -> seq of its audit.checkpoint record
+    prev, expected, count, last_seq = GENESIS, 1, 0, 0
+    for row in events(session):
+        seq, action, stored = row[0], row[3], row[7]
         count += 1
-        if event.seq != expected_seq:
-            return ChainReport(False, count, event.seq, f"gap: expected seq {expected_seq}")
-        if event.prev_hash != prev:
-            return ChainReport(False, count, event.seq, "prev_hash does not match previous event")
-        if _digest(event) != event.hash:
-            return ChainReport(False, count, event.seq, "content does not match its hash")
-        prev = event.hash
-        expected_seq += 1
-    return ChainReport(True, count)
+        computed = row_digest(row)
+        problem = check_link(row, expected, prev, computed)
+        if problem is not None:
+            problems += 1
+            if len(chain) < MAX_FINDINGS:
+                if problem.startswith("prev_hash") and len(suspects) < _DIAGNOSED:
+                    suspects.append((len(chain), row))
+                chain.append(Finding(seq, action, problem))
+        ranges.feed(seq, action, computed)
+        if action == cps.ANNOUNCE:
+            announced[row[4]] = seq
+        prev, expected, last_seq = stored, seq + 1, seq
+        if progress is not None and count % CHUNK == 0:
+            progress(count)
+    if progress is not None:
+        progress(count)
+    for index, suspect in suspects:
+        chain[index] = _diagnose(session, chain[index], suspect)
+    tail = ledger.tail(session, last_seq, announced)
+    rest = [*ledger.findings, *tail, *ranges.finish(gaps=False)]
+    problems += len(rest)
+    findings = rank([*chain, *rest])
+    labels = tuple(c.label for c in [*ledger.checks, *given])
+    if not findings:
+        return ChainReport(True, count, checkpoints=labels)
+    first = findings[0]
+    return ChainReport(
+        False,
+        count,
+        broken_at=first.seq,
+        reason=first.reason if first.source == "chain" else f"{first.source}: {first.reason}",
+        action=first.action,
+        findings=tuple(findings[:MAX_FINDINGS]),
+        problems=problems,
+        checkpoints=labels,
+    )

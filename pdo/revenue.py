@@ -64,6 +64,12 @@ class RevenueRule:
         n = sum(tables.values())
         if n == 0:
             raise ValueError("a rule by inputs needs at least one input table")
+        clash = set(tables) & set(self.others_bp)
+        if clash:
+            raise ValueError(
+                f"parties declared twice (source department and other party): "
+                f"{', '.join(sorted(clash))}"
+            )
         scaled = {dept: self.inputs_pool_bp * k for dept, k in tables.items()}
         scaled |= {party: bp * n for party, bp in self.others_bp.items()}
         return _with_operator(scaled, FULL_BP * n)

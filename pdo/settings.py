@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
 class Settings(BaseSettings):
@@ -17,6 +21,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     pseudonym_key: SecretStr | None = None
     pseudonym_key_file: Path | None = None
+    # The Ed25519 key (PKCS8 PEM) that signs audit checkpoints; default
+    # <home>/secrets/audit-signing.pem, created on first use.
+    audit_signing_key_file: Path | None = None
     api_host: str = "127.0.0.1"
     api_port: int = 8765
     console_port: int = 8501
@@ -26,6 +33,8 @@ class Settings(BaseSettings):
     # A final decision made in the console continues the run in a detached `pdo signoff
     # continue` process (the console records decisions; it is not a worker).
     console_continues_runs: bool = True
+    # A console login lasts this long; then the user logs in again.
+    console_session_minutes: int = Field(default=30, ge=1)
 
     @property
     def resolved_home(self) -> Path:
@@ -67,3 +76,33 @@ class Settings(BaseSettings):
             key = path.read_text().strip().encode()
         key_id = hashlib.sha256(b"pdo-key-id:" + key).hexdigest()[:12]
         return key_id, key
+
+    def read_audit_signing_key(self) -> Ed25519PrivateKey:
+        """The Ed25519 key that signs audit checkpoints; a local PEM file is made on first use."""
+        import os
+        import tempfile
+
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        path = self.audit_signing_key_file or self.resolved_home / "secrets" / "audit-signing.pem"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pem = Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".audit-signing.")  # mode 0600
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(pem)
+                os.link(tmp, path)  # never replaces a key another process made meanwhile
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(tmp)
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"{path} does not hold an Ed25519 private key")
+        return key

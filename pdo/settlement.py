@@ -154,9 +154,7 @@ def _figures(session: Session, period: str, settled: bool, where: Any) -> Period
     rules = {
         v.id: dict(v.revenue_weights)
         for v in session.exec(
-            select(ProductVersion).where(
-                col(ProductVersion.id).in_([r[0] for r in rows])
-            )
+            select(ProductVersion).where(col(ProductVersion.id).in_([r[0] for r in rows]))
         )
     }
     versions = []
@@ -227,10 +225,52 @@ def unsettled(session: Session) -> PeriodFigures:
 
 
 def settled(session: Session, period: str) -> PeriodFigures | None:
-    """A closed period's figures recomputed from the events it took in, or None if not settled."""
-    if session.get(Settlement, period) is None:
+    """A closed period exactly as it was billed (its frozen lines), or None if not settled."""
+    closed = session.get(Settlement, period)
+    if closed is None:
         return None
-    return _figures(session, period, True, col(UsageEvent.settled_period) == period)
+    lines = session.exec(
+        select(SettlementLine)
+        .where(SettlementLine.period == period)
+        .order_by(col(SettlementLine.product_version_id), col(SettlementLine.party))
+    ).all()
+    versions = []
+    for version_id, totals in sorted(closed.versions.items()):
+        mine = [line for line in lines if line.product_version_id == version_id]
+        versions.append(
+            VersionRevenue(
+                version_id,
+                int(totals["events"]),
+                int(totals["billed_fen"]),
+                int(totals["refunded_fen"]),
+                {line.party: line.weight for line in mine},
+                {line.party: line.amount_fen for line in mine},
+            )
+        )
+    statements = [
+        StatementFigures(
+            st.subscriber_id,
+            st.subscription_id,
+            st.plan_id,
+            st.kind,
+            st.monthly_quota,
+            st.units,
+            st.overage_units,
+            st.withheld_units,
+            st.charged_fen,
+            st.refunded_fen,
+        )
+        for st in session.exec(
+            select(StatementLine)
+            .where(StatementLine.period == period)
+            .order_by(
+                col(StatementLine.subscriber_id),
+                col(StatementLine.subscription_id),
+                col(StatementLine.kind),
+            )
+        )
+    ]
+    return PeriodFigures(period, True, versions, statements)
 
 
 def reconciles(session: Session, settlement: Settlement) -> bool:
@@ -295,6 +335,14 @@ def settle(session: Session, period: str, actor: str, now: dt.datetime) -> Settl
         refunded_fen=figures.refunded_fen,
         net_fen=figures.net_fen,
         digest=digest,
+        versions={
+            v.version_id: {
+                "events": v.events,
+                "billed_fen": v.billed_fen,
+                "refunded_fen": v.refunded_fen,
+            }
+            for v in figures.versions
+        },
     )
     session.add(settlement)
     session.flush()

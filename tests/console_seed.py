@@ -13,6 +13,8 @@ from typing import Any
 import polars as pl
 from sqlmodel import Session
 
+from pdo import audit
+from pdo.delivery.metering import details_of
 from pdo.lake import Lake, Manifest
 from pdo.ledger.db import make_engine, session_scope
 from pdo.ledger.models import (
@@ -464,4 +466,8 @@ def _seed_runs_and_usage(s: Session, lake: Lake, authorization_id: str) -> tuple
                 price_fen=PRICE_FEN,
             )
             s.add(usage)
+            s.flush()  # on the audit chain as the API would have put it
+            audit.record(
+                s, f"subscriber:{subscriber.id}", "query.serve", usage.id, **details_of(usage)
+            )
     return pending_run.id, pkg_hash, dataset_id

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlmodel import Session
 
-from pdo import audit
-from pdo.cli.root import console, emit_json, fail, workspace
-from pdo.ledger.db import session_scope
-from pdo.ledger.models import Authorization
+from pdo import audit, checkpoints
+from pdo.checkpoints import CheckpointError, create_checkpoint
+from pdo.cli.root import console, emit_json, err_console, fail, workspace
+from pdo.ledger.db import read_scope, session_scope
+from pdo.ledger.models import AuditCheckpoint, Authorization
 from pdo.registration import (
     AuthorizationError,
     authorization_state,
@@ -23,6 +29,7 @@ from pdo.registration import (
 )
 from pdo.sources.tables import SOURCE_TABLES
 from pdo.subscribers import add_subscriber
+from pdo.usage_chain import check_usage
 from pdo.users import Role, add_user
 
 
@@ -256,19 +263,197 @@ def register(app: typer.Typer) -> None:
         else:
             console.print(f"subscriber {name} added; API key (shown once): [bold]{key}[/]")
 
-    @aud.command("verify")
-    def audit_verify(as_json: bool = typer.Option(False, "--json")) -> None:
-        """Recompute the audit hash chain; exits non-zero if any event was altered."""
+    @aud.command("checkpoint")
+    def audit_checkpoint(
+        out: Path = typer.Option(
+            None,
+            "--out",
+            help="检查点文件 / where to write the signed JSON (default: under PDO_HOME)",
+        ),
+        actor: str = typer.Option("operator", "--as", help="签发人 / who makes the checkpoint"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """生成检查点 / Sign a checkpoint: the Merkle root of the events since the last one."""
         ws = workspace()
-        with session_scope(ws.engine) as s:
-            report = audit.verify(s)
+        key = ws.settings.read_audit_signing_key()
+        try:
+            with session_scope(ws.engine) as s:
+                before = audit.head(s)
+                cp = create_checkpoint(s, key, actor)
+                row = _checkpoint_row(cp) | {"new": audit.head(s) != before}
+                document = cp.document
+        except CheckpointError as exc:
+            raise fail(str(exc)) from exc
+        path = out or ws.settings.resolved_home / "checkpoints" / f"audit-{row['last_seq']}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(checkpoints.dumps(document), encoding="utf-8")
         if as_json:
-            emit_json(report.__dict__)
-        elif report.ok:
-            console.print(f"audit chain intact: {report.events} events")
-        else:
+            emit_json(row | {"file": str(path), "document": document})
+            return
+        if not row["new"]:
+            console.print(f"no new events since checkpoint #{row['id']}: it stands")
+        console.print(
+            f"checkpoint #{row['id']}: events {row['first_seq']}..{row['last_seq']} "
+            f"({row['events']})\n  merkle root {row['merkle_root']}\n"
+            f"  public key  {row['public_key']}\n  written to  {path}",
+            markup=False,
+            highlight=False,
+        )
+
+    @aud.command("checkpoints")
+    def audit_checkpoints(as_json: bool = typer.Option(False, "--json")) -> None:
+        """检查点列表 / The ledger's checkpoints, oldest first."""
+        ws = workspace()
+        with read_scope(ws.engine) as s:
+            rows = [_checkpoint_row(cp) for cp in checkpoints.stored(s)]
+        if as_json:
+            emit_json(rows)
+            return
+        if not rows:
+            console.print("no checkpoints yet: `pdo audit checkpoint` makes one")
+        for r in rows:
             console.print(
-                f"[red]audit chain broken at event {report.broken_at}: {report.reason}[/]"
+                f"#{r['id']}  events {r['first_seq']}..{r['last_seq']}  "
+                f"root {r['merkle_root'][:16]}…  {r['created_at'][:19]}  by {r['created_by']}",
+                markup=False,
+                highlight=False,
             )
-        if not report.ok:
+
+    @aud.command("export-checkpoint")
+    def audit_export_checkpoint(
+        checkpoint_id: int = typer.Argument(..., help="检查点编号 / checkpoint id (see list)"),
+        out: Path = typer.Option(..., "--out", help="检查点文件 / where to write the signed JSON"),
+    ) -> None:
+        """导出检查点 / Write a stored checkpoint's signed JSON for the authority to keep."""
+        ws = workspace()
+        with read_scope(ws.engine) as s:
+            cp = s.get(AuditCheckpoint, checkpoint_id)
+            document = cp.document if cp else None
+        if document is None:
+            raise fail(f"no checkpoint #{checkpoint_id}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(checkpoints.dumps(document), encoding="utf-8")
+        console.print(f"checkpoint #{checkpoint_id} written to {out}", markup=False)
+
+    @aud.command("verify")
+    def audit_verify(
+        checkpoint: list[Path] = typer.Option(
+            [],
+            "--checkpoint",
+            exists=True,
+            dir_okay=False,
+            help="检查点文件 / a checkpoint exported earlier, to check the chain against "
+            "(repeatable)",
+        ),
+        public_key: str = typer.Option(
+            None,
+            "--public-key",
+            help="运营方公钥 / the Ed25519 public key (hex) every checkpoint must be signed by",
+        ),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """校验审计链 / Recompute the hash chain and check it against every checkpoint.
+
+        Exits 1 and names the first broken record if any event was inserted, altered, deleted or
+        moved, or a checkpoint (stored in the ledger or given as a file) no longer matches."""
+        if public_key is not None and not _is_public_key(public_key):
+            raise typer.BadParameter(
+                "64 hex digits (a raw Ed25519 public key)", param_hint="--public-key"
+            )
+        documents = [(f"checkpoint file {p.name}", _load_checkpoint(p)) for p in checkpoint]
+        ws = workspace()
+        with read_scope(ws.engine) as s:
+            if as_json:
+                report = audit.verify(s, documents, public_key)
+            else:
+                report = _verify_with_progress(s, documents, public_key)
+            usage = check_usage(s)  # billing evidence: usage_event against its chain records
+        if as_json:
+            emit_json(
+                report.as_dict()
+                | {
+                    "usage": {
+                        "ok": usage.ok,
+                        "events": usage.events,
+                        "matched": usage.matched,
+                        "problems": usage.problem_count,
+                        "first_problems": usage.problems,
+                    }
+                }
+            )
+        elif report.ok:
+            stored = len(report.checkpoints) - len(documents)
+            console.print(
+                f"audit chain intact: {report.events} events; {stored} ledger checkpoints and "
+                f"{len(documents)} checkpoint files match"
+            )
+        else:
+            where = f"event {report.broken_at}" if report.broken_at is not None else "checkpoint"
+            action = f" ({report.action})" if report.action else ""
+            console.print(f"[red]audit chain broken at {where}{action}: {escape(report.reason)}[/]")
+            for finding in report.findings[1:10]:
+                console.print(f"  also: {finding.describe()}", markup=False, highlight=False)
+            if report.problems > 10:
+                console.print(f"  … {report.problems} problems in all")
+        if not as_json:
+            if usage.ok:
+                console.print(f"usage events: all {usage.events} match their audit records")
+            else:
+                console.print(
+                    f"[red]usage events: {usage.problem_count} of {usage.events} do not match "
+                    "the audit chain (billing must not rely on them):[/]"
+                )
+                for usage_id, what in usage.problems[:10]:
+                    console.print(f"  {usage_id}: {what}", markup=False, highlight=False)
+        if not report.ok or not usage.ok:
             raise typer.Exit(1)
+
+
+def _checkpoint_row(cp: AuditCheckpoint) -> dict[str, Any]:
+    return {
+        "id": cp.id,
+        "first_seq": cp.first_seq,
+        "last_seq": cp.last_seq,
+        "events": cp.last_seq - cp.first_seq + 1,
+        "merkle_root": cp.merkle_root,
+        "head_hash": cp.head_hash,
+        "created_at": cp.created_at.isoformat(),
+        "created_by": cp.created_by,
+        "public_key": cp.document.get("public_key"),
+    }
+
+
+def _is_public_key(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
+
+
+def _load_checkpoint(path: Path) -> Any:
+    """A checkpoint file's JSON; a file that is not JSON is reported by verify, not crashed on."""
+    try:
+        return checkpoints.load(path)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def _verify_with_progress(
+    session: Session, documents: list[tuple[str, Any]], public_key: str | None
+) -> audit.ChainReport:
+    """audit.verify with a progress bar when the chain is long enough to wait for."""
+    total = audit.head(session)
+    if total < _PROGRESS_FROM:
+        return audit.verify(session, documents, public_key)
+    with Progress(
+        TextColumn("verifying audit chain"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("verify", total=total)
+        return audit.verify(
+            session, documents, public_key, progress=lambda n: bar.update(task, completed=n)
+        )
+
+
+_PROGRESS_FROM = 50_000  # events: below this verify takes well under a second

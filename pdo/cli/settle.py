@@ -104,15 +104,13 @@ def register(app: typer.Typer) -> None:
             emit_json(summary)
         else:
             _print(summary, note)
-            if reconciled is False:
-                console.print(
-                    "[red]the events this period took in no longer give its recorded lines: "
-                    "run `pdo audit verify`[/]"
-                )
             for f in files:
                 console.print(f"wrote {f}")
         if reconciled is False:
-            raise typer.Exit(1)
+            raise fail(
+                "the events this period took in no longer give its recorded lines: "
+                "run `pdo audit verify`"
+            )
 
     @app.command("statement")
     def statement_command(
@@ -125,6 +123,8 @@ def register(app: typer.Typer) -> None:
         try:
             with read_scope(ws.engine) as s:
                 figures = settlement.figures(s, period)
+                closed = s.get(Settlement, period)
+                reconciled = settlement.reconciles(s, closed) if closed is not None else None
                 frame = statement_frame(s, figures)
                 if subscriber is not None:
                     known = {b.name for b in s.exec(select(Subscriber))}
@@ -134,14 +134,32 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             raise fail(str(exc)) from exc
         if as_json:
-            emit_json({"period": period, "settled": figures.settled, "lines": frame.to_dicts()})
-            return
-        state = "已结算 settled" if figures.settled else "未结算 provisional"
-        console.print(f"{period} 对账单 statements ({state})")
-        if frame.is_empty():
-            console.print("no usage in this period")
-            return
-        table = Table(*frame.columns)
-        for row in frame.iter_rows():
-            table.add_row(*("—" if v is None else str(v) for v in row))
-        console.print(table)
+            emit_json(
+                {
+                    "period": period,
+                    "settled": figures.settled,
+                    "reconciles": reconciled,
+                    "lines": frame.to_dicts(),
+                }
+            )
+        else:
+            state = "已结算 settled" if figures.settled else "未结算 provisional"
+            console.print(f"{period} 对账单 statements ({state})")
+            if frame.is_empty():
+                console.print("no usage in this period")
+            for line in frame.iter_rows(named=True):  # one line each: fits any terminal
+                quota = line["月配额 quota"]
+                console.print(
+                    f"{line['银行 subscriber']}  {line['套餐 plan'] or '—'}  {line['类型 kind']}  "
+                    f"用量 {line['用量 units']}（配额 {quota if quota is not None else '不限'}，"
+                    f"超额 {line['超额 overage']}，异议暂缓 {line['异议暂缓 withheld']}）  "
+                    f"计费 {_yuan(line['计费（分）charged'])}  "
+                    f"退款 {_yuan(line['退款（分）refunded'])}  "
+                    f"应付 {_yuan(line['应付（分）due'])}",
+                    markup=False,
+                )
+        if reconciled is False:
+            raise fail(
+                "these are the amounts billed at settlement, but the usage events no longer "
+                "give them: run `pdo audit verify`"
+            )

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from pdo.ledger.types import UTCDateTime, utcnow
@@ -332,6 +332,7 @@ class RefusedCall(SQLModel, table=True):
     """A refused request: audited for the console, never billed."""
 
     __tablename__ = "refused_call"
+    __table_args__ = (Index("ix_refused_call_at", "at"),)
     id: int | None = Field(default=None, primary_key=True)
     at: dt.datetime = _ts()
     subscriber_id: str | None = Field(default=None, index=True)
@@ -347,6 +348,11 @@ class RefusedCall(SQLModel, table=True):
 
 class UsageEvent(SQLModel, table=True):
     __tablename__ = "usage_event"
+    # The console aggregates by time window and by version over millions of events.
+    __table_args__ = (
+        Index("ix_usage_event_served_at", "served_at"),
+        Index("ix_usage_event_version_served_at", "product_version_id", "served_at"),
+    )
     id: str = Field(default_factory=new_id, primary_key=True)
     subscriber_id: str = Field(foreign_key="subscriber.id", index=True)
     api_key_id: str | None = None
@@ -379,6 +385,8 @@ class Settlement(SQLModel, table=True):
     refunded_fen: int
     net_fen: int
     digest: str  # sha256 of the canonical lines; recorded in the audit chain
+    # Per product version as billed: {"<version>": {"events", "billed_fen", "refunded_fen"}}.
+    versions: dict[str, Any] = _json({})
 
 
 class SettlementLine(SQLModel, table=True):
