@@ -36,6 +36,7 @@ from pdo.delivery.metering import USAGE_ACTIONS, details_of, meter_delivery
 from pdo.delivery.plans import add_plan, ensure_default_plan
 from pdo.ledger.db import make_engine, session_scope
 from pdo.ledger.models import (
+    AuditCheckpoint,
     AuditEvent,
     Product,
     ProductVersion,
@@ -834,7 +835,15 @@ def pdo_json(books: Books, *args: str) -> Any:
 def test_cli_settle_reports_the_figures_the_ledger_holds(books: Books) -> None:
     september = pdo_json(books, "settle", "--period", "2026-09")
     october = pdo_json(books, "settle", "--period", "2026-10")
-    assert pdo_json(books, "settle", "--period", "2026-10") == october  # unchanged when rerun
+    rerun = pdo_json(books, "settle", "--period", "2026-10")
+    # each close seals the chain with a checkpoint; the rerun changes nothing and seals nothing
+    sealed = october.pop("checkpoint")
+    assert rerun.pop("checkpoint") is None and rerun == october
+    assert september["checkpoint"]["id"] < sealed["id"]
+    with session_scope(books.engine) as s:
+        stored = s.get(AuditCheckpoint, sealed["id"])
+        assert stored is not None and stored.merkle_root == sealed["merkle_root"]
+        assert audit.verify(s).ok
     for period, shown, uses in (
         ("2026-09", september, SEPTEMBER),
         ("2026-10", october, OCTOBER),

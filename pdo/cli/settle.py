@@ -10,6 +10,7 @@ from rich.table import Table
 from sqlmodel import select
 
 from pdo import settlement
+from pdo.checkpoints import create_checkpoint
 from pdo.cli.root import console, emit_json, fail, workspace
 from pdo.ledger.db import read_scope, session_scope
 from pdo.ledger.models import Settlement, Subscriber
@@ -75,6 +76,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """结算: close a month once; its revenue is split by each version's rule, to the fen."""
         ws = workspace()
+        checkpoint: dict[str, Any] | None = None
         try:
             if dry_run:
                 with read_scope(ws.engine) as s:
@@ -94,11 +96,20 @@ def register(app: typer.Typer) -> None:
                 note = (
                     "已结算（未变）already closed, unchanged" if before else "结算完成 closed now"
                 )
+                if before is None:  # each close seals the chain so far: a monthly checkpoint
+                    with session_scope(ws.engine) as s:
+                        sealed = create_checkpoint(s, ws.settings.read_audit_signing_key(), actor)
+                        checkpoint = {
+                            "id": sealed.id,
+                            "last_seq": sealed.last_seq,
+                            "merkle_root": sealed.merkle_root,
+                        }
         except ValueError as exc:
             raise fail(str(exc)) from exc
         summary = _summary(figures, names) | {
             "reconciles": reconciled,
             "files": [str(f) for f in files],
+            "checkpoint": checkpoint,
         }
         if as_json:
             emit_json(summary)
@@ -106,6 +117,13 @@ def register(app: typer.Typer) -> None:
             _print(summary, note)
             for f in files:
                 console.print(f"wrote {f}")
+            if checkpoint is not None:
+                console.print(
+                    f"audit checkpoint #{checkpoint['id']} seals events up to "
+                    f"{checkpoint['last_seq']} (root {checkpoint['merkle_root'][:16]}…): "
+                    f"give `pdo audit export-checkpoint {checkpoint['id']} --out FILE` "
+                    "to the authority"
+                )
         if reconciled is False:
             raise fail(
                 "the events this period took in no longer give its recorded lines: "
