@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.navigation.page import StreamlitPage
 
 from dashboard import auth, state
+from dashboard.i18n import language_toggle, t
+from dashboard.registry import SECTIONS, landing_page, pages_for
 from pdo.settings import Settings
 
 st.set_page_config(
@@ -17,32 +20,38 @@ if not state.is_bound():
     state.bind(Settings())  # the only place the console reads PDO_* from the environment
 
 account = auth.current_user()
+with st.sidebar:
+    language_toggle()
 if account is None:
     page = st.navigation(
-        [st.Page("app_pages/login.py", title="登录", icon=":material/login:", url_path="login")]
+        [
+            st.Page(
+                "app_pages/login.py",
+                title=t("登录", "Log in"),
+                icon=":material/login:",
+                url_path="login",
+            )
+        ]
     )
 else:
-    page = st.navigation(
-        {
-            "运营": [
-                st.Page(
-                    "app_pages/signoff.py",
-                    title="签核队列",
-                    icon=":material/fact_check:",
-                    url_path="signoff",
-                    default=True,
-                ),
-                st.Page("app_pages/quality.py", title="质量报告", icon=":material/rule:"),
-                st.Page("app_pages/products.py", title="数据产品", icon=":material/analytics:"),
-                st.Page("app_pages/usage.py", title="用量", icon=":material/query_stats:"),
-                st.Page("app_pages/revenue.py", title="收益分配", icon=":material/pie_chart:"),
-            ],
-            "监管": [st.Page("app_pages/audit.py", title="审计", icon=":material/verified_user:")],
-        }
-    )
+    menu: dict[str, list[StreamlitPage]] = {}
+    for entry in pages_for(account.role):
+        section = t(*SECTIONS[entry.section])
+        menu.setdefault(section, []).append(
+            st.Page(
+                entry.path,
+                title=t(entry.title_zh, entry.title_en),
+                icon=entry.icon,
+                url_path=entry.key,
+                default=entry.key == landing_page(account.role),
+            )
+        )
+    page = st.navigation(menu)
     with st.sidebar:
-        st.markdown(f"当前用户：**{account.name}**")
-        st.markdown(f"角色：**{account.role_zh}**")
-        st.button("退出登录", key="logout", icon=":material/logout:", on_click=auth.logout)
+        st.markdown(t(f"当前用户：**{account.name}**", f"User: **{account.name}**"))
+        st.markdown(t(f"角色：**{account.role_label}**", f"Role: **{account.role_label}**"))
+        st.button(
+            t("退出登录", "Log out"), key="logout", icon=":material/logout:", on_click=auth.logout
+        )
 
 page.run()

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from pdo import audit, settlement
@@ -21,8 +20,6 @@ from pdo.ledger.models import (
     ProductVersion,
     Settlement,
     SignOff,
-    Subscriber,
-    UsageEvent,
 )
 from pdo.revenue import OPERATOR
 from pdo.review_report import (
@@ -396,68 +393,6 @@ def docs_page_label(suite: str, batch: str) -> str:
 # --- usage per bank ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class UsageReport:
-    """Calls and billed fen in total and broken down three ways; money columns already in 元."""
-
-    calls: int
-    billed_fen: int
-    by_subscriber: pl.DataFrame
-    by_product_version: pl.DataFrame
-    by_purpose: pl.DataFrame
-
-
-def _usage_frame(label: str, rows: list[tuple[Any, ...]], extra: list[str]) -> pl.DataFrame:
-    names = [label, *extra]
-    schema: dict[str, Any] = {n: pl.String for n in names}
-    schema |= {"调用次数": pl.Int64, "计费金额（元）": pl.String}
-    return pl.DataFrame(
-        [
-            {
-                **dict(zip(names, (str(v) for v in r[: len(names)]), strict=True)),
-                "调用次数": int(r[-2]),
-                "计费金额（元）": yuan(int(r[-1])),
-            }
-            for r in rows
-        ],
-        schema=schema,
-    )
-
-
-def usage_report(session: Session) -> UsageReport:
-    """Aggregated in SQL over integer fen, so totals are exact on SQLite and PostgreSQL."""
-    calls = func.count(col(UsageEvent.id))
-    billed = func.coalesce(func.sum(UsageEvent.price_fen), 0)
-    total_calls, total_fen = session.exec(select(calls, billed)).one()
-    by_subscriber = session.exec(
-        select(Subscriber.name, calls, billed)
-        .select_from(Subscriber)
-        .outerjoin(UsageEvent, col(UsageEvent.subscriber_id) == col(Subscriber.id))
-        .group_by(col(Subscriber.name))
-        .order_by(col(Subscriber.name))
-    ).all()
-    by_version = session.exec(
-        select(Product.title_zh, UsageEvent.product_version_id, calls, billed)
-        .select_from(UsageEvent)
-        .join(ProductVersion, col(ProductVersion.id) == col(UsageEvent.product_version_id))
-        .join(Product, col(Product.name) == col(ProductVersion.product_name))
-        .group_by(col(Product.title_zh), col(UsageEvent.product_version_id))
-        .order_by(col(UsageEvent.product_version_id))
-    ).all()
-    by_purpose = session.exec(
-        select(UsageEvent.purpose, calls, billed)
-        .group_by(col(UsageEvent.purpose))
-        .order_by(col(UsageEvent.purpose))
-    ).all()
-    return UsageReport(
-        calls=int(total_calls),
-        billed_fen=int(total_fen),
-        by_subscriber=_usage_frame("银行", [tuple(r) for r in by_subscriber], []),
-        by_product_version=_usage_frame("产品", [tuple(r) for r in by_version], ["版本"]),
-        by_purpose=_usage_frame("用途", [tuple(r) for r in by_purpose], []),
-    )
-
-
 # --- revenue per department --------------------------------------------------------------
 
 
@@ -592,8 +527,15 @@ _SIGNOFF_REASONS_ZH = (
     ("no run", "运行不存在"),
 )
 
-_CHAIN_REASONS_ZH = (
-    ("gap", "序号不连续"),
+_CHAIN_REASONS_ZH = (  # first match wins: the specific findings before the generic ones
+    ("inserted", "系插入的伪造事件"),
+    ("reordered", "顺序被调换"),
+    ("forged", "系伪造（跳过了其间事件）"),
+    ("gap", "序号不连续（事件被删除）"),
+    ("deleted", "之后的事件被删除"),
+    ("signed checkpoint", "与签名检查点不符"),
+    ("merkle root", "与检查点的 Merkle 根不符（链被改写）"),
+    ("signature", "检查点签名无效"),
     ("prev_hash", "前序哈希不匹配"),
     ("content does not match", "内容与哈希不符"),
 )

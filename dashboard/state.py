@@ -25,6 +25,12 @@ def is_bound() -> bool:
     return _SETTINGS_KEY in st.session_state
 
 
+def settings() -> Settings:
+    """The settings the entrypoint read (pages never read the environment themselves)."""
+    bound: Settings = st.session_state[_SETTINGS_KEY]
+    return bound
+
+
 def workspace() -> Workspace:
     """The cached workspace for this session's settings (bound by `dashboard/app.py`)."""
     settings: Settings = st.session_state[_SETTINGS_KEY]

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, literal, text, update
+from sqlalchemy import and_, text, update
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, func, select
 
@@ -125,86 +125,81 @@ class PeriodFigures:
         return dict(sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _refundable() -> ColumnElement[int]:
-    """The refund of an event: its price when withheld and the plan refunds withheld results."""
-    refund_terms = func.coalesce(col(Plan.refund_withheld), literal(True))
-    return case(
-        (and_(col(UsageEvent.status) == "withheld", refund_terms.is_(True)), UsageEvent.price_fen),
-        else_=0,
-    )
-
-
 def _figures(session: Session, period: str, settled: bool, where: Any) -> PeriodFigures:
-    """Aggregate the usage events matching `where` in SQL and split each version's net revenue."""
-    refund = _refundable()
-    priced = (
+    """Aggregate the usage events matching `where` in one grouped pass (no per-row joins), then
+    price the few groups by their plans' refund terms and split each version's net."""
+    groups = session.execute(
         sql_select(
             col(UsageEvent.product_version_id),
+            col(UsageEvent.subscriber_id),
+            col(UsageEvent.subscription_id),
+            col(UsageEvent.kind),
+            col(UsageEvent.status),
+            col(UsageEvent.overage),
             func.count(),
+            func.coalesce(func.sum(UsageEvent.units), 0),
             func.coalesce(func.sum(UsageEvent.price_fen), 0),
-            func.coalesce(func.sum(refund), 0),
         )
-        .outerjoin(Subscription, col(Subscription.id) == col(UsageEvent.subscription_id))
-        .outerjoin(Plan, col(Plan.id) == col(Subscription.plan_id))
         .where(where)
-        .group_by(col(UsageEvent.product_version_id))
-        .order_by(col(UsageEvent.product_version_id))
-    )
-    rows = session.execute(priced).all()
+        .group_by(
+            col(UsageEvent.product_version_id),
+            col(UsageEvent.subscriber_id),
+            col(UsageEvent.subscription_id),
+            col(UsageEvent.kind),
+            col(UsageEvent.status),
+            col(UsageEvent.overage),
+        )
+    ).all()
+    sub_ids = sorted({g[2] for g in groups if g[2] is not None})
+    terms: dict[int, tuple[str | None, int | None, bool]] = {}
+    if sub_ids:
+        for sid, plan_id, quota, refund in session.execute(
+            sql_select(
+                col(Subscription.id),
+                col(Subscription.plan_id),
+                col(Subscription.monthly_quota),
+                col(Plan.refund_withheld),
+            )
+            .outerjoin(Plan, col(Plan.id) == col(Subscription.plan_id))
+            .where(col(Subscription.id).in_(sub_ids))
+        ):
+            terms[sid] = (plan_id, quota, True if refund is None else bool(refund))
+    by_version: dict[str, list[int]] = {}
+    by_statement: dict[tuple[Any, ...], list[int]] = {}
+    for version_id, subscriber_id, sub_id, kind, status, overage, n, units, price in groups:
+        plan_id, quota, refunds = terms.get(sub_id, (None, None, True))
+        refund = int(price) if status == "withheld" and refunds else 0
+        v = by_version.setdefault(version_id, [0, 0, 0])
+        v[0] += int(n)
+        v[1] += int(price)
+        v[2] += refund
+        s = by_statement.setdefault((subscriber_id, sub_id, plan_id, kind, quota), [0] * 5)
+        s[0] += int(units)
+        s[1] += int(units) if overage else 0
+        s[2] += int(units) if status == "withheld" else 0
+        s[3] += int(price)
+        s[4] += refund
     rules = {
         v.id: dict(v.revenue_weights)
         for v in session.exec(
-            select(ProductVersion).where(col(ProductVersion.id).in_([r[0] for r in rows]))
+            select(ProductVersion).where(col(ProductVersion.id).in_(list(by_version)))
         )
     }
     versions = []
-    for version_id, events, billed, refunded in rows:
+    for version_id in sorted(by_version):
+        events, billed, refunded = by_version[version_id]
         weights = rules.get(version_id) or {OPERATOR: 1}  # no rule on record: all to operator
-        net = int(billed) - int(refunded)
         versions.append(
             VersionRevenue(
-                version_id,
-                int(events),
-                int(billed),
-                int(refunded),
-                weights,
-                allocate(net, weights),
+                version_id, events, billed, refunded, weights, allocate(billed - refunded, weights)
             )
         )
-    overage_units = case((col(UsageEvent.overage).is_(True), UsageEvent.units), else_=0)
-    withheld_units = case((col(UsageEvent.status) == "withheld", UsageEvent.units), else_=0)
-    per_subscriber = (
-        sql_select(
-            col(UsageEvent.subscriber_id),
-            col(UsageEvent.subscription_id),
-            col(Subscription.plan_id),
-            col(UsageEvent.kind),
-            col(Subscription.monthly_quota),
-            func.coalesce(func.sum(UsageEvent.units), 0),
-            func.coalesce(func.sum(overage_units), 0),
-            func.coalesce(func.sum(withheld_units), 0),
-            func.coalesce(func.sum(UsageEvent.price_fen), 0),
-            func.coalesce(func.sum(refund), 0),
-        )
-        .outerjoin(Subscription, col(Subscription.id) == col(UsageEvent.subscription_id))
-        .outerjoin(Plan, col(Plan.id) == col(Subscription.plan_id))
-        .where(where)
-        .group_by(
-            col(UsageEvent.subscriber_id),
-            col(UsageEvent.subscription_id),
-            col(Subscription.plan_id),
-            col(UsageEvent.kind),
-            col(Subscription.monthly_quota),
-        )
-        .order_by(
-            col(UsageEvent.subscriber_id), col(UsageEvent.subscription_id), col(UsageEvent.kind)
-        )
-    )
     statements = [
-        StatementFigures(
-            r[0], r[1], r[2], r[3], r[4], int(r[5]), int(r[6]), int(r[7]), int(r[8]), int(r[9])
+        StatementFigures(*key, *sums)
+        for key, sums in sorted(
+            by_statement.items(),
+            key=lambda kv: (kv[0][0], kv[0][1] is not None, kv[0][1] or 0, kv[0][3]),
         )
-        for r in session.execute(per_subscriber).all()
     ]
     return PeriodFigures(period, settled, versions, statements)
 

@@ -7,6 +7,8 @@ served rows are fixed numbers, since these tests are about delivery, not about s
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,3 +142,23 @@ def seed_delivery(
             subscriber, key = add_subscriber(s, bank, "operator", ["credit_risk"], **limits)
             keys[bank], ids[bank] = key, subscriber.id
     return DeliveryLedger(settings, engine, keys, ids, pseudo)
+
+
+@contextmanager
+def delivery_ledger(tmp_path: Path, backend: str) -> Iterator[DeliveryLedger]:
+    """A seeded delivery ledger on SQLite or on a fresh PostgreSQL database, disposed after."""
+    from tests.pg import fresh_database
+
+    if backend == "sqlite":
+        seeded = seed_delivery(tmp_path)
+        try:
+            yield seeded
+        finally:
+            seeded.engine.dispose()
+        return
+    with fresh_database() as url:
+        seeded = seed_delivery(tmp_path, url)
+        try:
+            yield seeded
+        finally:
+            seeded.engine.dispose()

@@ -28,9 +28,14 @@ from pdo.delivery.metering import details_of
 from pdo.ledger.db import session_scope
 from pdo.ledger.models import AuditEvent, Settlement, Subscription, UsageEvent
 from pdo.settlement import reconciles, settle
-from tests.delivery_seed import BANKS, COMPANIES, VERSION, DeliveryLedger, seed_delivery
+from tests.delivery_seed import (
+    BANKS,
+    COMPANIES,
+    VERSION,
+    DeliveryLedger,
+    delivery_ledger,
+)
 from tests.live_api import serve_api
-from tests.pg import fresh_database
 
 A, B = BANKS
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,17 +63,8 @@ engine.dispose()
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def ledger(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[DeliveryLedger]:
-    if request.param == "sqlite":
-        seeded = seed_delivery(tmp_path)
+    with delivery_ledger(tmp_path, request.param) as seeded:
         yield seeded
-        seeded.engine.dispose()
-        return
-    with fresh_database() as url:
-        seeded = seed_delivery(tmp_path, url)
-        try:
-            yield seeded
-        finally:
-            seeded.engine.dispose()
 
 
 def backdate_usage(ledger: DeliveryLedger) -> int:

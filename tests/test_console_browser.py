@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -71,14 +72,13 @@ def _export_review_package(seed: Seed, out: Path) -> Path:
     return out.resolve()
 
 
-@pytest.fixture
-def console(tmp_path: Path) -> Iterator[tuple[str, Seed]]:
-    """`streamlit run dashboard/app.py` on a free port over a seeded PDO_HOME; killed afterwards."""
-    seed = seed_console(tmp_path / "home", with_docs=True)
+@contextmanager
+def serve_console(home: Path, log_path: Path, **env_extra: str) -> Iterator[str]:
+    """`streamlit run dashboard/app.py` on a free port over PDO_HOME; killed afterwards."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "PDO_DATABASE_URL"}
-    env["PDO_HOME"] = str(seed.home)
-    log = (tmp_path / "streamlit.log").open("wb")
+    env |= {"PDO_HOME": str(home), **env_extra}
+    log = log_path.open("wb")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -107,7 +107,7 @@ def console(tmp_path: Path) -> Iterator[tuple[str, Seed]]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_healthy(url, proc)
-        yield url, seed
+        yield url
     finally:
         proc.terminate()
         try:
@@ -116,6 +116,14 @@ def console(tmp_path: Path) -> Iterator[tuple[str, Seed]]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture
+def console(tmp_path: Path) -> Iterator[tuple[str, Seed]]:
+    """The console over a seeded PDO_HOME."""
+    seed = seed_console(tmp_path / "home", with_docs=True)
+    with serve_console(seed.home, tmp_path / "streamlit.log") as url:
+        yield url, seed
 
 
 def test_login_see_the_signoff_queue_and_open_the_runs_data_docs(
@@ -135,7 +143,7 @@ def test_login_see_the_signoff_queue_and_open_the_runs_data_docs(
             page.get_by_label("用户名").fill("rita")
             page.get_by_label("密码", exact=True).fill(PASSWORD)
             page.get_by_role("button", name="登录", exact=True).click()
-            expect(page.get_by_role("heading", name="签核队列")).to_be_visible(timeout=30_000)
+            expect(page.get_by_role("heading", name="合规审查")).to_be_visible(timeout=30_000)
             expect(page.get_by_text(f"运行 {seed.pending_run_id[:12]}")).to_be_visible()
             expect(page.get_by_text("审核员").first).to_be_visible()
             expect(page.get_by_role("button", name="批准", exact=True)).to_be_visible()

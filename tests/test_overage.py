@@ -25,9 +25,8 @@ from pdo.ledger.db import session_scope
 from pdo.ledger.models import AuditEvent, StatementLine, UsageEvent
 from pdo.settlement import settle
 from pdo.subscribers import find_subscriber, subscribe
-from tests.delivery_seed import BANKS, COMPANIES, DeliveryLedger, seed_delivery
+from tests.delivery_seed import BANKS, COMPANIES, DeliveryLedger, delivery_ledger
 from tests.live_api import serve_api
-from tests.pg import fresh_database
 
 A, _ = BANKS
 PRICE, OVERAGE = 50, 80
@@ -36,17 +35,8 @@ BEIJING = dt.timezone(dt.timedelta(hours=8))
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def ledger(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[DeliveryLedger]:
-    if request.param == "sqlite":
-        seeded = seed_delivery(tmp_path)
+    with delivery_ledger(tmp_path, request.param) as seeded:
         yield seeded
-        seeded.engine.dispose()
-        return
-    with fresh_database() as url:
-        seeded = seed_delivery(tmp_path, url)
-        try:
-            yield seeded
-        finally:
-            seeded.engine.dispose()
 
 
 def metered_plan(ledger: DeliveryLedger, quota: int) -> int:

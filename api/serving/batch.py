@@ -529,65 +529,35 @@ class ServingBatch:
 
     def _refuse(self, job: ScoreLookup, key: KeyEntry | None, refusal: Refusal) -> None:
         job.outcome = refusal
-        self.refused.append(
-            (
-                self.stamp,
-                key.subscriber_id if key else None,
-                key.key_id if key else None,
-                job.endpoint,
-                job.product,
-                job.entity,
-                job.purpose,
-                refusal.status,
-                refusal.code,
-                refusal.flagged,
-            )
+        self._record_refusal(
+            key.subscriber_id if key else None,
+            key.key_id if key else None,
+            job.endpoint,
+            job.product,
+            job.entity,
+            job.purpose,
+            refusal.status,
+            refusal.code,
+            refusal.flagged,
         )
-        if key is not None:  # a bank's refused attempt; anonymous noise stays in refused_call
-            self._chain_refusal(
-                key.subscriber_id,
-                key.key_id,
-                job.endpoint,
-                job.product,
-                job.entity,
-                job.purpose,
-                refusal.status,
-                refusal.code,
-                refusal.flagged,
-            )
 
     def _refuse_elsewhere(self, job: RefusedElsewhere) -> None:
         job.outcome = Refusal(job.status, job.code, "")
-        self.refused.append(
-            (
-                self.stamp,
-                job.subscriber_id,
-                job.api_key_id,
-                job.endpoint,
-                job.product,
-                job.entity,
-                job.purpose,
-                job.status,
-                job.code,
-                job.flagged,
-            )
+        self._record_refusal(
+            job.subscriber_id,
+            job.api_key_id,
+            job.endpoint,
+            job.product,
+            job.entity,
+            job.purpose,
+            job.status,
+            job.code,
+            job.flagged,
         )
-        if job.subscriber_id is not None:
-            self._chain_refusal(
-                job.subscriber_id,
-                job.api_key_id,
-                job.endpoint,
-                job.product,
-                job.entity,
-                job.purpose,
-                job.status,
-                job.code,
-                job.flagged,
-            )
 
-    def _chain_refusal(
+    def _record_refusal(
         self,
-        subscriber_id: str,
+        subscriber_id: str | None,
         key_id: str | None,
         endpoint: str,
         product: str | None,
@@ -597,6 +567,24 @@ class ServingBatch:
         code: str,
         flagged: bool,
     ) -> None:
+        """Into refused_call; a known bank's attempt also onto the audit chain (anonymous noise
+        stays in refused_call only)."""
+        self.refused.append(
+            (
+                self.stamp,
+                subscriber_id,
+                key_id,
+                endpoint,
+                product,
+                entity,
+                purpose,
+                status,
+                code,
+                flagged,
+            )
+        )
+        if subscriber_id is None:
+            return
         self.entries.append(
             audit.Entry(
                 f"subscriber:{subscriber_id}",

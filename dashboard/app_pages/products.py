@@ -5,11 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import auth, model_card, queries
+from dashboard.i18n import t
 from dashboard.state import workspace
 from pdo.ledger.db import session_scope
 
-auth.require_user()
-st.title("数据产品")
+_, entry = auth.require_page("products")
+st.title(t(entry.title_zh, entry.title_en))
 st.caption(
     "已发布的产品版本及其模型卡（验证报告）：样本与区分能力、校准、稳定性、分群表现、"
     "分箱表、特征字典与否决规则。模型卡随版本记入台账，与签核时审核包中的内容一致。"

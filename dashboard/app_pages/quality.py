@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import auth, queries
+from dashboard.i18n import t
 from dashboard.state import workspace
 from pdo.ledger.db import session_scope
 from pdo.validation.docs import pages
@@ -25,8 +26,8 @@ def _zipped(site: Path, built_at: float) -> bytes:
     return buffer.getvalue()
 
 
-auth.require_user()
-st.title("质量报告")
+_, entry = auth.require_page("quality")
+st.title(t(entry.title_zh, entry.title_en))
 st.caption(
     "每次运行在签核前按规则集校验各表（原始区、脱敏区），并生成一次 Great Expectations Data Docs。"
     "报告只含判定与计数，不含任何数据值。"

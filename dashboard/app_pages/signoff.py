@@ -9,6 +9,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from dashboard import auth, model_card, queries
+from dashboard.i18n import t
 from dashboard.state import workspace
 from pdo.continuation import continue_in_background
 from pdo.ledger.db import session_scope
@@ -97,8 +98,8 @@ def _decide(run_id: str, approve: bool) -> None:
     )
 
 
-account = auth.require_user()
-st.title("签核队列")
+account, entry = auth.require_page("signoff")
+st.title(t(entry.title_zh, entry.title_en))
 st.caption(
     "审核员核对审核包（各表行数、校验结果、数据集哈希、授权、字段策略、隐私与风险、质量维度、"
     "数据产品与模型卡）后批准或驳回；签核绑定审核包哈希。"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pdo.privacy.recognizers.uscc_individual import is_individual_business
+from pdo.privacy.checksums import is_individual_business
 
 
 def shown_as(uscc: str) -> str:

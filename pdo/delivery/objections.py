@@ -47,11 +47,10 @@ from pdo.ledger.models import (
     ServedScore,
 )
 from pdo.ledger.types import utcnow
-from pdo.privacy.checksums import is_valid_uscc
+from pdo.privacy.checksums import is_individual_business, is_valid_uscc
 from pdo.privacy.entity_key import entity_key
 from pdo.privacy.pseudonym import Pseudonymizer
 from pdo.privacy.recognizers.uscc import USCC_PATTERN
-from pdo.privacy.recognizers.uscc_individual import is_individual_business
 from pdo.sources.contract import Policy, SourceTable
 from pdo.sources.tables import table as source_table
 

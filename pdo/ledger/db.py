@@ -48,11 +48,9 @@ READ_ONLY = "pdo_read_only"
 @contextmanager
 def read_scope(engine: Engine) -> Iterator[Session]:
     """A session that only reads (console pages, reports): never takes SQLite's write lock."""
+    # Closing (not rolling back) ends the transaction and keeps what was read usable after it.
     with Session(engine.execution_options(**{READ_ONLY: True})) as session:
-        try:
-            yield session
-        finally:
-            session.rollback()
+        yield session
 
 
 @contextmanager

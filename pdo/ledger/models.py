@@ -352,6 +352,7 @@ class UsageEvent(SQLModel, table=True):
     __table_args__ = (
         Index("ix_usage_event_served_at", "served_at"),
         Index("ix_usage_event_version_served_at", "product_version_id", "served_at"),
+        Index("ix_usage_event_version_subscriber", "product_version_id", "subscriber_id"),
     )
     id: str = Field(default_factory=new_id, primary_key=True)
     subscriber_id: str = Field(foreign_key="subscriber.id", index=True)

@@ -122,3 +122,11 @@ def is_valid_org_code(code: str) -> bool:
         return False
     values = code[:8].encode("ascii").translate(_ORG_CODE_VALUES)
     return _org_code_check(sum(map(mul, values, _ORG_CODE_WEIGHTS))) == code[8]
+
+
+INDIVIDUAL_PREFIX = "92"  # registration authority 9 (market regulation), type 2 (个体工商户)
+
+
+def is_individual_business(code: str) -> bool:
+    """A USCC registered to a natural person's business rather than a legal entity."""
+    return code.upper().startswith(INDIVIDUAL_PREFIX)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from pdo.privacy.checksums import INDIVIDUAL_PREFIX, is_individual_business
 from pdo.privacy.pseudonym import Pseudonymizer
-from pdo.privacy.recognizers.uscc_individual import INDIVIDUAL_PREFIX, is_individual_business
 
 
 def entity_key(uscc: str, pseudo: Pseudonymizer) -> str:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from presidio_analyzer import Pattern, PatternRecognizer
 
-from pdo.privacy.checksums import is_valid_resident_id, is_valid_uscc
+from pdo.privacy.checksums import (
+    INDIVIDUAL_PREFIX,
+    is_individual_business,
+    is_valid_resident_id,
+    is_valid_uscc,
+)
 from pdo.privacy.recognizers.uscc import CONTEXT, USCC_PATTERN
 
-INDIVIDUAL_PREFIX = "92"  # registration authority 9 (market regulation), type 2 (个体工商户)
-
-
-def is_individual_business(code: str) -> bool:
-    """A USCC registered to a natural person's business rather than a legal entity."""
-    return code.upper().startswith(INDIVIDUAL_PREFIX)
+__all__ = ["INDIVIDUAL_PREFIX", "IndividualUsccRecognizer", "is_individual_business"]
 
 
 class IndividualUsccRecognizer(PatternRecognizer):

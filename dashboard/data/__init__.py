@@ -1,0 +1,1 @@
+"""Per-page ledger queries for the console: SQL aggregates, returned as small frames."""
