@@ -41,14 +41,6 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _cell_text(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def _check_declared_encoding(path: Path, data: bytes, encoding: str) -> None:
     """GBK decodes most UTF-8 bytes into mojibake; refuse a UTF-8 file declared as GBK."""
     if encoding.lower() in ("gbk", "gb2312", "gb18030") and not data.isascii():
@@ -57,6 +49,28 @@ def _check_declared_encoding(path: Path, data: bytes, encoding: str) -> None:
         except UnicodeDecodeError:
             return
         raise SourceFileError(f"{path.name}: not valid {encoding} text (the file is UTF-8)")
+
+
+def _read_xlsx(path: Path) -> pl.DataFrame:
+    """Every sheet as text through calamine (Rust); rows past Excel's limit continue on
+    further sheets, which must repeat the first sheet's header."""
+    import fastexcel
+
+    reader = fastexcel.read_excel(path)
+    frames: list[pl.DataFrame] = []
+    header: list[str] = []
+    for name in reader.sheet_names:
+        sheet = reader.load_sheet_by_name(name, dtypes="string")
+        frame = pl.from_arrow(sheet.to_arrow())
+        assert isinstance(frame, pl.DataFrame)
+        if not frame.columns:
+            continue  # an empty sheet (say, a notes tab left blank) holds no rows
+        if not header:
+            header = frame.columns
+        elif frame.columns != header:
+            raise SourceFileError(f"{path.name}: sheet {name!r} has another header")
+        frames.append(frame.select(pl.all().cast(pl.String)))
+    return pl.concat(frames) if frames else pl.DataFrame()
 
 
 def read_as_text(path: Path, table: SourceTable) -> pl.DataFrame:
@@ -68,24 +82,7 @@ def read_as_text(path: Path, table: SourceTable) -> pl.DataFrame:
             text = data.decode(table.encoding)
             df = pl.read_csv(io.StringIO(text), infer_schema=False)
         elif table.file_format == "xlsx":
-            from openpyxl import load_workbook
-
-            wb = load_workbook(path, read_only=True, data_only=True)
-            header: list[str] = []
-            cells: list[list[str | None]] = []
-            for sheet in wb.worksheets:  # rows past Excel's limit continue on further sheets
-                rows = sheet.iter_rows(values_only=True)
-                sheet_header = [str(h) for h in next(rows, ())]
-                if not header:
-                    header = sheet_header
-                elif sheet_header != header:
-                    raise SourceFileError(f"{path.name}: sheet {sheet.title!r} has another header")
-                width = len(header)
-                for r in rows:  # a writer may end a row at its last filled cell: pad it
-                    values = [_cell_text(v) for v in r][:width]
-                    cells.append(values + [None] * (width - len(values)))
-            wb.close()
-            df = pl.DataFrame(cells, schema=dict.fromkeys(header, pl.String), orient="row")
+            df = _read_xlsx(path)
         elif table.file_format == "parquet":
             df = pl.read_parquet(path)
             df = df.select(pl.all().cast(pl.String))
