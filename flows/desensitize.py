@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import polars as pl
 from pdo.privacy.entity_key import entity_key_series
 from pdo.privacy.fastscan import FastScanner
 from pdo.privacy.pseudonym import Pseudonymizer
+from pdo.privacy.redact import kept_entities
 from pdo.privacy.risk import RiskThresholdError, assess, enforce
 from pdo.privacy.vectorized import generalize_address_series, mask_series
 from pdo.sources.contract import ColumnType, Policy, SourceTable, check_contract
@@ -48,7 +50,10 @@ class DesensitizeResult:
 
 def policy_hash(table: SourceTable, key_id: str) -> str:
     """Identifies the policies applied (and the pseudonym key id, never the key)."""
-    body = [(c.name, c.policy.value, c.mask_kind) for c in table.columns]
+    body = [
+        (c.name, c.policy.value, c.mask_kind, *([list(c.disclosed)] if c.disclosed else []))
+        for c in table.columns
+    ]
     return hashlib.sha256(json.dumps([table.name, body, key_id]).encode()).hexdigest()
 
 
@@ -89,18 +94,26 @@ def _apply(
     return pl.DataFrame(out)
 
 
-def scan_residual(frame: pl.DataFrame, scanner: FastScanner) -> dict[str, dict[str, int]]:
+def scan_residual(
+    frame: pl.DataFrame, scanner: FastScanner, disclosed: Mapping[str, Iterable[str]] | None = None
+) -> dict[str, dict[str, int]]:
     """Deny by default: every distinct value of every text or integer column is scanned.
 
     The scanner stands for the full Presidio analyzer (patterns, checksums and NER); personal
-    entities are counted per column, kept ones (enterprise codes, organisations) are not.
+    entities are counted per column, kept ones (enterprise codes, organisations) are not, nor
+    the entities a column declares disclosed (a column whose NER entities are all accepted is
+    scanned by the patterns only).
     """
     found: dict[str, dict[str, int]] = {}
+    disclosed = disclosed or {}
+    default_kept = kept_entities()
     for name, dtype in frame.schema.items():
         if not (dtype == pl.String or dtype.is_integer()):
             continue  # dates and floats cannot hold an identifier
         values = frame[name].cast(pl.String).drop_nulls().unique()
-        counts = scanner.count_personal(values.to_list())
+        kept = default_kept | frozenset(disclosed.get(name, ()))
+        use = scanner.without_ner() if scanner.ner_entities <= kept else scanner
+        counts = use.count_personal(values.to_list(), kept)
         if counts:
             found[name] = dict(counts)
     return found
@@ -173,7 +186,8 @@ def desensitize(
     """
     check_contract(table)
     frame = _apply(df, table, pseudo, scanner)
-    residual = scan_residual(frame, scanner)
+    disclosed = {c.name: c.disclosed for c in table.columns if c.disclosed}
+    residual = scan_residual(frame, scanner, disclosed)
     if residual:
         raise ResidualPIIError(_residual_message(table, residual))
     risk: dict[str, Any] = {}
@@ -185,7 +199,7 @@ def desensitize(
         except RiskThresholdError as e:  # too few records to hide among: nothing is released
             withheld = str(e)
         else:
-            leftover = scan_residual(release, scanner)
+            leftover = scan_residual(release, scanner, disclosed)
             if leftover:  # generalization only coarsens: this would be a bug, never a release
                 raise ResidualPIIError(_residual_message(table, leftover))
     if release is None and table.quasi_identifiers:

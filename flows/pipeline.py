@@ -210,6 +210,7 @@ def review_package(
                 "rows_quarantined_validation": checked[item.table].quarantine.row_count,
                 "quarantine_reasons": checked[item.table].report["quarantine_reasons"],
                 "policies": {c.name: c.policy.value for c in contract.columns},
+                "disclosed": {c.name: list(c.disclosed) for c in contract.columns if c.disclosed},
             }
         )
     datasets = [

@@ -95,6 +95,20 @@ def _one_column_table(column: Column, level: Classification) -> SourceTable:
             Classification.GENERAL,
             "needs a mask_kind",
         ),
+        (
+            Column(
+                "p",
+                ColumnType.STRING,
+                "",
+                "",
+                Policy.MASK,
+                mask_kind="name",
+                pii="PERSON",
+                disclosed=("PERSON",),
+            ),
+            Classification.GENERAL,
+            "only a kept column without personal data is disclosed",
+        ),
     ],
 )
 def test_classification_forbids_policies(
@@ -143,6 +157,42 @@ def test_integer_columns_are_scanned_too(scanner) -> None:
     )
     with pytest.raises(ResidualPIIError, match="'phone'"):
         desensitize(pl.DataFrame({"phone": [13812345678]}), contract, PSEUDO, scanner)
+
+
+def _registry_names(names: list[str]) -> pl.DataFrame:
+    row = {"uscc": "91330106MA2B3C4D5E", "legal_rep_name": "张三", "status": "存续"}
+    return (
+        pl.DataFrame([{**row, "name": n} for n in names])
+        .with_columns(
+            [pl.lit(None, pl.String).alias(c) for c in ("legal_rep_id", "legal_rep_mobile")]
+            + [pl.lit(None, pl.String).alias(c) for c in ("address", "district")]
+            + [pl.lit(None, pl.String).alias(c) for c in ("industry_section", "industry_division")]
+            + [pl.lit(None, pl.Int64).alias("registered_capital")]
+            + [pl.lit(None, pl.Date).alias("established_on")]
+        )
+        .select(ENTERPRISE_REGISTRY.column_names)
+    )
+
+
+def test_disclosed_enterprise_names_pass_but_identifiers_in_them_do_not(scanner) -> None:
+    # 企业名称 is public: a place and a trade name that reads like a person are accepted ...
+    names = ["杭州市西湖区苑记酒店店", "杭州市上城区方嘉餐饮管理餐馆", "杭州市余杭区苑记供应链商行"]
+    frame = _registry_names(names)
+    assert desensitize(frame, ENTERPRISE_REGISTRY, PSEUDO, scanner).frame["name"].to_list() == names
+    # ... without the declaration the same names are refused,
+    undeclared = dataclasses.replace(
+        ENTERPRISE_REGISTRY,
+        columns=tuple(
+            dataclasses.replace(c, disclosed=()) if c.name == "name" else c
+            for c in ENTERPRISE_REGISTRY.columns
+        ),
+    )
+    with pytest.raises(ResidualPIIError, match="'name'"):
+        desensitize(frame, undeclared, PSEUDO, scanner)
+    # ... and an identifier hidden in a name is still found.
+    leaking = _registry_names(["杭州市西湖区13812345678商行"])
+    with pytest.raises(ResidualPIIError, match="'name' holds personal information .CN_MOBILE"):
+        desensitize(leaking, ENTERPRISE_REGISTRY, PSEUDO, scanner)
 
 
 def test_registry_policies(delivery: Path, scanner) -> None:

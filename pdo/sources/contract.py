@@ -51,6 +51,9 @@ class Column:
     mask_kind: str | None = None  # e.g. "name", "mobile" for Policy.MASK
     pii: str | None = None  # the personal information it holds (entity type), if any
     classification: Classification | None = None  # overrides the table's, if stricter
+    # Entities the value carries because it is publicly disclosed as such (企业名称 names a
+    # place and often a person under 企业信息公示暂行条例): the residual scan accepts them here.
+    disclosed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,8 @@ def check_contract(table: SourceTable) -> None:
                 f"{c.name} holds {c.pii}: policy {c.policy.value} is not allowed for "
                 f"{level.value} data (allowed: {allowed})"
             )
+        if c.disclosed and (c.pii or c.policy is not Policy.KEEP):
+            problems.append(f"{c.name}: only a kept column without personal data is disclosed")
         if c.policy is Policy.MASK and not c.mask_kind:
             problems.append(f"{c.name}: mask policy needs a mask_kind")
         if (

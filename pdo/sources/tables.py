@@ -78,7 +78,14 @@ ENTERPRISE_REGISTRY = SourceTable(
     ),
     columns=(
         USCC,
-        Column("name", T.STRING, "企业名称", "Enterprise name", required=True),
+        Column(
+            "name",
+            T.STRING,
+            "企业名称",
+            "Enterprise name",
+            required=True,
+            disclosed=("CN_ADDRESS", "PERSON"),
+        ),
         Column(
             "legal_rep_name",
             T.STRING,

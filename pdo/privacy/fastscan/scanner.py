@@ -179,6 +179,18 @@ class FastScanner:
     def ner_entities(self) -> frozenset[str]:
         return frozenset(p.entity for p in self._ner)
 
+    def without_ner(self) -> FastScanner:
+        """The same patterns without NER (built once), for texts whose NER entities are kept."""
+        if not self._ner:
+            return self
+        twin = self.__dict__.get("_patterns_only")
+        if twin is None:
+            if self._analyzer is None:  # pragma: no cover - only the owning process builds it
+                raise RuntimeError("a scanner copied to a worker cannot build its twin")
+            twin = FastScanner(self._analyzer, ner=False, processes=self.processes)
+            self.__dict__["_patterns_only"] = twin
+        return twin
+
     def describe(self) -> dict[str, Any]:
         """How each pattern runs (for logs and the bench)."""
         patterns = {}
@@ -199,7 +211,8 @@ class FastScanner:
         }
 
     def __getstate__(self) -> dict[str, Any]:
-        local = ("_analyzer", "_pool")  # the engine and the workers stay in this process
+        # the engine, the workers and the pattern-only twin stay in this process
+        local = ("_analyzer", "_pool", "_patterns_only")
         return {k: (None if k in local else v) for k, v in self.__dict__.items()}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
