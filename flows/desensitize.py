@@ -177,19 +177,41 @@ def _residual_message(table: SourceTable, residual: dict[str, dict[str, int]]) -
     return f"{table.name}: desensitization refused: " + "; ".join(parts)
 
 
-def desensitize(
+def desensitize_part(
     df: pl.DataFrame, table: SourceTable, pseudo: Pseudonymizer, scanner: FastScanner
-) -> DesensitizeResult:
-    """Policies applied; raises ResidualPIIError when the scan still finds personal data.
-
-    scanner must cover every entity the analyzer knows (``FastScanner(analyzer, ner=True)``).
-    """
+) -> tuple[pl.DataFrame, dict[str, dict[str, int]]]:
+    """One partition's rows with the column policies applied, and what the residual scan still
+    finds in them (counts add up across partitions)."""
     check_contract(table)
     frame = _apply(df, table, pseudo, scanner)
-    disclosed = {c.name: c.disclosed for c in table.columns if c.disclosed}
-    residual = scan_residual(frame, scanner, disclosed)
+    return frame, scan_residual(frame, scanner, _disclosed(table))
+
+
+def _disclosed(table: SourceTable) -> dict[str, tuple[str, ...]]:
+    return {c.name: c.disclosed for c in table.columns if c.disclosed}
+
+
+def add_residual(
+    total: dict[str, dict[str, int]], part: dict[str, dict[str, int]]
+) -> dict[str, dict[str, int]]:
+    """Residual counts of two partitions together."""
+    merged = {column: dict(entities) for column, entities in total.items()}
+    for column, entities in part.items():
+        for entity, n in entities.items():
+            merged.setdefault(column, {})[entity] = merged.get(column, {}).get(entity, 0) + n
+    return merged
+
+
+def refuse_residual(table: SourceTable, residual: dict[str, dict[str, int]]) -> None:
+    """Raise ResidualPIIError when anything personal is left."""
     if residual:
         raise ResidualPIIError(_residual_message(table, residual))
+
+
+def release_and_risk(
+    frame: pl.DataFrame, table: SourceTable, scanner: FastScanner
+) -> tuple[pl.DataFrame | None, dict[str, Any]]:
+    """The k-anonymous release (over the whole table: classes span partitions) and the risk."""
     risk: dict[str, Any] = {}
     release = None
     withheld = None
@@ -199,7 +221,7 @@ def desensitize(
         except RiskThresholdError as e:  # too few records to hide among: nothing is released
             withheld = str(e)
         else:
-            leftover = scan_residual(release, scanner, disclosed)
+            leftover = scan_residual(release, scanner, _disclosed(table))
             if leftover:  # generalization only coarsens: this would be a bug, never a release
                 raise ResidualPIIError(_residual_message(table, leftover))
     if release is None and table.quasi_identifiers:
@@ -208,4 +230,17 @@ def desensitize(
         risk = assess(frame, quasi, sensitive, k_target=RISK_K_TARGET).to_dict()
         if withheld:
             risk["release_withheld"] = withheld
+    return release, risk
+
+
+def desensitize(
+    df: pl.DataFrame, table: SourceTable, pseudo: Pseudonymizer, scanner: FastScanner
+) -> DesensitizeResult:
+    """Policies applied; raises ResidualPIIError when the scan still finds personal data.
+
+    scanner must cover every entity the analyzer knows (``FastScanner(analyzer, ner=True)``).
+    """
+    frame, residual = desensitize_part(df, table, pseudo, scanner)
+    refuse_residual(table, residual)
+    release, risk = release_and_risk(frame, table, scanner)
     return DesensitizeResult(frame=frame, residual=residual, risk=risk, release=release)

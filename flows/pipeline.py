@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from prefect import flow, task
+from prefect import flow, task, unmapped
+from prefect.futures import PrefectFuture, wait
 from prefect.runtime import flow_run
 from prefect.states import State
 from sqlmodel import Session, select
@@ -14,12 +16,16 @@ from sqlmodel import Session, select
 from flows.context import open_workspace
 from flows.gate import waiting_state
 from flows.package import build_candidate
+from flows.runners import RunnerChoice, task_runner
 from flows.stages import (
+    DesensitizedPart,
     IngestSummary,
     RawValidationSummary,
     build_run_docs,
-    desensitize_table,
+    desensitize_partition,
+    finish_desensitize,
     ingest_table,
+    partitions_for,
     run_inputs,
     validate_raw_table,
     validate_table,
@@ -36,14 +42,27 @@ from pdo.sources.tables import SOURCE_TABLES, table
 from pdo.workspace import Workspace
 from products.registry import product
 
+T = TypeVar("T")
+
 
 class ValidationBlocked(RuntimeError):
     """A blocking expectation failed; the run stops before the gate."""
 
 
-def run_to_gate(run_id: str, home: str, database_url: str | None = None) -> str:
-    """Run the pipeline flow and return the run's ledger status (raises what the flow raised)."""
-    state = pipeline_flow(run_id, home, database_url, return_state=True)
+def run_to_gate(
+    run_id: str,
+    home: str,
+    database_url: str | None = None,
+    runner: RunnerChoice | None = None,
+    partitions: int | None = None,
+) -> str:
+    """Run the pipeline flow and return the run's ledger status (raises what the flow raised).
+
+    The runner (threads here, or Dask) changes where tasks run, never what they produce.
+    """
+    runner = runner or RunnerChoice()
+    flow_ = pipeline_flow.with_options(task_runner=task_runner(runner))
+    state = flow_(run_id, home, database_url, partitions, return_state=True)
     if state.is_failed() or state.is_crashed() or state.is_cancelled():
         state.result()  # raises the flow's exception
     with session_scope(open_workspace(home, database_url).engine) as s:
@@ -102,18 +121,32 @@ def validate_raw_task(
     raw: Manifest,
     authorization_id: str,
     registry: Manifest | None,
+    partitions: int,
 ) -> RawValidationSummary:
     ws = open_workspace(home, database_url)
     inputs = run_inputs(ws, authorization_id, registry)
-    return validate_raw_table(ws, run_id, table(table_name), raw, inputs)
+    return validate_raw_table(ws, run_id, table(table_name), raw, inputs, partitions)
+
+
+@task(name="desensitize-part", task_run_name="desensitize-{table_name}-part-{part}")
+def desensitize_part_task(
+    home: str, database_url: str | None, run_id: str, table_name: str, raw: Manifest, part: int
+) -> DesensitizedPart:
+    ws = open_workspace(home, database_url)
+    return desensitize_partition(ws, run_id, table(table_name), raw, part)
 
 
 @task(name="desensitize", task_run_name="desensitize-{table_name}")
-def desensitize_task(
-    home: str, database_url: str | None, run_id: str, table_name: str, raw: Manifest
+def desensitize_finish_task(
+    home: str,
+    database_url: str | None,
+    run_id: str,
+    table_name: str,
+    raw: Manifest,
+    parts: list[DesensitizedPart],
 ) -> Manifest:
     ws = open_workspace(home, database_url)
-    return desensitize_table(ws, run_id, table(table_name), raw)
+    return finish_desensitize(ws, run_id, table(table_name), raw, parts)
 
 
 @task(name="validate", task_run_name="validate-{table_name}")
@@ -261,11 +294,21 @@ def review_package(
     }
 
 
+def _results(futures: Mapping[str, PrefectFuture[T]]) -> dict[str, T]:
+    """Wait for a stage's tasks; the first failure (in table order) is raised."""
+    wait(list(futures.values()))
+    return {name: futures[name].result() for name in sorted(futures)}
+
+
 @flow(name="pdo-pipeline", log_prints=True)
-def pipeline_flow(run_id: str, home: str, database_url: str | None = None) -> str | State[Any]:
+def pipeline_flow(
+    run_id: str, home: str, database_url: str | None = None, partitions: int | None = None
+) -> str | State[Any]:
     """Run every stage up to the sign-off gate, then end Paused there (see flows/gate.py).
 
-    A re-run of a run that is past ``running`` changes nothing and returns its ledger status.
+    Tables go through each stage side by side on the flow's task runner, large tables in
+    partitions by entity-key hash; a stage starts when the one before it has finished for
+    every table. A re-run of a run that is past ``running`` changes nothing.
     """
     ws = open_workspace(home, database_url)
     with session_scope(ws.engine) as s:
@@ -278,17 +321,29 @@ def pipeline_flow(run_id: str, home: str, database_url: str | None = None) -> st
         s.add(run)
     try:
         files = discover(Path(run.source_dir))
-        ingested = [
-            ingest_task(home, database_url, run_id, name, str(path))
-            for name, path in sorted(files.items())
-        ]
+        ingested_by = _results(
+            {
+                name: ingest_task.submit(home, database_url, run_id, name, str(path))
+                for name, path in files.items()
+            }
+        )
+        ingested = list(ingested_by.values())
         registry = next((i.raw for i in ingested if i.table == "enterprise_registry"), None)
-        checked = {
-            item.table: validate_raw_task(
-                home, database_url, run_id, item.table, item.raw, run.authorization_id, registry
-            )
-            for item in ingested
-        }
+        checked = _results(
+            {
+                item.table: validate_raw_task.submit(
+                    home,
+                    database_url,
+                    run_id,
+                    item.table,
+                    item.raw,
+                    run.authorization_id,
+                    registry,
+                    partitions or partitions_for(item.raw.row_count, ws.settings),
+                )
+                for item in ingested
+            }
+        )
         blocked_raw = [c.report for c in checked.values() if not c.report["success"]]
         if blocked_raw:
             data_docs_task(home, database_url, run_id)  # what blocked is what the group reads
@@ -296,13 +351,39 @@ def pipeline_flow(run_id: str, home: str, database_url: str | None = None) -> st
                 "raw validation failed for "
                 + ", ".join(f"{v['table']} ({len(v['failures'])} blocking)" for v in blocked_raw)
             )
-        desensitized = {
-            name: desensitize_task(home, database_url, run_id, name, c.raw)
+        part_futures = {
+            name: desensitize_part_task.map(
+                unmapped(home),
+                unmapped(database_url),
+                unmapped(run_id),
+                unmapped(name),
+                unmapped(c.raw),
+                list(range(c.raw.parts)),
+            )
             for name, c in checked.items()
         }
-        validations = [
-            validate_task(home, database_url, run_id, name, m) for name, m in desensitized.items()
-        ]
+        desensitized = _results(
+            {
+                name: desensitize_finish_task.submit(
+                    home,
+                    database_url,
+                    run_id,
+                    name,
+                    checked[name].raw,
+                    futures,  # type: ignore[arg-type]  # Prefect resolves them first
+                )
+                for name, futures in part_futures.items()
+            }
+        )
+        validations = list(
+            _results(
+                {
+                    name: validate_task.submit(home, database_url, run_id, name, m)
+                    for name, m in desensitized.items()
+                }
+            ).values()
+        )
+
         data_docs = data_docs_task(home, database_url, run_id)
         blocked = [v for v in validations if not v["success"]]
         if blocked:
@@ -314,9 +395,12 @@ def pipeline_flow(run_id: str, home: str, database_url: str | None = None) -> st
             auth = s.get(Authorization, run.authorization_id)
             assert auth is not None
             names = list(auth.products)
-        candidates = {
-            name: package_task(home, database_url, run_id, name, desensitized) for name in names
-        }
+        candidates = _results(
+            {
+                name: package_task.submit(home, database_url, run_id, name, desensitized)
+                for name in names
+            }
+        )
         package = review_package(
             ws, run, ingested, checked, desensitized, validations, data_docs, candidates
         )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +21,10 @@ from pdo.ledger.db import session_scope
 from pdo.ledger.models import DatasetVersion, StageRun, ValidationResult
 from pdo.ledger.types import utcnow
 from pdo.privacy.analyzer import build_analyzer
-from pdo.privacy.fastscan import get_scanner
+from pdo.privacy.fastscan import FastScanner, get_scanner
 from pdo.privacy.pseudonym import Pseudonymizer
-from pdo.sources.contract import SourceTable
+from pdo.settings import Settings
+from pdo.sources.contract import Policy, SourceTable
 from pdo.validation.runner import RunInputs
 from pdo.workspace import Workspace
 
@@ -121,16 +124,78 @@ def _reason_counts(reasons: list[str]) -> dict[str, int]:
     return counts
 
 
-def desensitize_table(ws: Workspace, run_id: str, table: SourceTable, raw: Manifest) -> Manifest:
-    """Apply the table's column policies and the residual scan; write the desensitized zone."""
-    started = utcnow()
+@dataclass(frozen=True)
+class DesensitizedPart:
+    """One partition's desensitized rows, staged as a Parquet file, and its residual counts."""
+
+    part: int
+    path: str
+    rows: int
+    residual: dict[str, dict[str, int]]
+    seconds: float
+
+
+def entity_key_column(table: SourceTable) -> str:
+    """The column that names the enterprise: tables are partitioned by its hash."""
+    return next((c.name for c in table.columns if c.policy is Policy.ENTITY_KEY), table.key[0])
+
+
+def partitions_for(rows: int, settings: Settings) -> int:
+    """PDO_PARTITIONS when set, else one partition per PDO_PARTITION_ROWS rows."""
+    if settings.partitions:
+        return settings.partitions
+    return max(1, -(-rows // settings.partition_rows))
+
+
+def _scanner(ws: Workspace) -> tuple[str, Pseudonymizer, FastScanner]:
     key_id, key = ws.settings.read_pseudonym_key()
-    pseudo = Pseudonymizer(key_id, key)
     analyzer = build_analyzer(ws.settings.models_dir)
     scanner = get_scanner(analyzer, ner=True, processes=ws.settings.scan_processes)
-    result = desensitize_mod.desensitize(ws.lake.read(raw), table, pseudo, scanner)
-    out = ws.lake.write(
-        result.frame,
+    return key_id, Pseudonymizer(key_id, key), scanner
+
+
+def staging_dir(ws: Workspace, run_id: str, table: str) -> Path:
+    """Where a run's partition outputs wait until their stage writes the whole version."""
+    return ws.lake.root / ".staging" / run_id / table
+
+
+def desensitize_partition(
+    ws: Workspace, run_id: str, table: SourceTable, raw: Manifest, part: int
+) -> DesensitizedPart:
+    """Apply the column policies to one partition of the validated raw table (a mapped task)."""
+    started = time.perf_counter()
+    _, pseudo, scanner = _scanner(ws)
+    frame, residual = desensitize_mod.desensitize_part(
+        ws.lake.read_part(raw, part), table, pseudo, scanner
+    )
+    out = staging_dir(ws, run_id, table.name) / f"desensitized-{raw.id[:16]}-{part}.parquet"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(f".{os.getpid()}.tmp")
+    frame.write_parquet(tmp, compression="zstd", statistics=True)
+    os.replace(tmp, out)  # a re-run of the partition overwrites it whole
+    return DesensitizedPart(part, str(out), frame.height, residual, time.perf_counter() - started)
+
+
+def finish_desensitize(
+    ws: Workspace,
+    run_id: str,
+    table: SourceTable,
+    raw: Manifest,
+    parts: list[DesensitizedPart],
+    started: dt.datetime | None = None,
+) -> Manifest:
+    """Refuse residual personal data, store the partitions as one version, release and record."""
+    started = started or utcnow()
+    key_id, _, scanner = _scanner(ws)
+    parts = sorted(parts, key=lambda p: p.part)
+    if [p.part for p in parts] != list(range(raw.parts)):
+        raise RuntimeError(f"{table.name}: partitions {[p.part for p in parts]} of {raw.parts}")
+    residual: dict[str, dict[str, int]] = {}
+    for p in parts:
+        residual = desensitize_mod.add_residual(residual, p.residual)
+    desensitize_mod.refuse_residual(table, residual)
+    out = ws.lake.write_parts(
+        [Path(p.path) for p in parts],
         table=table.name,
         zone="desensitized",
         stage="desensitize",
@@ -138,10 +203,11 @@ def desensitize_table(ws: Workspace, run_id: str, table: SourceTable, raw: Manif
         policy_hash=desensitize_mod.policy_hash(table, key_id),
         code_hash=desensitize_mod.code_hash(),
     )
+    release_frame, risk = desensitize_mod.release_and_risk(ws.lake.read(out), table, scanner)
     release = None
-    if result.release is not None:
+    if release_frame is not None:
         release = ws.lake.write(
-            result.release,
+            release_frame,
             table=table.name,
             zone="release",
             stage="desensitize",
@@ -149,6 +215,8 @@ def desensitize_table(ws: Workspace, run_id: str, table: SourceTable, raw: Manif
             policy_hash=desensitize_mod.release_hash(table),
             code_hash=desensitize_mod.code_hash(),
         )
+    for p in parts:
+        Path(p.path).unlink(missing_ok=True)
     with session_scope(ws.engine) as s:
         record_dataset(s, out, ws.lake.dir_for(out))
         if release is not None:
@@ -166,11 +234,15 @@ def desensitize_table(ws: Workspace, run_id: str, table: SourceTable, raw: Manif
                 details={
                     "policies": {c.name: c.policy.value for c in table.columns},
                     "pseudonym_key_id": key_id,
-                    "residual_pii": result.residual,
-                    "risk": result.risk,
+                    "residual_pii": residual,
+                    "risk": risk,
                     "release": None
                     if release is None
                     else {"id": release.id, "rows": release.row_count},
+                    "partitions": [
+                        {"part": p.part, "rows": p.rows, "seconds": round(p.seconds, 3)}
+                        for p in parts
+                    ],
                 },
                 started_at=started,
                 finished_at=utcnow(),
@@ -186,6 +258,13 @@ def desensitize_table(ws: Workspace, run_id: str, table: SourceTable, raw: Manif
             key_id=key_id,
         )
     return out
+
+
+def desensitize_table(ws: Workspace, run_id: str, table: SourceTable, raw: Manifest) -> Manifest:
+    """Every partition in turn, then the whole version (what the mapped tasks do, in one call)."""
+    started = utcnow()
+    parts = [desensitize_partition(ws, run_id, table, raw, i) for i in range(raw.parts)]
+    return finish_desensitize(ws, run_id, table, raw, parts, started)
 
 
 def _record_validation(
@@ -228,7 +307,12 @@ def run_inputs(ws: Workspace, authorization_id: str, registry: Manifest | None) 
 
 
 def validate_raw_table(
-    ws: Workspace, run_id: str, table: SourceTable, raw: Manifest, inputs: RunInputs
+    ws: Workspace,
+    run_id: str,
+    table: SourceTable,
+    raw: Manifest,
+    inputs: RunInputs,
+    partitions: int = 1,
 ) -> RawValidationSummary:
     """Run the raw suite: failing rows to quarantine with reasons, the rest to desensitize."""
     started = utcnow()
@@ -237,7 +321,13 @@ def validate_raw_table(
         raise RuntimeError(f"{table.name}: validation counts do not reconcile")
     report = validate_mod.summary(result.run, result.skipped)
     passed = ws.lake.write(
-        result.passed, table=table.name, zone="raw", stage="validate", parents=[raw.id]
+        result.passed,
+        table=table.name,
+        zone="raw",
+        stage="validate",
+        parents=[raw.id],
+        partition_key=entity_key_column(table),
+        partitions=partitions,
     )
     quarantine = ws.lake.write(
         result.quarantine, table=table.name, zone="quarantine", stage="validate", parents=[raw.id]

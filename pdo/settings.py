@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +33,15 @@ class Settings(BaseSettings):
     # A final decision made in the console continues the run in a detached `pdo signoff
     # continue` process (the console records decisions; it is not a worker).
     console_continues_runs: bool = True
+    # How `pdo run` executes stages: "local" (threads in one process) or "dask" (prefect-dask
+    # on PDO_DASK_ADDRESS, e.g. tcp://scheduler:8786, or a LocalCluster of PDO_WORKERS).
+    runner: Literal["local", "dask"] = "local"
+    dask_address: str | None = None
+    workers: int = Field(default=2, ge=1)
+    # Large tables are split into this many partitions by a hash of the entity key; stages
+    # map over them (0: one partition per PDO_PARTITION_ROWS rows).
+    partitions: int = Field(default=0, ge=0)
+    partition_rows: int = Field(default=1_000_000, ge=1)
     # A console login lasts this long; then the user logs in again.
     console_session_minutes: int = Field(default=30, ge=1)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from pathlib import Path
 
 from presidio_analyzer import AnalyzerEngine, RecognizerResult
@@ -13,20 +14,30 @@ from pdo.privacy.recognizers import LANGUAGE, build_registry
 MODEL_DIR_NAME = "zh_blank"
 
 
+_MODEL_LOCK = threading.Lock()
+
+
 def ensure_blank_model(models_dir: Path) -> Path:
     """Save spacy.blank("zh") once; Presidio skips its model download only for a path."""
+    import os
+    import shutil
+
     import spacy
 
     path = models_dir / MODEL_DIR_NAME
-    if not (path / "config.cfg").exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        spacy.blank(LANGUAGE).to_disk(tmp)
-        if path.exists():  # a half-written model from an interrupted run
-            import shutil
-
-            shutil.rmtree(path)
-        tmp.rename(path)
+    with _MODEL_LOCK:  # stage tasks run side by side: threads here, processes on Dask
+        if not (path / "config.cfg").exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            spacy.blank(LANGUAGE).to_disk(tmp)
+            if path.exists() and not (path / "config.cfg").exists():
+                shutil.rmtree(path, ignore_errors=True)  # half-written by an interrupted run
+            try:
+                tmp.rename(path)
+            except OSError:  # another process saved it first: theirs is as good as ours
+                shutil.rmtree(tmp, ignore_errors=True)
+                if not (path / "config.cfg").exists():
+                    raise
     return path
 
 

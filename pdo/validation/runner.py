@@ -21,7 +21,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import threading
 from collections.abc import Collection, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
@@ -284,6 +286,73 @@ def to_pandas(frame: pl.DataFrame, row_ids: pl.Series | None = None) -> pd.DataF
     return out
 
 
+IN_SET = "expect_column_values_to_be_in_set"
+_sources_lock = threading.Lock()  # the context's data source and assets are process-wide
+
+
+def _batch_definition(context: Any, suite_name: str) -> Any:
+    """The whole-dataframe batch definition of a suite's asset, made once per process."""
+    name = "pdo_frames"
+    with _sources_lock:
+        try:
+            source = context.data_sources.get(name)
+        except LookupError:
+            source = context.data_sources.add_pandas(name)
+        try:
+            asset = source.get_asset(suite_name)
+        except LookupError:
+            asset = source.add_dataframe_asset(suite_name)
+        try:
+            return asset.get_batch_definition("whole")
+        except LookupError:
+            return asset.add_batch_definition_whole_dataframe("whole")
+
+
+def _by_reference(
+    expectations: list[dict[str, Any]], stack: ExitStack
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Referential in-set checks rewritten to carry a key to their lent values, not the values.
+
+    GX walks a value set every time it rebuilds an expectation's configuration (about a hundred
+    times per validation), so a registry-sized set costs seconds per table; see
+    :mod:`pdo.validation.expectations.in_reference`. Returns the configs for GX and, per key, the
+    value set to put back into the results.
+    """
+    from pdo.validation.expectations.in_reference import (
+        ExpectColumnValuesToBeInReference,
+        lend,
+    )
+
+    in_reference = ExpectColumnValuesToBeInReference.expectation_type  # type: ignore[attr-defined]
+    configs: list[dict[str, Any]] = []
+    lent: dict[str, Any] = {}
+    for config in expectations:
+        meta = config.get("meta") or {}
+        if config["type"] != IN_SET or "reference" not in meta:
+            configs.append(config)
+            continue
+        values = config["kwargs"]["value_set"]
+        key = stack.enter_context(lend(values))
+        lent[key] = values
+        kwargs = {k: (key if k == "value_set" else v) for k, v in config["kwargs"].items()}
+        kwargs["reference"] = kwargs.pop("value_set")
+        configs.append({**config, "type": in_reference, "kwargs": kwargs})
+    return configs, lent
+
+
+def _put_back(result: dict[str, Any], lent: Mapping[str, Any]) -> None:
+    """Results of rewritten checks under the suite's type, with their value sets (in place)."""
+    for item in result["results"]:
+        config = item["expectation_config"]
+        key = (config.get("kwargs") or {}).get("reference")
+        if isinstance(key, str) and key in lent:
+            config["type"] = IN_SET
+            config["kwargs"] = {
+                ("value_set" if k == "reference" else k): (lent[key] if k == "reference" else v)
+                for k, v in config["kwargs"].items()
+            }
+
+
 def run_suite(
     spec: Mapping[str, Any],
     frame: pl.DataFrame,
@@ -300,33 +369,25 @@ def run_suite(
     register()
     expectations = resolve(list(spec["expectations"]), inputs or RunInputs())
     context = gx_context()
-    suite = gx.ExpectationSuite(name=spec["name"], expectations=expectations)
-    if len(suite.expectations) != len(expectations):  # GX drops types it does not know
-        known = {e.expectation_type for e in suite.expectations}
-        unknown = sorted({e["type"] for e in expectations} - known)
-        raise SuiteError(f"suite {spec['name']!r}: unknown expectation types {unknown}")
-    name = "pdo_frames"
-    try:
-        source = context.data_sources.get(name)
-    except LookupError:
-        source = context.data_sources.add_pandas(name)
-    try:
-        asset = source.get_asset(spec["name"])
-    except LookupError:
-        asset = source.add_dataframe_asset(spec["name"])
-    try:
-        batch_definition = asset.get_batch_definition("whole")
-    except LookupError:
-        batch_definition = asset.add_batch_definition_whole_dataframe("whole")
-    batch = batch_definition.get_batch(batch_parameters={"dataframe": to_pandas(frame, row_ids)})
-    result = batch.validate(
-        suite,
-        result_format={
-            "result_format": "COMPLETE",  # every failing row id, to quarantine
-            "return_unexpected_index_query": False,
-            "exclude_unexpected_values": True,  # ids only: results never hold a cell value
-        },
-    ).to_json_dict()
+    with ExitStack() as stack:
+        configs, lent = _by_reference(expectations, stack)
+        suite = gx.ExpectationSuite(name=spec["name"], expectations=configs)
+        if len(suite.expectations) != len(configs):  # GX drops types it does not know
+            known = {e.expectation_type for e in suite.expectations}
+            unknown = sorted({e["type"] for e in configs} - known)
+            raise SuiteError(f"suite {spec['name']!r}: unknown expectation types {unknown}")
+        batch = _batch_definition(context, spec["name"]).get_batch(
+            batch_parameters={"dataframe": to_pandas(frame, row_ids)}
+        )
+        result = batch.validate(
+            suite,
+            result_format={
+                "result_format": "COMPLETE",  # every failing row id, to quarantine
+                "return_unexpected_index_query": False,
+                "exclude_unexpected_values": True,  # ids only: results never hold a cell value
+            },
+        ).to_json_dict()
+    _put_back(result, lent)
     outcomes = tuple(_outcome(item) for item in result["results"])
     return SuiteRun(
         suite=spec["name"], rows=frame.height, outcomes=outcomes, gx_result=scrub(result)

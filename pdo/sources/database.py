@@ -1,0 +1,245 @@
+"""Read a department's database table as text, in bounded chunks, by SQLAlchemy URL.
+
+A database source is delivered the way a file is: the contract's columns only (extra ones are
+ignored, missing ones refused), every value as the text a CSV export would hold (ints "123",
+decimals "12.50", dates "2026-01-31", NULL as null), rows numbered from 1 in a deterministic
+order (the contract's key, then its other columns). Rows stream through a server-side cursor
+(``stream_results`` + ``yield_per``), so memory is bounded by the chunk, and the content hash,
+a SHA-256 over the CSV text polars would write for the whole table (one header, then every
+chunk's rows), is computed while streaming: it does not depend on the chunk size.
+
+The URL's password never appears in an error: URLs are shown through ``display_url``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import polars as pl
+from sqlalchemy import column, create_engine, inspect, select
+from sqlalchemy import table as sql_table
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from pdo.sources.contract import SourceTable
+
+ROW = "source_row"  # the same 1-based row number column flows.ingest gives a file's rows
+DEFAULT_CHUNK_ROWS = 100_000
+CONNECT_TIMEOUT_S = 15  # an unreachable PostgreSQL host must fail, not hang
+
+
+class DatabaseSourceError(ValueError):
+    """A database source cannot be read (unreachable, no such table, missing columns)."""
+
+
+def display_url(url: str | URL) -> str:
+    """The URL as it may be shown in messages and logs: password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL may still hold a password: never echo it
+        return "<unparsable database URL>"
+
+
+def _scrub(message: str, url: URL) -> str:
+    """Drivers do not echo passwords, but make sure: replace it wherever it appears."""
+    password = url.password
+    if password:
+        message = message.replace(str(password), "***")
+    return message
+
+
+def _driver_message(exc: BaseException) -> str:
+    """The driver's own words (first lines), without SQLAlchemy's statement dump and links."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return " ".join(lines[:3]) or type(exc).__name__
+
+
+def render_value(value: Any) -> str | None:
+    """One database value as the text a CSV export delivers (None stays null)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Decimal):
+        return format(value, "f")  # keeps the column's scale ("12.50"), never "1E+3"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "\\x" + bytes(value).hex()  # PostgreSQL's bytea text form
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return str(value)
+
+
+def _text_column(values: Sequence[Any]) -> list[str | None]:
+    if all(v is None or type(v) is str for v in values):
+        return list(values)
+    return [render_value(v) for v in values]
+
+
+def _split_name(source_table: str) -> tuple[str | None, str]:
+    """``schema.table`` or ``table``."""
+    schema, dot, name = source_table.rpartition(".")
+    return (schema or None, name) if dot else (None, source_table)
+
+
+@dataclass
+class DatabaseTableReader:
+    """Iterate to stream the table's text chunks; ``sha256`` and ``rows_read`` are set by then.
+
+    Each chunk holds ``source_row`` (continuing across chunks, from 1) and the contract's
+    columns as text, at most ``chunk_rows`` rows. Iterating again reads the table again.
+    """
+
+    url: str
+    source_table: str
+    table: SourceTable
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+    rows_read: int = field(default=0, init=False)
+    _sha256: str | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be at least 1, not {self.chunk_rows}")
+
+    @property
+    def shown_url(self) -> str:
+        return display_url(self.url)
+
+    @property
+    def where(self) -> str:
+        return f"{self.source_table} at {self.shown_url}"
+
+    @property
+    def sha256(self) -> str:
+        """The content hash; known once the table has been read to its end."""
+        if self._sha256 is None:
+            raise RuntimeError(f"{self.where}: read every chunk before asking for the hash")
+        return self._sha256
+
+    def order_by(self) -> list[str]:
+        """Key columns first, then the other contract columns: a total, repeatable order."""
+        names = self.table.column_names
+        key = [k for k in self.table.key if k in names]
+        return key + [c for c in names if c not in key]
+
+    def __iter__(self) -> Iterator[pl.DataFrame]:
+        try:
+            url = make_url(self.url)
+        except Exception:
+            raise DatabaseSourceError(
+                f"{self.source_table}: not a valid SQLAlchemy database URL"
+            ) from None
+        self.rows_read = 0
+        self._sha256 = None
+        names = self.table.column_names
+        digest = hashlib.sha256()
+        digest.update(pl.DataFrame(schema=dict.fromkeys(names, pl.String)).write_csv().encode())
+        try:
+            engine = create_engine(url, poolclass=NullPool, **_engine_kwargs(url))
+        except Exception as exc:  # unknown dialect, driver not installed, bad options
+            raise DatabaseSourceError(
+                f"{self.where}: cannot open ({type(exc).__name__}: {_scrub(str(exc), url)})"
+            ) from None
+        try:
+            yield from self._stream(engine, url, names, digest)
+        finally:
+            engine.dispose()
+        self._sha256 = digest.hexdigest()
+
+    def _stream(
+        self, engine: Engine, url: URL, names: list[str], digest: hashlib._Hash
+    ) -> Iterator[pl.DataFrame]:
+        schema, name = _split_name(self.source_table)
+        try:
+            conn = engine.connect()
+        except SQLAlchemyError as exc:
+            raise DatabaseSourceError(
+                f"{self.shown_url}: cannot connect ({_scrub(_driver_message(exc), url)})"
+            ) from None
+        with conn:
+            self._check_columns(conn, url, schema, name, names)
+            src = sql_table(name, *[column(c) for c in names], schema=schema)
+            stmt = select(*[src.c[c] for c in names]).order_by(*[src.c[c] for c in self.order_by()])
+            try:
+                result = conn.execution_options(
+                    stream_results=True, yield_per=self.chunk_rows
+                ).execute(stmt)
+                for rows in result.partitions(self.chunk_rows):
+                    columns = list(zip(*rows, strict=True))
+                    frame = pl.DataFrame(
+                        {c: _text_column(v) for c, v in zip(names, columns, strict=True)},
+                        schema=dict.fromkeys(names, pl.String),
+                    )
+                    digest.update(frame.write_csv(include_header=False).encode())
+                    chunk = frame.with_row_index(ROW, offset=self.rows_read + 1)
+                    self.rows_read += frame.height
+                    yield chunk
+            except SQLAlchemyError as exc:
+                raise DatabaseSourceError(
+                    f"{self.where}: cannot be read ({_scrub(_driver_message(exc), url)})"
+                ) from None
+
+    def _check_columns(
+        self, conn: Connection, url: URL, schema: str | None, name: str, names: list[str]
+    ) -> None:
+        try:
+            present = {c["name"] for c in inspect(conn).get_columns(name, schema=schema)}
+        except NoSuchTableError:
+            raise DatabaseSourceError(f"{self.where}: no such table") from None
+        except SQLAlchemyError as exc:
+            raise DatabaseSourceError(
+                f"{self.where}: cannot be inspected ({_scrub(_driver_message(exc), url)})"
+            ) from None
+        if not present:  # some dialects answer an empty column list for a missing table
+            raise DatabaseSourceError(f"{self.where}: no such table")
+        missing = [c for c in names if c not in present]
+        if missing:
+            raise DatabaseSourceError(
+                f"{self.where}: missing columns {missing} (contract {self.table.name})"
+            )
+
+
+def _engine_kwargs(url: URL) -> dict[str, Any]:
+    libpq = url.get_backend_name() == "postgresql" and url.get_driver_name() in (
+        "psycopg",
+        "psycopg2",
+    )
+    if libpq and "connect_timeout" not in url.query:
+        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
+    return {}
+
+
+def read_table_chunks(
+    url: str, source_table: str, table: SourceTable, *, chunk_rows: int = DEFAULT_CHUNK_ROWS
+) -> DatabaseTableReader:
+    """A reader of ``source_table``'s contract columns; iterate it for the text chunks."""
+    return DatabaseTableReader(url, source_table, table, chunk_rows)
+
+
+def table_sha256(
+    url: str, source_table: str, table: SourceTable, *, chunk_rows: int = DEFAULT_CHUNK_ROWS
+) -> str:
+    """The content hash alone (reads the whole table, keeps one chunk at a time)."""
+    reader = read_table_chunks(url, source_table, table, chunk_rows=chunk_rows)
+    for _ in reader:
+        pass
+    return reader.sha256
