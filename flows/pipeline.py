@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -11,6 +12,7 @@ from prefect import flow, task, unmapped
 from prefect.futures import PrefectFuture, wait
 from prefect.runtime import flow_run
 from prefect.states import State
+from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
 from flows.context import open_workspace
@@ -24,6 +26,7 @@ from flows.stages import (
     build_run_docs,
     desensitize_partition,
     finish_desensitize,
+    ingest_database_table,
     ingest_table,
     partitions_for,
     run_inputs,
@@ -38,11 +41,37 @@ from pdo.ledger.types import utcnow
 from pdo.registration import check_authorization
 from pdo.signoff import package_hash
 from pdo.sources.contract import SourceTable
+from pdo.sources.database import display_url
 from pdo.sources.tables import SOURCE_TABLES, table
 from pdo.workspace import Workspace
 from products.registry import product
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DatabaseSource:
+    """A table read from a department's database: SQLAlchemy URL and the table's name there."""
+
+    url: str
+    table: str
+
+    @classmethod
+    def parse(cls, spec: str) -> tuple[str, DatabaseSource]:
+        """TABLE=URL#SOURCE_TABLE, e.g. tax_credit=postgresql+psycopg://pdo@db/tax#public.grades."""
+        name, sep, rest = spec.partition("=")
+        url, sep2, source = rest.rpartition("#")
+        if not (sep and sep2 and name and url and source):
+            raise ValueError(f"expected TABLE=URL#SOURCE_TABLE, got {display_url(rest) or spec!r}")
+        return name.strip(), cls(url.strip(), source.strip())
+
+    def check(self) -> None:
+        """Refuse a password in the URL: the run records the URL (use ~/.pgpass or PGPASSWORD)."""
+        if make_url(self.url).password is not None:
+            raise ValueError(
+                f"{display_url(self.url)}: put the password in ~/.pgpass or PGPASSWORD, not in "
+                "the URL (the run records its sources)"
+            )
 
 
 class ValidationBlocked(RuntimeError):
@@ -79,15 +108,32 @@ def discover(source_dir: Path) -> dict[str, Path]:
     return {name: path for name, path in found.items() if path.exists()}
 
 
-def start_run(ws: Workspace, source_dir: Path, actor: str, authorization_id: str) -> PipelineRun:
-    """Create the run record after checking the authorization covers every delivered table."""
-    files = discover(source_dir)
-    if not files:
+def start_run(
+    ws: Workspace,
+    source_dir: Path | None,
+    actor: str,
+    authorization_id: str,
+    databases: Mapping[str, DatabaseSource] | None = None,
+) -> PipelineRun:
+    """Create the run record after checking the authorization covers every delivered table
+    (files in source_dir, and tables read from departments' databases)."""
+    databases = dict(databases or {})
+    files = discover(source_dir) if source_dir is not None else {}
+    both = sorted(set(files) & set(databases))
+    if both:
+        raise ValueError(f"{', '.join(both)}: delivered both as a file and from a database")
+    for name, db in databases.items():
+        table(name)  # an unknown table name fails here, before anything runs
+        db.check()
+    if not files and not databases:
         raise FileNotFoundError(f"{source_dir} holds none of the contracted source files")
     with session_scope(ws.engine) as s:
-        check_authorization(s, authorization_id, sorted(files))
+        check_authorization(s, authorization_id, sorted([*files, *databases]))
         run = PipelineRun(
-            source_dir=str(source_dir.resolve()),
+            source_dir=str(source_dir.resolve()) if source_dir is not None else "",
+            database_sources={
+                name: {"url": db.url, "table": db.table} for name, db in sorted(databases.items())
+            },
             authorization_id=authorization_id,
             started_by=actor,
         )
@@ -98,8 +144,9 @@ def start_run(ws: Workspace, source_dir: Path, actor: str, authorization_id: str
             actor,
             "run.start",
             run.id,
-            source_dir=str(source_dir),
-            tables=sorted(files),
+            source_dir=str(source_dir or ""),
+            databases={name: display_url(db.url) for name, db in sorted(databases.items())},
+            tables=sorted([*files, *databases]),
             authorization=authorization_id,
         )
     return run
@@ -110,6 +157,14 @@ def ingest_task(
     home: str, database_url: str | None, run_id: str, table_name: str, path: str
 ) -> IngestSummary:
     return ingest_table(open_workspace(home, database_url), run_id, table(table_name), Path(path))
+
+
+@task(name="ingest-database", task_run_name="ingest-{table_name}")
+def ingest_database_task(
+    home: str, database_url: str | None, run_id: str, table_name: str, url: str, source: str
+) -> IngestSummary:
+    ws = open_workspace(home, database_url)
+    return ingest_database_table(ws, run_id, table(table_name), url, source)
 
 
 @task(name="validate-raw", task_run_name="validate-raw-{table_name}")
@@ -320,13 +375,16 @@ def pipeline_flow(
         run.prefect_flow_run_id = str(flow_run.get_id() or "")
         s.add(run)
     try:
-        files = discover(Path(run.source_dir))
-        ingested_by = _results(
-            {
-                name: ingest_task.submit(home, database_url, run_id, name, str(path))
-                for name, path in files.items()
-            }
-        )
+        files = discover(Path(run.source_dir)) if run.source_dir else {}
+        ingests = {
+            name: ingest_task.submit(home, database_url, run_id, name, str(path))
+            for name, path in files.items()
+        }
+        for name, db in run.database_sources.items():
+            ingests[name] = ingest_database_task.submit(
+                home, database_url, run_id, name, db["url"], db["table"]
+            )
+        ingested_by = _results(ingests)
         ingested = list(ingested_by.values())
         registry = next((i.raw for i in ingested if i.table == "enterprise_registry"), None)
         checked = _results(

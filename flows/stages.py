@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from flows import desensitize as desensitize_mod
 from flows import validate as validate_mod
-from flows.ingest import ingest_file
+from flows.ingest import IngestResult, ingest_database, ingest_file
 from pdo import audit
 from pdo.lake import Manifest
 from pdo.ledger.db import session_scope
@@ -25,6 +26,7 @@ from pdo.privacy.fastscan import FastScanner, get_scanner
 from pdo.privacy.pseudonym import Pseudonymizer
 from pdo.settings import Settings
 from pdo.sources.contract import Policy, SourceTable
+from pdo.sources.database import display_url
 from pdo.validation.runner import RunInputs
 from pdo.workspace import Workspace
 
@@ -71,7 +73,27 @@ def record_dataset(session: Session, m: Manifest, path: Path) -> None:
 def ingest_table(ws: Workspace, run_id: str, table: SourceTable, path: Path) -> IngestSummary:
     """Read and normalize one delivered file into the raw zone; bad rows into quarantine."""
     started = utcnow()
-    result = ingest_file(path, table)
+    return _store_ingest(ws, run_id, table, ingest_file(path, table), {"file": path.name}, started)
+
+
+def ingest_database_table(
+    ws: Workspace, run_id: str, table: SourceTable, url: str, source_table: str
+) -> IngestSummary:
+    """Read a department's database table in chunks into the raw zone, like a delivered file."""
+    started = utcnow()
+    result = ingest_database(url, source_table, table)
+    origin = {"database": display_url(url), "source_table": source_table}
+    return _store_ingest(ws, run_id, table, result, origin, started)
+
+
+def _store_ingest(
+    ws: Workspace,
+    run_id: str,
+    table: SourceTable,
+    result: IngestResult,
+    origin: dict[str, str],
+    started: dt.datetime,
+) -> IngestSummary:
     if not result.reconciles:  # pragma: no cover - a bug guard, never expected
         raise RuntimeError(f"{table.name}: counts do not reconcile")
     parent = [f"file:{result.file_sha256}"]
@@ -94,7 +116,7 @@ def ingest_table(ws: Workspace, run_id: str, table: SourceTable, path: Path) -> 
                 input_hashes=[result.file_sha256],
                 output_hashes=[raw.id, quarantine.id],
                 details={
-                    "file": path.name,
+                    **origin,
                     "reasons": _reason_counts(result.quarantine["reason"].to_list()),
                 },
                 started_at=started,
@@ -133,6 +155,7 @@ class DesensitizedPart:
     rows: int
     residual: dict[str, dict[str, int]]
     seconds: float
+    worker: str  # host:pid that ran it (the run's stats show where partitions went)
 
 
 def entity_key_column(table: SourceTable) -> str:
@@ -173,7 +196,9 @@ def desensitize_partition(
     tmp = out.with_suffix(f".{os.getpid()}.tmp")
     frame.write_parquet(tmp, compression="zstd", statistics=True)
     os.replace(tmp, out)  # a re-run of the partition overwrites it whole
-    return DesensitizedPart(part, str(out), frame.height, residual, time.perf_counter() - started)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    seconds = time.perf_counter() - started
+    return DesensitizedPart(part, str(out), frame.height, residual, seconds, worker)
 
 
 def finish_desensitize(
@@ -240,7 +265,12 @@ def finish_desensitize(
                     if release is None
                     else {"id": release.id, "rows": release.row_count},
                     "partitions": [
-                        {"part": p.part, "rows": p.rows, "seconds": round(p.seconds, 3)}
+                        {
+                            "part": p.part,
+                            "rows": p.rows,
+                            "seconds": round(p.seconds, 3),
+                            "worker": p.worker,
+                        }
                         for p in parts
                     ],
                 },

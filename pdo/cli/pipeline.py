@@ -6,9 +6,23 @@ from pathlib import Path
 
 import typer
 
-from pdo.cli.root import console, emit_json, fail, prepare_prefect, settings, workspace
+from pdo.cli.root import (
+    console,
+    emit_json,
+    err_console,
+    fail,
+    prepare_prefect,
+    settings,
+    workspace,
+)
 from pdo.ledger.db import session_scope
 from pdo.registration import AuthorizationError, active_authorization
+
+
+def _delivered(source: Path) -> list[str]:
+    from flows.pipeline import discover
+
+    return list(discover(source)) if source.is_dir() else []
 
 
 def register(app: typer.Typer) -> None:
@@ -16,16 +30,37 @@ def register(app: typer.Typer) -> None:
 
     @app.command("run")
     def run_command(
-        source: Path = typer.Option(
-            ..., "--source", help="目录：部门交付的源文件 / delivered files"
+        source: Path | None = typer.Option(
+            None, "--source", help="目录：部门交付的源文件 / delivered files"
+        ),
+        from_db: list[str] = typer.Option(
+            [],
+            "--from-db",
+            help="TABLE=URL#SOURCE_TABLE: read a contracted table from a department's database "
+            "(SQLAlchemy URL; password from ~/.pgpass or PGPASSWORD), repeatable",
         ),
         actor: str = typer.Option("operator", "--as", help="who starts the run"),
         authorization: str | None = typer.Option(None, help="authorization id (default: latest)"),
+        runner: str | None = typer.Option(
+            None, "--runner", help="local | dask (default: PDO_RUNNER, local)"
+        ),
+        dask_address: str | None = typer.Option(
+            None, "--dask-address", help="tcp://scheduler:8786 (default: a LocalCluster)"
+        ),
+        workers: int | None = typer.Option(None, "--workers", min=1, help="threads or workers"),
+        partitions: int | None = typer.Option(
+            None, "--partitions", min=1, help="partitions per table (default: by size)"
+        ),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Run ingest → desensitize → validate and stop at the sign-off gate; prints the run id."""
         prepare_prefect()
-        from flows.pipeline import run_to_gate, start_run
+        import time
+
+        from flows.pipeline import DatabaseSource, run_to_gate, start_run
+        from flows.runners import RunnerChoice
+        from pdo.cli.run_progress import RunProgress, stage_figures, stage_table
+        from products.registry import PRODUCTS
 
         ws = workspace()
         with session_scope(ws.engine) as s:
@@ -33,19 +68,48 @@ def register(app: typer.Typer) -> None:
             auth_id = authorization or (auth.id if auth else None)
         if auth_id is None:
             raise fail("no active authorization; grant one with `pdo authorization grant`")
-        try:
-            run = start_run(ws, source, actor, auth_id)
-        except (AuthorizationError, FileNotFoundError) as exc:
-            raise fail(str(exc)) from exc
-        console.print(f"run id: [bold]{run.id}[/]", highlight=False)
+        if source is None and not from_db:
+            raise fail("give --source DIR and/or --from-db TABLE=URL#SOURCE_TABLE")
         s_ = settings()
+        kind = runner or s_.runner
+        if kind not in ("local", "dask"):
+            raise fail(f"--runner must be local or dask, not {kind!r}")
+        choice = RunnerChoice(
+            "dask" if kind == "dask" else "local",
+            dask_address=dask_address or s_.dask_address,
+            workers=workers or s_.workers,
+        )
         try:
-            status = run_to_gate(run.id, str(s_.resolved_home), s_.database_url)
+            databases = dict(DatabaseSource.parse(spec) for spec in from_db)
+            run = start_run(ws, source, actor, auth_id, databases)
+        except (AuthorizationError, FileNotFoundError, ValueError, KeyError) as exc:
+            raise fail(str(exc)) from exc
+        console.print(f"run id: [bold]{run.id}[/] on {choice.describe()}", highlight=False)
+        tables = len(run.database_sources) + (len(_delivered(source)) if source else 0)
+        started = time.monotonic()
+        try:
+            with RunProgress(ws.engine, run.id, tables, len(PRODUCTS), err_console):
+                status = run_to_gate(
+                    run.id, str(s_.resolved_home), s_.database_url, choice, partitions
+                )
         except Exception as exc:
             raise fail(f"run {run.id} failed: {exc}") from exc
+        seconds = time.monotonic() - started
+        figures = stage_figures(ws.engine, run.id)
         if as_json:
-            emit_json({"run_id": run.id, "status": status})
+            emit_json(
+                {
+                    "run_id": run.id,
+                    "status": status,
+                    "seconds": round(seconds, 1),
+                    "stages": {
+                        f.stage: {"tables": f.done, "rows_in": f.rows_in, "seconds": f.seconds}
+                        for f in figures
+                    },
+                }
+            )
         else:
+            console.print(stage_table(figures, seconds))
             console.print(f"run {run.id}: {status} — review with `pdo signoff list`")
 
     @app.command("publish")

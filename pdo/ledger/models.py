@@ -92,7 +92,9 @@ class User(SQLModel, table=True):
 class PipelineRun(SQLModel, table=True):
     __tablename__ = "pipeline_run"
     id: str = Field(default_factory=new_id, primary_key=True)
-    source_dir: str
+    source_dir: str  # "" when every table comes from a database
+    # tables read from departments' databases: {table: {"url": URL without password, "table"}}
+    database_sources: dict[str, Any] = _json({})
     authorization_id: str = Field(foreign_key="authorization.id")
     started_by: str
     status: str = "running"  # running | awaiting_signoff | approved | rejected | published | failed
