@@ -214,3 +214,125 @@ def test_results_hold_counts_never_cell_values() -> None:
     assert run.quarantined == {1: ["expect_column_values_to_match_regex(phone)"]}
     stored = json.dumps([o.to_dict() for o in run.outcomes], ensure_ascii=False)
     assert "13812345678" not in stored and "13812345678" not in repr(run)
+
+
+def _registry(*codes: str | None) -> RunInputs:
+    return RunInputs(references={"enterprise_registry.uscc": set(codes)})
+
+
+def _referential(severity: str = "row", **kwargs: object) -> dict:
+    return _suite(
+        {
+            "type": "expect_column_values_to_be_in_set",
+            "kwargs": {"column": "uscc", **kwargs},
+            "meta": {"severity": severity, "reference": "enterprise_registry.uscc"},
+        }
+    )
+
+
+def test_a_reference_set_reaches_gx_as_a_key_and_reports_as_in_set() -> None:
+    """The lent-value check gives exactly what GX's own in_set gives over the same values."""
+    registry = ["A1", "A2", None, *(f"B{i}" for i in range(5000))]
+    lent = run_suite(_referential(), TAX, _registry(*registry))
+    plain_values = sorted({code for code in registry if code is not None})
+    plain = run_suite(
+        _suite(
+            {
+                "type": "expect_column_values_to_be_in_set",
+                "kwargs": {"column": "uscc", "value_set": plain_values},
+                "meta": {"severity": "row"},
+            }
+        ),
+        TAX,
+    )
+    assert lent.quarantined == plain.quarantined == {4: ["expect_column_values_to_be_in_set(uscc)"]}
+    (outcome,) = lent.outcomes
+    (expected,) = plain.outcomes
+    assert outcome.dimension is Dimension.CONSISTENCY
+    assert {**outcome.to_dict(), "dimension": None} == {**expected.to_dict(), "dimension": None}
+    (item,) = lent.gx_result["results"]
+    (plain_item,) = plain.gx_result["results"]
+    assert item["expectation_config"]["type"] == "expect_column_values_to_be_in_set"
+    assert item["expectation_config"]["kwargs"]["value_set"] == [
+        "〈5002 个值，取自本次运行 enterprise_registry.uscc 列〉"
+    ]
+    assert item["result"] == plain_item["result"]
+    assert "reference" not in item["expectation_config"]["kwargs"]
+
+
+def test_a_referential_check_keeps_mostly_and_blocks_like_in_set() -> None:
+    inputs = _registry("A1")
+    lax = run_suite(_referential("blocking", mostly=0.5), TAX, inputs)  # 3 of 4 non-null pass
+    assert lax.success
+    strict = run_suite(_referential("blocking"), TAX, inputs)
+    assert [f.reason for f in strict.failures] == ["expect_column_values_to_be_in_set(uscc)"]
+    assert strict.failures[0].unexpected_count == 2 and strict.failures[0].missing_count == 1
+    empty = run_suite(_referential(), TAX, _registry())
+    assert sorted(empty.quarantined) == [1, 2, 4, 5]  # an empty registry matches nothing
+
+
+def test_resolve_without_lend_still_fills_the_value_set() -> None:
+    from pdo.validation.runner import resolve
+
+    (config,) = resolve(
+        _referential()["expectations"],
+        _registry("B", None, "A"),
+    )
+    assert config["type"] == "expect_column_values_to_be_in_set"
+    assert config["kwargs"] == {"column": "uscc", "value_set": ["A", "B"]}
+
+
+def test_reference_values_are_lent_only_while_their_validation_runs() -> None:
+    from pdo.validation.expectations.in_reference import (
+        ExpectColumnValuesToBeInReference,
+        ReferenceValues,
+        lend,
+        lent,
+    )
+    from pdo.validation.runner import IN_REFERENCE
+
+    assert ExpectColumnValuesToBeInReference.expectation_type == IN_REFERENCE
+    values = ReferenceValues({"A1"})
+    with lend(values) as key:
+        assert lent(key) is values
+    with pytest.raises(LookupError, match="no reference values"):
+        lent(key)
+
+
+def test_reference_values_isin_is_pandas_isin() -> None:
+    """The Arrow shortcut gives pandas' own answer, on Arrow text and on everything else."""
+    import pandas as pd
+
+    from pdo.validation.expectations.in_reference import ReferenceValues
+
+    text = ["A1", "a1", "Ａ1", "", "ZZ", None, "A1 "]
+    columns = [
+        pd.Series(text, dtype="str"),
+        pd.Series(text, dtype="string[pyarrow]"),
+        pd.Series(text, dtype=object),
+        pd.Series([1, 2, 3], dtype="int64"),
+        pd.Series(["1", "2"], dtype="str"),
+    ]
+    value_sets: list[set] = [{"A1", "", "Ａ1"}, set(), {None}, {1, "A1"}, {"1", 2}, {"ZZ"}]
+    for column in columns:
+        column.index = pd.Index(range(10, 10 + len(column)), name="__row__")
+        for values in value_sets:
+            prepared = ReferenceValues(values)
+            got = prepared.isin(column)
+            want = column.isin(prepared.values)
+            pd.testing.assert_series_equal(got, want, check_names=True)
+
+
+def test_runs_with_different_references_on_many_threads_do_not_mix() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def check(i: int) -> tuple[int, list[int]]:
+        codes = ["A1", "A2", "ZZ"]
+        codes.pop(i % 3)
+        run = run_suite(_referential(), TAX, _registry(*codes))
+        return i, sorted(run.quarantined)
+
+    expected = {0: [1, 5], 1: [2], 2: [4]}  # rows holding the code each run leaves out
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for i, rows in pool.map(check, range(12)):
+            assert rows == expected[i % 3]

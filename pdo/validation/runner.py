@@ -8,7 +8,8 @@ Each expectation's ``meta.severity`` says what a failure means:
 
 Suites stay declarative: what only the run knows is filled in at run time from ``meta``:
 ``meta.reference = "table.column"`` gives ``expect_column_values_to_be_in_set`` the values of that
-column in this run (referential integrity), and ``meta.freshness = "authorization"`` bounds a
+column in this run (referential integrity; GX gets them by key, see
+:mod:`pdo.validation.expectations.in_reference`), and ``meta.freshness = "authorization"`` bounds a
 date column by the authorization's validity window, widened back by ``meta.max_age_days``
 (data may predate the grant, but not by more than that, and never postdate its end).
 
@@ -22,7 +23,7 @@ import datetime as dt
 import logging
 import os
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -33,6 +34,8 @@ import polars as pl
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from pdo.validation.expectations.in_reference import ReferenceValues
 
 ROW_ID = "__row__"  # the pandas index GX sees: each row's source line, the quarantine key
 
@@ -59,6 +62,10 @@ _DIMENSION_BY_TYPE = {
     "expect_compound_columns_to_be_unique": Dimension.UNIQUENESS,
     "expect_select_column_values_to_be_unique_within_record": Dimension.UNIQUENESS,
 }
+
+
+IN_SET = "expect_column_values_to_be_in_set"
+IN_REFERENCE = "expect_column_values_to_be_in_reference"  # IN_SET over lent values, GX-side only
 
 
 class SuiteError(ValueError):
@@ -196,8 +203,18 @@ def _dimension(config: Mapping[str, Any]) -> Dimension:
     return _DIMENSION_BY_TYPE.get(config["type"], Dimension.VALIDITY)
 
 
-def resolve(expectations: list[dict[str, Any]], inputs: RunInputs) -> list[dict[str, Any]]:
-    """The suite's expectations with run-time kwargs filled in from meta (a copy)."""
+def resolve(
+    expectations: list[dict[str, Any]],
+    inputs: RunInputs,
+    *,
+    lend: Callable[[Collection[Any]], str] | None = None,
+) -> list[dict[str, Any]]:
+    """The suite's expectations with run-time kwargs filled in from meta (a copy).
+
+    With ``lend``, a referential ``expect_column_values_to_be_in_set`` is handed to GX as
+    ``expect_column_values_to_be_in_reference`` carrying the key lend gives its values, not the
+    values themselves (see :mod:`pdo.validation.expectations.in_reference`).
+    """
     resolved: list[dict[str, Any]] = []
     for config in expectations:
         meta = config.get("meta") or {}
@@ -207,7 +224,12 @@ def resolve(expectations: list[dict[str, Any]], inputs: RunInputs) -> list[dict[
             name = meta["reference"]
             if name not in inputs.references:
                 raise SuiteError(f"{config['type']}: reference {name!r} is not available")
-            kwargs["value_set"] = sorted(set(inputs.references[name]) - {None})
+            if lend is not None and config["type"] == IN_SET:
+                kwargs.pop("value_set", None)
+                kwargs["reference"] = lend(inputs.references[name])
+                config = {**config, "type": IN_REFERENCE}
+            else:
+                kwargs["value_set"] = sorted(set(inputs.references[name]) - {None})
         if meta.get("freshness") == "authorization":
             if inputs.window is None:
                 raise SuiteError(f"{config['type']}: no authorization window to check freshness")
@@ -286,7 +308,15 @@ def to_pandas(frame: pl.DataFrame, row_ids: pl.Series | None = None) -> pd.DataF
     return out
 
 
-IN_SET = "expect_column_values_to_be_in_set"
+# Per-row lists in a GX result: only a row-severity check needs them (its quarantine); Data Docs
+# never show them (pdo.validation.docs.scrub drops them).
+_ROW_LISTS = (
+    "unexpected_index_list",
+    "partial_unexpected_index_list",
+    "unexpected_list",
+    "partial_unexpected_list",
+    "partial_unexpected_counts",
+)
 _sources_lock = threading.Lock()  # the context's data source and assets are process-wide
 
 
@@ -308,49 +338,34 @@ def _batch_definition(context: Any, suite_name: str) -> Any:
             return asset.add_batch_definition_whole_dataframe("whole")
 
 
-def _by_reference(
-    expectations: list[dict[str, Any]], stack: ExitStack
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Referential in-set checks rewritten to carry a key to their lent values, not the values.
+def _drop_row_lists(results: list[Any]) -> None:
+    """Per-row lists out of the results of checks that are not row-level (in place).
 
-    GX walks a value set every time it rebuilds an expectation's configuration (about a hundred
-    times per validation), so a registry-sized set costs seconds per table; see
-    :mod:`pdo.validation.expectations.in_reference`. Returns the configs for GX and, per key, the
-    value set to put back into the results.
+    They are as long as the failures (every unknown enterprise of a big table), and GX copies
+    them twice on the way to JSON, for nothing: only a row check's quarantine reads them.
     """
-    from pdo.validation.expectations.in_reference import (
-        ExpectColumnValuesToBeInReference,
-        lend,
-    )
-
-    in_reference = ExpectColumnValuesToBeInReference.expectation_type  # type: ignore[attr-defined]
-    configs: list[dict[str, Any]] = []
-    lent: dict[str, Any] = {}
-    for config in expectations:
-        meta = config.get("meta") or {}
-        if config["type"] != IN_SET or "reference" not in meta:
-            configs.append(config)
-            continue
-        values = config["kwargs"]["value_set"]
-        key = stack.enter_context(lend(values))
-        lent[key] = values
-        kwargs = {k: (key if k == "value_set" else v) for k, v in config["kwargs"].items()}
-        kwargs["reference"] = kwargs.pop("value_set")
-        configs.append({**config, "type": in_reference, "kwargs": kwargs})
-    return configs, lent
+    for item in results:
+        meta = (item.expectation_config.meta if item.expectation_config else None) or {}
+        if meta.get("severity") != Severity.ROW.value:
+            for key in _ROW_LISTS:
+                item.result.pop(key, None)
 
 
-def _put_back(result: dict[str, Any], lent: Mapping[str, Any]) -> None:
-    """Results of rewritten checks under the suite's type, with their value sets (in place)."""
+def _put_back(result: dict[str, Any], lent: Mapping[str, ReferenceValues]) -> None:
+    """Results of lent-value checks under the suite's own type, with their value set (in place).
+
+    Only counts of these values survive :func:`pdo.validation.docs.scrub`, as before.
+    """
     for item in result["results"]:
         config = item["expectation_config"]
-        key = (config.get("kwargs") or {}).get("reference")
-        if isinstance(key, str) and key in lent:
-            config["type"] = IN_SET
-            config["kwargs"] = {
-                ("value_set" if k == "reference" else k): (lent[key] if k == "reference" else v)
-                for k, v in config["kwargs"].items()
-            }
+        if config["type"] != IN_REFERENCE or config["kwargs"].get("reference") not in lent:
+            continue
+        values = lent[config["kwargs"]["reference"]].values
+        config["type"] = IN_SET
+        config["kwargs"] = {
+            ("value_set" if k == "reference" else k): (values if k == "reference" else v)
+            for k, v in config["kwargs"].items()
+        }
 
 
 def run_suite(
@@ -365,28 +380,38 @@ def run_suite(
 
     from pdo.validation.docs import scrub
     from pdo.validation.expectations import register
+    from pdo.validation.expectations.in_reference import ReferenceValues, lend
 
     register()
-    expectations = resolve(list(spec["expectations"]), inputs or RunInputs())
     context = gx_context()
     with ExitStack() as stack:
-        configs, lent = _by_reference(expectations, stack)
-        suite = gx.ExpectationSuite(name=spec["name"], expectations=configs)
-        if len(suite.expectations) != len(configs):  # GX drops types it does not know
+        lent: dict[str, ReferenceValues] = {}
+
+        def lend_values(values: Collection[Any]) -> str:
+            prepared = ReferenceValues(values)
+            key = stack.enter_context(lend(prepared))
+            lent[key] = prepared
+            return key
+
+        expectations = resolve(list(spec["expectations"]), inputs or RunInputs(), lend=lend_values)
+        suite = gx.ExpectationSuite(name=spec["name"], expectations=expectations)
+        if len(suite.expectations) != len(expectations):  # GX drops types it does not know
             known = {e.expectation_type for e in suite.expectations}
-            unknown = sorted({e["type"] for e in configs} - known)
+            unknown = sorted({e["type"] for e in expectations} - known)
             raise SuiteError(f"suite {spec['name']!r}: unknown expectation types {unknown}")
         batch = _batch_definition(context, spec["name"]).get_batch(
             batch_parameters={"dataframe": to_pandas(frame, row_ids)}
         )
-        result = batch.validate(
+        validation = batch.validate(
             suite,
             result_format={
                 "result_format": "COMPLETE",  # every failing row id, to quarantine
                 "return_unexpected_index_query": False,
                 "exclude_unexpected_values": True,  # ids only: results never hold a cell value
             },
-        ).to_json_dict()
+        )
+    _drop_row_lists(validation.results)
+    result = validation.to_json_dict()
     _put_back(result, lent)
     outcomes = tuple(_outcome(item) for item in result["results"])
     return SuiteRun(
