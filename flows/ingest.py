@@ -104,9 +104,49 @@ def read_as_text(path: Path, table: SourceTable) -> pl.DataFrame:
     return df.select(table.column_names).with_row_index(ROW, offset=1)
 
 
-def _normalized(name: str) -> pl.Expr:
-    expr = pl.col(name).str.normalize("NFKC").str.strip_chars()
-    return pl.when(expr == "").then(None).otherwise(expr).alias(name)
+# Code points whose NFKC form is themselves and that never combine with a neighbour
+# (combining class 0, never the second half of a canonical composition): a string made only
+# of them is already NFKC, so str.normalize runs on the other values alone. ASCII, general
+# punctuation (‘’“”—), CJK punctuation (、。《》「」【】〔〕) and the CJK Unified Ideographs;
+# tests/test_ingest_normalize.py checks every one of them against unicodedata.
+NFKC_STABLE: tuple[tuple[int, int], ...] = (
+    (0x0000, 0x007F),
+    (0x2012, 0x2016),
+    (0x2018, 0x2023),
+    (0x3001, 0x3029),
+    (0x4E00, 0x9FFF),
+)
+_NFKC_UNSTABLE = "[^" + "".join(rf"\x{{{lo:04X}}}-\x{{{hi:04X}}}" for lo, hi in NFKC_STABLE) + "]"
+
+
+def _rows(mask: pl.Series) -> pl.Series:
+    """Indices of the rows where ``mask`` is true (not null)."""
+    return mask.fill_null(False).arg_true()
+
+
+def _patch(base: pl.Series, rows: pl.Series, values: Callable[[pl.Series], pl.Series]) -> pl.Series:
+    """``base`` with the rows at indices ``rows`` replaced by ``values(rows)``."""
+    if rows.is_empty():
+        return base
+    return base.clone().scatter(rows, values(rows))
+
+
+def _nfkc(values: pl.Series) -> pl.Series:
+    """``str.normalize("NFKC")``, run only on the values holding a character outside
+    NFKC_STABLE (looked for among the non-ASCII values only: bytes != characters)."""
+    rows = _rows(values.str.len_bytes() != values.str.len_chars())
+    rows = rows.filter(values.gather(rows).str.contains(_NFKC_UNSTABLE))
+    return _patch(values, rows, lambda r: values.gather(r).str.normalize("NFKC"))
+
+
+def _text(raw: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """The columns NFKC-normalized and stripped, with "" as null: what parses and the
+    duplicate check read."""
+    nfkc = raw.with_columns([_nfkc(raw[c]) for c in names]).lazy()
+    stripped = nfkc.with_columns([pl.col(c).str.strip_chars() for c in names])
+    return stripped.with_columns(
+        [pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c) for c in names]
+    ).collect()
 
 
 _DATE = r"^(\d{4})\s*[-/.年]?\s*(\d{1,2})\s*[-/.月]?\s*(\d{1,2})\s*日?$"
@@ -114,9 +154,11 @@ _MONTH = r"^(\d{4})\s*[-/.年]?\s*(\d{1,2})\s*月?$"
 
 
 def _parse(name: str, kind: ColumnType) -> pl.Expr:
+    """Typed value of normalized text (null: cannot parse). ``_shortcut`` gives the same
+    values for the usual shapes of text more cheaply; this parses the rest."""
     src = pl.col(name)
     if kind is ColumnType.INTEGER:
-        return src.str.replace_all(",", "").cast(pl.Int64, strict=False)
+        return src.str.replace_all(",", "", literal=True).cast(pl.Int64, strict=False)
     if kind is ColumnType.DECIMAL:
         ok = src.str.replace_all(",", "").str.contains(r"^-?\d+(\.\d{1,2})?$")
         parts = src.str.replace_all(",", "").str.split_exact(".", 1)
@@ -147,6 +189,73 @@ def _parse(name: str, kind: ColumnType) -> pl.Expr:
     return src
 
 
+# An ISO date is its own _DATE reading, a valid YYYY-MM its own _MONTH value.
+_ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_ISO_MONTH = r"^[0-9]{4}-(?:0[1-9]|1[0-2])$"
+# A plain decimal: no commas, ASCII digits only (other digits that \d matches fail _parse's
+# integer casts, so they never parse) and at most 16 characters (the yuan * 100 fit an Int64
+# without wrapping; a Decimal(18, 2) holds the value). With no comma before it, a leading
+# "-" is the number's own sign, so _parse's sign * (|yuan| * 100 + frac) is its value in fen.
+_PLAIN_DECIMAL = r"^-?[0-9]+(?:\.[0-9]{1,2})?$"
+_PLAIN_DECIMAL_CHARS = 16
+
+
+def _shortcut(name: str, kind: ColumnType) -> tuple[pl.Expr, pl.Expr] | None:
+    """(value, covered): ``_parse``'s value for the rows ``covered`` is true on, cheaper;
+    None where ``_parse`` is cheap already."""
+    src = pl.col(name)
+    if kind is ColumnType.DECIMAL:
+        covered = src.str.contains(_PLAIN_DECIMAL) & (src.str.len_bytes() <= _PLAIN_DECIMAL_CHARS)
+        # A Decimal's integer is its value in hundredths: the signed fen.
+        return src.cast(pl.Decimal(18, 2), strict=False).to_physical().cast(pl.Int64), covered
+    if kind is ColumnType.DATE:
+        return src.str.to_date("%Y-%m-%d", strict=False), src.str.contains(_ISO_DATE)
+    if kind is ColumnType.MONTH:
+        return src, src.str.contains(_ISO_MONTH)
+    return None
+
+
+def _parsed(text: pl.DataFrame, table: SourceTable) -> pl.DataFrame:
+    """``text`` with every column parsed: shortcuts where they apply, else ``_parse``."""
+    exprs: list[pl.Expr] = []
+    rest: dict[str, str] = {}
+    for c in table.columns:
+        shortcut = _shortcut(c.name, c.type)
+        if shortcut is None:
+            exprs.append(_parse(c.name, c.type).alias(c.name))
+            continue
+        value, covered = shortcut
+        rest[c.name] = f"\0rest {c.name}"
+        exprs.append(pl.when(covered).then(value).alias(c.name))
+        exprs.append((~covered & pl.col(c.name).is_not_null()).alias(rest[c.name]))
+    fast = text.lazy().select(exprs).collect()
+    columns = [fast[c] for c in table.column_names]
+    for i, c in enumerate(table.columns):
+        if c.name in rest:
+            values = text[c.name]
+
+            def parse(rows: pl.Series, values: pl.Series = values, kind: ColumnType = c.type):
+                subset = values.gather(rows).to_frame()
+                return subset.select(_parse(values.name, kind)).to_series()
+
+            columns[i] = _patch(columns[i], _rows(fast[rest[c.name]]), parse)
+    return text.with_columns(columns)
+
+
+def _first_distinct(text: pl.DataFrame, names: list[str]) -> pl.Series:
+    """``pl.struct(names).is_first_distinct()``: a row whose hash no other row has is the
+    first of its kind; the rows that share a hash are compared by value."""
+    hashes = text.select(pl.struct(names).hash()).to_series()
+    ordered = hashes.sort()
+    repeated = ordered.filter(ordered == ordered.shift(1)).unique()
+    shared = hashes.is_in(repeated.implode())
+    return _patch(
+        ~shared,
+        _rows(shared),
+        lambda r: text.select(names)[r].select(pl.struct(names).is_first_distinct()).to_series(),
+    )
+
+
 def _first_occurrences(text: pl.DataFrame, names: list[str], seen: set[bytes]) -> pl.Series:
     """True for rows whose normalized text is not in ``seen`` (nor earlier in this frame);
     ``seen`` collects a 16-byte blake2b digest of every row, across the frames it is given."""
@@ -167,32 +276,32 @@ def normalize(
     A row identical (after normalization) to an earlier one is a duplicate; with ``seen``,
     "earlier" includes the rows of every frame normalized before with the same set (the
     chunks of one database read)."""
-    text = raw.with_columns([_normalized(c) for c in table.column_names])
-    parsed = text.with_columns([_parse(c.name, c.type).alias(c.name) for c in table.columns])
-    reasons: list[pl.Expr] = []
+    names = table.column_names
+    text = _text(raw, names)
+    parsed = _parsed(text, table)
+    checks: list[tuple[pl.Series, str]] = []
     for c in table.columns:
         was = text[c.name].is_not_null()
-        now = parsed[c.name].is_not_null()
-        reasons.append(
-            pl.when(pl.lit(was & ~now)).then(pl.lit(f"{c.name}: cannot parse as {c.type.value}"))
-        )
+        checks.append((was & parsed[c.name].is_null(), f"{c.name}: cannot parse as {c.type.value}"))
         if c.required:
-            reasons.append(pl.when(pl.lit(~was)).then(pl.lit(f"{c.name}: required value missing")))
-    if seen is None:
-        first = text.select(pl.struct(table.column_names).is_first_distinct()).to_series()
-    else:
-        first = _first_occurrences(text, table.column_names, seen)
-    reasons.append(
-        pl.when(pl.lit(~first)).then(pl.lit("duplicate_row: identical to an earlier row"))
-    )
-    reason = pl.concat_str(reasons, separator="; ", ignore_nulls=True)
-    with_reason = parsed.with_columns(reason.alias("_reason"))
-    bad = with_reason["_reason"].is_not_null() & (with_reason["_reason"] != "")
-    clean = with_reason.filter(~bad).drop("_reason")  # ROW stays: validation quarantines by it
+            checks.append((~was, f"{c.name}: required value missing"))
+    first = _first_distinct(text, names) if seen is None else _first_occurrences(text, names, seen)
+    checks.append((~first, "duplicate_row: identical to an earlier row"))
+    bad = pl.select(pl.any_horizontal([pl.lit(flag) for flag, _ in checks])).to_series()
+    # The reasons of the quarantined rows, in the order of the checks.
+    flags = pl.DataFrame({str(i): flag.filter(bad) for i, (flag, _) in enumerate(checks)})
+    reason = flags.select(
+        pl.concat_str(
+            [pl.when(pl.col(str(i))).then(pl.lit(why)) for i, (_, why) in enumerate(checks)],
+            separator="; ",
+            ignore_nulls=True,
+        )
+    ).to_series()
+    clean = parsed.filter(~bad)  # ROW stays: validation quarantines by it
     quarantine = raw.filter(bad).select(
         pl.col(ROW),
-        with_reason.filter(bad)["_reason"].alias("reason"),
-        pl.struct(table.column_names)
+        reason.alias("reason"),
+        pl.struct(names)
         .map_elements(lambda r: json.dumps(r, ensure_ascii=False), return_dtype=pl.String)
         .alias("raw_values"),
     )
