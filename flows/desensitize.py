@@ -95,28 +95,43 @@ def _apply(
 
 
 def scan_residual(
-    frame: pl.DataFrame, scanner: FastScanner, disclosed: Mapping[str, Iterable[str]] | None = None
+    frame: pl.DataFrame,
+    scanner: FastScanner,
+    disclosed: Mapping[str, Iterable[str]] | None = None,
+    codes: Iterable[str] = (),
 ) -> dict[str, dict[str, int]]:
     """Deny by default: every distinct value of every text or integer column is scanned.
 
     The scanner stands for the full Presidio analyzer (patterns, checksums and NER); personal
     entities are counted per column, kept ones (enterprise codes, organisations) are not, nor
-    the entities a column declares disclosed (a column whose NER entities are all accepted is
-    scanned by the patterns only).
+    the entities a column declares disclosed. NER (names, addresses, organisations) only reads
+    values that hold a letter; a column whose NER entities are all accepted, and the code
+    columns (entity keys and pseudonyms), are scanned by the patterns only.
     """
     found: dict[str, dict[str, int]] = {}
     disclosed = disclosed or {}
+    code_columns = set(codes)
     default_kept = kept_entities()
+    patterns = scanner.without_ner()
     for name, dtype in frame.schema.items():
         if not (dtype == pl.String or dtype.is_integer()):
             continue  # dates and floats cannot hold an identifier
         values = frame[name].cast(pl.String).drop_nulls().unique()
         kept = default_kept | frozenset(disclosed.get(name, ()))
-        use = scanner.without_ner() if scanner.ner_entities <= kept else scanner
-        counts = use.count_personal(values.to_list(), kept)
+        if scanner.ner_entities <= kept or name in code_columns or dtype.is_integer():
+            counts = patterns.count_personal(values.to_list(), kept)
+        else:
+            worded = values.str.contains(r"\p{L}")
+            counts = patterns.count_personal(values.filter(~worded).to_list(), kept)
+            counts += scanner.count_personal(values.filter(worded).to_list(), kept)
         if counts:
             found[name] = dict(counts)
     return found
+
+
+def _codes(table: SourceTable) -> list[str]:
+    """Columns our own policies turn into codes: entity keys and pseudonyms."""
+    return [c.name for c in table.columns if c.policy in (Policy.ENTITY_KEY, Policy.PSEUDONYMIZE)]
 
 
 def release_hash(table: SourceTable) -> str:
@@ -184,7 +199,7 @@ def desensitize_part(
     finds in them (counts add up across partitions)."""
     check_contract(table)
     frame = _apply(df, table, pseudo, scanner)
-    return frame, scan_residual(frame, scanner, _disclosed(table))
+    return frame, scan_residual(frame, scanner, _disclosed(table), _codes(table))
 
 
 def _disclosed(table: SourceTable) -> dict[str, tuple[str, ...]]:
@@ -221,7 +236,7 @@ def release_and_risk(
         except RiskThresholdError as e:  # too few records to hide among: nothing is released
             withheld = str(e)
         else:
-            leftover = scan_residual(release, scanner, _disclosed(table))
+            leftover = scan_residual(release, scanner, _disclosed(table), _codes(table))
             if leftover:  # generalization only coarsens: this would be a bug, never a release
                 raise ResidualPIIError(_residual_message(table, leftover))
     if release is None and table.quasi_identifiers:

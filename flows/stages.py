@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import socket
 import time
@@ -17,7 +18,7 @@ from flows import desensitize as desensitize_mod
 from flows import validate as validate_mod
 from flows.ingest import IngestResult, ingest_database, ingest_file
 from pdo import audit
-from pdo.lake import Manifest
+from pdo.lake import Lake, Manifest
 from pdo.ledger.db import session_scope
 from pdo.ledger.models import DatasetVersion, StageRun, ValidationResult
 from pdo.ledger.types import utcnow
@@ -156,6 +157,7 @@ class DesensitizedPart:
     residual: dict[str, dict[str, int]]
     seconds: float
     worker: str  # host:pid that ran it (the run's stats show where partitions went)
+    started_at: dt.datetime
 
 
 def entity_key_column(table: SourceTable) -> str:
@@ -186,7 +188,7 @@ def desensitize_partition(
     ws: Workspace, run_id: str, table: SourceTable, raw: Manifest, part: int
 ) -> DesensitizedPart:
     """Apply the column policies to one partition of the validated raw table (a mapped task)."""
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), utcnow()
     _, pseudo, scanner = _scanner(ws)
     frame, residual = desensitize_mod.desensitize_part(
         ws.lake.read_part(raw, part), table, pseudo, scanner
@@ -198,7 +200,7 @@ def desensitize_partition(
     os.replace(tmp, out)  # a re-run of the partition overwrites it whole
     worker = f"{socket.gethostname()}:{os.getpid()}"
     seconds = time.perf_counter() - started
-    return DesensitizedPart(part, str(out), frame.height, residual, seconds, worker)
+    return DesensitizedPart(part, str(out), frame.height, residual, seconds, worker, started_at)
 
 
 def finish_desensitize(
@@ -209,8 +211,9 @@ def finish_desensitize(
     parts: list[DesensitizedPart],
     started: dt.datetime | None = None,
 ) -> Manifest:
-    """Refuse residual personal data, store the partitions as one version, release and record."""
-    started = started or utcnow()
+    """Refuse residual personal data, store the partitions as one version, release and record
+    (the stage's time runs from its first partition's start)."""
+    started = min([started or utcnow(), *(p.started_at for p in parts)])
     key_id, _, scanner = _scanner(ws)
     parts = sorted(parts, key=lambda p: p.part)
     if [p.part for p in parts] != list(range(raw.parts)):
@@ -331,9 +334,17 @@ def run_inputs(ws: Workspace, authorization_id: str, registry: Manifest | None) 
         window = (auth.valid_from.date(), auth.valid_until.date())
     references: dict[str, set[str]] = {}
     if registry is not None:
-        codes = ws.lake.read(registry)["uscc"].drop_nulls().unique().to_list()
+        codes = _registry_codes(str(ws.lake.root), registry.zone, registry.table, registry.id)
         references["enterprise_registry.uscc"] = set(codes)
     return RunInputs(references=references, window=window)
+
+
+@functools.lru_cache(maxsize=2)
+def _registry_codes(lake_root: str, zone: str, table: str, dataset_id: str) -> frozenset[str]:
+    """The registry's codes, read once per process for all the tables that refer to them."""
+    lake = Lake(Path(lake_root))
+    frame = lake.read(lake.manifest(zone, table, dataset_id))
+    return frozenset(frame["uscc"].drop_nulls().unique().to_list())
 
 
 def validate_raw_table(
