@@ -397,7 +397,8 @@ def pipeline_flow(
                     item.raw,
                     run.authorization_id,
                     registry,
-                    partitions or partitions_for(item.raw.row_count, ws.settings),
+                    partitions
+                    or partitions_for(item.raw.row_count, ws.settings, table(item.table)),
                 )
                 for item in ingested
             }

@@ -39,9 +39,11 @@ class Settings(BaseSettings):
     dask_address: str | None = None
     workers: int = Field(default=2, ge=1)
     # Large tables are split into this many partitions by a hash of the entity key; stages
-    # map over them (0: one partition per PDO_PARTITION_ROWS rows).
+    # map over them (0: one partition per PDO_PARTITION_ROWS rows, or per
+    # PDO_PARTITION_TEXT_ROWS for tables with free text, whose NER is the costliest work).
     partitions: int = Field(default=0, ge=0)
     partition_rows: int = Field(default=1_000_000, ge=1)
+    partition_text_rows: int = Field(default=20_000, ge=1)
     # A console login lasts this long; then the user logs in again.
     console_session_minutes: int = Field(default=30, ge=1)
 

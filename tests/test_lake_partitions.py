@@ -91,3 +91,15 @@ def test_parts_that_disagree_on_the_schema_are_refused(tmp_path: Path) -> None:
     b = pl.DataFrame({"uscc": ["y"], "n": ["1"]})
     with pytest.raises(ValueError, match="schema"):
         Lake(tmp_path).write_parts([a, b], table="t", zone="raw", stage="s")
+
+
+def test_free_text_tables_get_more_partitions_than_their_rows_alone_would() -> None:
+    from flows.stages import partitions_for
+    from pdo.settings import Settings
+    from pdo.sources.tables import table
+
+    settings = Settings(partition_rows=1_000_000, partition_text_rows=20_000)
+    assert partitions_for(1_450_000, settings, table("utility_payments")) == 2
+    assert partitions_for(186_000, settings, table("penalties")) == 10  # summaries: NER
+    assert partitions_for(150, settings, table("penalties")) == 1
+    assert partitions_for(186_000, Settings(partitions=3), table("penalties")) == 3
