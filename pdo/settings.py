@@ -81,18 +81,13 @@ class Settings(BaseSettings):
         else:
             path = self.pseudonym_key_file or self.resolved_home / "secrets" / "pseudonym.key"
             if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(secrets.token_hex(32))
-                path.chmod(0o600)
+                _create_once(path, secrets.token_hex(32).encode())
             key = path.read_text().strip().encode()
         key_id = hashlib.sha256(b"pdo-key-id:" + key).hexdigest()[:12]
         return key_id, key
 
     def read_audit_signing_key(self) -> Ed25519PrivateKey:
         """The Ed25519 key that signs audit checkpoints; a local PEM file is made on first use."""
-        import os
-        import tempfile
-
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -104,16 +99,26 @@ class Settings(BaseSettings):
                 serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
             )
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".audit-signing.")  # mode 0600
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(pem)
-                os.link(tmp, path)  # never replaces a key another process made meanwhile
-            except FileExistsError:
-                pass
-            finally:
-                os.unlink(tmp)
+            _create_once(path, pem)
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(key, Ed25519PrivateKey):
             raise ValueError(f"{path} does not hold an Ed25519 private key")
         return key
+
+
+def _create_once(path: Path, content: bytes) -> None:
+    """Write a secret file whole (mode 0600) unless another thread or process made it first:
+    readers never see it half-written, and a key once made is never replaced."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
