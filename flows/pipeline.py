@@ -421,19 +421,25 @@ def pipeline_flow(
             )
             for name, c in checked.items()
         }
-        desensitized = _results(
-            {
-                name: desensitize_finish_task.submit(
-                    home,
-                    database_url,
-                    run_id,
-                    name,
-                    checked[name].raw,
-                    futures,  # type: ignore[arg-type]  # Prefect resolves them first
-                )
-                for name, futures in part_futures.items()
-            }
-        )
+        finishing = {
+            name: desensitize_finish_task.submit(
+                home,
+                database_url,
+                run_id,
+                name,
+                checked[name].raw,
+                futures,  # type: ignore[arg-type]  # Prefect resolves them first
+            )
+            for name, futures in part_futures.items()
+        }
+        try:
+            desensitized = _results(finishing)
+        except Exception:
+            for name in sorted(part_futures):  # name the failed partition's own error
+                for future in part_futures[name]:
+                    if future.state.is_failed():
+                        future.result()
+            raise
         validations = list(
             _results(
                 {

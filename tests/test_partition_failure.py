@@ -1,0 +1,40 @@
+"""A partition that fails names its own error, and the run is recorded as failed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from pdo.cli import app
+from pdo.ledger.db import session_scope
+from pdo.ledger.models import DatasetVersion, PipelineRun
+from pdo.settings import Settings
+from pdo.workspace import Workspace
+
+
+def test_a_failed_partition_fails_the_run_with_its_own_error(
+    prefect_harness: None, tmp_path: Path
+) -> None:
+    from pdo.gen import generate
+
+    source = tmp_path / "delivery"
+    generate(source, enterprises=120, seed=3, progress=False)
+    env = {"PDO_HOME": str(tmp_path / "home"), "PDO_PSEUDONYM_KEY": ""}  # an unusable key
+
+    def pdo(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(app, list(args), env=env)
+        return result.exit_code, result.output
+
+    assert pdo("department", "register")[0] == 0
+    assert pdo("authorization", "grant", "--reference", "数授〔2026〕F号")[0] == 0
+    code, out = pdo("run", "--source", str(source), "--partitions", "2")
+    assert code == 1
+    (error,) = [line for line in out.splitlines() if line.startswith("error:")]
+    assert error.endswith("failed: pseudonym key must not be empty")  # the cause, not NotReady
+    ws = Workspace.open(Settings(home=tmp_path / "home"))
+    with session_scope(ws.engine) as s:
+        (run,) = s.query(PipelineRun).all()
+        assert run.status == "failed" and "pseudonym key" in (run.error or "")
+        zones = {v.zone for v in s.query(DatasetVersion).all()}
+    assert "desensitized" not in zones and "product" not in zones  # nothing half-published
