@@ -219,9 +219,8 @@ def run_one(args: argparse.Namespace) -> int:
     from flows.runners import RunnerChoice
     from pdo.ledger.db import session_scope
     from pdo.ledger.models import StageRun
-    from pdo.registration import grant_authorization, register_departments
+    from pdo.registration import grant_every_table
     from pdo.settings import Settings
-    from pdo.sources.tables import SOURCE_TABLES
     from pdo.workspace import Workspace
     from products.registry import PRODUCTS
 
@@ -231,15 +230,8 @@ def run_one(args: argparse.Namespace) -> int:
 
     ws = Workspace.open(Settings(home=home))
     with session_scope(ws.engine) as s:
-        register_departments(s, "bench")
-        auth = grant_authorization(
-            s,
-            reference="bench-pipeline",
-            tables=[t.name for t in SOURCE_TABLES],
-            purposes=["贷前审查", "贷后管理"],
-            products=[p.name for p in PRODUCTS],
-            days=365,
-            actor="bench",
+        auth = grant_every_table(
+            s, reference="bench-pipeline", products=[p.name for p in PRODUCTS], actor="bench"
         )
         authorization_id = auth.id
     started = time.perf_counter()

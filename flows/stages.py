@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from sqlmodel import Session, col, select
 
 from flows import desensitize as desensitize_mod
@@ -235,7 +236,10 @@ def finish_desensitize(
         policy_hash=desensitize_mod.policy_hash(table, key_id),
         code_hash=desensitize_mod.code_hash(),
     )
-    release_frame, risk = desensitize_mod.release_and_risk(ws.lake.read(out), table, scanner)
+    release_frame: pl.DataFrame | None = None
+    risk: dict[str, Any] = {}
+    if table.release is not None or table.quasi_identifiers:  # both look at the whole table
+        release_frame, risk = desensitize_mod.release_and_risk(ws.lake.read(out), table, scanner)
     release = None
     if release_frame is not None:
         release = ws.lake.write(

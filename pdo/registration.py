@@ -75,6 +75,23 @@ class AuthorizationError(PermissionError):
     """No active authorization covers what was asked, or the actor may not change it."""
 
 
+def grant_every_table(
+    session: Session, *, reference: str, products: list[str], actor: str, days: int = 365
+) -> Authorization:
+    """Departments registered and one grant over every contracted table for both purposes:
+    the whole-city setup of the demo, the pipeline bench and runner tests."""
+    register_departments(session, actor)
+    return grant_authorization(
+        session,
+        reference=reference,
+        tables=[t.name for t in SOURCE_TABLES],
+        purposes=["贷前审查", "贷后管理"],
+        products=products,
+        days=days,
+        actor=actor,
+    )
+
+
 def grant_rights(tables: list[str], operator: str) -> dict[str, Any]:
     """三权分置: the departments keep holding their data; the operator may process and operate."""
     codes = {t.department for t in SOURCE_TABLES if t.name in tables}

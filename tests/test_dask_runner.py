@@ -12,7 +12,7 @@ from flows.pipeline import run_to_gate, start_run
 from flows.runners import RunnerChoice
 from pdo.ledger.db import session_scope
 from pdo.ledger.models import DatasetVersion, PipelineRun, StageRun
-from pdo.registration import grant_authorization, register_departments
+from pdo.registration import grant_every_table
 from pdo.settings import Settings
 from pdo.sources.tables import SOURCE_TABLES
 from pdo.workspace import Workspace
@@ -28,15 +28,8 @@ def _run(home: Path, source: Path, runner: RunnerChoice) -> dict[str, object]:
     (home / "secrets").mkdir(parents=True, exist_ok=True)
     (home / "secrets" / "pseudonym.key").write_text(KEY)
     with session_scope(ws.engine) as s:
-        register_departments(s, "test")
-        auth = grant_authorization(
-            s,
-            reference="数授〔2026〕D1号",
-            tables=[t.name for t in SOURCE_TABLES],
-            purposes=["贷前审查", "贷后管理"],
-            products=[p.name for p in PRODUCTS],
-            days=365,
-            actor="test",
+        auth = grant_every_table(
+            s, reference="数授〔2026〕D1号", products=[p.name for p in PRODUCTS], actor="test"
         )
         auth_id = auth.id
     run = start_run(ws, source, "alice", auth_id)

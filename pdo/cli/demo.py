@@ -121,7 +121,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Generate data, run to the gate, approve, publish, onboard a bank, call the API, serve."""
         from pdo.gen import generate
-        from pdo.registration import grant_authorization, register_departments
+        from pdo.registration import grant_every_table
         from pdo.signoff import decide
         from pdo.sources.tables import SOURCE_TABLES
         from pdo.subscribers import add_subscriber
@@ -148,18 +148,14 @@ def register(app: typer.Typer) -> None:
 
         _step(2, "登记部门、用户与授权 — departments, users, authorization")
         with session_scope(ws.engine) as s:
-            register_departments(s, "demo")
-            for name, role in DEMO_USERS:
-                add_user(s, name, Role(role), DEMO_PASSWORD, "demo")
-            auth = grant_authorization(
+            auth = grant_every_table(
                 s,
                 reference="数授〔2026〕001号",
-                tables=[t.name for t in SOURCE_TABLES],
-                purposes=["贷前审查", "贷后管理"],
                 products=[p.name for p in PRODUCTS],
-                days=365,
                 actor="demo",
             )
+            for name, role in DEMO_USERS:
+                add_user(s, name, Role(role), DEMO_PASSWORD, "demo")
             auth_id = auth.id
         console.print(
             f"authorization 数授〔2026〕001号 ({auth_id}) covers all {len(SOURCE_TABLES)} tables"
