@@ -22,27 +22,35 @@ GENESIS = "0" * 64
 CHAIN_LOCK = 7301  # PostgreSQL advisory lock serializing appends: one tail, no fork
 
 
+def canonical(value: Any) -> str:
+    """JSON with sorted keys and no spaces: the form every hash on the chain is taken of."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def digest(
     seq: int,
-    at: dt.datetime,
+    at: dt.datetime | str,
     actor: str,
     action: str,
     subject: str,
     details: Any,
     prev_hash: str,
+    *,
+    details_json: str | None = None,
 ) -> str:
-    """The hash of one event: canonical JSON of its fields and the previous event's hash."""
-    body = {
-        "seq": seq,
-        "at": at.isoformat(),
-        "actor": actor,
-        "action": action,
-        "subject": subject,
-        "details": details,
-        "prev": prev_hash,
-    }
-    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """The hash of one event: canonical JSON of its fields and the previous event's hash.
+
+    Equal to the canonical JSON of {"seq", "at", "actor", "action", "subject", "details",
+    "prev"} (tested), spelled out so a batch can hand over the details it already serialized.
+    """
+    stamp = at if isinstance(at, str) else at.isoformat()
+    inner = canonical(details) if details_json is None else details_json
+    text = (
+        f'{{"action":{canonical(action)},"actor":{canonical(actor)},"at":{canonical(stamp)},'
+        f'"details":{inner},"prev":{canonical(prev_hash)},"seq":{int(seq)},'
+        f'"subject":{canonical(subject)}}}'
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _digest(event: AuditEvent) -> str:
@@ -82,16 +90,19 @@ class Linked:
     entry: Entry
     prev_hash: str
     hash: str
+    details_json: str  # the details as hashed (canonical JSON), to store as they are
 
 
 def link(tail: tuple[int, str] | None, at: dt.datetime, entries: Sequence[Entry]) -> list[Linked]:
     """Chain entries after the tail (seq, hash) of the chain; a pure function of its inputs."""
     seq, prev = tail if tail is not None else (0, GENESIS)
+    stamp = at.isoformat()
     linked = []
     for e in entries:
         seq += 1
-        h = digest(seq, at, e.actor, e.action, e.subject, e.details, prev)
-        linked.append(Linked(seq, at, e, prev, h))
+        details = canonical(e.details)
+        h = digest(seq, stamp, e.actor, e.action, e.subject, None, prev, details_json=details)
+        linked.append(Linked(seq, at, e, prev, h, details))
         prev = h
     return linked
 

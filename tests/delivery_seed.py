@@ -145,19 +145,19 @@ def seed_delivery(
 
 
 @contextmanager
-def delivery_ledger(tmp_path: Path, backend: str) -> Iterator[DeliveryLedger]:
+def delivery_ledger(tmp_path: Path, backend: str, **bank_limits: int) -> Iterator[DeliveryLedger]:
     """A seeded delivery ledger on SQLite or on a fresh PostgreSQL database, disposed after."""
     from tests.pg import fresh_database
 
     if backend == "sqlite":
-        seeded = seed_delivery(tmp_path)
+        seeded = seed_delivery(tmp_path, **bank_limits)
         try:
             yield seeded
         finally:
             seeded.engine.dispose()
         return
     with fresh_database() as url:
-        seeded = seed_delivery(tmp_path, url)
+        seeded = seed_delivery(tmp_path, url, **bank_limits)
         try:
             yield seeded
         finally:

@@ -767,3 +767,43 @@ def _bulk(engine: Engine, n: int, chunk: int = 20_000) -> None:
                 ],
             )
         tail = (linked[-1].seq, linked[-1].hash)
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seq=st.integers(min_value=1, max_value=10**12),
+    actor=st.text(),
+    action=st.text(),
+    subject=st.text(),
+    details=st.dictionaries(st.text(), _JSON_VALUES, max_size=6),
+)
+def test_digest_is_the_hash_of_the_canonical_event(
+    seq: int, actor: str, action: str, subject: str, details: dict[str, Any]
+) -> None:
+    """The spelled-out digest (and link's pre-serialized details) equal the documented form."""
+    at = dt.datetime(2026, 12, 1, 8, 30, 0, 123456, tzinfo=dt.UTC)
+    body = {
+        "seq": seq,
+        "at": at.isoformat(),
+        "actor": actor,
+        "action": action,
+        "subject": subject,
+        "details": details,
+        "prev": audit.GENESIS,
+    }
+    expected = hashlib.sha256(
+        json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    ).hexdigest()
+    assert audit.digest(seq, at, actor, action, subject, details, audit.GENESIS) == expected
+    (placed,) = audit.link(
+        (seq - 1, audit.GENESIS), at, [audit.Entry(actor, action, subject, details)]
+    )
+    assert placed.hash == expected
+    assert json.loads(placed.details_json) == details

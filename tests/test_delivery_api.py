@@ -37,6 +37,7 @@ from tests.delivery_seed import (
     PRICE_FEN,
     VERSION,
     DeliveryLedger,
+    delivery_ledger,
     seed_delivery,
 )
 from tests.live_api import serve_api
@@ -247,19 +248,23 @@ def test_the_monthly_quota_stops_the_call_after_the_last_one_paid_for(
     assert count(ledger, UsageEvent) == 3
 
 
-def test_the_daily_budget_counts_distinct_enterprises(tmp_path: Path) -> None:
-    ledger = seed_delivery(tmp_path, daily_enterprise_budget=2)
-    for i in range(3):
-        ledger.consent(A, COMPANIES[i], f"C-{i}")
-    with serve_api(ledger.settings) as base:
-        codes = [
-            ask(base, ledger.keys[A], COMPANIES[i], consent=f"C-{i}").status_code
-            for i in (0, 1, 0, 1, 2)
-        ]
-        refused = ask(base, ledger.keys[A], COMPANIES[2], consent="C-2").json()
-    assert codes == [200, 200, 200, 200, 429]  # asking again for a disclosed one costs no budget
-    assert refused["error"]["code"] == "disclosure_budget_exceeded"
-    assert count(ledger, RefusedCall, col(RefusedCall.flagged)) == 2
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_daily_budget_counts_distinct_enterprises(tmp_path: Path, backend: str) -> None:
+    with delivery_ledger(tmp_path, backend, daily_enterprise_budget=2) as ledger:
+        for i in range(3):
+            ledger.consent(A, COMPANIES[i], f"C-{i}")
+        with serve_api(ledger.settings) as base:
+            codes = [
+                ask(base, ledger.keys[A], COMPANIES[i], consent=f"C-{i}").status_code
+                for i in (0, 1, 0, 1, 2)
+            ]
+            refused = ask(base, ledger.keys[A], COMPANIES[2], consent="C-2").json()
+        assert codes == [200, 200, 200, 200, 429]  # a disclosed one again costs no budget
+        assert refused["error"]["code"] == "disclosure_budget_exceeded"
+        assert count(ledger, RefusedCall, col(RefusedCall.flagged)) == 2
 
 
 def test_a_disputed_result_is_withheld_and_a_corrected_one_served(
@@ -321,11 +326,18 @@ def test_the_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
     assert count(ledger, RefusedCall, RefusedCall.code == "rate_limited") == len(limited)
 
 
-def test_a_revocation_takes_effect_on_the_next_call(ledger: DeliveryLedger, api: str) -> None:
-    ledger.consent(A, COMPANIES[0], "C-1")
-    assert ask(api, ledger.keys[A]).status_code == 200
-    _revoke_first_key(ledger)
-    assert ask(api, ledger.keys[A]).json()["error"]["code"] == "invalid_api_key"
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_revocation_takes_effect_on_the_next_call(tmp_path: Path, backend: str) -> None:
+    with delivery_ledger(tmp_path, backend) as ledger:
+        ledger.consent(A, COMPANIES[0], "C-1")
+        with serve_api(ledger.settings) as base:
+            assert ask(base, ledger.keys[A]).status_code == 200
+            _revoke_first_key(ledger)
+            refused = ask(base, ledger.keys[A])
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] == "invalid_api_key"
+        assert count(ledger, UsageEvent) == 1
+        assert count(ledger, RefusedCall, RefusedCall.code == "invalid_api_key") == 1
 
 
 def _hammer(ledger: DeliveryLedger, base: str, calls: int) -> list[httpx.Response]:

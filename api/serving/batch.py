@@ -12,6 +12,7 @@ import hmac
 import json
 import uuid
 from collections import defaultdict
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from sqlalchemy import Connection
 
 from api.serving.requests import PORTFOLIO_PURPOSES, Refusal, RefusedElsewhere, ScoreLookup
 from api.serving.snapshot import KeyEntry, Snapshot, read_generation
-from api.serving.sql import Driver
+from api.serving.sql import Plan, Query, Rows, Statements
 from pdo import audit
 from pdo.delivery.metering import USAGE_ACTIONS, usage_details
 from pdo.delivery.periods import business_day, business_month
@@ -239,17 +240,21 @@ REFUSED_COLUMNS = (
 
 
 class ServingBatch:
-    """Runs one batch on one connection inside the caller's transaction."""
+    """Decides one batch: its plan asks for the reads it needs and leaves its writes in `db`.
 
-    def __init__(self, conn: Connection, snapshot: Snapshot, now: dt.datetime) -> None:
-        self.db, self.snapshot, self.now = Driver(conn), snapshot, now
+    The caller runs the plan, then the writes, inside one transaction (`api.serving.worker`).
+    """
+
+    def __init__(self, sqlite: bool, snapshot: Snapshot, now: dt.datetime) -> None:
+        self.db, self.snapshot, self.now = Statements(sqlite), snapshot, now
         self.stamp = self.db.ts_in(now)
         self.usage: list[tuple[Any, ...]] = []
         self.refused: list[tuple[Any, ...]] = []
         self.entries: list[audit.Entry] = []  # for the audit chain, in decision order
         self.tail: list[tuple[Any, ...]] | None = None  # the chain's last (seq, hash), once read
 
-    def run(self, jobs: list[ScoreLookup | RefusedElsewhere]) -> None:
+    def plan(self, jobs: list[ScoreLookup | RefusedElsewhere]) -> Plan:
+        """Decide every job; yields the reads it needs (see `api.serving.sql.Plan`)."""
         admitted: list[Admitted] = []
         for job in jobs:
             if isinstance(job, RefusedElsewhere):
@@ -265,19 +270,23 @@ class ServingBatch:
             else:
                 admitted.append(decided)
         if admitted:
-            self._lookups(admitted)
+            yield from self._lookups(admitted)
         self.db.insert("usage_event", USAGE_COLUMNS, self.usage)
         self.db.insert("refused_call", REFUSED_COLUMNS, self.refused)
-        self._chain()
-        self.db.flush()
+        yield from self._chain()
 
-    def _chain_reads(self) -> list[tuple[str, list[Any]]]:
+    def _read(self, queries: list[Query]) -> Generator[list[Query], list[Rows], list[Rows]]:
+        """Ask the runner for these reads (one round trip on PostgreSQL) and get their rows."""
+        rows: list[Rows] = yield [(self.db.sql(sql), params) for sql, params in queries]
+        return rows
+
+    def _chain_reads(self) -> list[Query]:
         """The reads that fix the audit chain's tail for this transaction.
 
         On PostgreSQL the chain lock comes first and is held to commit, so no other writer
         appends meanwhile; on SQLite the transaction began IMMEDIATE, which already excludes them.
         """
-        tail: tuple[str, list[Any]] = (
+        tail: Query = (
             "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1",
             [],
         )
@@ -285,12 +294,12 @@ class ServingBatch:
             return [tail]
         return [(f"SELECT pg_advisory_xact_lock({audit.CHAIN_LOCK})", []), tail]
 
-    def _chain(self) -> None:
+    def _chain(self) -> Generator[list[Query], list[Rows], None]:
         """Append this batch's decisions to the audit chain after its tail (one statement)."""
         if not self.entries:
             return
         if self.tail is None:  # no lookup read it along with its other reads
-            self.tail = self.db.rows_all(self._chain_reads())[-1]
+            self.tail = (yield from self._read(self._chain_reads()))[-1]
         start = self.tail[0] if self.tail else None
         linked = audit.link(start, self.now.astimezone(dt.UTC), self.entries)
         self.db.insert(
@@ -303,7 +312,7 @@ class ServingBatch:
                     e.entry.actor,
                     e.entry.action,
                     e.entry.subject,
-                    json.dumps(e.entry.details, ensure_ascii=False, separators=(",", ":")),
+                    e.details_json,
                     e.prev_hash,
                     e.hash,
                 )
@@ -311,7 +320,7 @@ class ServingBatch:
             ],
         )
 
-    def _lookups(self, admitted: list[Admitted]) -> None:
+    def _lookups(self, admitted: list[Admitted]) -> Generator[list[Query], list[Rows], None]:
         db = self.db
         subscribers = sorted({a.key.subscriber_id for a in admitted})
         entities = sorted({a.job.entity for a in admitted})
@@ -330,7 +339,7 @@ class ServingBatch:
         )
         served_in, served_args = db.isin("s.uscc", entities)
         counters_in, counters_args = db.isin("counter", sorted(wanted))
-        reads: dict[str, tuple[str, list[Any]]] = {}
+        reads: dict[str, Query] = {}
         if not db.sqlite:  # one bank's batches in turn across API processes (row locks)
             lock, lock_args = db.isin("id", subscribers)
             reads["lock"] = (
@@ -351,8 +360,9 @@ class ServingBatch:
                 [*owner_args, *member_args],
             )
         reads["served"] = (
-            "SELECT s.product_version_id, s.uscc, s.score, s.grade, s.details, "
-            "c.objection_id, c.score, c.grade, c.details FROM served_score s "
+            # details as stored text: the answer embeds them without a parse and a re-dump
+            "SELECT s.product_version_id, s.uscc, s.score, s.grade, CAST(s.details AS TEXT), "
+            "c.objection_id, c.score, c.grade, CAST(c.details AS TEXT) FROM served_score s "
             "LEFT JOIN score_correction c ON c.product_version_id = s.product_version_id "
             f"AND c.uscc = s.uscc WHERE {versions_in} AND {served_in}",
             [*versions_args, *served_args],
@@ -361,18 +371,28 @@ class ServingBatch:
             f"SELECT product_name, uscc FROM objection WHERE status = 'open' AND {entities_in}",
             entities_args,
         )
-        reads["disclosed"] = (
-            "SELECT subscriber_id, uscc FROM disclosed_enterprise "
-            f"WHERE day = ? AND {subs_in} AND {entities_in}",
-            [db.day_in(day), *subs_args, *entities_args],
-        )
+        if db.sqlite:
+            reads["disclosed"] = (
+                "SELECT subscriber_id, uscc FROM disclosed_enterprise "
+                f"WHERE day = ? AND {subs_in} AND {entities_in}",
+                [db.day_in(day), *subs_args, *entities_args],
+            )
+        else:  # one index probe per (bank, enterprise): with `uscc = ANY(?)` PostgreSQL's
+            # planner kept uscc as a filter and read the bank's whole day on every batch.
+            pairs = sorted({(a.key.subscriber_id, a.job.entity) for a in admitted})
+            reads["disclosed"] = (
+                "SELECT d.subscriber_id, d.uscc FROM unnest(?::text[], ?::text[]) "
+                "AS k(subscriber_id, uscc) JOIN disclosed_enterprise d "
+                "ON d.subscriber_id = k.subscriber_id AND d.day = ? AND d.uscc = k.uscc",
+                [[p[0] for p in pairs], [p[1] for p in pairs], db.day_in(day)],
+            )
         reads["counters"] = (
             "SELECT counter, period, used FROM serving_counter "
             f"WHERE {counters_in} AND period IN (?, ?)",
             [*counters_args, day.isoformat(), period],
         )
         chain_reads = self._chain_reads()  # in the same round trip as the lookup's reads
-        results = db.rows_all([*reads.values(), *chain_reads])
+        results = yield from self._read([*reads.values(), *chain_reads])
         self.tail = results[-1]
         got = dict(zip(reads, results[: len(reads)], strict=True))
         consents = {

@@ -73,12 +73,15 @@ class ProductEntry:
     live: LiveVersion | None
 
 
+GENERATION_SQL = "SELECT n FROM serving_generation WHERE id = 1"
+
+
 def read_generation(conn: Connection) -> int:
     """The serving generation as committed (0 before the first change); read at every batch."""
     raw = conn.connection.dbapi_connection
     assert raw is not None
     cursor = raw.cursor()
-    cursor.execute("SELECT n FROM serving_generation WHERE id = 1")
+    cursor.execute(GENERATION_SQL)
     row = cursor.fetchone()
     return int(row[0]) if row else 0
 
