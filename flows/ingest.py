@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
+import csv
 import hashlib
 import io
 import json
+import re
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,35 +47,242 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _check_declared_encoding(path: Path, data: bytes, encoding: str) -> None:
-    """GBK decodes most UTF-8 bytes into mojibake; refuse a UTF-8 file declared as GBK."""
-    if encoding.lower() in ("gbk", "gb2312", "gb18030") and not data.isascii():
+# Chinese text in UTF-8: 3-byte sequences for CJK radicals, punctuation and ideographs
+# (U+2E80-U+9FFF) and full-width forms. GBK text is often valid UTF-8 by chance ("统一" is), but
+# it reads as such characters next to never: none of the 21,626 CLUENER entity names, encoded
+# in GBK, did. So a line of them is UTF-8, whatever the file declares.
+_UTF8_WIDE = re.compile(rb"[\xe2-\xe9\xef][\x80-\xbf]{2}")
+_CHINESE = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")
+_GBK = ("gbk", "gb2312", "gb18030")
+_ASCII = bytes(range(0x80))
+# Byte-order marks, UTF-32 before UTF-16 (whose little-endian mark begins UTF-32's).
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF8, "UTF-8"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    """The 1-based line of a byte offset: messages name lines, never the values on them."""
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _utf8_chinese_line(data: bytes) -> int | None:
+    """The first line that reads as UTF-8 Chinese text, if any."""
+    if _UTF8_WIDE.search(data.translate(None, _ASCII)) is None:
+        return None  # no candidate even among the non-ASCII bytes alone: skip the slow scan
+    pos = 0
+    while (found := _UTF8_WIDE.search(data, pos)) is not None:
+        start = data.rfind(b"\n", 0, found.start()) + 1
+        end = data.find(b"\n", found.end())
+        end = len(data) if end < 0 else end
         try:
-            data.decode("utf-8")
+            if _CHINESE.search(data[start:end].decode("utf-8")):
+                return _line_of(data, start)
         except UnicodeDecodeError:
-            return
-        raise SourceFileError(f"{path.name}: not valid {encoding} text (the file is UTF-8)")
+            pass
+        pos = end
+    return None
 
 
-def _read_xlsx(path: Path) -> pl.DataFrame:
-    """Every sheet as text through calamine (Rust); rows past Excel's limit continue on
-    further sheets, which must repeat the first sheet's header."""
+def _check_declared_encoding(path: Path, data: bytes, encoding: str) -> None:
+    """GBK decodes UTF-8 bytes into mojibake without an error: refuse UTF-8 Chinese text in a
+    file declared GBK, be it the whole file or some lines pasted in from elsewhere."""
+    if encoding.lower() not in _GBK or data.isascii():
+        return
+    line = _utf8_chinese_line(data)
+    if line is None:
+        return
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SourceFileError(
+            f"{path.name}: line {line} is UTF-8 text in a file declared {encoding} "
+            "(mixed encodings)"
+        ) from None
+    raise SourceFileError(f"{path.name}: not valid {encoding} text (the file is UTF-8)")
+
+
+def _check_bytes(path: Path, data: bytes, encoding: str) -> None:
+    """What no CSV in the declared encoding holds: nothing at all, another encoding's
+    byte-order mark, NUL bytes (UTF-16 without a mark, or a damaged file)."""
+    if not data:
+        raise SourceFileError(f"{path.name}: the file is empty (0 bytes)")
+    declared = codecs.lookup(encoding).name
+    for bom, name in _BOMS:
+        if data.startswith(bom) and not (name == "UTF-8" and declared == "utf-8"):
+            raise SourceFileError(f"{path.name}: {name} text (byte-order mark), not {encoding}")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise SourceFileError(
+            f"{path.name}: NUL byte at byte {nul} (line {_line_of(data, nul)}): "
+            f"UTF-16 text or a damaged file, not {encoding}"
+        )
+
+
+# How codecs report bytes that stop in the middle of a character (UTF-8, GBK).
+_CUT_OFF = ("unexpected end of data", "incomplete multibyte sequence")
+
+
+def _decode(path: Path, data: bytes, encoding: str) -> str:
+    """The text of a CSV that ends as complete files do; a cut names itself."""
+    codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError as exc:
+        if exc.end == len(data) and exc.reason in _CUT_OFF:
+            raise SourceFileError(
+                f"{path.name}: ends in the middle of a {encoding} character: the file is cut off"
+            ) from None
+        raise SourceFileError(
+            f"{path.name}: not valid {encoding} text at byte {exc.start} "
+            f"(line {_line_of(data, exc.start)})"
+        ) from None
+    if not data.endswith((b"\n", b"\r")):
+        raise SourceFileError(
+            f"{path.name}: no line break after the last line: the file looks cut off "
+            "(a complete export ends with one; ask the department to deliver it again)"
+        )
+    return text
+
+
+def _first_bad_line(text: str) -> int | None:
+    """Where Python's csv module (strict quoting) first finds a record it cannot read, or one
+    wider than the header: the line the record starts on."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
+    try:
+        width = len(next(reader))
+        while True:
+            start = reader.line_num + 1
+            row = next(reader)
+            if len(row) > width:
+                return start
+    except StopIteration:
+        return None
+    except csv.Error:
+        return start
+
+
+def _csv_problem(text: str, message: str) -> str:
+    """What polars refused in a CSV, in words, without quoting it: its message quotes the
+    rows, personal data and all."""
+    if "more fields" in message:
+        what = "a row has more fields than the header"
+    elif "escaped" in message or "malformed" in message:
+        what = "quotes do not pair up (a quoted field left open, or a stray quote)"
+    else:
+        what = "not well-formed CSV"
+    line = _first_bad_line(text)
+    return what if line is None else f"{what} (from line {line})"
+
+
+def _repeated_columns(table: SourceTable, columns: list[str], suffix: str) -> list[str]:
+    """Contract columns the header names twice (the reader renamed the second with suffix)."""
+    return [
+        c
+        for c in table.column_names
+        if any(re.fullmatch(re.escape(c) + suffix, n) for n in columns)
+    ]
+
+
+def _read_csv(path: Path, table: SourceTable) -> pl.DataFrame:
+    """A CSV's rows as text, or a SourceFileError naming what is wrong and on which line."""
+    data = path.read_bytes()
+    _check_bytes(path, data, table.encoding)
+    if b"\r" in data and b"\n" not in data:  # classic Mac line ends; no encoding here uses \r
+        data = data.replace(b"\r", b"\n")
+    _check_declared_encoding(path, data, table.encoding)
+    text = _decode(path, data, table.encoding)
+    try:
+        df = pl.read_csv(io.StringIO(text), infer_schema=False)
+    except pl.exceptions.ComputeError as exc:
+        raise SourceFileError(f"{path.name}: {_csv_problem(text, str(exc))}") from None
+    repeated = _repeated_columns(table, df.columns, r"_duplicated_\d+")
+    if repeated:
+        raise SourceFileError(f"{path.name}: the header names {repeated} more than once")
+    return df
+
+
+# Apache POI's zip-bomb limits (ZipSecureFile): a part expands at most 100 times and to 4 GiB at
+# most. calamine holds a sheet's whole XML in memory and trusts no size, so they are checked
+# here on the sizes the zip's directory declares; parts under 10 MiB are harmless at any ratio.
+XLSX_MAX_RATIO = 100
+XLSX_MAX_PART_BYTES = 4 << 30
+XLSX_RATIO_FROM_BYTES = 10 << 20
+_OLE2 = bytes.fromhex("D0CF11E0A1B11AE1")  # the container of .xls and of encrypted workbooks
+
+
+def _check_workbook(path: Path) -> None:
+    """An .xlsx is a zip of XML parts: refuse what is not one, or would expand past memory."""
+    with path.open("rb") as fh:
+        head = fh.read(len(_OLE2))
+    if not head:
+        raise SourceFileError(f"{path.name}: the file is empty (0 bytes)")
+    if head == _OLE2:
+        raise SourceFileError(
+            f"{path.name}: a legacy .xls or password-protected workbook, not .xlsx "
+            "(save it as .xlsx without a password)"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            parts = archive.infolist()
+    except zipfile.BadZipFile:
+        raise SourceFileError(
+            f"{path.name}: not an .xlsx workbook (no zip directory: cut off, or another format)"
+        ) from None
+    for part in parts:
+        ratio = part.file_size / max(part.compress_size, 1)
+        if part.file_size > XLSX_MAX_PART_BYTES or (
+            part.file_size > XLSX_RATIO_FROM_BYTES and ratio > XLSX_MAX_RATIO
+        ):
+            raise SourceFileError(
+                f"{path.name}: part {part.filename!r} would expand to {part.file_size:,} bytes "
+                f"from {part.compress_size:,} ({ratio:,.0f}x): refused as a possible zip bomb"
+            )
+
+
+def _read_xlsx(path: Path, table: SourceTable) -> pl.DataFrame:
+    """The table's columns from every visible sheet, as text, one sheet after another (rows past
+    Excel's limit continue on further sheets, each with the header). Blank sheets, and hidden
+    ones without the table's columns (the lists behind drop-downs), are skipped; a hidden sheet
+    with them is refused: its rows would arrive unseen by whoever sent the file."""
     import fastexcel
 
+    _check_workbook(path)
     reader = fastexcel.read_excel(path)
     frames: list[pl.DataFrame] = []
-    header: list[str] = []
     for name in reader.sheet_names:
         sheet = reader.load_sheet_by_name(name, dtypes="string")
+        columns = [c.name for c in sheet.available_columns()]
+        missing = [c for c in table.column_names if c not in columns]
+        if sheet.visible != "visible":
+            if len(missing) < len(table.column_names):
+                raise SourceFileError(
+                    f"{path.name}: sheet {name!r} is hidden but holds the table's columns: "
+                    "unhide it (its rows are delivered too) or delete it"
+                )
+            continue
+        if not columns:
+            continue  # an empty sheet (say, a notes tab left blank) holds no rows
+        if len(missing) == len(table.column_names):
+            raise SourceFileError(
+                f"{path.name}: sheet {name!r} holds none of the table's columns (every visible "
+                "sheet must hold the table: move notes out of the workbook)"
+            )
+        if missing:
+            raise SourceFileError(f"{path.name}: sheet {name!r}: missing columns {missing}")
+        repeated = _repeated_columns(table, columns, r"_\d+")
+        if repeated:
+            raise SourceFileError(
+                f"{path.name}: sheet {name!r}: the header names {repeated} more than once"
+            )
         frame = pl.from_arrow(sheet.to_arrow())
         assert isinstance(frame, pl.DataFrame)
-        if not frame.columns:
-            continue  # an empty sheet (say, a notes tab left blank) holds no rows
-        if not header:
-            header = frame.columns
-        elif frame.columns != header:
-            raise SourceFileError(f"{path.name}: sheet {name!r} has another header")
-        frames.append(frame.select(pl.all().cast(pl.String)))
+        frames.append(frame.select(pl.col(table.column_names).cast(pl.String)))
     return pl.concat(frames) if frames else pl.DataFrame()
 
 
@@ -79,21 +290,14 @@ def read_as_text(path: Path, table: SourceTable) -> pl.DataFrame:
     """Every column as text, exactly as delivered, with the 1-based data row number."""
     try:
         if table.file_format == "csv":
-            data = path.read_bytes()
-            _check_declared_encoding(path, data, table.encoding)
-            text = data.decode(table.encoding)
-            df = pl.read_csv(io.StringIO(text), infer_schema=False)
+            df = _read_csv(path, table)
         elif table.file_format == "xlsx":
-            df = _read_xlsx(path)
+            df = _read_xlsx(path, table)
         elif table.file_format == "parquet":
             df = pl.read_parquet(path)
             df = df.select(pl.all().cast(pl.String))
         else:
             raise SourceFileError(f"{path.name}: unsupported format {table.file_format!r}")
-    except UnicodeDecodeError as exc:
-        raise SourceFileError(
-            f"{path.name}: not valid {table.encoding} text at byte {exc.start}"
-        ) from exc
     except SourceFileError:
         raise
     except Exception as exc:  # a broken file must say which file and why
@@ -153,6 +357,10 @@ _DATE = r"^(\d{4})\s*[-/.年]?\s*(\d{1,2})\s*[-/.月]?\s*(\d{1,2})\s*日?$"
 _MONTH = r"^(\d{4})\s*[-/.年]?\s*(\d{1,2})\s*月?$"
 
 
+# The largest whole-yuan amount whose fen fit an Int64 (a larger one cannot parse: quarantined).
+MAX_AMOUNT_YUAN = (2**63 - 1 - 99) // 100
+
+
 def _parse(name: str, kind: ColumnType) -> pl.Expr:
     """Typed value of normalized text (null: cannot parse). ``_shortcut`` gives the same
     values for the usual shapes of text more cheaply; this parses the rest."""
@@ -171,7 +379,7 @@ def _parse(name: str, kind: ColumnType) -> pl.Expr:
         )
         sign = pl.when(src.str.starts_with("-")).then(-1).otherwise(1)
         fen = yuan.abs() * 100 + frac
-        return pl.when(ok).then(sign * fen).otherwise(None)
+        return pl.when(ok & (yuan.abs() <= MAX_AMOUNT_YUAN)).then(sign * fen).otherwise(None)
     if kind is ColumnType.DATE:
         groups = src.str.extract_groups(_DATE)
         iso = pl.concat_str(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,18 +13,26 @@ import polars as pl
 
 # A cell starting with one of these is run as a formula by Excel, LibreOffice and Sheets.
 FORMULA_PATTERN = r"^[=+\-@\t\r]"
+_CATEGORIES = (pl.Categorical, pl.Enum)
+
+
+def _safe_text(value: str) -> str:
+    """One text cell made safe the way spreadsheet_safe makes a column."""
+    return "'" + value if re.match(FORMULA_PATTERN, value) else value
 
 
 def spreadsheet_safe(frame: pl.DataFrame) -> pl.DataFrame:
-    """Text cells a spreadsheet would execute get a leading apostrophe (shown, not run)."""
-    return frame.with_columns(
-        pl.when(pl.col(name).str.contains(FORMULA_PATTERN))
-        .then(pl.lit("'") + pl.col(name))
-        .otherwise(pl.col(name))
+    """Text cells a spreadsheet would execute get a leading apostrophe (shown, not run): the
+    values of text and categorical columns, and the column names (a CSV's header row)."""
+    text = [n for n, t in frame.schema.items() if t == pl.String or isinstance(t, _CATEGORIES)]
+    safe = frame.with_columns(
+        pl.when(pl.col(name).cast(pl.String).str.contains(FORMULA_PATTERN))
+        .then(pl.lit("'") + pl.col(name).cast(pl.String))
+        .otherwise(pl.col(name).cast(pl.String))
         .alias(name)
-        for name, dtype in frame.schema.items()
-        if dtype == pl.String
+        for name in text
     )
+    return safe.rename({name: _safe_text(name) for name in safe.columns})
 
 
 def csv_bytes(frame: pl.DataFrame) -> bytes:
@@ -36,14 +45,20 @@ def csv_bytes(frame: pl.DataFrame) -> bytes:
 def xlsx_bytes(sheets: Mapping[str, pl.DataFrame]) -> bytes:
     """A workbook with one sheet per frame; every text cell is stored as text, never a formula."""
     from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    def cell_text(value: str) -> str:
+        """Control characters XML cannot hold (openpyxl would refuse the workbook) as U+FFFD."""
+        return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
 
     book = Workbook()
     book.remove(book.active)
     for title, frame in sheets.items():
         sheet = book.create_sheet(title=title[:31])
-        sheet.append(list(frame.columns))
-        for row in spreadsheet_safe(frame).iter_rows():
-            sheet.append(list(row))
+        safe = spreadsheet_safe(frame)
+        sheet.append([cell_text(name) for name in safe.columns])
+        for row in safe.iter_rows():
+            sheet.append([cell_text(v) if isinstance(v, str) else v for v in row])
         for cells in sheet.iter_rows(min_row=1):
             for cell in cells:
                 if isinstance(cell.value, str):

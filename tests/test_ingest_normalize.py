@@ -49,7 +49,8 @@ def _ref_parse(name: str, kind: ColumnType) -> pl.Expr:
         )
         sign = pl.when(src.str.starts_with("-")).then(-1).otherwise(1)
         fen = yuan.abs() * 100 + frac
-        return pl.when(ok).then(sign * fen).otherwise(None)
+        fits = yuan.abs() <= 92_233_720_368_547_757  # no Int64 wrap in yuan * 100 + frac
+        return pl.when(ok & fits).then(sign * fen).otherwise(None)
     if kind is ColumnType.DATE:
         groups = src.str.extract_groups(_REF_DATE)
         iso = pl.concat_str(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import PurePosixPath
 
 from pdo.privacy.risk import QuasiIdentifier
 
@@ -96,6 +97,12 @@ class SourceTable:
             if col.name == name:
                 return col
         raise KeyError(f"{self.name} has no column {name!r}")
+
+    def __post_init__(self) -> None:
+        # A delivery is found as source_dir / file_name: a path here would read outside it.
+        name = self.file_name
+        if name in ("", ".", "..") or PurePosixPath(name).name != name or "\\" in name:
+            raise ContractError(f"contract {self.name}: file_name {name!r} is not a bare file name")
 
     @property
     def column_names(self) -> list[str]:
