@@ -41,15 +41,19 @@ if not runs:
     st.info("暂无质量报告：运行完成校验后会在此生成。")
     st.stop()
 
-ids = [r.id for r in runs]
+# Options are run ids: Streamlit compares widget values with ==, which a run's quality
+# DataFrame refuses (it raised on every rerun once a run with Data Docs was chosen).
+by_id = {r.id: r for r in runs}
+ids = list(by_id)
 wanted = st.query_params.get("run")
-run = st.selectbox(
+chosen = st.selectbox(
     "运行",
-    runs,
+    ids,
     index=ids.index(wanted) if wanted in ids else 0,
-    format_func=lambda r: r.label,
+    format_func=lambda run_id: by_id[run_id].label,
     key="quality-run",
 )
+run = by_id[chosen]
 st.query_params["run"] = run.id
 
 st.subheader("质量维度")
