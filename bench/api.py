@@ -144,6 +144,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# The process id of each running server, by base URL (bench/soak.py samples its memory).
+SERVER_PIDS: dict[str, int] = {}
+
+
 @contextmanager
 def server(kind: str, env: dict[str, str]) -> Iterator[str]:
     """A uvicorn subprocess serving kind; yields its base URL, stops it afterwards."""
@@ -154,6 +158,7 @@ def server(kind: str, env: dict[str, str]) -> Iterator[str]:
         cwd=ROOT,
     )
     base = f"http://127.0.0.1:{port}"
+    SERVER_PIDS[base] = proc.pid
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -168,6 +173,7 @@ def server(kind: str, env: dict[str, str]) -> Iterator[str]:
                 time.sleep(0.1)
         yield base
     finally:
+        SERVER_PIDS.pop(base, None)
         proc.terminate()
         try:
             proc.wait(timeout=10)

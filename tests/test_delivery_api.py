@@ -7,6 +7,8 @@ app under uvicorn, real HTTP calls; usage events, refusals and revenue read back
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -338,6 +340,29 @@ def test_a_revocation_takes_effect_on_the_next_call(tmp_path: Path, backend: str
         assert refused.json()["error"]["code"] == "invalid_api_key"
         assert count(ledger, UsageEvent) == 1
         assert count(ledger, RefusedCall, RefusedCall.code == "invalid_api_key") == 1
+
+
+def test_a_lookup_waiting_for_sqlites_write_lock_leaves_the_api_answering(
+    ledger: DeliveryLedger, api: str
+) -> None:
+    """Another writer holds the ledger: the lookup waits its turn without stalling the loop
+    (the writer may be this API's own request thread, whose answer only the loop can send)."""
+    ledger.consent(A, COMPANIES[0], "C-1")
+    assert ask(api, ledger.keys[A]).status_code == 200
+    writer = sqlite3.connect(ledger.settings.db_url.removeprefix("sqlite:///"), timeout=30)
+    writer.isolation_level = None
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            waiting = pool.submit(ask, api, ledger.keys[A])
+            time.sleep(0.5)
+            assert not waiting.done()  # no answer before its usage event can be written
+            assert httpx.get(f"{api}/openapi.json", timeout=5).status_code == 200
+            writer.execute("ROLLBACK")
+            assert waiting.result(timeout=30).status_code == 200
+    finally:
+        writer.close()
+    assert count(ledger, UsageEvent) == 2
 
 
 def _hammer(ledger: DeliveryLedger, base: str, calls: int) -> list[httpx.Response]:

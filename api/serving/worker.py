@@ -17,11 +17,13 @@ import datetime as dt
 import logging
 import sqlite3
 import threading
+import time
 from typing import Any
 
 import psycopg
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 
 from api.serving import pg
 from api.serving.batch import ServingBatch, current_snapshot
@@ -32,6 +34,16 @@ from pdo.ledger.db import make_engine
 from pdo.ledger.types import utcnow
 
 log = logging.getLogger(__name__)
+# SQLite: a batch finding another writer's lock tries again after 1 ms, doubling to 50 ms, and
+# fails (nobody served or billed) after 30 s without it, the ledger's own busy timeout.
+LOCK_RETRY_S, LOCK_RETRY_MAX_S, LOCK_WAIT_S = 0.001, 0.05, 30.0
+
+
+def _busy(exc: OperationalError) -> bool:
+    """SQLite refused the write lock because another connection holds it."""
+    return getattr(exc.orig, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED")
+
+
 Job = ScoreLookup | RefusedElsewhere
 
 
@@ -39,16 +51,20 @@ def serving_engine(url: str) -> Engine:
     """The worker's own engine; on SQLite every transaction takes the write lock up front.
 
     BEGIN IMMEDIATE makes a batch wait its turn behind other writers (CLI, pipeline, another API
-    process) instead of failing when its read snapshot turns stale at the first write.
+    process) instead of failing when its read snapshot turns stale at the first write. It does
+    not wait inside SQLite (busy timeout 0): the worker waits on the event loop instead (see
+    ServingWorker._flush), since the writer it waits for may be this API's own request thread,
+    whose answer only the loop can send.
     """
     engine = make_engine(url)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
-        def _no_autocheckpoint(dbapi_conn: Any, _record: Any) -> None:
+        def _serving_pragmas(dbapi_conn: Any, _record: Any) -> None:
             # No checkpoint inside a serving commit (it stalls every answer waiting on it): the
             # Checkpointer thread copies the WAL back in the background instead.
             dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
+            dbapi_conn.execute("PRAGMA busy_timeout=0")
 
         engine.dispose()  # the schema check's pooled connection predates these settings
     return engine
@@ -94,6 +110,7 @@ class ServingWorker:
         self._scheduled = False
         self._seen = 0  # pending jobs at the last look: the batch waits while it still grows
         self._waited = 0
+        self._lock_tries, self._lock_wait_from = 0, 0.0  # waiting for SQLite's write lock
 
     async def submit(self, job: Job) -> Job:
         """Queue a job for this turn's batch and wait until that batch committed."""
@@ -142,15 +159,31 @@ class ServingWorker:
             return
         pending, self._pending = self._pending, []
         for start in range(0, len(pending), self.max_batch):
-            self._process(pending[start : start + self.max_batch])
+            if not self._process(pending[start : start + self.max_batch]):
+                self._pending[:0] = pending[start:]
+                self._scheduled = True  # new requests join these; nobody else schedules
+                delay = min(LOCK_RETRY_MAX_S, LOCK_RETRY_S * 2 ** min(self._lock_tries, 8))
+                asyncio.get_running_loop().call_later(delay, self._flush)
+                return
 
-    def _process(self, batch: list[tuple[Job, asyncio.Future[Job]]]) -> None:
+    def _process(self, batch: list[tuple[Job, asyncio.Future[Job]]]) -> bool:
+        """Serve a batch (SQLite); False when another writer holds the lock: try again later."""
         jobs = [job for job, _ in batch]
         error: BaseException | None = None
         try:
             now = utcnow()
             conn = self._connection()
-            with conn.begin():
+            try:
+                transaction = conn.begin()
+            except OperationalError as exc:
+                if self._lock_tries == 0:
+                    self._lock_wait_from = time.monotonic()
+                if not _busy(exc) or time.monotonic() - self._lock_wait_from > LOCK_WAIT_S:
+                    raise
+                self._close_connection()  # a failed BEGIN leaves no transaction to reuse
+                self._lock_tries += 1
+                return False
+            with transaction:
                 self.snapshot = current_snapshot(conn, self.snapshot, now)
                 decided = ServingBatch(True, self.snapshot, now)
                 raw = conn.connection.dbapi_connection
@@ -160,7 +193,9 @@ class ServingWorker:
             log.exception("serving batch of %d failed", len(batch))
             error = exc
             self._close_connection()  # start the next batch on a fresh connection
+        self._lock_tries = 0
         self._answer(batch, error)
+        return True
 
     async def _drain(self) -> None:
         """Serve pending jobs batch after batch until none are left (PostgreSQL)."""
