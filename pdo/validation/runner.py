@@ -320,6 +320,18 @@ _ROW_LISTS = (
 _sources_lock = threading.Lock()  # the context's data source and assets are process-wide
 
 
+_suite_locks: dict[str, threading.Lock] = {}
+
+
+def _suite_lock(suite_name: str) -> threading.Lock:
+    """One validation of a suite at a time per process: GX keys a batch's data and its computed
+    metrics by the batch id, which is the same for every frame of one asset, so two runs
+    validating the same table at once read each other's rows (seen: two pipelines in one
+    process). Different tables still validate side by side."""
+    with _sources_lock:
+        return _suite_locks.setdefault(suite_name, threading.Lock())
+
+
 def _batch_definition(context: Any, suite_name: str) -> Any:
     """The whole-dataframe batch definition of a suite's asset, made once per process."""
     name = "pdo_frames"
@@ -399,8 +411,10 @@ def run_suite(
             known = {e.expectation_type for e in suite.expectations}
             unknown = sorted({e["type"] for e in expectations} - known)
             raise SuiteError(f"suite {spec['name']!r}: unknown expectation types {unknown}")
+        dataframe = to_pandas(frame, row_ids)
+        stack.enter_context(_suite_lock(spec["name"]))
         batch = _batch_definition(context, spec["name"]).get_batch(
-            batch_parameters={"dataframe": to_pandas(frame, row_ids)}
+            batch_parameters={"dataframe": dataframe}
         )
         validation = batch.validate(
             suite,
