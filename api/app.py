@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -26,8 +27,8 @@ ROUTERS = (
 )
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the API for one pdo home (ledger + serving store)."""
+def _bare_app() -> FastAPI:
+    """The routes, their documentation and the error handlers: everything but a pdo home."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,12 +50,23 @@ def create_app(settings: Settings) -> FastAPI:
         ),
         lifespan=lifespan,
     )
+    errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document `/openapi.json` serves; it depends on the code only, not on a home."""
+    return _bare_app().openapi()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the API for one pdo home (ledger + serving store)."""
+    app = _bare_app()
     app.state.settings = settings
     app.state.engine = Workspace.open(settings).engine
     app.state.pseudonymizer = Pseudonymizer.from_settings(settings)
     app.state.serving = ServingWorker(serving_engine(settings.db_url))
     app.state.rate_limiter = RateLimiter()
-    errors.install(app)
-    for router in ROUTERS:
-        app.include_router(router)
     return app

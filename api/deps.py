@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlmodel import Session
 
-from api.errors import ApiError
+from api.errors import ApiError, Caller
 from pdo.ledger.models import ApiKey
 from pdo.privacy.pseudonym import Pseudonymizer
 from pdo.subscribers import resolve_key
@@ -42,7 +42,9 @@ def get_api_key(
     key = resolve_key(session, x_api_key)
     if key is None:
         raise ApiError(401, "invalid_api_key", "the API key is unknown or revoked")
-    request.state.api_key = key  # refusals after this point are recorded against the bank
+    # refusals after this point are recorded against the bank (plain values: a handler's rollback
+    # expires the key record, which is detached by the time the refusal is recorded)
+    request.state.caller = Caller(key.subscriber_id, key.id)
     return key
 
 

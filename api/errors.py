@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException
 
 from api.serving.requests import RefusedElsewhere
 
@@ -19,6 +22,27 @@ class ErrorBody(BaseModel):
     """Every refusal's body."""
 
     error: ErrorDetail
+
+
+def refusals(meanings: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for refusals: each status with the one error body and its codes."""
+    return {status: {"model": ErrorBody, "description": text} for status, text in meanings.items()}
+
+
+# Every route behind an API key: its refusals before the handler runs.
+KEYED = refusals(
+    {
+        401: "missing_api_key; invalid_api_key (unknown or revoked key)",
+        422: "invalid_request: a malformed parameter or body",
+    }
+)
+
+
+class Caller(NamedTuple):
+    """The authenticated key, as plain values: refusals are recorded after any rollback."""
+
+    subscriber_id: str
+    key_id: str
 
 
 class ApiError(Exception):
@@ -48,12 +72,12 @@ def _endpoint(request: Request) -> str:
 
 async def record_refusal(request: Request, status: int, code: str, flagged: bool = False) -> None:
     """Write a refusal decided outside the serving worker to refused_call (never billed)."""
-    key = getattr(request.state, "api_key", None)
+    caller: Caller | None = getattr(request.state, "caller", None)
     params = request.path_params
     await request.app.state.serving.submit(
         RefusedElsewhere(
-            key.subscriber_id if key is not None else None,
-            key.id if key is not None else None,
+            caller.subscriber_id if caller is not None else None,
+            caller.key_id if caller is not None else None,
             _endpoint(request),
             status,
             code,
@@ -65,8 +89,11 @@ async def record_refusal(request: Request, status: int, code: str, flagged: bool
     )
 
 
+ROUTING_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
 def install(app: FastAPI) -> None:
-    """Map our errors and FastAPI's validation errors onto the one shape, auditing each."""
+    """Map our errors, FastAPI's and the router's onto the one shape, auditing each refusal."""
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -90,4 +117,20 @@ def install(app: FastAPI) -> None:
                     "message": f"missing or invalid: {', '.join(fields)}",
                 }
             },
+        )
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it cannot read (not UTF-8, not JSON): for the bank that
+            # is a malformed body like any other, 422 invalid_request as documented
+            await record_refusal(request, 422, "invalid_request")
+            error = {"code": "invalid_request", "message": "missing or invalid: body (not JSON)"}
+            return JSONResponse(status_code=422, content={"error": error})
+        # the router's own: no such path or method; nothing of a bank's was asked, so not audited
+        code = ROUTING_CODES.get(exc.status_code, "http_error")
+        return JSONResponse(
+            status_code=exc.status_code,
+            content={"error": {"code": code, "message": str(exc.detail)}},
+            headers=exc.headers,
         )

@@ -32,11 +32,20 @@ from pdo.delivery.webhooks import (
     verify_signature,
     webhook_secret,
 )
-from pdo.ledger.models import Alert, AuditEvent, Subscription, UsageEvent, WebhookAttempt
+from pdo.ledger.db import session_scope
+from pdo.ledger.models import (
+    Alert,
+    AuditEvent,
+    Authorization,
+    Subscription,
+    UsageEvent,
+    WebhookAttempt,
+)
 from pdo.ledger.types import utcnow
 from pdo.privacy.analyzer import build_analyzer
 from pdo.privacy.entity_key import entity_key
 from pdo.privacy.fastscan import FastScanner
+from pdo.registration import revoke_authorization
 from tests.live_api import serve_api
 from tests.test_watchlists import (
     FALLING,
@@ -200,6 +209,23 @@ def test_alerts_are_pushed_signed_and_metered_once(
     assert all(INDIVIDUAL not in t and pseudonym not in t for t in texts)
     assert scanner.count_personal([f"统一社会信用代码 {INDIVIDUAL}"])  # the scan can see one
     assert scanner.count_personal(texts) == {}
+
+
+def test_nothing_is_pushed_or_billed_while_the_grant_is_revoked(home: Home, api: str) -> None:
+    """Alerts carry results: with the operator's authorization revoked, no byte leaves."""
+    with receiver() as hook:
+        subscribe_hook(home, api, hook)
+        raised = publish_v2(home)
+        with session_scope(home.engine) as s:
+            grant = s.exec(select(Authorization)).one()
+            revoke_authorization(s, grant.id, "authority", "超范围使用")
+        report = dispatch_due(home.engine, server_key(home))
+    assert report.due == raised > 0 and report.delivered == 0
+    assert hook.received == [] and metered(home) == []
+    with Session(home.engine) as s:
+        errors = set(s.exec(select(WebhookAttempt.error)))
+        assert set(s.exec(select(Alert.status))) == {"pending"}  # retried once reinstated
+    assert len(errors) == 1 and next(iter(errors), "").startswith("authorization_revoked")
 
 
 def test_retried_with_backoff_and_delivered_on_the_third_attempt(home: Home, api: str) -> None:

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from api.deps import ApiKeyDep, SessionDep
-from api.errors import ApiError
+from api.errors import KEYED, ApiError, refusals
 from pdo.delivery import alerts as al
 from pdo.delivery.watchlists import Refusal
 from pdo.ledger.models import Alert
 
-router = APIRouter(prefix="/v1", tags=["alerts"])
+router = APIRouter(prefix="/v1", tags=["alerts"], responses=KEYED)
 
 
 class AlertPublic(BaseModel):
@@ -44,7 +44,13 @@ def _public(alert: Alert) -> AlertPublic:
     return AlertPublic(**al.alert_view(alert), status=alert.status, delivered_at=alert.delivered_at)
 
 
-@router.get("/alerts", response_model=list[AlertPublic])
+@router.get(
+    "/alerts",
+    response_model=list[AlertPublic],
+    responses=refusals(
+        {404: "watchlist_not_found (watchlist=), alert_not_found (after=): not one of yours"}
+    ),
+)
 def list_alerts(
     key: ApiKeyDep,
     session: SessionDep,
@@ -70,7 +76,17 @@ def list_alerts(
     return [_public(a) for a in found]
 
 
-@router.post("/alerts/{alert_id}/ack", response_model=AlertAcked)
+@router.post(
+    "/alerts/{alert_id}/ack",
+    response_model=AlertAcked,
+    responses=refusals(
+        {
+            403: "no_subscription",
+            404: "alert_not_found: no such alert of yours (another bank's is not found either)",
+            503: "no_published_version: the product has no version to bill the alert to",
+        }
+    ),
+)
 def ack_alert(alert_id: str, key: ApiKeyDep, session: SessionDep) -> AlertAcked:
     """Acknowledge a pulled alert: it is delivered and metered once, however often it is acked."""
     try:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from api.deps import ApiKeyDep, SessionDep
-from api.errors import ApiError
+from api.errors import KEYED, ApiError, refusals
 from pdo.delivery.batches import (
     BatchFormat,
     BatchRefused,
@@ -24,8 +24,9 @@ from pdo.delivery.batches import (
 from pdo.ledger.models import ApiKey, BatchFile, Watchlist
 from pdo.ledger.types import utcnow
 
-router = APIRouter(prefix="/v1", tags=["batches"])
+router = APIRouter(prefix="/v1", tags=["batches"], responses=KEYED)
 COMMIT_ATTEMPTS = 3
+UNKNOWN_BATCH = "unknown_batch: no such batch of yours (another bank's is not found either)"
 
 
 class BatchRequest(BaseModel):
@@ -129,7 +130,20 @@ def _build_and_commit(
     "/watchlists/{watchlist_id}/batches",
     response_model=BatchManifest,
     status_code=201,
-    responses={200: {"model": BatchManifest, "description": "unchanged: the existing batch"}},
+    responses={
+        200: {"model": BatchManifest, "description": "unchanged: the existing batch"},
+        **refusals(
+            {
+                403: "no_subscription; purpose_not_subscribed; purpose_not_allowed; "
+                "authorization_missing / _revoked / _expired / _not_yet_valid; "
+                "purpose_not_authorized",
+                404: "unknown_watchlist: not one of yours; unknown_product",
+                409: "batch_file_lost: the file of an unchanged batch cannot be restored",
+                422: "invalid_request: a malformed body or an unsupported format",
+                503: "no_published_version",
+            }
+        ),
+    },
 )
 def create_batch(
     watchlist_id: str,
@@ -166,7 +180,9 @@ def list_batches(
     return [BatchManifest.of(batch) for batch in found]
 
 
-@router.get("/batches/{batch_id}", response_model=BatchManifest)
+@router.get(
+    "/batches/{batch_id}", response_model=BatchManifest, responses=refusals({404: UNKNOWN_BATCH})
+)
 def get_batch(batch_id: str, key: ApiKeyDep, session: SessionDep) -> BatchManifest:
     """One of the caller's batches: its manifest, with the file's SHA-256."""
     return BatchManifest.of(_own_batch(session, key, batch_id))
@@ -179,7 +195,8 @@ def get_batch(batch_id: str, key: ApiKeyDep, session: SessionDep) -> BatchManife
         200: {
             "content": {media_type("parquet"): {}, media_type("csv"): {}},
             "description": "the file; X-PDO-SHA256 carries its checksum",
-        }
+        },
+        **refusals({404: UNKNOWN_BATCH, 410: "batch_file_gone: the file is no longer kept"}),
     },
 )
 def get_batch_file(

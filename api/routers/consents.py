@@ -10,13 +10,13 @@ from pydantic import BaseModel, Field, field_validator
 from sqlmodel import select
 
 from api.deps import ApiKeyDep, PseudonymizerDep, SessionDep
-from api.errors import ApiError
+from api.errors import KEYED, ApiError, refusals
 from pdo.delivery.consents import consents_of, register_consent, revoke_consent
 from pdo.delivery.identity import shown_as
 from pdo.ledger.models import Consent, Subscriber
 from pdo.privacy.entity_key import entity_key
 
-router = APIRouter(prefix="/v1/consents", tags=["consents"])
+router = APIRouter(prefix="/v1/consents", tags=["consents"], responses=KEYED)
 
 USCC_PATTERN = r"^[0-9A-HJ-NPQRTUWXY]{18}$"
 
@@ -65,7 +65,17 @@ def _public(consent: Consent, shown: str) -> ConsentPublic:
     )
 
 
-@router.post("", status_code=201, response_model=ConsentPublic)
+@router.post(
+    "",
+    status_code=201,
+    response_model=ConsentPublic,
+    responses=refusals(
+        {
+            422: "invalid_request: a malformed body; invalid_consent: a reference already "
+            "registered, an end before the start, a purpose no product has"
+        }
+    ),
+)
 def add_consent(
     body: Annotated[ConsentCreate, Body()],
     key: ApiKeyDep,
@@ -99,7 +109,16 @@ def list_consents(key: ApiKeyDep, session: SessionDep) -> list[ConsentPublic]:
     return [_public(c, _shown(c)) for c in consents_of(session, key.subscriber_id)]
 
 
-@router.delete("/{consent_id}", response_model=ConsentPublic)
+@router.delete(
+    "/{consent_id}",
+    response_model=ConsentPublic,
+    responses=refusals(
+        {
+            404: "unknown_consent: no such consent of yours (another bank's is not found either)",
+            409: "consent_already_revoked",
+        }
+    ),
+)
 def withdraw_consent(consent_id: str, key: ApiKeyDep, session: SessionDep) -> ConsentPublic:
     """The enterprise withdrew its consent: later lookups under it are refused."""
     consent = session.exec(

@@ -10,14 +10,16 @@ from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from api.deps import ApiKeyDep, PseudonymizerDep, SessionDep
-from api.errors import ApiError
+from api.errors import KEYED, ApiError, refusals
 from pdo.delivery import watchlists as wl
 from pdo.delivery.webhooks import webhook_secret
 from pdo.ledger.models import Watchlist, WatchlistMember
 
-router = APIRouter(prefix="/v1", tags=["watchlists"])
+router = APIRouter(prefix="/v1", tags=["watchlists"], responses=KEYED)
 T = TypeVar("T")
 MAX_MEMBERS_PER_CALL = 50_000
+MAX_OFFSET = 2**31 - 1  # past any portfolio; past 2**63 the database cannot even read it
+NOT_FOUND = "watchlist_not_found: no such watchlist of yours (another bank's is not found either)"
 
 
 class WatchlistCreate(BaseModel):
@@ -105,7 +107,19 @@ def server_key(request: Request) -> bytes:
     return bytes(request.app.state.settings.read_pseudonym_key()[1])
 
 
-@router.post("/watchlists", response_model=WatchlistCreated, status_code=201)
+@router.post(
+    "/watchlists",
+    response_model=WatchlistCreated,
+    status_code=201,
+    responses=refusals(
+        {
+            403: "no_subscription; purpose_not_allowed (by the product or your subscription)",
+            404: "unknown_product",
+            409: "watchlist_exists: you already have a watchlist of that name",
+            422: "invalid_request: a malformed body; invalid_webhook_url",
+        }
+    ),
+)
 def create_watchlist(
     body: WatchlistCreate,
     key: ApiKeyDep,
@@ -138,14 +152,22 @@ def list_watchlists(key: ApiKeyDep, session: SessionDep) -> list[WatchlistPublic
     return [_public(w, counts[w.id]) for w in found]
 
 
-@router.get("/watchlists/{watchlist_id}", response_model=WatchlistPublic)
+@router.get(
+    "/watchlists/{watchlist_id}",
+    response_model=WatchlistPublic,
+    responses=refusals({404: NOT_FOUND}),
+)
 def get_watchlist(watchlist_id: str, key: ApiKeyDep, session: SessionDep) -> WatchlistPublic:
     """One of the bank's watchlists (another bank's answers 404)."""
     watchlist = _refusals(lambda: wl.get_watchlist(session, key.subscriber_id, watchlist_id))
     return _public(watchlist, wl.member_counts(session, [watchlist.id])[watchlist.id])
 
 
-@router.put("/watchlists/{watchlist_id}/members", response_model=MembersAdded)
+@router.put(
+    "/watchlists/{watchlist_id}/members",
+    response_model=MembersAdded,
+    responses=refusals({403: "no_subscription", 404: NOT_FOUND}),
+)
 def add_members(
     watchlist_id: str,
     members: Annotated[list[MemberIn], Body(max_length=MAX_MEMBERS_PER_CALL)],
@@ -165,20 +187,28 @@ def add_members(
     return MembersAdded(added=result.added, updated=result.updated, total=result.total)
 
 
-@router.get("/watchlists/{watchlist_id}/members", response_model=list[MemberPublic])
+@router.get(
+    "/watchlists/{watchlist_id}/members",
+    response_model=list[MemberPublic],
+    responses=refusals({404: NOT_FOUND}),
+)
 def list_members(
     watchlist_id: str,
     key: ApiKeyDep,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[MemberPublic]:
     """A page of the watchlist's members, in the order they were added."""
     watchlist = _refusals(lambda: wl.get_watchlist(session, key.subscriber_id, watchlist_id))
     return [_member(m) for m in wl.list_members(session, watchlist, limit=limit, offset=offset)]
 
 
-@router.delete("/watchlists/{watchlist_id}/members/{uscc}", status_code=204)
+@router.delete(
+    "/watchlists/{watchlist_id}/members/{uscc}",
+    status_code=204,
+    responses=refusals({404: f"{NOT_FOUND}; member_not_found"}),
+)
 def remove_member(
     watchlist_id: str,
     uscc: Annotated[str, Path(pattern=wl.USCC_PATTERN, description="统一社会信用代码")],

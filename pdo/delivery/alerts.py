@@ -12,11 +12,11 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from pdo import audit
+from pdo.delivery.batches import authorized_version, valid_subscription
 from pdo.delivery.metering import meter_delivery
-from pdo.delivery.watchlists import Refusal, active_subscription, get_watchlist, in_force
+from pdo.delivery.watchlists import Refusal, get_watchlist, in_force
 from pdo.ledger.models import (
     Alert,
-    ProductVersion,
     Subscription,
     UsageEvent,
     Watchlist,
@@ -178,13 +178,15 @@ def alert_view(alert: Alert) -> dict[str, Any]:
     }
 
 
-def live_version_id(session: Session, product_name: str) -> str | None:
-    """The product's published version, the one an alert without its own version is billed to."""
-    return session.exec(
-        select(ProductVersion.id)
-        .where(ProductVersion.product_name == product_name, ProductVersion.status == "published")
-        .order_by(col(ProductVersion.version).desc())
-    ).first()
+def delivery_refusal(session: Session, watchlist: Watchlist, now: dt.datetime) -> Refusal | None:
+    """Why the watchlist's alerts may not be delivered now (the dispatcher asks before it sends
+    a byte); None when they may."""
+    try:
+        valid_subscription(session, watchlist, now)
+        authorized_version(session, watchlist.product_name, watchlist.purpose, now)
+    except Refusal as refusal:
+        return refusal
+    return None
 
 
 def mark_delivered(
@@ -192,15 +194,14 @@ def mark_delivered(
 ) -> UsageEvent:
     """Mark the alert delivered and meter it, in the caller's transaction; metered only once.
 
-    Refused (403 no_subscription) when the bank holds no subscription in force to the product.
+    Refused like a batch file of the watchlist (a Refusal): no subscription in force covering
+    the watchlist's purpose, or no published version whose grant allows the product and purpose
+    now (suspended, revoked, expired).
     """
     at = now or utcnow()
-    subscription = active_subscription(session, watchlist.subscriber_id, watchlist.product_name, at)
-    if subscription is None:
-        raise Refusal(403, "no_subscription", f"no valid subscription to {watchlist.product_name}")
-    version_id = alert.product_version_id or live_version_id(session, watchlist.product_name)
-    if version_id is None:
-        raise Refusal(503, "no_published_version", f"{watchlist.product_name} is not published")
+    subscription = valid_subscription(session, watchlist, at)
+    live = authorized_version(session, watchlist.product_name, watchlist.purpose, at)
+    version_id = alert.product_version_id or live.id
     usage = meter_delivery(
         session,
         subscription=subscription,

@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 
 from pdo import audit
 from pdo.delivery.metering import meter_delivery
-from pdo.delivery.watchlists import active_subscription
+from pdo.delivery.watchlists import Refusal, active_subscription
 from pdo.exports import csv_bytes, write_atomically
 from pdo.ledger.models import (
     Authorization,
@@ -60,12 +60,8 @@ SCHEMA = {
 }
 
 
-class BatchRefused(Exception):
-    """A batch that may not be built: HTTP status, stable code and message for the bank."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+class BatchRefused(Refusal):
+    """A portfolio delivery (a batch file, an alert) that may not be made: status, code, message."""
 
 
 def batch_path(lake_dir: Path, batch: BatchFile) -> Path:
@@ -98,8 +94,8 @@ def build_batch(
     if watchlist is None or watchlist.subscriber_id != subscriber_id:
         raise BatchRefused(404, "unknown_watchlist", f"no watchlist {watchlist_id!r}")
     now = utcnow()
-    subscription = _valid_subscription(session, watchlist, now)
-    version = _authorized_version(session, watchlist.product_name, watchlist.purpose, now)
+    subscription = valid_subscription(session, watchlist, now)
+    version = authorized_version(session, watchlist.product_name, watchlist.purpose, now)
     rows, members = _portfolio_rows(session, watchlist, version)
     batch_id = _content_id(subscriber_id, watchlist.id, version.id, fmt, rows, members)
     existing = session.get(BatchFile, batch_id)
@@ -176,8 +172,9 @@ def build_batch(
     return batch
 
 
-def _valid_subscription(session: Session, watchlist: Watchlist, now: dt.datetime) -> Subscription:
-    """The bank's live subscription to the watchlist's product, covering its purpose."""
+def valid_subscription(session: Session, watchlist: Watchlist, now: dt.datetime) -> Subscription:
+    """The bank's live subscription to the watchlist's product, covering its purpose (batch
+    files and alerts alike)."""
     subscription = active_subscription(
         session, watchlist.subscriber_id, watchlist.product_name, now
     )
@@ -194,7 +191,7 @@ def _valid_subscription(session: Session, watchlist: Watchlist, now: dt.datetime
     return subscription
 
 
-def _authorized_version(
+def authorized_version(
     session: Session, product_name: str, purpose: str, now: dt.datetime
 ) -> ProductVersion:
     """The published version, refused unless its product, purpose and grant all hold now."""

@@ -37,8 +37,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from pdo import audit
-from pdo.delivery.alerts import alert_view, mark_delivered
-from pdo.delivery.watchlists import Refusal, active_subscription
+from pdo.delivery.alerts import alert_view, delivery_refusal, mark_delivered
+from pdo.delivery.watchlists import Refusal
 from pdo.ledger.models import Alert, Watchlist, WebhookAttempt
 from pdo.ledger.types import utcnow
 
@@ -140,11 +140,12 @@ def _claim(
             .with_for_update(skip_locked=True, of=Alert)
         ).all()
         due = []
-        subscribed: dict[tuple[str, str], bool] = {}
+        refused: dict[str, str | None] = {}  # by watchlist: nothing is sent when not lawful
         for alert, watchlist in rows:
-            pair = (watchlist.subscriber_id, watchlist.product_name)
-            if pair not in subscribed:
-                subscribed[pair] = active_subscription(s, *pair, now) is not None
+            if watchlist.id not in refused:
+                refusal = delivery_refusal(s, watchlist, now)
+                why = None if refusal is None else f"{refusal.code}: {refusal.message}"
+                refused[watchlist.id] = why
             alert.next_attempt_at = now + lease
             s.add(alert)
             due.append(
@@ -153,7 +154,7 @@ def _claim(
                     str(watchlist.webhook_url),
                     webhook_secret(server_key, watchlist.id),
                     encode_body(alert),
-                    None if subscribed[pair] else f"no_subscription: {watchlist.product_name}",
+                    refused[watchlist.id],
                 )
             )
         return due
