@@ -400,3 +400,17 @@ def test_a_lapsed_subscription_sees_no_more_alerts(home: Home, api: str) -> None
             s.add(sub)
         s.commit()
     assert call("GET", f"{api}/v1/alerts", home.bank_key).json() == []
+
+
+def test_a_subscription_that_dropped_the_purpose_sees_no_more_alerts(home: Home, api: str) -> None:
+    """A 贷后管理 watchlist's alerts stay with the bank only while its plan covers 贷后管理."""
+    wid = create(api, home.bank_key).json()["id"]
+    watch_all(api, home.bank_key, wid)
+    publish_v2(home)
+    assert len(call("GET", f"{api}/v1/alerts", home.bank_key).json()) == 8
+    with Session(home.engine) as s:
+        for sub in s.exec(select(Subscription).where(Subscription.subscriber_id == home.bank_id)):
+            sub.purposes = ["贷前审查"]
+            s.add(sub)
+        s.commit()
+    assert call("GET", f"{api}/v1/alerts", home.bank_key).json() == []

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, insert, or_
+from sqlalchemy import and_, false, insert, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -229,16 +229,33 @@ def list_alerts(
 ) -> list[Alert]:
     """The bank's alerts (pending, delivered or dead), oldest first.
 
-    Only on watchlists of products the bank holds a subscription to now: a lapsed subscription
-    sees no more results, pushed or pulled. `since` keeps those created after an instant;
-    `after` (the last alert id a page ended with) resumes exactly after it, even among the many
-    alerts a version raises in the same instant.
+    Only on watchlists whose product and purpose a subscription in force covers now: a lapsed
+    subscription, or one that dropped the purpose, sees no more results, pushed or pulled.
+    `since` keeps those created after an instant; `after` (the last alert id a page ended with)
+    resumes exactly after it, even among the many alerts a version raises in the same instant.
     """
-    subscribed = select(Subscription.product_name).where(*in_force(subscriber_id, utcnow()))
+    covered = {
+        (product, purpose)
+        for product, purposes in session.exec(
+            select(Subscription.product_name, Subscription.purposes).where(
+                *in_force(subscriber_id, utcnow())
+            )
+        )
+        for purpose in purposes
+    }
     stmt = (
         select(Alert)
         .join(Watchlist, col(Watchlist.id) == col(Alert.watchlist_id))
-        .where(Alert.subscriber_id == subscriber_id, col(Watchlist.product_name).in_(subscribed))
+        .where(
+            Alert.subscriber_id == subscriber_id,
+            or_(
+                false(),
+                *(
+                    and_(col(Watchlist.product_name) == product, col(Watchlist.purpose) == purpose)
+                    for product, purpose in sorted(covered)
+                ),
+            ),
+        )
     )
     if watchlist_id is not None:
         get_watchlist(session, subscriber_id, watchlist_id)  # another bank's: 404
