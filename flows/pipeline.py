@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +31,11 @@ from flows.stages import (
     ingest_table,
     partitions_for,
     run_inputs,
+    run_staging_dir,
     validate_raw_table,
     validate_table,
 )
-from pdo import audit
+from pdo import audit, run_liveness
 from pdo.lake import Manifest
 from pdo.ledger.db import session_scope
 from pdo.ledger.models import Authorization, PipelineRun, ProductVersion, StageRun
@@ -91,13 +93,17 @@ def run_to_gate(
     """
     runner = runner or RunnerChoice()
     flow_ = pipeline_flow.with_options(task_runner=task_runner(runner))
-    state = flow_(run_id, home, database_url, partitions, return_state=True)
-    if state.is_failed() or state.is_crashed() or state.is_cancelled():
-        state.result()  # raises the flow's exception
-    with session_scope(open_workspace(home, database_url).engine) as s:
-        run = s.get(PipelineRun, run_id)
-        assert run is not None
-        return run.status
+    try:
+        state = flow_(run_id, home, database_url, partitions, return_state=True)
+        if state.is_failed() or state.is_crashed() or state.is_cancelled():
+            state.result()  # raises the flow's exception
+    finally:
+        ws = open_workspace(home, database_url)
+        with session_scope(ws.engine) as s:
+            run = s.get(PipelineRun, run_id)
+            status = run.status if run is not None else "missing"
+        run_liveness.release(ws.settings.resolved_home, run_id, finished=status != "running")
+    return status
 
 
 def discover(source_dir: Path) -> dict[str, Path]:
@@ -108,6 +114,35 @@ def discover(source_dir: Path) -> dict[str, Path]:
     return {name: path for name, path in found.items() if path.exists()}
 
 
+ABANDONED = (
+    "abandoned: the process running it ended before the run finished (killed or crashed); "
+    "its finished datasets are kept, start a new run of the same delivery"
+)
+
+
+def abandon_orphaned_runs(ws: Workspace) -> list[str]:
+    """Mark failed every run still recorded as running whose process has ended (see
+    pdo/run_liveness.py), and clear its staged partitions; returns their ids."""
+    home = ws.settings.resolved_home
+    with session_scope(ws.engine) as s:
+        running = s.exec(select(PipelineRun.id).where(PipelineRun.status == "running")).all()
+    abandoned = []
+    for run_id in running:
+        with run_liveness.owner_gone(home, run_id) as gone:
+            if not gone:
+                continue
+            with session_scope(ws.engine) as s:
+                run = s.get(PipelineRun, run_id)
+                if run is None or run.status != "running":
+                    continue
+                run.status, run.error, run.finished_at = "failed", ABANDONED, utcnow()
+                s.add(run)
+                audit.record(s, "pipeline", "run.abandoned", run_id, started_by=run.started_by)
+            shutil.rmtree(run_staging_dir(ws, run_id), ignore_errors=True)
+            abandoned.append(run_id)
+    return abandoned
+
+
 def start_run(
     ws: Workspace,
     source_dir: Path | None,
@@ -116,7 +151,9 @@ def start_run(
     databases: Mapping[str, DatabaseSource] | None = None,
 ) -> PipelineRun:
     """Create the run record after checking the authorization covers every delivered table
-    (files in source_dir, and tables read from departments' databases)."""
+    (files in source_dir, and tables read from departments' databases). This process holds the
+    run's liveness lock until run_to_gate ends; runs whose process is gone are marked first."""
+    abandon_orphaned_runs(ws)
     databases = dict(databases or {})
     files = discover(source_dir) if source_dir is not None else {}
     both = sorted(set(files) & set(databases))
@@ -137,6 +174,8 @@ def start_run(
             authorization_id=authorization_id,
             started_by=actor,
         )
+        # held before anyone can see it running (a lock left by a failed insert names no run)
+        run_liveness.claim(ws.settings.resolved_home, run.id)
         s.add(run)
         s.flush()
         audit.record(

@@ -116,8 +116,13 @@ def deliver_task(
         s.execute(insert(ServedScore), served_rows(version.id, spec.outputs, scores.to_dicts()))
         ensure_default_plan(s, row)
         alerts = alerts_for_new_version(s, version)  # watchers learn of it in the same commit
-        run.status = "published"
-        s.add(run)
+        reviewed = {p for p, card in cards.items() if card.get("candidate")}
+        out = set(
+            s.exec(select(ProductVersion.product_name).where(ProductVersion.run_id == run_id))
+        )
+        if reviewed <= out:  # a run with a reviewed product still to deliver stays "approved"
+            run.status = "published"
+            s.add(run)
         generation.bump(s)  # the API serves the new version from its next batch on
         audit.record(
             s,

@@ -184,9 +184,13 @@ def _scanner(ws: Workspace) -> tuple[str, Pseudonymizer, FastScanner]:
     return key_id, Pseudonymizer(key_id, key), scanner
 
 
-def staging_dir(ws: Workspace, run_id: str, table: str) -> Path:
+def run_staging_dir(ws: Workspace, run_id: str) -> Path:
     """Where a run's partition outputs wait until their stage writes the whole version."""
-    return ws.lake.root / ".staging" / run_id / table
+    return ws.lake.root / ".staging" / run_id
+
+
+def staging_dir(ws: Workspace, run_id: str, table: str) -> Path:
+    return run_staging_dir(ws, run_id) / table
 
 
 def desensitize_partition(

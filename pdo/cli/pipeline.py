@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         prepare_prefect()
         import time
 
-        from flows.pipeline import DatabaseSource, run_to_gate, start_run
+        from flows.pipeline import DatabaseSource, abandon_orphaned_runs, run_to_gate, start_run
         from flows.runners import RunnerChoice
         from pdo.cli.run_progress import RunProgress, stage_figures, stage_table
         from products.registry import PRODUCTS
@@ -79,6 +79,12 @@ def register(app: typer.Typer) -> None:
             dask_address=dask_address or s_.dask_address,
             workers=workers or s_.workers,
         )
+        for gone in abandon_orphaned_runs(ws):
+            err_console.print(
+                f"run {gone} was left running by a process that has ended: marked failed "
+                "(abandoned)",
+                highlight=False,
+            )
         try:
             databases = dict(DatabaseSource.parse(spec) for spec in from_db)
             run = start_run(ws, source, actor, auth_id, databases)
