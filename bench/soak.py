@@ -128,22 +128,7 @@ def side_jobs(
     args: argparse.Namespace,
     jobs: SideJobs,
 ) -> None:
-    """Batch files and alert rounds on their own schedules until stop is set; a failure is
-    counted as an error (and ends the jobs), never lost in a thread's traceback."""
-    try:
-        _side_jobs(base, home, watchlist_id, stop, args, jobs)
-    except Exception as exc:
-        jobs.errors[f"side job failed: {type(exc).__name__}: {exc}"[:200]] += 1
-
-
-def _side_jobs(
-    base: str,
-    home: Any,
-    watchlist_id: str,
-    stop: threading.Event,
-    args: argparse.Namespace,
-    jobs: SideJobs,
-) -> None:
+    """Batch files and alert rounds on their own schedules until stop is set."""
     from pdo.delivery.alerts import raise_alerts_for
     from pdo.delivery.webhooks import dispatch_due
     from pdo.ledger.db import make_engine, session_scope
@@ -275,9 +260,15 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
                 json=[{"uscc": home.usccs[0]}],
                 timeout=30,
             ).raise_for_status()
-            worker = threading.Thread(
-                target=side_jobs, args=(base, home, watch["id"], stop, args, jobs), daemon=True
-            )
+
+            def run_side_jobs() -> None:
+                """A failure counts as an error (and ends the jobs), never lost in a thread."""
+                try:
+                    side_jobs(base, home, watch["id"], stop, args, jobs)
+                except Exception as exc:
+                    jobs.errors[f"side job failed: {type(exc).__name__}: {exc}"[:200]] += 1
+
+            worker = threading.Thread(target=run_side_jobs, daemon=True)
             B.log(f"soak: {args.rate:g} lookups/s for {args.seconds:g}s, batches and alerts…")
             worker.start()
             try:

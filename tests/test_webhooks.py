@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -388,29 +388,29 @@ def test_since_filters_by_creation_time(home: Home, api: str) -> None:
     assert len(before.json()) == 8
 
 
-def test_a_lapsed_subscription_sees_no_more_alerts(home: Home, api: str) -> None:
-    """Alerts carry results: once the bank's subscription ends, pulling them shows nothing."""
+def _cancel(sub: Subscription) -> None:
+    sub.cancelled_at = utcnow()
+
+
+def _drop_post_loan_purpose(sub: Subscription) -> None:
+    sub.purposes = ["贷前审查"]
+
+
+@pytest.mark.parametrize(
+    "change", [_cancel, _drop_post_loan_purpose], ids=["lapsed", "purpose dropped"]
+)
+def test_a_subscription_no_longer_covering_the_watchlist_sees_no_more_alerts(
+    home: Home, api: str, change: Callable[[Subscription], None]
+) -> None:
+    """Alerts carry results: pulled only while a subscription in force covers the 贷后管理
+    watchlist's product and purpose."""
     wid = create(api, home.bank_key).json()["id"]
     watch_all(api, home.bank_key, wid)
     publish_v2(home)
     assert len(call("GET", f"{api}/v1/alerts", home.bank_key).json()) == 8
     with Session(home.engine) as s:
         for sub in s.exec(select(Subscription).where(Subscription.subscriber_id == home.bank_id)):
-            sub.cancelled_at = utcnow()
-            s.add(sub)
-        s.commit()
-    assert call("GET", f"{api}/v1/alerts", home.bank_key).json() == []
-
-
-def test_a_subscription_that_dropped_the_purpose_sees_no_more_alerts(home: Home, api: str) -> None:
-    """A 贷后管理 watchlist's alerts stay with the bank only while its plan covers 贷后管理."""
-    wid = create(api, home.bank_key).json()["id"]
-    watch_all(api, home.bank_key, wid)
-    publish_v2(home)
-    assert len(call("GET", f"{api}/v1/alerts", home.bank_key).json()) == 8
-    with Session(home.engine) as s:
-        for sub in s.exec(select(Subscription).where(Subscription.subscriber_id == home.bank_id)):
-            sub.purposes = ["贷前审查"]
+            change(sub)
             s.add(sub)
         s.commit()
     assert call("GET", f"{api}/v1/alerts", home.bank_key).json() == []
