@@ -245,6 +245,23 @@ def _check_workbook(path: Path) -> None:
             )
 
 
+# An Excel date cell as calamine renders it (dates are numbers with a format in the workbook).
+_MIDNIGHT = r"^(\d{4}-\d{2}-\d{2}) 00:00:00$"
+_FIRST_OF_MONTH_MIDNIGHT = r"^(\d{4}-\d{2})-01 00:00:00$"
+
+
+def _calendar_cells(frame: pl.DataFrame, table: SourceTable) -> pl.DataFrame:
+    """Date cells read as what the column holds: a DATE column's midnight as its date, a MONTH
+    column's first of the month at midnight as its month. Any other time of day stays as read
+    (and is quarantined as unparseable): it is not a plain date."""
+    patterns = {ColumnType.DATE: _MIDNIGHT, ColumnType.MONTH: _FIRST_OF_MONTH_MIDNIGHT}
+    return frame.with_columns(
+        pl.col(c.name).str.replace(patterns[c.type], "${1}")
+        for c in table.columns
+        if c.type in patterns
+    )
+
+
 def _read_xlsx(path: Path, table: SourceTable) -> pl.DataFrame:
     """The table's columns from every visible sheet, as text, one sheet after another (rows past
     Excel's limit continue on further sheets, each with the header). Blank sheets, and hidden
@@ -282,7 +299,9 @@ def _read_xlsx(path: Path, table: SourceTable) -> pl.DataFrame:
             )
         frame = pl.from_arrow(sheet.to_arrow())
         assert isinstance(frame, pl.DataFrame)
-        frames.append(frame.select(pl.col(table.column_names).cast(pl.String)))
+        frames.append(
+            _calendar_cells(frame.select(pl.col(table.column_names).cast(pl.String)), table)
+        )
     return pl.concat(frames) if frames else pl.DataFrame()
 
 

@@ -592,6 +592,37 @@ READ = [
         _equals("insured_headcount", [12, 3]),
     ),
     _read(
+        "xlsx-month-as-excel-date-cells",  # typed as dates in Excel: calamine reads midnight
+        SOCIAL_INSURANCE,
+        lambda: _insurance(
+            [GOOD, dt.date(2026, 1, 1), 12],
+            [GOOD, dt.datetime(2026, 2, 1), 13],
+            [GOOD, dt.date(2026, 3, 15), 14],  # a day, not a month
+            [GOOD, dt.datetime(2026, 4, 1, 9, 30), 15],  # a time of day, not a month
+        ),
+        2,
+        {3: "month: cannot parse as month", 4: "month: cannot parse as month"},
+        _equals("month", ["2026-01", "2026-02"]),
+    ),
+    _read(
+        "xlsx-dates-as-excel-date-cells",  # a loans table delivered as a workbook
+        replace(BANK_LOANS, file_name="partner_bank_loan_outcomes.xlsx", file_format="xlsx"),
+        lambda: _workbook(
+            (
+                "放款",
+                [
+                    BANK_LOANS.column_names,
+                    ["L1", GOOD, dt.date(2024, 1, 5), "1000.00", 0],
+                    ["L2", GOOD, dt.datetime(2024, 2, 5), "2500.50", 1],
+                    ["L3", GOOD, dt.datetime(2024, 3, 5, 14, 0), "800", 0],  # a time of day
+                ],
+            )
+        ),
+        2,
+        {3: "issued_on: cannot parse as date"},
+        _equals("issued_on", [dt.date(2024, 1, 5), dt.date(2024, 2, 5)]),
+    ),
+    _read(
         "xlsx-formula-without-a-value",  # openpyxl saves none: an empty cell, not the formula
         SOCIAL_INSURANCE,
         lambda: _insurance(MONTHS[0], [GOOD, "2026-02", "=SUM(1,2)"]),
