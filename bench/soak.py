@@ -1,10 +1,12 @@
 """A soak of the delivery API: steady lookups for minutes, with watchlist alerts and batch files.
 
 Subject: the API exactly as ``bench/api.py`` serves it (``api.app.create_app`` under uvicorn, one
-process, on a home seeded by ``bench/api.py``'s ``seed_home``: a published ``credit_risk@1``,
-``--scores`` served enterprises with a consent each, one bank). For ``--seconds`` it runs, at once:
+process, on a home seeded by ``bench/loadgen.py``'s ``seed_home``, as ``bench/api.py``'s is: a
+published ``credit_risk@1``, ``--scores`` served enterprises with a consent each, one bank). For
+``--seconds`` it runs, at once:
 
-- lookups at ``--rate`` requests/s on a fixed schedule (the open-loop driver of ``bench/api.py``);
+- lookups at ``--rate`` requests/s on a fixed schedule (the open-loop driver of
+  ``bench/loadgen.py``);
 - every ``--batch-every`` seconds: one enterprise added to the bank's watchlist (``PUT
   /v1/watchlists/{id}/members``), its portfolio file built (``POST .../batches``, 201: billed
   once) and fetched, the file's SHA-256 checked against the manifest and the header;
@@ -30,7 +32,6 @@ import argparse
 import asyncio
 import hashlib
 import http.server
-import importlib.util
 import json
 import random
 import statistics
@@ -43,28 +44,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
+# Run as a script, this file's folder leads sys.path and bench/api.py would shadow the api package:
+# the folder goes last (bench/loadgen.py is found there), after the project root.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "bench"))
 
-
-def _api_bench() -> ModuleType:
-    """bench/api.py, loaded by path: as a script its name would shadow the api package."""
-    spec = importlib.util.spec_from_file_location("pdo_bench_api", ROOT / "bench" / "api.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["pdo_bench_api"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-B = _api_bench()
+import loadgen  # noqa: E402
 
 
 @dataclass
@@ -169,11 +162,11 @@ def side_jobs(
                 with session_scope(engine) as s:
                     raised = raise_alerts_for(
                         s,
-                        product_name=B.PRODUCT,
+                        product_name=loadgen.PRODUCT,
                         uscc=random.choice(members),
                         kind="grade_drop",
                         event_key=f"soak-{round_no}",
-                        product_version_id=B.VERSION,
+                        product_version_id=loadgen.VERSION,
                         payload={"grade": "D"},
                     )
                     jobs.alerts_raised += len(raised)
@@ -228,7 +221,7 @@ async def sampled_load(
 
     sampler = asyncio.create_task(sample())
     try:
-        return await B.open_loop(target, args.rate, args.seconds, args.connections, "raw")
+        return await loadgen.open_loop(target, args.rate, args.seconds, args.connections, "raw")
     finally:
         sampler.cancel()
         samples.append((time.monotonic() - started, rss_mb(pid)))
@@ -239,16 +232,16 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="pdo-soak-") as tmp, webhook_receiver() as hook:
         hook_url, received = hook
-        B.log(f"seeding {args.scores:,} served scores…")
-        home = B.seed_home(Path(tmp), None, args.scores, rng)
+        loadgen.log(f"seeding {args.scores:,} served scores…")
+        home = loadgen.seed_home(Path(tmp), None, args.scores, rng)
         samples: list[tuple[float, float]] = []
         jobs, stop = SideJobs(), threading.Event()
-        with B.server("lookup", home.env) as base:
+        with loadgen.server("lookup", home.env) as base:
             key = {"X-API-Key": home.api_key}
             created = httpx.post(
                 f"{base}/v1/watchlists",
                 headers=key,
-                json={"name": "soak", "product": B.PRODUCT, "webhook_url": hook_url},
+                json={"name": "soak", "product": loadgen.PRODUCT, "webhook_url": hook_url},
                 timeout=30,
             )
             created.raise_for_status()
@@ -269,11 +262,13 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
                     jobs.errors[f"side job failed: {type(exc).__name__}: {exc}"[:200]] += 1
 
             worker = threading.Thread(target=run_side_jobs, daemon=True)
-            B.log(f"soak: {args.rate:g} lookups/s for {args.seconds:g}s, batches and alerts…")
+            loadgen.log(f"soak: {args.rate:g} lookups/s for {args.seconds:g}s, batches and alerts…")
             worker.start()
             try:
-                target = B.Target(base, home, rng)
-                load = B.measured(sampled_load(target, args, B.SERVER_PIDS[base], samples))
+                target = loadgen.Target(base, home, rng)
+                load = loadgen.measured(
+                    sampled_load(target, args, loadgen.SERVER_PIDS[base], samples)
+                )
             finally:
                 stop.set()
                 worker.join(timeout=120)
@@ -328,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20261201)
     args = parser.parse_args(argv)
     figures, ok = run(args)
-    B.log(
+    loadgen.log(
         f"soak {args.seconds:g}s: {figures['lookups_served']}/{figures['lookups']} lookups, "
         f"{figures['batches']} batches, {figures['alerts_delivered']} alerts, "
         f"errors {figures['errors']}, RSS {figures['rss_mb_first']}→{figures['rss_mb_last']} MB "

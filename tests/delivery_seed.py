@@ -1,17 +1,23 @@
 """A ledger ready for delivery tests: a grant, a published credit_risk@1 with served rows, banks.
 
 Seeded through the project's own functions and models on SQLite or PostgreSQL (by URL); the
-served rows are fixed numbers, since these tests are about delivery, not about scoring.
+served rows are fixed numbers, since these tests are about delivery, not about scoring. Also the
+load the concurrency tests put on it: a bank's lookups from a thread pool, and jobs started
+together in threads.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 from sqlalchemy.engine import Engine
 
 from pdo.delivery.consents import register_consent
@@ -162,3 +168,57 @@ def delivery_ledger(tmp_path: Path, backend: str, **bank_limits: int) -> Iterato
             yield seeded
         finally:
             seeded.engine.dispose()
+
+
+def lookups(
+    ledger: DeliveryLedger,
+    bank: str,
+    base: str,
+    calls: int,
+    *,
+    workers: int = 16,
+    timeout: float = 5.0,
+) -> list[httpx.Response]:
+    """`calls` score lookups by `bank` from `workers` threads, in order: the i-th asks for
+    COMPANIES[i % 10] under consent reference C-{i % 10} (which the test has registered)."""
+    with httpx.Client(timeout=timeout) as client, ThreadPoolExecutor(max_workers=workers) as pool:
+
+        def one(i: int) -> httpx.Response:
+            return client.get(
+                f"{base}/v1/products/credit_risk/scores/{COMPANIES[i % 10]}",
+                params={"purpose": "贷前审查", "consent": f"C-{i % 10}"},
+                headers={"X-API-Key": ledger.keys[bank]},
+            )
+
+        return list(pool.map(one, range(calls)))
+
+
+def all_at_once(
+    jobs: dict[str, Callable[[], Any]], *, start_s: float, finish_s: float
+) -> dict[str, Any]:
+    """Run each job in its own thread, all let go together; their results by name.
+
+    Every thread waits at one barrier (broken after `start_s`) before its job. Each thread is
+    given `finish_s` to end; a job that raised, or one still running, fails the caller."""
+    start = threading.Barrier(len(jobs), timeout=start_s)
+    results: dict[str, Any] = {}
+    failures: list[BaseException] = []
+
+    def guarded(name: str, work: Callable[[], Any]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                start.wait()
+                results[name] = work()
+            except BaseException as exc:
+                failures.append(exc)
+
+        return run
+
+    threads = [threading.Thread(target=guarded(n, w), daemon=True) for n, w in jobs.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=finish_s)
+    assert not failures, failures
+    assert not any(t.is_alive() for t in threads)
+    return results

@@ -10,12 +10,11 @@ usage event has exactly one query.serve record that matches it, and the month cl
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import subprocess
 import sys
-import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,9 @@ from tests.delivery_seed import (
     COMPANIES,
     VERSION,
     DeliveryLedger,
+    all_at_once,
     delivery_ledger,
+    lookups,
 )
 from tests.live_api import serve_api
 
@@ -161,65 +162,27 @@ def _all_at_once(
     ledger: DeliveryLedger, base: str, child: subprocess.Popen[str]
 ) -> list[httpx.Response]:
     """Start every writer together; return the API's answers once all are done."""
-    start = threading.Barrier(THREADS + 4, timeout=60)
-    failures: list[BaseException] = []
 
-    def guarded(work: Any) -> Any:
-        def run(*args: Any) -> Any:
-            try:
-                return work(*args)
-            except BaseException as exc:
-                failures.append(exc)
-                raise
-
-        return run
-
-    @guarded
     def writer(n: int) -> None:
-        start.wait()
         for i in range(RECORDS):
             with session_scope(ledger.engine) as s:
                 audit.record(s, f"writer-{n}", "test.write", f"writer-{n}:{i}", n=n, i=i)
 
-    @guarded
     def settler() -> None:
-        start.wait()
         with session_scope(ledger.engine) as s:
             settle(s, PERIOD, "operator", NOW)
 
-    @guarded
     def releaser() -> None:
-        start.wait()
         assert child.stdin is not None
         child.stdin.write("go\n")
         child.stdin.flush()
 
-    answers: list[httpx.Response] = []
-
-    @guarded
-    def caller() -> None:
-        with httpx.Client() as client, ThreadPoolExecutor(max_workers=16) as pool:
-
-            def one(i: int) -> httpx.Response:
-                return client.get(
-                    f"{base}/v1/products/credit_risk/scores/{COMPANIES[i % 10]}",
-                    params={"purpose": "贷前审查", "consent": f"C-{i % 10}"},
-                    headers={"X-API-Key": ledger.keys[A]},
-                )
-
-            start.wait()
-            answers.extend(pool.map(one, range(CALLS)))
-
-    threads = [threading.Thread(target=writer, args=(n,), daemon=True) for n in range(THREADS)]
+    jobs: dict[str, Callable[[], Any]] = {
+        f"writer-{n}": functools.partial(writer, n) for n in range(THREADS)
+    }
     # two operators settle the same month at once: it closes once
-    threads += [
-        threading.Thread(target=f, daemon=True) for f in (settler, settler, releaser, caller)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not failures, failures
-    assert not any(t.is_alive() for t in threads)
+    jobs |= {"settler-1": settler, "settler-2": settler, "releaser": releaser}
+    jobs["caller"] = lambda: lookups(ledger, A, base, CALLS)
+    answers: list[httpx.Response] = all_at_once(jobs, start_s=60, finish_s=120)["caller"]
     assert len(answers) == CALLS
     return answers

@@ -9,14 +9,13 @@ one usage event and one chain record, the month closed once, and the audit chain
 from __future__ import annotations
 
 import datetime as dt
-import threading
+import functools
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlmodel import Session, col, select
 
@@ -35,7 +34,14 @@ from pdo.registration import grant_authorization
 from pdo.settlement import settle
 from pdo.sources.tables import SOURCE_TABLES
 from pdo.workspace import Workspace
-from tests.delivery_seed import BANKS, COMPANIES, DeliveryLedger, delivery_ledger
+from tests.delivery_seed import (
+    BANKS,
+    COMPANIES,
+    DeliveryLedger,
+    all_at_once,
+    delivery_ledger,
+    lookups,
+)
 from tests.live_api import serve_api
 from tests.test_chain_concurrency import BACKDATED, NOW, PERIOD, backdate_usage
 
@@ -74,11 +80,15 @@ def test_two_pipelines_the_api_and_a_settlement_at_once_lose_and_double_nothing(
             run_ids.append(start_run(ws, source, "alice", grant_id).id)
 
         with serve_api(ledger.settings) as base:
-            statuses, answers = _all_at_once(
-                [lambda r=r: run_to_gate(r, home, url) for r in run_ids],
-                lambda: settle_twice(ledger),
-                lambda: call(base, ledger),
-            )
+            jobs: dict[str, Callable[[], Any]] = {
+                f"run{i}": functools.partial(run_to_gate, r, home, url)
+                for i, r in enumerate(run_ids)
+            }
+            jobs["settle"] = lambda: settle_twice(ledger)
+            jobs["call"] = lambda: lookups(ledger, A, base, CALLS, workers=8, timeout=60)
+            done = all_at_once(jobs, start_s=120, finish_s=900)
+            statuses = [done[f"run{i}"] for i in range(len(run_ids))]
+            answers = done["call"]
 
         assert statuses == ["awaiting_signoff", "awaiting_signoff"]
         assert {a.status_code for a in answers} == {200} and len(answers) == CALLS
@@ -129,48 +139,3 @@ def settle_twice(ledger: DeliveryLedger) -> None:
 def _settle(ledger: DeliveryLedger) -> None:
     with session_scope(ledger.engine) as s:
         settle(s, PERIOD, "operator", NOW + dt.timedelta(seconds=1))
-
-
-def call(base: str, ledger: DeliveryLedger) -> list[httpx.Response]:
-    """CALLS lookups from 8 threads while everything else runs."""
-    with httpx.Client(timeout=60) as client, ThreadPoolExecutor(max_workers=8) as pool:
-
-        def one(i: int) -> httpx.Response:
-            return client.get(
-                f"{base}/v1/products/credit_risk/scores/{COMPANIES[i % 10]}",
-                params={"purpose": "贷前审查", "consent": f"C-{i % 10}"},
-                headers={"X-API-Key": ledger.keys[A]},
-            )
-
-        return list(pool.map(one, range(CALLS)))
-
-
-def _all_at_once(
-    pipelines: list[Callable[[], str]],
-    settler: Callable[[], None],
-    caller: Callable[[], list[httpx.Response]],
-) -> tuple[list[str], list[httpx.Response]]:
-    """Start everything together; the pipelines' statuses and the API's answers."""
-    start = threading.Barrier(len(pipelines) + 2, timeout=120)
-    results: dict[str, Any] = {}
-    failures: list[BaseException] = []
-
-    def guarded(name: str, work: Callable[[], Any]) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                start.wait()
-                results[name] = work()
-            except BaseException as exc:
-                failures.append(exc)
-
-        return run
-
-    jobs = {f"run{i}": p for i, p in enumerate(pipelines)} | {"settle": settler, "call": caller}
-    threads = [threading.Thread(target=guarded(n, w), daemon=True) for n, w in jobs.items()]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=900)
-    assert not failures, failures
-    assert not any(t.is_alive() for t in threads)
-    return [results[f"run{i}"] for i in range(len(pipelines))], results["call"]

@@ -22,13 +22,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +44,7 @@ from pdo.delivery.watchlists import (
     create_watchlist,
     valid_uscc,
 )
-from pdo.delivery.webhooks import ALERT_ID_HEADER, TIMEOUT_S, dispatch_due
+from pdo.delivery.webhooks import TIMEOUT_S, dispatch_due
 from pdo.lake import ZONES, Lake, Manifest
 from pdo.ledger.db import session_scope
 from pdo.ledger.models import (
@@ -67,6 +64,7 @@ from pdo.settings import Settings
 from pdo.signoff import package_hash
 from pdo.sources.tables import SOURCE_TABLES
 from pdo.workspace import Workspace
+from tests.webhook_receiver import receiver
 
 pytestmark = pytest.mark.slow
 
@@ -528,50 +526,6 @@ def test_recovery_doubles_nothing_and_the_audit_chain_verifies(chain: Chain) -> 
     assert "audit chain intact" in pdo(chain.home, "audit", "verify")
 
 
-@dataclass
-class Hook:
-    """A bank's webhook endpoint: answers the first pushes, then holds one open until told."""
-
-    answer_first: int
-    received: list[str] = field(default_factory=list)
-    holding: threading.Event = field(default_factory=threading.Event)
-    release: threading.Event = field(default_factory=threading.Event)
-    url: str = ""
-
-
-@contextmanager
-def webhook(answer_first: int) -> Iterator[Hook]:
-    hook = Hook(answer_first)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["Content-Length"]))
-            hook.received.append(self.headers[ALERT_ID_HEADER])
-            if len(hook.received) == hook.answer_first + 1 and not hook.release.is_set():
-                hook.holding.set()
-                hook.release.wait(30)
-            try:
-                self.send_response(200)
-                self.end_headers()
-            except OSError:
-                pass  # the dispatcher was killed while we held its request
-
-        def log_message(self, *args: object) -> None:
-            """Quiet."""
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    hook.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/pdo"
-    try:
-        yield hook
-    finally:
-        hook.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
 def test_a_dispatcher_killed_mid_push_delivers_every_alert_and_bills_it_once(
     city: City, chain: Chain
 ) -> None:
@@ -592,7 +546,8 @@ def test_a_dispatcher_killed_mid_push_delivers_every_alert_and_bills_it_once(
             continue  # the delivery's planted dirt
         if len(codes) == 6:
             break
-    with webhook(answer_first=2) as hook:
+    # The first two pushes are answered, the third is held open until the dispatcher is killed.
+    with receiver(script=[200, 200, "hold"], verify=False) as hook:
         with session_scope(ws.engine) as s:
             watchlist = create_watchlist(
                 s,
@@ -611,7 +566,7 @@ def test_a_dispatcher_killed_mid_push_delivers_every_alert_and_bills_it_once(
         process = spawn(city, home, "alerts", "dispatch", "--once")
         assert hook.holding.wait(WAIT_S), process.output()
         process.kill()
-        held = hook.received[-1]
+        held = hook.alert_ids()[-1]
         with Session(ws.engine) as s:
             states = Counter(a.status for a in s.exec(select(Alert)))
         assert states == {"delivered": 2, "pending": raised - 2}
@@ -629,6 +584,6 @@ def test_a_dispatcher_killed_mid_push_delivers_every_alert_and_bills_it_once(
     assert {a.status for a in alerts} == {"delivered"}
     assert sorted(u.delivery_key or "" for u in usage) == sorted(f"alert:{a.id}" for a in alerts)
     assert Counter(a.alert_id for a in attempts) == Counter({a.id: 1 for a in alerts})
-    assert Counter(hook.received) == Counter({a.id: 2 if a.id == held else 1 for a in alerts})
+    assert Counter(hook.alert_ids()) == Counter({a.id: 2 if a.id == held else 1 for a in alerts})
     assert chain_ok
     assert "usage events: all" in pdo(home, "audit", "verify")

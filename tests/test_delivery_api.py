@@ -40,6 +40,7 @@ from tests.delivery_seed import (
     VERSION,
     DeliveryLedger,
     delivery_ledger,
+    lookups,
     seed_delivery,
 )
 from tests.live_api import serve_api
@@ -368,16 +369,7 @@ def test_a_lookup_waiting_for_sqlites_write_lock_leaves_the_api_answering(
 def _hammer(ledger: DeliveryLedger, base: str, calls: int) -> list[httpx.Response]:
     for i in range(10):
         ledger.consent(A, COMPANIES[i], f"C-{i}")
-    with httpx.Client() as client, ThreadPoolExecutor(max_workers=16) as pool:
-
-        def one(i: int) -> httpx.Response:
-            return client.get(
-                f"{base}/v1/products/credit_risk/scores/{COMPANIES[i % 10]}",
-                params={"purpose": "贷前审查", "consent": f"C-{i % 10}"},
-                headers={"X-API-Key": ledger.keys[A]},
-            )
-
-        return list(pool.map(one, range(calls)))
+    return lookups(ledger, A, base, calls)
 
 
 def _assert_exactly_once(ledger: DeliveryLedger, answers: list[httpx.Response]) -> None:

@@ -1,19 +1,15 @@
 """Alerts pushed to a real local webhook receiver (signed, retried, dead-lettered) and pulled.
 
-The receiver is a real HTTP server on localhost that verifies the HMAC signature the way the
-module docstring of pdo.delivery.webhooks tells banks to; metering is counted in the ledger.
+The receiver (tests/webhook_receiver.py) is a real HTTP server on localhost that verifies the
+HMAC signature the way the module docstring of pdo.delivery.webhooks tells banks to; metering is
+counted in the ledger.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -58,56 +54,7 @@ from tests.test_watchlists import (
     seed_home,
     watch_all,
 )
-
-
-@dataclass
-class Receiver:
-    """What the bank's endpoint saw, and how it answers: a script of statuses, then `default`."""
-
-    secret: str = ""
-    script: list[int | str] = field(default_factory=list)
-    default: int = 200
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    url: str = ""
-
-    def answer(self) -> int | str:
-        return self.script.pop(0) if self.script else self.default
-
-    def bodies(self) -> list[dict]:
-        return [json.loads(body) for _, body in self.received]
-
-
-@contextmanager
-def receiver(script: list[int | str] | None = None, default: int = 200) -> Iterator[Receiver]:
-    """A webhook endpoint on a free localhost port; 'slow' in the script answers too late."""
-    state = Receiver(script=list(script or []), default=default)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            state.received.append((dict(self.headers.items()), body))
-            status = state.answer()
-            if status == "slow":
-                time.sleep(1.5)
-                status = 200
-            if not verify_signature(state.secret, body, self.headers.get(SIGNATURE_HEADER)):
-                status = 401
-            self.send_response(int(status))
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            """Quiet."""
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/pdo"
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+from tests.webhook_receiver import Receiver, receiver
 
 
 @pytest.fixture
@@ -273,7 +220,7 @@ def test_a_resend_after_a_crash_is_not_billed_twice(home: Home, api: str) -> Non
             s.add(alert)
             s.commit()
         assert dispatch_due(home.engine, server_key(home)).delivered == 1
-    ids = [headers[ALERT_ID_HEADER] for headers, _ in hook.received]
+    ids = hook.alert_ids()
     assert len(ids) == 2 and len(set(ids)) == 1  # the receiver can deduplicate
     assert len(metered(home)) == 1
 

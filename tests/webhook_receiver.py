@@ -1,0 +1,89 @@
+"""One local bank webhook endpoint for every test that pushes alerts, not a copy in each."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from pdo.delivery.webhooks import ALERT_ID_HEADER, SIGNATURE_HEADER, verify_signature
+
+HOLD_S = 30.0
+
+
+@dataclass
+class Receiver:
+    """What the bank's endpoint saw, and how it answers: a script of statuses, then `default`.
+
+    In the script, 'slow' answers 200 too late for a short timeout, and 'hold' keeps that
+    request open (`holding` set) until `release` is set, then answers 200.
+    """
+
+    secret: str = ""
+    script: list[int | str] = field(default_factory=list)
+    default: int = 200
+    verify: bool = True
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    url: str = ""
+    holding: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def answer(self) -> int | str:
+        return self.script.pop(0) if self.script else self.default
+
+    def bodies(self) -> list[dict]:
+        return [json.loads(body) for _, body in self.received]
+
+    def alert_ids(self) -> list[str]:
+        return [headers[ALERT_ID_HEADER] for headers, _ in self.received]
+
+
+@contextmanager
+def receiver(
+    script: list[int | str] | None = None, default: int = 200, verify: bool = True
+) -> Iterator[Receiver]:
+    """A webhook endpoint on a free localhost port. With `verify`, a request whose signature does
+    not verify against `secret` gets 401 whatever the script says."""
+    state = Receiver(script=list(script or []), default=default, verify=verify)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.received.append((dict(self.headers.items()), body))
+            status = state.answer()
+            if status == "slow":
+                time.sleep(1.5)
+                status = 200
+            elif status == "hold":
+                if not state.release.is_set():
+                    state.holding.set()
+                    state.release.wait(HOLD_S)
+                status = 200
+            if state.verify and not verify_signature(
+                state.secret, body, self.headers.get(SIGNATURE_HEADER)
+            ):
+                status = 401
+            try:
+                self.send_response(int(status))
+                self.end_headers()
+            except OSError:
+                pass  # the sender is gone (killed while its request was held)
+
+        def log_message(self, *args: object) -> None:
+            """Quiet."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/pdo"
+    try:
+        yield state
+    finally:
+        state.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
