@@ -331,13 +331,6 @@ class ServingBatch:
         }
         subs_in, subs_args = db.isin("subscriber_id", subscribers)
         entities_in, entities_args = db.isin("uscc", entities)
-        refs_in, refs_args = db.isin(
-            "reference", sorted({a.job.consent_ref or "" for a in admitted})
-        )
-        versions_in, versions_args = db.isin(
-            "s.product_version_id", sorted({a.version_id for a in admitted})
-        )
-        served_in, served_args = db.isin("s.uscc", entities)
         counters_in, counters_args = db.isin("counter", sorted(wanted))
         reads: dict[str, Query] = {}
         if not db.sqlite:  # one bank's batches in turn across API processes (row locks)
@@ -346,11 +339,25 @@ class ServingBatch:
                 f"SELECT id FROM subscriber WHERE {lock} ORDER BY id FOR NO KEY UPDATE",
                 lock_args,
             )
-        reads["consents"] = (
-            "SELECT id, subscriber_id, reference, uscc, purposes, valid_from, valid_until, "
-            f"revoked_at FROM consent WHERE {subs_in} AND {refs_in}",
-            [*subs_args, *refs_args],
+        columns = (
+            "id, subscriber_id, reference, uscc, purposes, valid_from, valid_until, revoked_at"
         )
+        if db.sqlite:
+            refs_in, refs_args = db.isin(
+                "reference", sorted({a.job.consent_ref or "" for a in admitted})
+            )
+            reads["consents"] = (
+                f"SELECT {columns} FROM consent WHERE {subs_in} AND {refs_in}",
+                [*subs_args, *refs_args],
+            )
+        else:  # a probe of the (bank, reference) key per pair, whatever plan is cached
+            refs = sorted({(a.key.subscriber_id, a.job.consent_ref or "") for a in admitted})
+            reads["consents"] = (
+                "SELECT c.* FROM unnest(?::text[], ?::text[]) AS k(subscriber_id, reference) "
+                f"CROSS JOIN LATERAL (SELECT {columns} FROM consent x WHERE "
+                "x.subscriber_id = k.subscriber_id AND x.reference = k.reference) AS c",
+                [[r[0] for r in refs], [r[1] for r in refs]],
+            )
         if any(a.job.purpose in PORTFOLIO_PURPOSES for a in admitted):
             owner_in, owner_args = db.isin("w.subscriber_id", subscribers)
             member_in, member_args = db.isin("m.uscc", entities)
@@ -359,14 +366,29 @@ class ServingBatch:
                 f"JOIN watchlist w ON w.id = m.watchlist_id WHERE {owner_in} AND {member_in}",
                 [*owner_args, *member_args],
             )
-        reads["served"] = (
-            # details as stored text: the answer embeds them without a parse and a re-dump
+        # details as stored text: the answer embeds them without a parse and a re-dump
+        served_sql = (
             "SELECT s.product_version_id, s.uscc, s.score, s.grade, CAST(s.details AS TEXT), "
             "c.objection_id, c.score, c.grade, CAST(c.details AS TEXT) FROM served_score s "
             "LEFT JOIN score_correction c ON c.product_version_id = s.product_version_id "
-            f"AND c.uscc = s.uscc WHERE {versions_in} AND {served_in}",
-            [*versions_args, *served_args],
+            "AND c.uscc = s.uscc WHERE "
         )
+        if db.sqlite:
+            versions_in, versions_args = db.isin(
+                "s.product_version_id", sorted({a.version_id for a in admitted})
+            )
+            served_in, served_args = db.isin("s.uscc", entities)
+            reads["served"] = (
+                served_sql + f"{versions_in} AND {served_in}",
+                [*versions_args, *served_args],
+            )
+        else:  # a probe of the (version, enterprise) key per pair, whatever plan is cached
+            wanted_rows = sorted({(a.version_id, a.job.entity) for a in admitted})
+            reads["served"] = (
+                "SELECT r.* FROM unnest(?::text[], ?::text[]) AS k(version, uscc) CROSS JOIN "
+                f"LATERAL ({served_sql}s.product_version_id = k.version AND s.uscc = k.uscc) AS r",
+                [[w[0] for w in wanted_rows], [w[1] for w in wanted_rows]],
+            )
         reads["disputed"] = (
             f"SELECT product_name, uscc FROM objection WHERE status = 'open' AND {entities_in}",
             entities_args,
@@ -378,12 +400,14 @@ class ServingBatch:
                 [db.day_in(day), *subs_args, *entities_args],
             )
         else:  # one index probe per (bank, enterprise): with `uscc = ANY(?)` PostgreSQL's
-            # planner kept uscc as a filter and read the bank's whole day on every batch.
+            # planner kept uscc as a filter and read the bank's whole day on every batch, and
+            # the generic plan of a plain join hashed the whole day: LATERAL can only probe.
             pairs = sorted({(a.key.subscriber_id, a.job.entity) for a in admitted})
             reads["disclosed"] = (
                 "SELECT d.subscriber_id, d.uscc FROM unnest(?::text[], ?::text[]) "
-                "AS k(subscriber_id, uscc) JOIN disclosed_enterprise d "
-                "ON d.subscriber_id = k.subscriber_id AND d.day = ? AND d.uscc = k.uscc",
+                "AS k(subscriber_id, uscc) CROSS JOIN LATERAL (SELECT x.subscriber_id, x.uscc "
+                "FROM disclosed_enterprise x WHERE x.subscriber_id = k.subscriber_id "
+                "AND x.day = ? AND x.uscc = k.uscc) AS d",
                 [[p[0] for p in pairs], [p[1] for p in pairs], db.day_in(day)],
             )
         reads["counters"] = (

@@ -63,10 +63,12 @@ class Statements:
     def insert(
         self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
     ) -> None:
-        """Insert rows; `columns` are (name, PostgreSQL array type) pairs.
+        """Insert rows; `columns` are (name, PostgreSQL type) pairs.
 
-        SQLite: executemany (its loop runs in C). PostgreSQL: one `INSERT ... SELECT FROM
-        unnest(arrays)`: one statement and one prepared plan for any number of rows.
+        SQLite: executemany (its loop runs in C). PostgreSQL: one statement and one prepared
+        plan for any number of rows, whose one parameter is the rows as a JSON array of arrays:
+        `json.dumps` runs in C, where psycopg dumped a parameter array per column element by
+        element in Python (measured: 9% of the API process's time under load).
         """
         if not rows:
             return
@@ -77,10 +79,10 @@ class Statements:
                 Write(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows, many=True)
             )
             return
-        arrays = ", ".join(f"?::{kind}[]" for _, kind in columns)
+        fields = ", ".join(f"(r->>{i})::{kind}" for i, (_, kind) in enumerate(columns))
         self.run(
-            f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})",
-            [list(column) for column in zip(*rows, strict=True)],
+            f"INSERT INTO {table} ({names}) SELECT {fields} FROM jsonb_array_elements(?::jsonb) r",
+            [json.dumps(rows, default=_json_scalar, separators=(",", ":"))],
         )
 
     def ts_in(self, value: dt.datetime) -> Any:
@@ -107,6 +109,13 @@ class Statements:
     def marks(n: int) -> str:
         """`?, ?, ?` for an IN list of n values."""
         return ", ".join("?" * n)
+
+
+def _json_scalar(value: Any) -> str:
+    """Timestamps and days as ISO text, which PostgreSQL's casts read back exactly."""
+    if isinstance(value, dt.date):  # datetime too: offset and microseconds kept
+        return value.isoformat()
+    raise TypeError(f"no JSON form for {type(value).__name__}")
 
 
 def advance(plan: Plan, rows: list[Rows] | None) -> list[Query] | None:
