@@ -180,7 +180,7 @@ def partitions_for(rows: int, settings: Settings, table: SourceTable | None = No
 def _scanner(ws: Workspace) -> tuple[str, Pseudonymizer, FastScanner]:
     key_id, key = ws.settings.read_pseudonym_key()
     analyzer = build_analyzer(ws.settings.models_dir)
-    scanner = get_scanner(analyzer, ner=True, processes=ws.settings.scan_processes)
+    scanner = get_scanner(analyzer, ner=True, processes=ws.settings.scan_worker_processes())
     return key_id, Pseudonymizer(key_id, key), scanner
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -27,9 +28,10 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8765
     console_port: int = 8501
-    # Worker processes for the PII scan of large tables (1: in-process). Names and addresses
-    # cost ~1 ms a text; on a many-core box set PDO_SCAN_PROCESSES to the cores you can spare.
-    scan_processes: int = Field(default=1, ge=1)
+    # Worker processes for the name/address detection of large free-text columns (1: in the
+    # stage's own process). 0 (the default): one per core on the local runner, one on Dask,
+    # whose workers already spread the partitions over the cores (see scan_worker_processes).
+    scan_processes: int = Field(default=0, ge=0)
     # A final decision made in the console continues the run in a detached `pdo signoff
     # continue` process (the console records decisions; it is not a worker).
     console_continues_runs: bool = True
@@ -70,6 +72,19 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.resolved_home / "models"
+
+    def scan_worker_processes(self) -> int:
+        """PDO_SCAN_PROCESSES, else one per usable core locally (the model's Python half holds
+        the GIL, so the local runner's threads could not share it out) and 1 under Dask."""
+        if self.scan_processes:
+            return self.scan_processes
+        if self.runner == "dask":
+            return 1
+        return (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1
+        )
 
     def read_pseudonym_key(self) -> tuple[str, bytes]:
         """The HMAC key for pseudonyms and its id; a local key file is created on first use."""

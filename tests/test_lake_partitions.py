@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import polars as pl
@@ -103,3 +104,22 @@ def test_free_text_tables_get_more_partitions_than_their_rows_alone_would() -> N
     assert partitions_for(186_000, settings, table("penalties")) == 10  # summaries: NER
     assert partitions_for(150, settings, table("penalties")) == 1
     assert partitions_for(186_000, Settings(partitions=3), table("penalties")) == 3
+
+
+@pytest.mark.parametrize(
+    ("runner", "configured", "expected"),
+    [
+        ("local", 0, "cores"),  # the default: the NER model's Python half holds the GIL
+        ("dask", 0, 1),  # Dask workers already spread the partitions over the cores
+        ("local", 3, 3),
+        ("dask", 2, 2),
+    ],
+)
+def test_name_detection_uses_a_process_per_core_unless_told(
+    runner: str, configured: int, expected: int | str
+) -> None:
+    from pdo.settings import Settings
+
+    cores = len(os.sched_getaffinity(0))
+    settings = Settings(runner=runner, scan_processes=configured)
+    assert settings.scan_worker_processes() == (cores if expected == "cores" else expected)
