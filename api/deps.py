@@ -9,6 +9,7 @@ from fastapi import Depends, Header, Request
 from sqlmodel import Session
 
 from api.errors import ApiError, Caller
+from pdo.ledger.db import read_scope
 from pdo.ledger.models import ApiKey
 from pdo.privacy.pseudonym import Pseudonymizer
 from pdo.subscribers import resolve_key
@@ -20,6 +21,15 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_read_session(request: Request) -> Iterator[Session]:
+    """A session that only reads: it neither waits for nor holds SQLite's write lock."""
+    with read_scope(request.app.state.engine) as session:
+        yield session
+
+
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 
 
 def get_pseudonymizer(request: Request) -> Pseudonymizer:

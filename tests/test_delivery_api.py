@@ -366,6 +366,24 @@ def test_a_lookup_waiting_for_sqlites_write_lock_leaves_the_api_answering(
     assert count(ledger, UsageEvent) == 2
 
 
+def test_the_health_check_answers_while_another_writer_holds_the_ledger(
+    ledger: DeliveryLedger, api: str
+) -> None:
+    """A settlement or a pipeline holding SQLite's write lock must not fail the health check."""
+    writer = sqlite3.connect(ledger.settings.db_url.removeprefix("sqlite:///"), timeout=30)
+    writer.isolation_level = None
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        answer = httpx.get(f"{api}/healthz", timeout=10)
+        waited = time.monotonic() - started
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert answer.status_code == 200 and answer.json() == {"status": "ok"}
+    assert waited < 2  # it did not wait out the 30 s busy timeout behind the writer
+
+
 def _hammer(ledger: DeliveryLedger, base: str, calls: int) -> list[httpx.Response]:
     for i in range(10):
         ledger.consent(A, COMPANIES[i], f"C-{i}")
