@@ -9,6 +9,7 @@ from fastapi import Depends, Header, Request
 from sqlmodel import Session
 
 from api.errors import ApiError, Caller
+from api.text import refuse_nul
 from pdo.ledger.db import read_scope
 from pdo.ledger.models import ApiKey
 from pdo.privacy.pseudonym import Pseudonymizer
@@ -47,6 +48,7 @@ def get_api_key(
     x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None,
 ) -> ApiKey:
     """The caller's key record; refused with 401 when missing, unknown or revoked."""
+    refuse_nul(request)
     if not x_api_key:
         raise ApiError(401, "missing_api_key", "send your API key in the X-API-Key header")
     key = resolve_key(session, x_api_key)

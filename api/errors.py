@@ -70,6 +70,18 @@ def _endpoint(request: Request) -> str:
     return f"{request.method} {getattr(route, 'path', request.url.path)}"
 
 
+# What a refusal keeps of a bank's own text (a purpose, a product name): enough to read it.
+RECORDED_CHARS = 200
+
+
+def _recordable(value: str | None) -> str | None:
+    """The bank's text as refused_call can hold it: NUL (which PostgreSQL's text cannot hold,
+    and which would fail the serving batch that records it) shown as U+FFFD, and cut short."""
+    if value is None:
+        return None
+    return value.replace("\x00", "\ufffd")[:RECORDED_CHARS]
+
+
 async def record_refusal(request: Request, status: int, code: str, flagged: bool = False) -> None:
     """Write a refusal decided outside the serving worker to refused_call (never billed)."""
     caller: Caller | None = getattr(request.state, "caller", None)
@@ -81,9 +93,9 @@ async def record_refusal(request: Request, status: int, code: str, flagged: bool
             _endpoint(request),
             status,
             code,
-            params.get("product"),
+            _recordable(params.get("product")),
             None,  # the enterprise is not recorded for refusals outside the lookup path
-            request.query_params.get("purpose"),
+            _recordable(request.query_params.get("purpose")),
             flagged,
         )
     )

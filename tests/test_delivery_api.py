@@ -24,6 +24,7 @@ from pdo.ledger.db import session_scope
 from pdo.ledger.models import (
     ApiKey,
     AuditEvent,
+    Consent,
     Objection,
     RefusedCall,
     ScoreCorrection,
@@ -382,6 +383,58 @@ def test_the_health_check_answers_while_another_writer_holds_the_ledger(
         writer.close()
     assert answer.status_code == 200 and answer.json() == {"status": "ok"}
     assert waited < 2  # it did not wait out the 30 s busy timeout behind the writer
+
+
+NUL_REQUESTS = [  # (method, path with query, JSON body): a NUL where a bank may put text
+    ("GET", "/v1/products/credit_risk/scores/{uscc}?purpose=%E8%B4%B7%00&consent=C-1", None),
+    ("GET", "/v1/products/credit_risk/scores/{uscc}?purpose=贷前审查&consent=C-1%00", None),
+    ("GET", "/v1/products/credit%00risk/scores/{uscc}?purpose=贷前审查&consent=C-1", None),
+    ("GET", "/v1/alerts?watchlist=w%00", None),
+    ("GET", "/v1/batches/b%00", None),
+    ("POST", "/v1/consents", {"reference": "授权书\u0000"}),
+    ("POST", "/v1/consents", {"purposes": ["贷前审查\u0000"]}),
+    ("POST", "/v1/watchlists", {"name": "贷后\u0000"}),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_nul_character_is_refused_before_it_reaches_the_ledger(
+    tmp_path: Path, backend: str
+) -> None:
+    """PostgreSQL text cannot hold NUL: one such lookup failed its whole serving batch (500)."""
+    now = dt.datetime.now(dt.UTC)
+    consent = {
+        "uscc": COMPANIES[1],
+        "reference": "C-2",
+        "purposes": ["贷前审查"],
+        "valid_from": (now - dt.timedelta(hours=1)).isoformat(),
+        "valid_until": (now + dt.timedelta(days=90)).isoformat(),
+    }
+    watchlist = {"name": "贷后", "product": "credit_risk"}
+    with delivery_ledger(tmp_path, backend) as ledger:
+        ledger.consent(A, COMPANIES[0], "C-1")
+        key = {"X-API-Key": ledger.keys[A]}
+        with serve_api(ledger.settings) as base:
+            for method, path, body in NUL_REQUESTS:
+                base_body = consent if "consents" in path else watchlist
+                payload = None if body is None else base_body | body
+                answer = httpx.request(
+                    method,
+                    base + path.format(uscc=COMPANIES[0]),
+                    json=payload,
+                    headers=key,
+                )
+                assert answer.status_code == 422, (path, answer.text)
+                assert answer.json()["error"]["code"] == "invalid_request"
+                assert "\x00" not in answer.text and "\\u0000" not in answer.text
+            assert ask(base, ledger.keys[A]).status_code == 200  # still serving
+        assert count(ledger, UsageEvent) == 1
+        assert count(ledger, Consent, Consent.reference == "C-2") == 0
+        # audited like any refusal, the NUL shown as U+FFFD
+        assert count(ledger, RefusedCall, RefusedCall.code == "invalid_request") == len(
+            NUL_REQUESTS
+        )
+        assert count(ledger, RefusedCall, col(RefusedCall.purpose).contains("\ufffd")) == 1
 
 
 def _hammer(ledger: DeliveryLedger, base: str, calls: int) -> list[httpx.Response]:

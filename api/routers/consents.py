@@ -11,6 +11,7 @@ from sqlmodel import select
 
 from api.deps import ApiKeyDep, PseudonymizerDep, SessionDep
 from api.errors import KEYED, ApiError, refusals
+from api.text import Text
 from pdo.delivery.consents import consents_of, register_consent, revoke_consent
 from pdo.delivery.identity import shown_as
 from pdo.ledger.models import Consent, Subscriber
@@ -25,8 +26,8 @@ class ConsentCreate(BaseModel):
     """A consent the enterprise signed: for which bank purposes and until when."""
 
     uscc: str = Field(pattern=USCC_PATTERN, description="统一社会信用代码 of the enterprise")
-    reference: str = Field(min_length=1, max_length=120, description="your consent document no.")
-    purposes: list[str] = Field(min_length=1)
+    reference: Text = Field(min_length=1, max_length=120, description="your consent document no.")
+    purposes: list[Text] = Field(min_length=1)
     valid_from: dt.datetime
     valid_until: dt.datetime
     evidence_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")

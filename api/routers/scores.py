@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from api.errors import ApiError, ErrorBody
 from api.serving.requests import Refusal, RefusedElsewhere, ScoreLookup
 from api.serving.worker import ServingWorker
+from api.text import refuse_nul
 from pdo.delivery.identity import shown_as
 from pdo.privacy.entity_key import entity_key
 from pdo.subscribers import split_key
@@ -103,6 +104,7 @@ async def get_score(request: Request) -> Response:
     The parameters are read from the request directly (declared above for OpenAPI): FastAPI's
     per-parameter resolution cost more than all of the serving transaction's work per call.
     """
+    refuse_nul(request)
     app = request.app
     product, uscc = request.path_params["product"], request.path_params["uscc"]
     purpose = request.query_params.get("purpose", "")

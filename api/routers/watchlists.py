@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import ApiKeyDep, PseudonymizerDep, SessionDep
 from api.errors import KEYED, ApiError, refusals
+from api.text import Text
 from pdo.delivery import watchlists as wl
 from pdo.delivery.webhooks import webhook_secret
 from pdo.ledger.models import Watchlist, WatchlistMember
@@ -25,10 +26,10 @@ NOT_FOUND = "watchlist_not_found: no such watchlist of yours (another bank's is 
 class WatchlistCreate(BaseModel):
     """A new watchlist: its name, the product watched and the purpose alerts serve."""
 
-    name: str = Field(min_length=1, max_length=120)
-    product: str = Field(min_length=1)
-    purpose: str = wl.DEFAULT_PURPOSE
-    webhook_url: str | None = Field(
+    name: Text = Field(min_length=1, max_length=120)
+    product: Text = Field(min_length=1)
+    purpose: Text = wl.DEFAULT_PURPOSE
+    webhook_url: Text | None = Field(
         default=None, max_length=2000, description="https URL alerts are POSTed to (optional)"
     )
 
@@ -57,7 +58,7 @@ class MemberIn(BaseModel):
     """An enterprise to watch, and the bank's own reference for it (loan or customer number)."""
 
     uscc: str = Field(pattern=wl.USCC_PATTERN, description="统一社会信用代码")
-    reference: str | None = Field(default=None, max_length=120)
+    reference: Text | None = Field(default=None, max_length=120)
 
 
 class MembersAdded(BaseModel):
