@@ -7,6 +7,7 @@ app under uvicorn, real HTTP calls; usage events, refusals and revenue read back
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -394,6 +395,7 @@ NUL_REQUESTS = [  # (method, path with query, JSON body): a NUL where a bank may
     ("POST", "/v1/consents", {"reference": "授权书\u0000"}),
     ("POST", "/v1/consents", {"purposes": ["贷前审查\u0000"]}),
     ("POST", "/v1/watchlists", {"name": "贷后\u0000"}),
+    ("POST", "/v1/watchlists", {"name": "贷后\ud800"}),  # a lone surrogate (pydantic refuses it)
 ]
 
 
@@ -418,11 +420,11 @@ def test_a_nul_character_is_refused_before_it_reaches_the_ledger(
             for method, path, body in NUL_REQUESTS:
                 base_body = consent if "consents" in path else watchlist
                 payload = None if body is None else base_body | body
-                answer = httpx.request(
+                answer = httpx.request(  # JSON with \u escapes: a lone surrogate has no UTF-8
                     method,
                     base + path.format(uscc=COMPANIES[0]),
-                    json=payload,
-                    headers=key,
+                    content=None if payload is None else json.dumps(payload),
+                    headers=key | {"Content-Type": "application/json"},
                 )
                 assert answer.status_code == 422, (path, answer.text)
                 assert answer.json()["error"]["code"] == "invalid_request"
