@@ -350,15 +350,12 @@ class ServingBatch:
                 f"SELECT {columns} FROM consent WHERE {subs_in} AND {refs_in}",
                 [*subs_args, *refs_args],
             )
-        else:  # a probe of the (bank, reference) key per pair, whatever plan is cached: the
-            # key is unique, and LIMIT 1 keeps PostgreSQL from flattening the LATERAL subquery
-            # into a join, whose generic plan hashed a scan of the whole table (auto_explain)
-            refs = sorted({(a.key.subscriber_id, a.job.consent_ref or "") for a in admitted})
-            reads["consents"] = (
-                "SELECT c.* FROM unnest(?::text[], ?::text[]) AS k(subscriber_id, reference) "
-                f"CROSS JOIN LATERAL (SELECT {columns} FROM consent x WHERE "
-                "x.subscriber_id = k.subscriber_id AND x.reference = k.reference LIMIT 1) AS c",
-                [[r[0] for r in refs], [r[1] for r in refs]],
+        else:
+            reads["consents"] = db.probe_each(
+                ("subscriber_id", "reference"),
+                sorted({(a.key.subscriber_id, a.job.consent_ref or "") for a in admitted}),
+                f"SELECT {columns} FROM consent x WHERE x.subscriber_id = k.subscriber_id "
+                "AND x.reference = k.reference",
             )
         if any(a.job.purpose in PORTFOLIO_PURPOSES for a in admitted):
             owner_in, owner_args = db.isin("w.subscriber_id", subscribers)
@@ -384,13 +381,11 @@ class ServingBatch:
                 served_sql + f"{versions_in} AND {served_in}",
                 [*versions_args, *served_args],
             )
-        else:  # a probe of the (version, enterprise) key per pair, as for consents
-            wanted_rows = sorted({(a.version_id, a.job.entity) for a in admitted})
-            reads["served"] = (
-                "SELECT r.* FROM unnest(?::text[], ?::text[]) AS k(version, uscc) CROSS JOIN "
-                f"LATERAL ({served_sql}s.product_version_id = k.version AND s.uscc = k.uscc "
-                "LIMIT 1) AS r",
-                [[w[0] for w in wanted_rows], [w[1] for w in wanted_rows]],
+        else:
+            reads["served"] = db.probe_each(
+                ("version", "uscc"),
+                sorted({(a.version_id, a.job.entity) for a in admitted}),
+                f"{served_sql}s.product_version_id = k.version AND s.uscc = k.uscc",
             )
         reads["disputed"] = (
             f"SELECT product_name, uscc FROM objection WHERE status = 'open' AND {entities_in}",
@@ -402,17 +397,14 @@ class ServingBatch:
                 f"WHERE day = ? AND {subs_in} AND {entities_in}",
                 [db.day_in(day), *subs_args, *entities_args],
             )
-        else:  # one index probe per (bank, enterprise): with `uscc = ANY(?)` PostgreSQL's
-            # planner kept uscc as a filter and read the bank's whole day on every batch, and
-            # the generic plan of a join hashed the whole day: a probe per pair, as for consents.
-            pairs = sorted({(a.key.subscriber_id, a.job.entity) for a in admitted})
-            reads["disclosed"] = (
-                "SELECT d.subscriber_id, d.uscc FROM unnest(?::text[], ?::text[]) "
-                "AS k(subscriber_id, uscc) CROSS JOIN LATERAL (SELECT x.subscriber_id, x.uscc "
-                "FROM disclosed_enterprise x WHERE x.subscriber_id = k.subscriber_id "
-                "AND x.day = ? AND x.uscc = k.uscc LIMIT 1) AS d",
-                [[p[0] for p in pairs], [p[1] for p in pairs], db.day_in(day)],
+        else:  # `uscc = ANY(?)` read the bank's whole day on every batch
+            probe, probe_args = db.probe_each(
+                ("subscriber_id", "uscc"),
+                sorted({(a.key.subscriber_id, a.job.entity) for a in admitted}),
+                "SELECT x.subscriber_id, x.uscc FROM disclosed_enterprise x WHERE "
+                "x.subscriber_id = k.subscriber_id AND x.day = ? AND x.uscc = k.uscc",
             )
+            reads["disclosed"] = (probe, [*probe_args, db.day_in(day)])
         reads["counters"] = (
             "SELECT counter, period, used FROM serving_counter "
             f"WHERE {counters_in} AND period IN (?, ?)",

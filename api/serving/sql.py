@@ -60,6 +60,25 @@ class Statements:
             return f"{column} IN ({self.marks(len(values))})", list(values)
         return f"{column} = ANY(?)", [list(values)]
 
+    @staticmethod
+    def probe_each(
+        names: tuple[str, str], pairs: Sequence[tuple[str, str]], lookup: str
+    ) -> tuple[str, list[Any]]:
+        """PostgreSQL: `lookup` (a SELECT of one row by a unique key, naming the pair's fields
+        `k.<name>`) run once per key pair, and the two arrays the pairs are sent as.
+
+        Whatever plan is cached, this can only be an index probe per pair: `= ANY(?)` on each
+        column left PostgreSQL filtering one of them over a scan, and a plain join's generic
+        plan hashed a scan of the whole table. LIMIT 1 keeps PostgreSQL from flattening the
+        LATERAL subquery back into such a join (seen with auto_explain).
+        """
+        first, second = names
+        return (
+            f"SELECT r.* FROM unnest(?::text[], ?::text[]) AS k({first}, {second}) "
+            f"CROSS JOIN LATERAL ({lookup} LIMIT 1) AS r",
+            [[p[0] for p in pairs], [p[1] for p in pairs]],
+        )
+
     def insert(
         self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
     ) -> None:
