@@ -41,9 +41,14 @@ class NoScoringDateError(ValueError):
     """The run holds no monthly table to date its products by."""
 
 
-def scoring_date(inputs: Mapping[str, pl.DataFrame]) -> dt.date:
+def scoring_date(inputs: Mapping[str, pl.DataFrame | pl.LazyFrame]) -> dt.date:
     """The as-of date of the data: the end of the last month any monthly table reports."""
-    months = [str(inputs[t]["month"].max()) for t in MONTHLY if t in inputs and inputs[t].height]
+    per_table = [
+        inputs[t].lazy().select(pl.col("month").max()).collect().item()
+        for t in MONTHLY
+        if t in inputs
+    ]
+    months = [str(month) for month in per_table if month is not None]
     if not months:
         raise NoScoringDateError(
             "no social-insurance or utility months in the run: products cannot be dated"
@@ -114,7 +119,7 @@ def build_candidate(
     if missing:
         raise ValueError(f"{product_name} needs tables the run did not cover: {missing}")
     inputs = {t: ws.lake.read(datasets[t]) for t in spec.inputs}
-    monthly = {t: ws.lake.read(datasets[t]) for t in MONTHLY if t in datasets}
+    monthly = {t: ws.lake.scan(datasets[t]) for t in MONTHLY if t in datasets}  # one column
     as_of = scoring_date(monthly)  # the run's date, the same for every product
     built = spec.build(inputs, as_of)
     check_outputs(spec, built.scores)

@@ -203,6 +203,10 @@ class Lake:
         frames = [pl.read_parquet(p) for p in self.part_paths(manifest)]
         return frames[0] if len(frames) == 1 else pl.concat(frames)
 
+    def scan(self, manifest: Manifest) -> pl.LazyFrame:
+        """The whole version, lazily: a query reads only the columns and row groups it needs."""
+        return pl.scan_parquet(self.part_paths(manifest))
+
     def read_part(self, manifest: Manifest, part: int) -> pl.DataFrame:
         return pl.read_parquet(self.part_paths(manifest)[part])
 

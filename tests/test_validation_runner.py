@@ -336,3 +336,70 @@ def test_runs_with_different_references_on_many_threads_do_not_mix() -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         for i, rows in pool.map(check, range(12)):
             assert rows == expected[i % 3]
+
+
+# (status, label, allowed?) against PAIRS; GX ignores a row whose two values are both missing.
+PAIRS = [["active", "在营"], ["abnormal", "经营异常"], ["cancelled", None]]
+PAIR_CASES = [
+    ("active", "在营", True),
+    ("abnormal", "经营异常", True),
+    ("cancelled", None, True),  # an allowed pair may hold a missing value
+    ("active", "吊销", False),
+    ("abnormal", "在营", False),
+    ("ACTIVE", "在营", False),
+    ("active ", "在营", False),
+    (None, "在营", False),
+    ("active", None, False),
+    ("revoked", "吊销", False),
+    (None, None, True),  # ignored (both missing)
+]
+
+
+def _builtin_pair_failures(frame: pl.DataFrame, pairs: list) -> list[int]:
+    """Row positions GX's own expect_column_pair_values_to_be_in_set (iterrows) fails."""
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    batch = (
+        context.data_sources.add_pandas("pairs")
+        .add_dataframe_asset("frame")
+        .add_batch_definition_whole_dataframe("whole")
+        .get_batch(batch_parameters={"dataframe": frame.to_pandas()})
+    )
+    result = batch.validate(
+        gx.expectations.ExpectColumnPairValuesToBeInSet(
+            column_A="status", column_B="label", value_pairs_set=[tuple(p) for p in pairs]
+        ),
+        result_format="COMPLETE",
+    )
+    return sorted(result.result["unexpected_index_list"])
+
+
+@pytest.mark.parametrize("arrow", [False, True], ids=["object", "arrow"])
+def test_the_pair_check_fails_exactly_the_rows_gx_itself_fails(arrow: bool) -> None:
+    """The vectorized twin quarantines the rows GX's built-in does, reported under its type."""
+    from pdo.validation.expectations.pair_in_set import pairs_in_set
+
+    frame = pl.DataFrame(
+        {"status": [c[0] for c in PAIR_CASES], "label": [c[1] for c in PAIR_CASES]}
+    )
+    expected = [i for i, case in enumerate(PAIR_CASES) if not case[2]]
+    assert _builtin_pair_failures(frame, PAIRS) == expected
+    pandas_frame = frame.to_pandas(use_pyarrow_extension_array=arrow)
+    ours = pairs_in_set(pandas_frame["status"], pandas_frame["label"], PAIRS)
+    both_missing = pandas_frame["status"].isna() & pandas_frame["label"].isna()
+    assert sorted((~ours & ~both_missing).to_numpy().nonzero()[0]) == expected
+    run = run_suite(
+        _suite(
+            {
+                "type": "expect_column_pair_values_to_be_in_set",
+                "kwargs": {"column_A": "status", "column_B": "label", "value_pairs_set": PAIRS},
+                "meta": {"severity": "row"},
+            }
+        ),
+        frame,
+    )
+    assert sorted(run.quarantined) == [i + 1 for i in expected]  # row ids count from 1
+    (item,) = run.gx_result["results"]
+    assert item["expectation_config"]["type"] == "expect_column_pair_values_to_be_in_set"
+    assert item["result"]["unexpected_count"] == len(expected)

@@ -66,6 +66,9 @@ _DIMENSION_BY_TYPE = {
 
 IN_SET = "expect_column_values_to_be_in_set"
 IN_REFERENCE = "expect_column_values_to_be_in_reference"  # IN_SET over lent values, GX-side only
+# Built-in types GX is handed as a twin with a vectorized metric (results reported back under the
+# built-in type); see pdo.validation.expectations.pair_in_set.
+TWINS = {"expect_column_pair_values_to_be_in_set": "expect_column_pair_values_to_be_in_pair_set"}
 
 
 class SuiteError(ValueError):
@@ -213,7 +216,8 @@ def resolve(
 
     With ``lend``, a referential ``expect_column_values_to_be_in_set`` is handed to GX as
     ``expect_column_values_to_be_in_reference`` carrying the key lend gives its values, not the
-    values themselves (see :mod:`pdo.validation.expectations.in_reference`).
+    values themselves (see :mod:`pdo.validation.expectations.in_reference`), and a type in
+    ``TWINS`` as its vectorized twin.
     """
     resolved: list[dict[str, Any]] = []
     for config in expectations:
@@ -230,6 +234,8 @@ def resolve(
                 config = {**config, "type": IN_REFERENCE}
             else:
                 kwargs["value_set"] = sorted(set(inputs.references[name]) - {None})
+        if lend is not None and config["type"] in TWINS:
+            config = {**config, "type": TWINS[config["type"]]}
         if meta.get("freshness") == "authorization":
             if inputs.window is None:
                 raise SuiteError(f"{config['type']}: no authorization window to check freshness")
@@ -364,12 +370,16 @@ def _drop_row_lists(results: list[Any]) -> None:
 
 
 def _put_back(result: dict[str, Any], lent: Mapping[str, ReferenceValues]) -> None:
-    """Results of lent-value checks under the suite's own type, with their value set (in place).
+    """Results of lent-value and twin checks under the suite's own type, lent values put back
+    (in place).
 
     Only counts of these values survive :func:`pdo.validation.docs.scrub`, as before.
     """
+    builtin = {twin: own for own, twin in TWINS.items()}
     for item in result["results"]:
         config = item["expectation_config"]
+        if config["type"] in builtin:
+            config["type"] = builtin[config["type"]]
         if config["type"] != IN_REFERENCE or config["kwargs"].get("reference") not in lent:
             continue
         values = lent[config["kwargs"]["reference"]].values
@@ -393,6 +403,9 @@ def run_suite(
     from pdo.validation.docs import scrub
     from pdo.validation.expectations import register
     from pdo.validation.expectations.in_reference import ReferenceValues, lend
+    from pdo.validation.expectations.pair_in_set import register_twin
+
+    register_twin()
 
     register()
     context = gx_context()

@@ -10,8 +10,9 @@ import polars as pl
 
 from pdo.revenue import RevenueRule
 from pdo.scorecard.frozen import FrozenScorecard
-from products.credit_risk.features import DICTIONARY, FEATURES, build_features
+from products.credit_risk.features import DICTIONARY, FEATURES, LABELS_ZH, build_features
 from products.credit_risk.knockouts import KNOCKED_OUT_GRADE, KNOCKOUTS, knockouts_of
+from products.credit_risk.lists import lists_per_row
 from products.credit_risk.model import score_distribution, train
 from products.spec import ProductBuild, ProductSpec, served_fields
 
@@ -20,7 +21,6 @@ REASON = pl.Struct(
     {"code": pl.String, "factor": pl.String, "label_zh": pl.String, "bin": pl.String,
      "points_lost": pl.Int64}
 )  # fmt: skip
-KNOCKOUT = pl.Struct({"code": pl.String, "label_zh": pl.String})
 OUTPUTS = ("score", "grade", "reasons", "knockouts")
 
 
@@ -30,32 +30,29 @@ def score_frame(
     """Score, grade, reason codes and knock-outs for every registered enterprise as of a date."""
     features = build_features(inputs, as_of).sort("uscc")
     points = frozen.score(features)
-    labels = {f.name: f.label_zh for f in DICTIONARY}
-    reasons = [
-        [
-            {
-                "code": REASON_CODES[r.variable],
-                "factor": r.variable,
-                "label_zh": labels[r.variable],
-                "bin": r.bin,
-                "points_lost": r.lost,
-            }
-            for r in row
-        ]
-        for row in frozen.reasons(features)
-    ]
+    reasons = frozen.lost_points(features).select(
+        "row",
+        pl.struct(
+            pl.col("variable").replace_strict(REASON_CODES).alias("code"),
+            pl.col("variable").alias("factor"),
+            pl.col("variable").replace_strict(LABELS_ZH).alias("label_zh"),
+            "bin",
+            pl.col("lost").alias("points_lost"),
+        ).alias("item"),
+    )
     knocked = knockouts_of(inputs, as_of, features["uscc"])
+    struck = (knocked.list.len() > 0).to_list()
     grades = [
         KNOCKED_OUT_GRADE if ko else frozen.scaling.grade(int(p))
-        for p, ko in zip(points, knocked, strict=True)
+        for p, ko in zip(points, struck, strict=True)
     ]
     return pl.DataFrame(
         {
             "uscc": features["uscc"],
             "score": pl.Series(points, dtype=pl.Int64),
             "grade": grades,
-            "reasons": pl.Series(reasons, dtype=pl.List(REASON)),
-            "knockouts": pl.Series(knocked, dtype=pl.List(KNOCKOUT)),
+            "reasons": lists_per_row(reasons, features.height, REASON),
+            "knockouts": knocked,
         }
     )
 

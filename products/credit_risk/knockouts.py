@@ -8,7 +8,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from products.credit_risk.lists import lists_per_row
+
 KNOCKED_OUT_GRADE = "E"
+KNOCKOUT = pl.Struct({"code": pl.String, "label_zh": pl.String})
 
 
 @dataclass(frozen=True)
@@ -57,14 +60,15 @@ KNOCKOUTS: tuple[Knockout, ...] = (
 
 def knockouts_of(
     inputs: Mapping[str, pl.DataFrame], as_of: dt.date, usccs: pl.Series
-) -> list[list[dict[str, str]]]:
-    """Per enterprise (in the order given), the rules that strike it."""
-    struck = {rule.code: set(rule.strikes(inputs, as_of).to_list()) for rule in KNOCKOUTS}
-    return [
-        [
-            {"code": rule.code, "label_zh": rule.label_zh}
-            for rule in KNOCKOUTS
-            if uscc in struck[rule.code]
-        ]
-        for uscc in usccs.to_list()
+) -> pl.Series:
+    """Per enterprise (in the order given), the rules that strike it, in rule order."""
+    rows = pl.DataFrame({"uscc": usccs}).with_row_index("row")
+    struck = [
+        rows.filter(pl.col("uscc").is_in(rule.strikes(inputs, as_of))).select(
+            pl.col("row").cast(pl.Int64),
+            pl.struct(code=pl.lit(rule.code), label_zh=pl.lit(rule.label_zh)).alias("item"),
+        )
+        for rule in KNOCKOUTS
     ]
+    items = pl.concat(struck).sort("row", maintain_order=True)  # stable: rule order kept
+    return lists_per_row(items, usccs.len(), KNOCKOUT)
