@@ -335,6 +335,14 @@ def test_normalize_matches_the_reference(raw: pl.DataFrame) -> None:
 
 
 @settings(max_examples=60, deadline=None)
+@given(frames(max_rows=30), st.integers(1, 12))
+def test_normalize_in_chunks_matches_the_reference(raw: pl.DataFrame, chunk_rows: int) -> None:
+    """Big tables are normalized a chunk at a time: any chunk size gives the same rows,
+    duplicates found across chunks included."""
+    assert_same(normalize(raw, TABLE, chunk_rows=chunk_rows), _normalize_reference(raw, TABLE))
+
+
+@settings(max_examples=60, deadline=None)
 @given(frames(max_rows=30), st.integers(3, 15))
 def test_normalize_with_seen_matches_the_reference_across_chunks(
     raw: pl.DataFrame, chunk_rows: int
