@@ -19,7 +19,9 @@ call; from the ledger's StageRun rows of the run, ``stages`` (first start to las
 each stage's rows), ``stages_table_sum`` (the sum of its rows' own durations) and
 ``stages_slowest_table``; ``source_rows`` (the ingest rows_in); ``rows_per_second``;
 ``peak_rss_gb`` (the largest ``ru_maxrss`` of the subprocess itself and of its reaped children,
-which include Dask's workers); ``status`` (must be ``awaiting_signoff``). The desensitize rows
+which include Dask's workers); ``stage_peak_rss_gb``, the largest resident size of the
+subprocess sampled (every 0.5 s, from /proc) while each stage's tables ran, which says where the
+peak is; ``status`` (must be ``awaiting_signoff``). The desensitize rows
 start when a table's partitions have all been done (``finish_desensitize``), so the
 partitions' own time is reported apart: ``desensitize_parts_seconds`` (their sum, from the
 rows' details) and ``outside_stages_seconds`` (run time covered by no stage's span). As the
@@ -45,6 +47,7 @@ largest size's.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import itertools
 import json
 import math
@@ -54,6 +57,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Sequence
@@ -88,6 +92,57 @@ def _maxrss_gb() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(own, children) * 1024 / 1e9
+
+
+class RssSampler(threading.Thread):
+    """This process's resident size every ``interval`` seconds, stamped in UTC, so each stage's
+    peak can be read off against the ledger's stage spans (Linux: /proc/self/statm)."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        super().__init__(name="bench-rss-sampler", daemon=True)
+        self.interval = interval
+        self.samples: list[tuple[dt.datetime, int]] = []
+        self._stop_event = threading.Event()
+        self._page = os.sysconf("SC_PAGE_SIZE")
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                with open("/proc/self/statm", encoding="ascii") as statm:
+                    pages = int(statm.read().split()[1])
+            except OSError:  # not Linux: no per-stage figures
+                return
+            self.samples.append((dt.datetime.now(dt.UTC), pages * self._page))
+            self._stop_event.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+    def peak_gb(self, first: dt.datetime, last: dt.datetime) -> float | None:
+        """The largest sample between two (aware or naive-UTC) times, in GB."""
+        start, end = _aware(first), _aware(last)
+        inside = [rss for at, rss in self.samples if start <= at <= end]
+        return round(max(inside) / 1e9, 3) if inside else None
+
+
+def _aware(at: dt.datetime) -> dt.datetime:
+    """The ledger's timestamps as aware UTC (SQLite hands them back naive)."""
+    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
+
+
+def stage_peaks(rows: Sequence[Any], sampler: RssSampler) -> dict[str, float]:
+    """Per stage, the sampled peak from its first table's start to its last table's finish."""
+    peaks: dict[str, float] = {}
+    for stage in [*STAGES, *sorted({r.stage for r in rows} - set(STAGES))]:
+        mine = [r for r in rows if r.stage == stage and r.finished_at is not None]
+        if mine:
+            peak = sampler.peak_gb(
+                min(r.started_at for r in mine), max(r.finished_at for r in mine)
+            )
+            if peak is not None:
+                peaks[stage] = peak
+    return peaks
 
 
 # -- data -----------------------------------------------------------------------------------------
@@ -241,6 +296,8 @@ def run_one(args: argparse.Namespace) -> int:
     runner = RunnerChoice(args.runner, args.dask_address, args.workers)
     log(f"[{enterprises:,}] running {run.id} to the gate on {runner.describe()}")
     result: dict[str, Any] = {"enterprises": enterprises, "run_id": run.id}
+    sampler = RssSampler()
+    sampler.start()
     started = time.perf_counter()
     try:
         status = run_to_gate(run.id, str(home), None, runner=runner, partitions=args.partitions)
@@ -249,11 +306,13 @@ def run_one(args: argparse.Namespace) -> int:
         status = "failed"
         result["error"] = f"{type(exc).__name__}: {exc}"
     seconds = time.perf_counter() - started
+    sampler.stop()
     peak = _maxrss_gb()
 
     with session_scope(ws.engine) as s:
         rows = list(s.exec(select(StageRun).where(StageRun.run_id == run.id)).all())
         stages = _stage_figures(rows, seconds)
+        stages["stage_peak_rss_gb"] = stage_peaks(rows, sampler)
         source_rows = sum(r.rows_in for r in rows if r.stage == "ingest")
     result.update(
         {
@@ -372,6 +431,14 @@ def print_tables(sizes: dict[int, dict[str, Any]], rows: list[list[str]]) -> Non
             *[f"{f['stages_to_barrier'].get(s, 0.0):.1f}" for s in STAGES],
         )
     console.print(timing)
+    memory = Table(title="peak RSS (GB) of the run's process while each stage ran")
+    memory.add_column("enterprises", justify="right")
+    for stage in STAGES:
+        memory.add_column(stage, justify="right")
+    for n, f in sorted(sizes.items()):
+        peaks = f.get("stage_peak_rss_gb", {})
+        memory.add_row(f"{n:,}", *[f"{peaks[s]:.2f}" if s in peaks else "—" for s in STAGES])
+    console.print(memory)
     table = Table(title="targets")
     for col in ("target", "measured", "verdict"):
         table.add_column(col)
