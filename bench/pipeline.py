@@ -133,16 +133,18 @@ def _aware(at: dt.datetime) -> dt.datetime:
 
 def stage_peaks(rows: Sequence[Any], sampler: RssSampler) -> dict[str, float]:
     """Per stage, the sampled peak from its first table's start to its last table's finish."""
-    peaks: dict[str, float] = {}
+    peaks = {stage: sampler.peak_gb(first, last) for stage, (first, last) in _spans(rows).items()}
+    return {stage: peak for stage, peak in peaks.items() if peak is not None}
+
+
+def _spans(rows: Sequence[Any]) -> dict[str, tuple[Any, Any]]:
+    """Each stage's first start and last finish over its finished rows, in pipeline order."""
+    spans = {}
     for stage in [*STAGES, *sorted({r.stage for r in rows} - set(STAGES))]:
         mine = [r for r in rows if r.stage == stage and r.finished_at is not None]
         if mine:
-            peak = sampler.peak_gb(
-                min(r.started_at for r in mine), max(r.finished_at for r in mine)
-            )
-            if peak is not None:
-                peaks[stage] = peak
-    return peaks
+            spans[stage] = (min(r.started_at for r in mine), max(r.finished_at for r in mine))
+    return spans
 
 
 # -- data -----------------------------------------------------------------------------------------
@@ -197,12 +199,8 @@ def _stage_figures(rows: Sequence[Any], run_seconds: float) -> dict[str, Any]:
     slowest: dict[str, list[Any]] = {}
     intervals = []
     order = [*STAGES, *sorted({r.stage for r in rows} - set(STAGES))]
-    for stage in order:
+    for stage, (first, last) in _spans(rows).items():
         mine = [r for r in rows if r.stage == stage and r.finished_at is not None]
-        if not mine:
-            continue
-        first = min(r.started_at for r in mine)
-        last = max(r.finished_at for r in mine)
         intervals.append((first, last))
         spans[stage] = round((last - first).total_seconds(), 3)
         durations = {r.table_name: (r.finished_at - r.started_at).total_seconds() for r in mine}

@@ -154,9 +154,8 @@ class FrozenScorecard:
         ties in variable order. Built a column at a time: a Python object per reason took most
         of a 250k-enterprise product build."""
         bins = self.bins(frame)
-        parts = [
-            pl.DataFrame(schema=LOST_POINTS_SCHEMA | {"order": pl.Int64}),
-        ]
+        schema = LOST_POINTS_SCHEMA | {"order": pl.Int64}  # order: the variable's, for ties
+        parts = [pl.DataFrame(schema=schema)]
         for j, v in enumerate(self.variables):
             points = np.asarray(v.points, dtype=np.int64)[bins[:, j]]
             rows = np.flatnonzero(points < v.best)
@@ -170,7 +169,7 @@ class FrozenScorecard:
                         "lost": v.best - points[rows],
                         "order": np.full(rows.size, j, dtype=np.int64),
                     },
-                    schema=LOST_POINTS_SCHEMA | {"order": pl.Int64},
+                    schema=schema,
                 )
             )
         return (

@@ -403,10 +403,6 @@ def run_suite(
     from pdo.validation.docs import scrub
     from pdo.validation.expectations import register
     from pdo.validation.expectations.in_reference import ReferenceValues, lend
-    from pdo.validation.expectations.pair_in_set import register_twin
-
-    register_twin()
-
     register()
     context = gx_context()
     with ExitStack() as stack:

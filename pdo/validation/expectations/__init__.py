@@ -8,6 +8,9 @@ Expectations (5–6 s): import it lazily, never at console start-up.
 
 from __future__ import annotations
 
+# Not in CUSTOM_EXPECTATIONS (stored suites never name it): imported so GX knows the twin the
+# runner hands GX in place of expect_column_pair_values_to_be_in_set (see runner.TWINS).
+from pdo.validation.expectations import pair_in_set  # noqa: F401
 from pdo.validation.expectations.no_personal_information import (
     ExpectColumnValuesToHoldNoPersonalInformation,
     configure,

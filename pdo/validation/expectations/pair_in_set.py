@@ -63,7 +63,3 @@ class ExpectColumnPairValuesToBeInPairSet(ExpectColumnPairValuesToBeInSet):
 
     map_metric: ClassVar[str] = METRIC
 
-
-def register_twin() -> str:
-    """The twin's GX type (defining the class registered it; importing this module does)."""
-    return str(ExpectColumnPairValuesToBeInPairSet.expectation_type)
