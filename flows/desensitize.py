@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,8 @@ import polars as pl
 
 from pdo.privacy.entity_key import entity_key_series
 from pdo.privacy.fastscan import FastScanner
+from pdo.privacy.fastscan.anonymize import anonymize
+from pdo.privacy.fastscan.results import Result
 from pdo.privacy.pseudonym import Pseudonymizer
 from pdo.privacy.redact import kept_entities
 from pdo.privacy.risk import RiskThresholdError, assess, enforce
@@ -46,6 +50,7 @@ class DesensitizeResult:
     residual: dict[str, dict[str, int]] = field(default_factory=dict)
     risk: dict[str, Any] = field(default_factory=dict)  # k-anonymity report (numbers only)
     release: pl.DataFrame | None = None  # the k-anonymous record-level release, if declared
+    redacted_again: dict[str, int] = field(default_factory=dict)  # distinct values per column
 
 
 def policy_hash(table: SourceTable, key_id: str) -> str:
@@ -94,12 +99,36 @@ def _apply(
     return pl.DataFrame(out)
 
 
+REDACT_ROUNDS = 3  # a redacted value the residual scan still flags is redacted again at most 3×
+
+
+@dataclass(frozen=True)
+class ResidualScan:
+    """What the deny-by-default scan still finds per column (entity counts over distinct values),
+    and the redacted values it redacted again, per column (value as first redacted → final)."""
+
+    found: dict[str, dict[str, int]] = field(default_factory=dict)
+    redacted_again: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def redacted_again_counts(self) -> dict[str, int]:
+        """How many distinct values per column were redacted again (for the ledger; no values)."""
+        return {name: len(again) for name, again in self.redacted_again.items()}
+
+    def repair(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """frame with the values redacted again replaced by their final text."""
+        return frame.with_columns(
+            pl.col(name).replace(list(again), list(again.values()))
+            for name, again in self.redacted_again.items()
+        )
+
+
 def scan_residual(
     frame: pl.DataFrame,
     scanner: FastScanner,
     disclosed: Mapping[str, Iterable[str]] | None = None,
     codes: Iterable[str] = (),
-) -> dict[str, dict[str, int]]:
+    redacted: Iterable[str] = (),
+) -> ResidualScan:
     """Deny by default: every distinct value of every text or integer column is scanned.
 
     The scanner stands for the full Presidio analyzer (patterns, checksums and NER); personal
@@ -107,26 +136,64 @@ def scan_residual(
     the entities a column declares disclosed. NER (names, addresses, organisations) only reads
     values that hold a letter; a column whose NER entities are all accepted, and the code
     columns (entity keys and pseudonyms), are scanned by the patterns only.
+
+    In the redacted columns, a value the scan flags is redacted again with the scan's own
+    findings and re-scanned alone (a name the model only sees once the text around it became
+    placeholders), at most REDACT_ROUNDS times; only what is still found then is counted.
     """
     found: dict[str, dict[str, int]] = {}
+    redacted_again: dict[str, dict[str, str]] = {}
     disclosed = disclosed or {}
     code_columns = set(codes)
+    redacted_columns = set(redacted)
     default_kept = kept_entities()
-    patterns = scanner.without_ner()
     for name, dtype in frame.schema.items():
         if not (dtype == pl.String or dtype.is_integer()):
             continue  # dates and floats cannot hold an identifier
         values = frame[name].cast(pl.String).drop_nulls().unique()
         kept = default_kept | frozenset(disclosed.get(name, ()))
-        if scanner.ner_entities <= kept or name in code_columns or dtype.is_integer():
-            counts = patterns.count_personal(values.to_list(), kept)
-        else:
-            worded = values.str.contains(r"\p{L}")
-            counts = patterns.count_personal(values.filter(~worded).to_list(), kept)
-            counts += scanner.count_personal(values.filter(worded).to_list(), kept)
+        ner = not (scanner.ner_entities <= kept or name in code_columns or dtype.is_integer())
+        flagged = _personal(values, scanner, kept, ner)
+        if flagged and name in redacted_columns:
+            final, flagged = redact_again(
+                flagged, partial(_personal, scanner=scanner, kept=kept, ner=ner)
+            )
+            redacted_again[name] = final
+        counts = Counter(r.entity_type for results in flagged.values() for r in results)
         if counts:
             found[name] = dict(counts)
-    return found
+    return ResidualScan(found, redacted_again)
+
+
+def _personal(
+    values: pl.Series, scanner: FastScanner, kept: frozenset[str], ner: bool
+) -> dict[str, list[Result]]:
+    """The values holding an entity not kept, with those findings (NER reads worded ones)."""
+    patterns = scanner.without_ner()
+    if not ner:
+        return patterns.personal_findings(values.to_list(), kept)
+    worded = values.str.contains(r"\p{L}")
+    return patterns.personal_findings(
+        values.filter(~worded).to_list(), kept
+    ) | scanner.personal_findings(values.filter(worded).to_list(), kept)
+
+
+def redact_again(
+    flagged: dict[str, list[Result]],
+    rescan: Callable[[pl.Series], dict[str, list[Result]]],
+) -> tuple[dict[str, str], dict[str, list[Result]]]:
+    """Each flagged value's text after redacting what the scans found, round by round, and the
+    findings still left in those that did not come clean within REDACT_ROUNDS."""
+    final = {value: value for value in flagged}
+    pending = flagged
+    for _ in range(REDACT_ROUNDS):
+        if not pending:
+            break
+        for value, results in pending.items():
+            final[value] = anonymize(final[value], results)
+        again = rescan(pl.Series([final[v] for v in pending], dtype=pl.String))
+        pending = {v: again[final[v]] for v in pending if final[v] in again}
+    return final, pending
 
 
 def _codes(table: SourceTable) -> list[str]:
@@ -194,12 +261,18 @@ def _residual_message(table: SourceTable, residual: dict[str, dict[str, int]]) -
 
 def desensitize_part(
     df: pl.DataFrame, table: SourceTable, pseudo: Pseudonymizer, scanner: FastScanner
-) -> tuple[pl.DataFrame, dict[str, dict[str, int]]]:
-    """One partition's rows with the column policies applied, and what the residual scan still
-    finds in them (counts add up across partitions)."""
+) -> tuple[pl.DataFrame, ResidualScan]:
+    """One partition's rows with the column policies applied (and residual findings in redacted
+    text redacted again), and what the residual scan still finds (counts add up across
+    partitions)."""
     check_contract(table)
     frame = _apply(df, table, pseudo, scanner)
-    return frame, scan_residual(frame, scanner, _disclosed(table), _codes(table))
+    residual = scan_residual(frame, scanner, _disclosed(table), _codes(table), _redacted(table))
+    return residual.repair(frame), residual
+
+
+def _redacted(table: SourceTable) -> list[str]:
+    return [c.name for c in table.columns if c.policy is Policy.REDACT]
 
 
 def _disclosed(table: SourceTable) -> dict[str, tuple[str, ...]]:
@@ -236,7 +309,7 @@ def release_and_risk(
         except RiskThresholdError as e:  # too few records to hide among: nothing is released
             withheld = str(e)
         else:
-            leftover = scan_residual(release, scanner, _disclosed(table), _codes(table))
+            leftover = scan_residual(release, scanner, _disclosed(table), _codes(table)).found
             if leftover:  # generalization only coarsens: this would be a bug, never a release
                 raise ResidualPIIError(_residual_message(table, leftover))
     if release is None and table.quasi_identifiers:
@@ -256,6 +329,12 @@ def desensitize(
     scanner must cover every entity the analyzer knows (``FastScanner(analyzer, ner=True)``).
     """
     frame, residual = desensitize_part(df, table, pseudo, scanner)
-    refuse_residual(table, residual)
+    refuse_residual(table, residual.found)
     release, risk = release_and_risk(frame, table, scanner)
-    return DesensitizeResult(frame=frame, residual=residual, risk=risk, release=release)
+    return DesensitizeResult(
+        frame=frame,
+        residual=residual.found,
+        risk=risk,
+        release=release,
+        redacted_again=residual.redacted_again_counts(),
+    )

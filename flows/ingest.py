@@ -558,13 +558,17 @@ def normalize(
     reasons.append("duplicate_row: identical to an earlier row")
     bad = flag_frame.select(pl.any_horizontal(pl.all())).to_series()
     # The reasons of the quarantined rows, in the order of the checks.
-    reason = flag_frame.filter(bad).select(
-        pl.concat_str(
-            [pl.when(pl.col(str(i))).then(pl.lit(why)) for i, why in enumerate(reasons)],
-            separator="; ",
-            ignore_nulls=True,
+    reason = (
+        flag_frame.filter(bad)
+        .select(
+            pl.concat_str(
+                [pl.when(pl.col(str(i))).then(pl.lit(why)) for i, why in enumerate(reasons)],
+                separator="; ",
+                ignore_nulls=True,
+            )
         )
-    ).to_series()
+        .to_series()
+    )
     clean = parsed.filter(~bad)  # ROW stays: validation quarantines by it
     quarantine = raw.filter(bad).select(
         pl.col(ROW),

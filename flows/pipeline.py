@@ -351,6 +351,7 @@ def review_package(
         privacy = {
             r.table_name: {
                 "residual_pii": r.details.get("residual_pii", {}),
+                "redacted_again": r.details.get("redacted_again", {}),
                 "pseudonym_key_id": r.details.get("pseudonym_key_id"),
                 "risk": r.details.get("risk", {}),
                 "release": r.details.get("release"),

@@ -156,6 +156,7 @@ class DesensitizedPart:
     path: str
     rows: int
     residual: dict[str, dict[str, int]]
+    redacted_again: dict[str, int]  # distinct values per column the residual scan redacted again
     seconds: float
     worker: str  # host:pid that ran it (the run's stats show where partitions went)
     started_at: dt.datetime
@@ -199,7 +200,7 @@ def desensitize_partition(
     """Apply the column policies to one partition of the validated raw table (a mapped task)."""
     started, started_at = time.perf_counter(), utcnow()
     _, pseudo, scanner = _scanner(ws)
-    frame, residual = desensitize_mod.desensitize_part(
+    frame, scan = desensitize_mod.desensitize_part(
         ws.lake.read_part(raw, part), table, pseudo, scanner
     )
     out = staging_dir(ws, run_id, table.name) / f"desensitized-{raw.id[:16]}-{part}.parquet"
@@ -209,7 +210,16 @@ def desensitize_partition(
     os.replace(tmp, out)  # a re-run of the partition overwrites it whole
     worker = f"{socket.gethostname()}:{os.getpid()}"
     seconds = time.perf_counter() - started
-    return DesensitizedPart(part, str(out), frame.height, residual, seconds, worker, started_at)
+    return DesensitizedPart(
+        part,
+        str(out),
+        frame.height,
+        scan.found,
+        scan.redacted_again_counts(),
+        seconds,
+        worker,
+        started_at,
+    )
 
 
 def finish_desensitize(
@@ -228,8 +238,11 @@ def finish_desensitize(
     if [p.part for p in parts] != list(range(raw.parts)):
         raise RuntimeError(f"{table.name}: partitions {[p.part for p in parts]} of {raw.parts}")
     residual: dict[str, dict[str, int]] = {}
+    redacted_again: dict[str, int] = {}
     for p in parts:
         residual = desensitize_mod.add_residual(residual, p.residual)
+        for column, n in p.redacted_again.items():
+            redacted_again[column] = redacted_again.get(column, 0) + n
     desensitize_mod.refuse_residual(table, residual)
     out = ws.lake.write_parts(
         [Path(p.path) for p in parts],
@@ -275,6 +288,7 @@ def finish_desensitize(
                     "policies": {c.name: c.policy.value for c in table.columns},
                     "pseudonym_key_id": key_id,
                     "residual_pii": residual,
+                    "redacted_again": redacted_again,
                     "risk": risk,
                     "release": None
                     if release is None

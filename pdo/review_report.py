@@ -152,6 +152,14 @@ def residual_findings(residual: Mapping[str, Any]) -> list[tuple[str, str, int]]
     return found
 
 
+def redacted_again_text(redacted_again: Mapping[str, Any]) -> str:
+    """How many distinct values per column the residual scan redacted again (“—” for none)."""
+    found = [(col, int(n)) for col, n in sorted(redacted_again.items()) if n]
+    if not found:
+        return "—"
+    return "；".join(f"{col}：{n} 个值" for col, n in found)
+
+
 def residual_text(residual: Mapping[str, Any]) -> str:
     """The scan's verdict as a reader wants it: “0（通过）” or the count and what was found."""
     found = residual_findings(residual)
@@ -1251,6 +1259,7 @@ def _residual(package: Mapping[str, Any]) -> str:
                 "0（通过）",
                 residual_text(p.get("residual_pii") or {}),
             ),
+            escape(redacted_again_text(p.get("redacted_again") or {})),
             _mono(p.get("pseudonym_key_id")),
         ]
         for name, p in sorted((package.get("privacy") or {}).items())
@@ -1258,12 +1267,14 @@ def _residual(package: Mapping[str, Any]) -> str:
     head = [
         ("数据表", "Table"),
         ("残留个人信息", "Residual PII findings"),
+        ("复扫后再次脱敏", "Redacted again after the scan"),
         ("假名密钥编号", "Key id"),
     ]
     body = _table(head, rows, empty="审核包中没有残留个人信息扫描结果。")
     intro = (
-        "脱敏后对每个发布值（文本与整数列的每个不同值）再扫描一遍姓名、身份证号、手机号、地址等；"
-        "任何发现都会阻止发布。假名密钥只记录编号，从不记录密钥本身。"
+        "脱敏后对每个发布值（文本与整数列的每个不同值）再扫描一遍姓名、身份证号、手机号、地址等。"
+        "自由文本（编辑脱敏列）中复扫仍发现的内容会按复扫结果再次替换并单独重扫，最多三轮；"
+        "此后仍有任何发现都会阻止发布。假名密钥只记录编号，从不记录密钥本身。"
     )
     return _section(4, "residual", "残留个人信息扫描", "Residual PII scan", body, intro)
 

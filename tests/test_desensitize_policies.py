@@ -10,12 +10,18 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from flows.desensitize import ResidualPIIError, amount_band, desensitize
+from flows.desensitize import (
+    REDACT_ROUNDS,
+    ResidualPIIError,
+    amount_band,
+    desensitize,
+    redact_again,
+)
 from flows.ingest import ingest_file
 from pdo.cli import app
 from pdo.lake import Lake
 from pdo.privacy.analyzer import build_analyzer
-from pdo.privacy.fastscan import FastScanner
+from pdo.privacy.fastscan import FastScanner, Result
 from pdo.privacy.pseudonym import Pseudonymizer
 from pdo.sources.contract import (
     Classification,
@@ -157,6 +163,70 @@ def test_integer_columns_are_scanned_too(scanner) -> None:
     )
     with pytest.raises(ResidualPIIError, match="'phone'"):
         desensitize(pl.DataFrame({"phone": [13812345678]}), contract, PSEUDO, scanner)
+
+
+# Synthetic penalty summaries (generated at 1M enterprises) where a name only shows once the text
+# around it is redacted: a legal representative read as part of an organisation, and two trade
+# names read as organisations until the shop's details became placeholders.
+REDACTED_TWICE = [
+    "2023年5月1日,执法人员对位于杭州市萧山区排岭巷261号15幢619室的杭州乐润建筑工程有限公司进行检查,"
+    "发现未取得食品经营许可从事食品经营活动。当事人法定代表人柏丽(电话13814129664)到场配合调查。"
+    "依据《中华人民共和国食品安全法》第一百二十二条,决定没收违法所得26539.15元,并处罚款50000元。",
+    "当事人杭州市西湖区杰轩餐饮管理餐馆(经营者董想,身份证号330102198710173979,联系电话15749042665,"
+    "住所杭州市西湖区人民大道69号一楼商铺)于2021年4月11日经营者未按照规定明码标价,违反了《中华人民共和国"
+    "价格法》第十三条的规定。依据《中华人民共和国价格法》第四十二条,杭州市西湖区市场监督管理局决定给予警告,"
+    "并处罚款2000元。",
+    "当事人杭州市余杭区安铭家电维修服务部(统一社会信用代码92330110MA989385XW,经营者单鑫,"
+    "联系电话13856627889,住所杭州市余杭区洋溪大道44号1613室)于2023年12月23日销售不符合保障人体健康和人身、"
+    "财产安全的国家标准的产品,违反了《中华人民共和国产品质量法》第十三条的规定。依据《中华人民共和国产品质量法》"
+    "第四十九条,杭州市余杭区市场监督管理局决定没收违法所得14034.13元,并处罚款3000元。",
+]
+
+
+def _summaries() -> SourceTable:
+    return SourceTable(
+        name="summaries",
+        department="market",
+        label_zh="",
+        label_en="",
+        file_name="x.csv",
+        file_format="csv",
+        columns=(
+            Column("case_no", ColumnType.STRING, "", ""),
+            Column("summary", ColumnType.STRING, "", "", Policy.REDACT),
+        ),
+    )
+
+
+def test_names_the_residual_scan_finds_in_redacted_text_are_redacted_again(scanner) -> None:
+    once = scanner.fast_redact(REDACTED_TWICE)
+    assert scanner.count_personal(once) == {"PERSON": 3}  # one redaction pass is not enough
+    frame = pl.DataFrame(
+        {"case_no": ["a", "b", "c", "d"], "summary": [*REDACTED_TWICE, REDACTED_TWICE[0]]}
+    )
+    done = desensitize(frame, _summaries(), PSEUDO, scanner)
+    assert done.residual == {}
+    assert done.redacted_again == {"summary": 3}  # distinct values, not rows
+    summaries = done.frame["summary"].to_list()
+    assert scanner.count_personal(summaries) == {}
+    assert summaries[3] == summaries[0] and done.frame["case_no"].to_list() == ["a", "b", "c", "d"]
+    for before, after in zip(once, summaries, strict=False):
+        assert after != before and after.count("〈姓名〉") == before.count("〈姓名〉") + 1
+    assert all(name not in " ".join(summaries) for name in ("柏丽", "杰轩", "安铭"))
+
+
+def test_redacting_again_stops_after_its_rounds_and_reports_what_is_left() -> None:
+    stubborn = "经营者〈姓名〉"  # a detector that keeps finding its first two characters
+    calls: list[list[str]] = []
+
+    def rescan(values: pl.Series) -> dict[str, list[Result]]:
+        calls.append(values.to_list())
+        return {v: [Result("PERSON", 0, 2, 0.85)] for v in values.to_list()}
+
+    final, left = redact_again({stubborn: [Result("PERSON", 0, 2, 0.85)]}, rescan)
+    assert len(calls) == REDACT_ROUNDS
+    assert final[stubborn].startswith("〈姓名〉") and final[stubborn] != stubborn
+    assert list(left) == [stubborn] and left[stubborn][0].entity_type == "PERSON"
 
 
 def _registry_names(names: list[str]) -> pl.DataFrame:

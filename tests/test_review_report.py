@@ -183,8 +183,9 @@ def test_privacy_risk_quality_validation_and_hashes(seeded: Seed) -> None:
     html = _page(seeded)
     _, package = _run(seeded)
     rows = _parse(html).rows
-    residual = [r for r in rows if len(r) == 3 and r[1] == "✓ 0（通过）"]
+    residual = [r for r in rows if len(r) == 4 and r[1] == "✓ 0（通过）"]
     assert [r[0].split()[0] for r in residual] == ["enterprise_registry", "tax_credit"]
+    assert [r[2] for r in residual] == ["—", "—"]  # nothing needed redacting a second time
     assert "3f9a1c2b7d4e" in html  # the pseudonym key's id, never the key
     assert "k = 3（目标 ≥ 5）" in html and "⚠ 低于目标" in html
     assert "status（登记状态） = 2" in html
@@ -260,10 +261,14 @@ def test_findings_missing_figures_and_progress_read_plainly(seeded: Seed) -> Non
     run, package = _run(seeded)
     changed = copy.deepcopy(package)
     changed["privacy"]["tax_credit"]["residual_pii"] = {"grade": {"PERSON": 2}}
+    changed["privacy"]["enterprise_registry"]["redacted_again"] = {"scope": 3, "name": 0}
     changed["quality"]["tax_credit"]["raw"]["validity"] = None
     changed["tables"][0]["rows_out"] = 116  # one row lost
     html = render_review_html(run, changed, ["rita", "rosa"], 2)
     assert "✗ 2（未通过：grade：姓名 × 2）" in html
+    residual = _parse(html).by_section["residual"]
+    again = [r for r in residual if r[0].startswith("enterprise_registry")]
+    assert [r[2] for r in again] == ["scope：3 个值"]
     assert "✗ 不平衡" in html and "✗ 有表不平衡" in html
     quality = {r[1]: r[2:] for r in _parse(html).rows if len(r) == 7 and r[1] == "原始区"}
     assert quality["原始区"][1] == "—"

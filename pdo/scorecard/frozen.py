@@ -213,4 +213,3 @@ class FrozenScorecard:
     @classmethod
     def from_json(cls, text: str) -> FrozenScorecard:
         return cls.from_dict(json.loads(text))
-

@@ -403,6 +403,7 @@ def run_suite(
     from pdo.validation.docs import scrub
     from pdo.validation.expectations import register
     from pdo.validation.expectations.in_reference import ReferenceValues, lend
+
     register()
     context = gx_context()
     with ExitStack() as stack:

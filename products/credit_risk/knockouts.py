@@ -58,9 +58,7 @@ KNOCKOUTS: tuple[Knockout, ...] = (
 )
 
 
-def knockouts_of(
-    inputs: Mapping[str, pl.DataFrame], as_of: dt.date, usccs: pl.Series
-) -> pl.Series:
+def knockouts_of(inputs: Mapping[str, pl.DataFrame], as_of: dt.date, usccs: pl.Series) -> pl.Series:
     """Per enterprise (in the order given), the rules that strike it, in rule order."""
     rows = pl.DataFrame({"uscc": usccs}).with_row_index("row")
     struck = [

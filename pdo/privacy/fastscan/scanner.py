@@ -238,6 +238,27 @@ class FastScanner:
         found = dict(zip(distinct, self._scan_distinct(distinct, processes), strict=True))
         return _hand_out(values, found)
 
+    def personal_findings(
+        self,
+        texts: Iterable[str | None],
+        kept: Iterable[str] | None = None,
+        *,
+        processes: int | None = None,
+    ) -> dict[str, list[Result]]:
+        """The distinct texts holding an entity that is not kept, each with those findings only
+        (what the residual check refuses and what redacting them again would replace).
+
+        kept defaults to ``redact.kept_entities()``.
+        """
+        keep = frozenset(_redact.kept_entities() if kept is None else kept)
+        distinct = list(dict.fromkeys(t for t in texts if t))
+        found: dict[str, list[Result]] = {}
+        for text, results in zip(distinct, self._scan_distinct(distinct, processes), strict=True):
+            personal = [r for r in results if r.entity_type not in keep]
+            if personal:
+                found[text] = personal
+        return found
+
     def count_personal(
         self,
         texts: Iterable[str | None],
@@ -250,14 +271,13 @@ class FastScanner:
         With ner=True this equals ``residual_pii(analyzer, texts)``; by default it covers the
         pattern entities only. kept defaults to ``redact.kept_entities()``.
         """
-        keep = frozenset(_redact.kept_entities() if kept is None else kept)
         occurrences = Counter(t for t in texts if t)
-        distinct = list(occurrences)
         counts: Counter[str] = Counter()
-        for text, results in zip(distinct, self._scan_distinct(distinct, processes), strict=True):
-            for r in results:
-                if r.entity_type not in keep:
-                    counts[r.entity_type] += occurrences[text]
+        for text, personal in self.personal_findings(
+            occurrences, kept, processes=processes
+        ).items():
+            for r in personal:
+                counts[r.entity_type] += occurrences[text]
         return counts
 
     def fast_redact(

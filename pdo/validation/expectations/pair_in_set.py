@@ -62,4 +62,3 @@ class ExpectColumnPairValuesToBeInPairSet(ExpectColumnPairValuesToBeInSet):
     """expect_column_pair_values_to_be_in_set, measured by the vectorized metric above."""
 
     map_metric: ClassVar[str] = METRIC
-
