@@ -313,8 +313,7 @@ def read_as_text(path: Path, table: SourceTable) -> pl.DataFrame:
         elif table.file_format == "xlsx":
             df = _read_xlsx(path, table)
         elif table.file_format == "parquet":
-            df = pl.read_parquet(path)
-            df = df.select(pl.all().cast(pl.String))
+            return ParquetText(path, table).slice(0)
         else:
             raise SourceFileError(f"{path.name}: unsupported format {table.file_format!r}")
     except SourceFileError:
@@ -325,6 +324,52 @@ def read_as_text(path: Path, table: SourceTable) -> pl.DataFrame:
     if missing:
         raise SourceFileError(f"{path.name}: missing columns {missing}")
     return df.select(table.column_names).with_row_index(ROW, offset=1)
+
+
+class ParquetText:
+    """A Parquet delivery as text with its row numbers, read a slice at a time, so the whole
+    table never exists as text (29M utility rows as text took several GB beside their typed
+    copy). A slice is what ``read_as_text`` gives for those rows."""
+
+    def __init__(self, path: Path, table: SourceTable) -> None:
+        self.path, self.names = path, table.column_names
+        try:
+            columns = pl.read_parquet_schema(path)
+            self.height: int = pl.scan_parquet(path).select(pl.len()).collect().item()
+        except Exception as exc:  # a broken file must say which file and why
+            raise SourceFileError(
+                f"{path.name}: cannot be read ({type(exc).__name__}: {exc})"
+            ) from exc
+        missing = [c for c in self.names if c not in columns]
+        if missing:
+            raise SourceFileError(f"{path.name}: missing columns {missing}")
+
+    def _read(self, rows: pl.LazyFrame) -> pl.DataFrame:
+        try:
+            return rows.collect()
+        except Exception as exc:
+            raise SourceFileError(
+                f"{self.path.name}: cannot be read ({type(exc).__name__}: {exc})"
+            ) from exc
+
+    def _text(self) -> pl.LazyFrame:
+        return pl.scan_parquet(self.path, row_index_name=ROW, row_index_offset=1).select(
+            pl.col(ROW), pl.col(self.names).cast(pl.String)
+        )
+
+    def slice(self, offset: int, length: int | None = None) -> pl.DataFrame:
+        """Rows offset to offset + length (to the end without a length)."""
+        return self._read(self._text().slice(offset, length))
+
+    def gather(self, rows: pl.Series) -> pl.DataFrame:
+        """The rows at these 0-based indices, in increasing order."""
+        wanted = (rows.cast(pl.Int64) + 1).implode()
+        return self._read(self._text().filter(pl.col(ROW).cast(pl.Int64).is_in(wanted)))
+
+
+def _gather(raw: pl.DataFrame | ParquetText, rows: pl.Series) -> pl.DataFrame:
+    """The rows at these increasing 0-based indices, from a frame or a file read in slices."""
+    return raw[rows] if isinstance(raw, pl.DataFrame) else raw.gather(rows)
 
 
 # Code points whose NFKC form is themselves and that never combine with a neighbour
@@ -516,7 +561,7 @@ NORMALIZE_CHUNK_ROWS = 1_000_000
 
 
 def normalize(
-    raw: pl.DataFrame,
+    raw: pl.DataFrame | ParquetText,
     table: SourceTable,
     *,
     seen: set[bytes] | None = None,
@@ -547,12 +592,12 @@ def normalize(
         else:
             firsts.append(_first_occurrences(text, names, seen))
         del text
-    parsed = pl.concat(parsed_parts)
-    del parsed_parts
     first = (
         pl.concat(firsts)
         if seen is not None
-        else _first_distinct(pl.concat(hashes), lambda rows: _text(raw[rows], names), names)
+        else _first_distinct(
+            pl.concat(hashes), lambda rows: _text(_gather(raw, rows), names), names
+        )
     )
     flag_frame = pl.concat(flag_parts).with_columns((~first).alias(str(len(reasons))))
     reasons.append("duplicate_row: identical to an earlier row")
@@ -569,8 +614,8 @@ def normalize(
         )
         .to_series()
     )
-    clean = parsed.filter(~bad)  # ROW stays: validation quarantines by it
-    quarantine = raw.filter(bad).select(
+    clean = _keep(parsed_parts, ~bad)  # ROW stays: validation quarantines by it
+    quarantine = _gather(raw, _rows(bad)).select(
         pl.col(ROW),
         reason.alias("reason"),
         pl.struct(names)
@@ -580,9 +625,27 @@ def normalize(
     return IngestResult(clean=clean, quarantine=quarantine, rows_in=raw.height, file_sha256="")
 
 
-def ingest_file(path: Path, table: SourceTable) -> IngestResult:
-    """Read, normalize and quarantine one delivered file."""
-    result = normalize(read_as_text(path, table), table)
+def _keep(parts: list[pl.DataFrame], keep: pl.Series) -> pl.DataFrame:
+    """The kept rows of the chunks, as one frame; ``parts`` is emptied as it goes, so the
+    table is never held twice (a chunk without quarantined rows is kept as it is)."""
+    kept: list[pl.DataFrame] = []
+    offset = 0
+    parts.reverse()
+    while parts:
+        part = parts.pop()
+        mask = keep.slice(offset, part.height)
+        offset += part.height
+        kept.append(part if mask.all() else part.filter(mask))
+        del part
+    return pl.concat(kept)
+
+
+def ingest_file(
+    path: Path, table: SourceTable, *, chunk_rows: int = NORMALIZE_CHUNK_ROWS
+) -> IngestResult:
+    """Read, normalize and quarantine one delivered file (a Parquet file a chunk at a time)."""
+    raw = ParquetText(path, table) if table.file_format == "parquet" else read_as_text(path, table)
+    result = normalize(raw, table, chunk_rows=chunk_rows)
     return IngestResult(result.clean, result.quarantine, result.rows_in, file_sha256(path))
 
 

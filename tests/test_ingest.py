@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from flows.ingest import ROW, SourceFileError, normalize, read_as_text
+from flows.ingest import ROW, SourceFileError, ingest_file, normalize, read_as_text
 from pdo.privacy.checksums import uscc_check_char
 from pdo.sources.tables import PENALTIES, TAX_CREDIT
 
@@ -111,6 +111,21 @@ def test_wrong_encoding_and_missing_columns_are_clear_errors(tmp_path) -> None:
     path.write_bytes("uscc,year\n1,2\n".encode("gbk"))
     with pytest.raises(SourceFileError, match="missing columns"):
         read_as_text(path, TAX_CREDIT)
+
+
+def test_a_parquet_delivery_that_is_cut_or_lacks_columns_is_a_clear_error(tmp_path) -> None:
+    from pdo.sources.tables import UTILITY_PAYMENTS
+
+    path = tmp_path / UTILITY_PAYMENTS.file_name
+    rows = {c: ["1"] * 3 for c in UTILITY_PAYMENTS.column_names}
+    pl.DataFrame(rows).write_parquet(path)
+    assert ingest_file(path, UTILITY_PAYMENTS).rows_in == 3
+    path.write_bytes(path.read_bytes()[:-20])  # the footer cut off
+    with pytest.raises(SourceFileError, match=f"{path.name}: cannot be read"):
+        ingest_file(path, UTILITY_PAYMENTS)
+    pl.DataFrame(rows).drop("month").write_parquet(path)
+    with pytest.raises(SourceFileError, match=r"missing columns \['month'\]"):
+        ingest_file(path, UTILITY_PAYMENTS)
 
 
 def test_xlsx_rows_continue_across_sheets(tmp_path) -> None:

@@ -4,9 +4,12 @@ implementation kept below as ``_normalize_reference`` gives, for any delivered t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import tempfile
 import unicodedata
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -14,7 +17,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from flows.ingest import NFKC_STABLE, ROW, IngestResult, normalize
+from flows.ingest import NFKC_STABLE, ROW, IngestResult, ingest_file, normalize
 from pdo.sources.contract import Column, ColumnType, SourceTable
 from pdo.sources.tables import SOURCE_TABLES
 
@@ -354,6 +357,21 @@ def test_normalize_with_seen_matches_the_reference_across_chunks(
         got = normalize(chunk, TABLE, seen=seen)
         assert_same(got, _normalize_reference(chunk, TABLE, seen=ref_seen))
     assert seen == ref_seen
+
+
+@settings(max_examples=40, deadline=None)
+@given(frames(max_rows=30), st.integers(1, 12))
+def test_a_parquet_delivery_read_in_slices_matches_the_reference(
+    raw: pl.DataFrame, chunk_rows: int
+) -> None:
+    """A Parquet file is read a slice at a time (the duplicate check and the quarantine read
+    their rows back from it): the same rows as the whole frame gives, for any slice size."""
+    table = dataclasses.replace(TABLE, file_name="messy.parquet", file_format="parquet")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / table.file_name
+        raw.drop(ROW).write_parquet(path, row_group_size=5)
+        got = ingest_file(path, table, chunk_rows=chunk_rows)
+    assert_same(got, _normalize_reference(raw, TABLE))
 
 
 @pytest.mark.parametrize("table", SOURCE_TABLES, ids=lambda t: t.name)
