@@ -129,19 +129,25 @@ def test_core_column_may_only_be_dropped() -> None:
     check_contract(_one_column_table(column, Classification.CORE))
 
 
-def test_undeclared_personal_column_is_refused_without_showing_values(scanner) -> None:
-    mobiles = ["13812345678", "13987654321", "15012345678"]
-    contract = SourceTable(
-        name="new_table",
+def _table(name: str, *columns: Column) -> SourceTable:
+    """A delivered CSV table of these columns (internal classification)."""
+    return SourceTable(
+        name=name,
         department="market",
-        label_zh="新表",
-        label_en="new",
+        label_zh=name,
+        label_en=name,
         file_name="x.csv",
         file_format="csv",
-        columns=(
-            Column("id", ColumnType.STRING, "编号", "id"),
-            Column("contact", ColumnType.STRING, "联系方式", "contact"),
-        ),
+        columns=columns,
+    )
+
+
+def test_undeclared_personal_column_is_refused_without_showing_values(scanner) -> None:
+    mobiles = ["13812345678", "13987654321", "15012345678"]
+    contract = _table(
+        "new_table",
+        Column("id", ColumnType.STRING, "编号", "id"),
+        Column("contact", ColumnType.STRING, "联系方式", "contact"),
     )
     frame = pl.DataFrame({"id": ["a", "b", "c"], "contact": mobiles})
     with pytest.raises(ResidualPIIError) as info:
@@ -152,15 +158,7 @@ def test_undeclared_personal_column_is_refused_without_showing_values(scanner) -
 
 
 def test_integer_columns_are_scanned_too(scanner) -> None:
-    contract = SourceTable(
-        name="ints",
-        department="market",
-        label_zh="",
-        label_en="",
-        file_name="x.csv",
-        file_format="csv",
-        columns=(Column("phone", ColumnType.INTEGER, "", ""),),
-    )
+    contract = _table("ints", Column("phone", ColumnType.INTEGER, "", ""))
     with pytest.raises(ResidualPIIError, match="'phone'"):
         desensitize(pl.DataFrame({"phone": [13812345678]}), contract, PSEUDO, scanner)
 
@@ -184,17 +182,10 @@ REDACTED_TWICE = [
 
 
 def _summaries() -> SourceTable:
-    return SourceTable(
-        name="summaries",
-        department="market",
-        label_zh="",
-        label_en="",
-        file_name="x.csv",
-        file_format="csv",
-        columns=(
-            Column("case_no", ColumnType.STRING, "", ""),
-            Column("summary", ColumnType.STRING, "", "", Policy.REDACT),
-        ),
+    return _table(
+        "summaries",
+        Column("case_no", ColumnType.STRING, "", ""),
+        Column("summary", ColumnType.STRING, "", "", Policy.REDACT),
     )
 
 
