@@ -197,11 +197,9 @@ def _stage_figures(rows: Sequence[Any], run_seconds: float) -> dict[str, Any]:
     spans: dict[str, float] = {}
     sums: dict[str, float] = {}
     slowest: dict[str, list[Any]] = {}
-    intervals = []
-    order = [*STAGES, *sorted({r.stage for r in rows} - set(STAGES))]
-    for stage, (first, last) in _spans(rows).items():
+    stage_spans = _spans(rows)
+    for stage, (first, last) in stage_spans.items():
         mine = [r for r in rows if r.stage == stage and r.finished_at is not None]
-        intervals.append((first, last))
         spans[stage] = round((last - first).total_seconds(), 3)
         durations = {r.table_name: (r.finished_at - r.started_at).total_seconds() for r in mine}
         sums[stage] = round(sum(durations.values()), 3)
@@ -211,14 +209,12 @@ def _stage_figures(rows: Sequence[Any], run_seconds: float) -> dict[str, Any]:
     # a stage's share of the run is from the previous stage's last finish to its own.
     barrier: dict[str, float] = {}
     previous = min((r.started_at for r in rows), default=None)
-    for stage in order:
-        finishes = [r.finished_at for r in rows if r.stage == stage and r.finished_at is not None]
-        if finishes and previous is not None:
-            barrier[stage] = round((max(finishes) - previous).total_seconds(), 3)
-            previous = max(finishes)
+    for stage, (_, last) in stage_spans.items():
+        barrier[stage] = round((last - previous).total_seconds(), 3)
+        previous = last
     covered = 0.0
     end = None
-    for first, last in sorted(intervals):
+    for first, last in sorted(stage_spans.values()):
         if end is None or first > end:
             covered += (last - first).total_seconds()
             end = last

@@ -7,6 +7,7 @@ import functools
 import os
 import socket
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,11 +239,10 @@ def finish_desensitize(
     if [p.part for p in parts] != list(range(raw.parts)):
         raise RuntimeError(f"{table.name}: partitions {[p.part for p in parts]} of {raw.parts}")
     residual: dict[str, dict[str, int]] = {}
-    redacted_again: dict[str, int] = {}
+    redacted_again: Counter[str] = Counter()
     for p in parts:
         residual = desensitize_mod.add_residual(residual, p.residual)
-        for column, n in p.redacted_again.items():
-            redacted_again[column] = redacted_again.get(column, 0) + n
+        redacted_again.update(p.redacted_again)
     desensitize_mod.refuse_residual(table, residual)
     out = ws.lake.write_parts(
         [Path(p.path) for p in parts],
@@ -288,7 +288,7 @@ def finish_desensitize(
                     "policies": {c.name: c.policy.value for c in table.columns},
                     "pseudonym_key_id": key_id,
                     "residual_pii": residual,
-                    "redacted_again": redacted_again,
+                    "redacted_again": dict(redacted_again),
                     "risk": risk,
                     "release": None
                     if release is None
