@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 
 from api.serving.requests import PORTFOLIO_PURPOSES, Refusal, RefusedElsewhere, ScoreLookup
 from api.serving.snapshot import KeyEntry, Snapshot, read_generation
-from api.serving.sql import Plan, Query, Rows, Statements
+from api.serving.sql import Plan, Query, Reads, Rows, Statements
 from pdo import audit
 from pdo.delivery.metering import USAGE_ACTIONS, usage_details
 from pdo.delivery.periods import business_day, business_month
@@ -275,31 +275,33 @@ class ServingBatch:
         self.db.insert("refused_call", REFUSED_COLUMNS, self.refused)
         yield from self._chain()
 
-    def _read(self, queries: list[Query]) -> Generator[list[Query], list[Rows], list[Rows]]:
-        """Ask the runner for these reads (one round trip on PostgreSQL) and get their rows."""
-        rows: list[Rows] = yield [(self.db.sql(sql), params) for sql, params in queries]
+    def _read(
+        self, queries: list[Query], locks: list[Query]
+    ) -> Generator[Reads, list[Rows], list[Rows]]:
+        """Ask the runner for these reads after these locks (one round trip on PostgreSQL)."""
+        sql = self.db.sql
+        rows: list[Rows] = yield Reads(
+            [(sql(q), params) for q, params in queries], [(sql(q), params) for q, params in locks]
+        )
         return rows
 
-    def _chain_reads(self) -> list[Query]:
-        """The reads that fix the audit chain's tail for this transaction.
+    TAIL: Query = ("SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1", [])
 
-        On PostgreSQL the chain lock comes first and is held to commit, so no other writer
-        appends meanwhile; on SQLite the transaction began IMMEDIATE, which already excludes them.
+    def _chain_lock(self) -> list[Query]:
+        """The lock that fixes the audit chain's tail for this transaction.
+
+        On PostgreSQL the chain lock is taken before the tail is read and held to commit, so no
+        other writer appends meanwhile; on SQLite the transaction began IMMEDIATE, which already
+        excludes them.
         """
-        tail: Query = (
-            "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1",
-            [],
-        )
-        if self.db.sqlite:
-            return [tail]
-        return [(f"SELECT pg_advisory_xact_lock({audit.CHAIN_LOCK})", []), tail]
+        return [] if self.db.sqlite else [(f"SELECT pg_advisory_xact_lock({audit.CHAIN_LOCK})", [])]
 
-    def _chain(self) -> Generator[list[Query], list[Rows], None]:
+    def _chain(self) -> Generator[Reads, list[Rows], None]:
         """Append this batch's decisions to the audit chain after its tail (one statement)."""
         if not self.entries:
             return
         if self.tail is None:  # no lookup read it along with its other reads
-            self.tail = (yield from self._read(self._chain_reads()))[-1]
+            self.tail = (yield from self._read([self.TAIL], self._chain_lock()))[-1]
         start = self.tail[0] if self.tail else None
         linked = audit.link(start, self.now.astimezone(dt.UTC), self.entries)
         self.db.insert(
@@ -320,7 +322,7 @@ class ServingBatch:
             ],
         )
 
-    def _lookups(self, admitted: list[Admitted]) -> Generator[list[Query], list[Rows], None]:
+    def _lookups(self, admitted: list[Admitted]) -> Generator[Reads, list[Rows], None]:
         db = self.db
         subscribers = sorted({a.key.subscriber_id for a in admitted})
         entities = sorted({a.job.entity for a in admitted})
@@ -333,11 +335,11 @@ class ServingBatch:
         entities_in, entities_args = db.isin("uscc", entities)
         counters_in, counters_args = db.isin("counter", sorted(wanted))
         reads: dict[str, Query] = {}
+        locks: list[Query] = []
         if not db.sqlite:  # one bank's batches in turn across API processes (row locks)
             lock, lock_args = db.isin("id", subscribers)
-            reads["lock"] = (
-                f"SELECT id FROM subscriber WHERE {lock} ORDER BY id FOR NO KEY UPDATE",
-                lock_args,
+            locks.append(
+                (f"SELECT id FROM subscriber WHERE {lock} ORDER BY id FOR NO KEY UPDATE", lock_args)
             )
         columns = (
             "id, subscriber_id, reference, uscc, purposes, valid_from, valid_until, revoked_at"
@@ -367,8 +369,9 @@ class ServingBatch:
             )
         # details as stored text: the answer embeds them without a parse and a re-dump
         served_sql = (
-            "SELECT s.product_version_id, s.uscc, s.score, s.grade, CAST(s.details AS TEXT), "
-            "c.objection_id, c.score, c.grade, CAST(c.details AS TEXT) FROM served_score s "
+            "SELECT s.product_version_id, s.uscc, s.score, s.grade, CAST(s.details AS TEXT) "
+            "AS details, c.objection_id, c.score AS c_score, c.grade AS c_grade, "
+            "CAST(c.details AS TEXT) AS c_details FROM served_score s "
             "LEFT JOIN score_correction c ON c.product_version_id = s.product_version_id "
             "AND c.uscc = s.uscc WHERE "
         )
@@ -410,8 +413,8 @@ class ServingBatch:
             f"WHERE {counters_in} AND period IN (?, ?)",
             [*counters_args, day.isoformat(), period],
         )
-        chain_reads = self._chain_reads()  # in the same round trip as the lookup's reads
-        results = yield from self._read([*reads.values(), *chain_reads])
+        # The chain's tail in the same round trip, its lock after the banks' (one order for all)
+        results = yield from self._read([*reads.values(), self.TAIL], locks + self._chain_lock())
         self.tail = results[-1]
         got = dict(zip(reads, results[: len(reads)], strict=True))
         consents = {

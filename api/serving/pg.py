@@ -1,10 +1,16 @@
 """Serving batches on PostgreSQL over an asyncio connection: two round trips, loop kept free.
 
-A batch's round trips (its reads, then its writes and COMMIT) are awaited, so the event loop
-reads and parses the next requests while PostgreSQL works: on a small machine the API process
-and the database share the cores, and blocking the loop on every round trip left both idle in
-turn. The transaction is spelled out (`BEGIN` goes with the first reads, `COMMIT` with the
-writes) on an autocommit connection, so no round trip is spent on either.
+A batch's round trips (its locks and reads, then its writes and COMMIT) are awaited, so the event
+loop reads and parses the next requests while PostgreSQL works: on a small machine the API
+process and the database share the cores, and blocking the loop on every round trip left both
+idle in turn. The transaction is spelled out (`BEGIN` goes with the first reads, `COMMIT` with
+the writes) on an autocommit connection, so no round trip is spent on either.
+
+Each round trip carries as few statements as it can: psycopg spends about 70 µs of the API
+process's time on every statement it sends and reads back (measured: 15 trivial statements in
+a pipeline cost 1.0 ms, one cost 0.3 ms). So a round's queries, which only read, go as one
+statement whose columns are their rows as JSON (after the locks, which must come first and in
+order, each its own statement), and a batch's writes as one statement of data-modifying CTEs.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from sqlalchemy.engine import URL
 from api.serving.batch import ServingBatch
 from api.serving.requests import RefusedElsewhere, ScoreLookup
 from api.serving.snapshot import GENERATION_SQL, Snapshot
-from api.serving.sql import Query, Rows, advance
+from api.serving.sql import Query, Reads, Rows, advance
 from pdo.ledger.types import utcnow
 
 # A snapshot that keeps changing under a batch is reloaded this often before the batch fails.
@@ -54,6 +60,51 @@ async def pipelined(conn: psycopg.AsyncConnection[Any], queries: Sequence[Query]
     return [await c.fetchall() if c.description else [] for c in cursors]
 
 
+def combined_reads(queries: Sequence[Query]) -> Query:
+    """One SELECT of the serving generation and, per query, its rows as a JSON array."""
+    columns = [f"({GENERATION_SQL})"]
+    params: list[Any] = []
+    for sql, args in queries:
+        columns.append(f"(SELECT coalesce(json_agg(q), '[]') FROM ({sql}) q)")
+        params.extend(args)
+    return "SELECT " + ", ".join(columns), params
+
+
+def read_back(row: tuple[Any, ...]) -> tuple[int, list[Rows]]:
+    """The generation and each query's rows from the combined SELECT's one row.
+
+    A JSON row keeps its columns in order (the queries name each column once); timestamps
+    come back as ISO text, which the plan's `ts_out` reads.
+    """
+    generation, *columns = row
+    return int(generation or 0), [[tuple(r.values()) for r in rows] for rows in columns]
+
+
+def combined_writes(writes: Sequence[Query]) -> list[Query]:
+    """The batch's writes as one statement: all but the last as data-modifying CTEs.
+
+    They touch different rows (one write per table or counter) and none reads another's
+    effect, which is what CTEs sharing one snapshot allow.
+    """
+    if len(writes) <= 1:
+        return list(writes)
+    *ctes, (last_sql, last_args) = writes
+    params: list[Any] = []
+    parts = []
+    for i, (sql, args) in enumerate(ctes):
+        parts.append(f"w{i} AS ({sql})")
+        params.extend(args)
+    return [(f"WITH {', '.join(parts)} {last_sql}", [*params, *last_args])]
+
+
+async def read_round(
+    conn: psycopg.AsyncConnection[Any], reads: Reads, head: Sequence[Query] = ()
+) -> tuple[int, list[Rows]]:
+    """One round trip: `head`, the locks in order, then every query in one statement."""
+    results = await pipelined(conn, [*head, *reads.locks, combined_reads(reads.queries)])
+    return read_back(results[-1][0])
+
+
 async def serve(
     conn: psycopg.AsyncConnection[Any],
     jobs: list[ScoreLookup | RefusedElsewhere],
@@ -70,18 +121,16 @@ async def serve(
         batch = ServingBatch(False, snapshot, utcnow())
         plan = batch.plan(jobs)
         reads = advance(plan, None)
-        head: list[Query] = [("BEGIN", ()), (GENERATION_SQL, ())]
-        results = await pipelined(conn, head + (reads or []))
-        generation = int(results[1][0][0]) if results[1] else 0
+        generation, rows = await read_round(conn, reads or Reads([]), [("BEGIN", ())])
         if generation != snapshot.generation:
             await conn.execute("ROLLBACK")
             snapshot = reload(utcnow())
             continue
-        if reads is not None:
-            reads = advance(plan, results[len(head) :])
         while reads is not None:
-            reads = advance(plan, await pipelined(conn, reads))
-        writes: list[Query] = [(w.sql, w.params) for w in batch.db.writes]
-        await pipelined(conn, [*writes, ("COMMIT", ())])
+            reads = advance(plan, rows)
+            if reads is not None:
+                _, rows = await read_round(conn, reads)
+        writes = [(w.sql, w.params) for w in batch.db.writes]
+        await pipelined(conn, [*combined_writes(writes), ("COMMIT", ())])
         return snapshot
     raise RuntimeError(f"the serving snapshot changed {MAX_RELOADS} times under one batch")

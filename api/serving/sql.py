@@ -15,14 +15,24 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 Query = tuple[str, Sequence[Any]]
 Rows = list[tuple[Any, ...]]
-# A batch's plan yields the reads it needs next and is sent their rows; its writes wait in
-# `Statements.writes` until it has finished.
-Plan = Generator[list[Query], list[Rows], None]
+
+
+@dataclass(frozen=True)
+class Reads:
+    """One round of a plan's reads: the locks to take first, in order, then the queries."""
+
+    queries: list[Query]
+    locks: list[Query] = field(default_factory=list)
+
+
+# A batch's plan yields the reads it needs next and is sent the rows of their queries; its
+# writes wait in `Statements.writes` until it has finished.
+Plan = Generator[Reads, list[Rows], None]
 
 
 @dataclass(frozen=True)
@@ -137,7 +147,7 @@ def _json_scalar(value: Any) -> str:
     raise TypeError(f"no JSON form for {type(value).__name__}")
 
 
-def advance(plan: Plan, rows: list[Rows] | None) -> list[Query] | None:
+def advance(plan: Plan, rows: list[Rows] | None) -> Reads | None:
     """The plan's next reads after handing it `rows` (None to start it); None once it is done."""
     try:
         return next(plan) if rows is None else plan.send(rows)
@@ -149,10 +159,12 @@ def run_plan(cursor: Any, plan: Plan, statements: Statements) -> None:
     """Run a plan statement by statement on a DBAPI cursor (SQLite: every call is in-process)."""
     reads = advance(plan, None)
     while reads is not None:
-        results = []
-        for sql, params in reads:
+        for sql, params in reads.locks:
             cursor.execute(sql, tuple(params))
-            results.append(list(cursor.fetchall()) if cursor.description else [])
+        results = []
+        for sql, params in reads.queries:
+            cursor.execute(sql, tuple(params))
+            results.append(list(cursor.fetchall()))
         reads = advance(plan, results)
     for write in statements.writes:
         if write.many:
