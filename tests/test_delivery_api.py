@@ -6,10 +6,12 @@ app under uvicorn, real HTTP calls; usage events, refusals and revenue read back
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +20,8 @@ import httpx
 import pytest
 from sqlmodel import Session, col, func, select
 
+from api.serving.requests import ScoreLookup
+from api.serving.worker import ServingWorker, serving_engine
 from pdo import audit
 from pdo.delivery.metering import details_of
 from pdo.delivery.plans import add_plan
@@ -504,6 +508,48 @@ def test_the_openapi_schema_documents_every_refusal(api: str) -> None:
     assert {"200", "401", "403", "404", "429", "422"} <= set(lookup["responses"])
     assert {p["name"] for p in lookup["parameters"]} >= {"purpose", "consent", "X-API-Key"}
     assert "/v1/consents" in schema["paths"]
+
+
+def _served_in_batches(ledger: DeliveryLedger, calls: int) -> list[int]:
+    """Submit `calls` lookups to a serving worker in one turn of the loop; the batch sizes.
+
+    A batch stamps its usage events with one `served_at`, so the sizes are read back from them.
+    """
+    for i in range(calls):
+        ledger.consent(A, COMPANIES[i], f"C-{i}")
+    jobs = [
+        ScoreLookup(ledger.keys[A], "credit_risk", u, ledger.entity(u), "贷前审查", f"C-{i}", "t")
+        for i, u in enumerate(COMPANIES[:calls])
+    ]
+    worker = ServingWorker(serving_engine(ledger.settings.db_url))
+
+    async def burst() -> None:
+        await asyncio.gather(*(worker.submit(job) for job in jobs))
+
+    try:
+        asyncio.run(burst())
+    finally:
+        worker.stop()
+    assert all(isinstance(job.outcome, bytes) for job in jobs)
+    with Session(ledger.engine) as s:
+        stamps = s.exec(select(UsageEvent.served_at).order_by(col(UsageEvent.served_at)))
+        return list(Counter(stamps).values())
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_burst_is_served_in_halves(tmp_path: Path) -> None:
+    """While one half's batch is written, the loop reads and answers the other half."""
+    with fresh_database() as url:
+        ledger = seed_delivery(tmp_path, url)
+        try:
+            assert _served_in_batches(ledger, 32) == [16, 16]
+        finally:
+            ledger.engine.dispose()
+
+
+def test_on_sqlite_a_burst_is_one_batch(ledger: DeliveryLedger) -> None:
+    """SQLite serves on the loop's own thread: nothing could run beside a half."""
+    assert _served_in_batches(ledger, 32) == [32]
 
 
 @pytest.mark.postgres

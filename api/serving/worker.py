@@ -8,6 +8,13 @@ thread measured 3x slower here, each of its many short database calls waiting fo
 behind the request-parsing thread (a convoy), while every call is in-process anyway. On
 PostgreSQL the batch is a task whose two round trips are awaited (`api.serving.pg`): the loop
 keeps reading requests meanwhile, and they make up the next batch once this one committed.
+
+On PostgreSQL a batch holds at most half of the jobs open in the worker (submitted and not yet
+resumed), and never fewer than `SPLIT_FROM`. A closed group of clients otherwise moves in
+lockstep: every open request lands in one batch, and the loop has nothing to do while
+PostgreSQL writes it (measured: the API process 20% idle, and each lookup's usage, audit and
+disclosure rows cost PostgreSQL about 180 µs under load). In halves, one half's requests are
+read and answered while the other half's batch is written.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ log = logging.getLogger(__name__)
 # SQLite: a batch finding another writer's lock tries again after 1 ms, doubling to 50 ms, and
 # fails (nobody served or billed) after 30 s without it, the ledger's own busy timeout.
 LOCK_RETRY_S, LOCK_RETRY_MAX_S, LOCK_WAIT_S = 0.001, 0.05, 30.0
+# PostgreSQL: fewer open jobs than this are served in one batch (a light load is not split).
+SPLIT_FROM = 8
 
 
 def _busy(exc: OperationalError) -> bool:
@@ -107,6 +116,7 @@ class ServingWorker:
         self._aconn: psycopg.AsyncConnection[Any] | None = None
         self._drainer: asyncio.Task[None] | None = None
         self._pending: list[tuple[Job, asyncio.Future[Job]]] = []
+        self._open = 0  # jobs submitted whose submitter has not resumed yet
         self._scheduled = False
         self._seen = 0  # pending jobs at the last look: the batch waits while it still grows
         self._waited = 0
@@ -120,7 +130,11 @@ class ServingWorker:
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
-        return await done
+        self._open += 1
+        try:
+            return await done
+        finally:
+            self._open -= 1
 
     def _connection(self) -> Connection:
         """The worker's one connection, kept open: a pool checkout per batch cost more than it."""
@@ -200,8 +214,9 @@ class ServingWorker:
     async def _drain(self) -> None:
         """Serve pending jobs batch after batch until none are left (PostgreSQL)."""
         while self._pending:
-            batch = self._pending[: self.max_batch]
-            del self._pending[: self.max_batch]
+            size = min(self.max_batch, max(SPLIT_FROM, -(-self._open // 2)))
+            batch = self._pending[:size]
+            del self._pending[:size]
             error: BaseException | None = None
             try:
                 if self._aconn is None or self._aconn.closed:
