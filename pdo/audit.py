@@ -7,6 +7,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from json.encoder import encode_basestring
 from typing import Any
 
 from sqlalchemy import select as sa_select
@@ -45,10 +46,13 @@ def digest(
     """
     stamp = at if isinstance(at, str) else at.isoformat()
     inner = canonical(details) if details_json is None else details_json
+    # The string fields as json.dumps(text, ensure_ascii=False) writes them: its own C quoting,
+    # without building an encoder for each of them.
+    quote = encode_basestring
     text = (
-        f'{{"action":{canonical(action)},"actor":{canonical(actor)},"at":{canonical(stamp)},'
-        f'"details":{inner},"prev":{canonical(prev_hash)},"seq":{int(seq)},'
-        f'"subject":{canonical(subject)}}}'
+        f'{{"action":{quote(action)},"actor":{quote(actor)},"at":{quote(stamp)},'
+        f'"details":{inner},"prev":{quote(prev_hash)},"seq":{int(seq)},'
+        f'"subject":{quote(subject)}}}'
     )
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -114,10 +114,11 @@ class Statements:
             [json.dumps(rows, default=_json_scalar, separators=(",", ":"))],
         )
 
-    def ts_in(self, value: dt.datetime) -> Any:
-        """A timestamp as the ledger stores it."""
+    def ts_in(self, value: dt.datetime) -> str:
+        """A timestamp as a written row carries it: SQLite's stored text, or ISO text that
+        PostgreSQL's cast reads back exactly (once per batch, not per row in `json.dumps`)."""
         utc = value.astimezone(dt.UTC)
-        return utc.strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else utc
+        return utc.strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else utc.isoformat()
 
     def ts_out(self, value: Any) -> dt.datetime | None:
         """A stored timestamp, timezone-aware UTC."""
