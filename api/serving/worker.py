@@ -214,7 +214,7 @@ class ServingWorker:
     async def _drain(self) -> None:
         """Serve pending jobs batch after batch until none are left (PostgreSQL)."""
         while self._pending:
-            size = min(self.max_batch, max(SPLIT_FROM, -(-self._open // 2)))
+            size = min(self.max_batch, max(SPLIT_FROM, (self._open + 1) // 2))
             batch = self._pending[:size]
             del self._pending[:size]
             error: BaseException | None = None
