@@ -206,6 +206,51 @@ def test_backends_batch_like_single_calls(lac: NerBackend, jieba_backend: NerBac
             assert resolve_overlaps(spans) == spans  # sorted, non-overlapping
 
 
+def test_shared_sentences_go_through_the_model_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Texts sharing a sentence decode it once; what the cache hands back is what a cold run of
+    each text alone gives."""
+    from pdo.privacy.ner import lac_backend
+
+    closing = "依据《中华人民共和国广告法》第五十五条，决定处罚款人民币20000元。"
+    texts = [
+        f"当事人杭州市余杭区吴记小吃店经营者{name}于2024年7月9日发布虚假广告。{closing}"
+        for name in ("吴帅", "陈丽华", "欧阳明")
+    ] + [closing, "经营者赵敏（电话13545811207）到场配合调查。" + closing]
+    cold = []
+    for text in texts:
+        lac_backend.piece_paths.clear()
+        cold.append(lac_backend.lac_tokens([text])[0])
+    lac_backend.piece_paths.clear()
+    decoded: list[str] = []
+    real = lac_backend._decode
+
+    def recording(model: object, pieces: list[str]) -> dict[str, bytes]:
+        decoded.extend(pieces)
+        return real(model, pieces)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(lac_backend, "_decode", recording)
+    assert lac_backend.lac_tokens(texts) == cold
+    assert decoded.count(closing) == 1
+    assert len(decoded) == len(set(decoded))
+    decoded.clear()
+    assert lac_backend.lac_tokens(texts[::-1]) == cold[::-1]
+    assert decoded == []  # every piece known
+
+
+def test_the_piece_cache_keeps_the_most_recently_used() -> None:
+    from pdo.privacy.ner.lac_backend import _PathCache
+
+    cache = _PathCache(3)
+    cache.keep({"甲。": b"\x01", "乙。": b"\x02", "丙。": b"\x03"})
+    assert cache.take(["甲。"]) == {"甲。": b"\x01"}  # 甲 is now the most recent
+    cache.keep({"丁。": b"\x04"})
+    assert cache.take(["甲。", "乙。", "丙。", "丁。"]) == {
+        "甲。": b"\x01",
+        "丙。": b"\x03",
+        "丁。": b"\x04",
+    }
+
+
 def test_models_load_offline_in_a_fresh_process() -> None:
     """Both backends load from the installed wheels with every socket refused."""
     script = textwrap.dedent(

