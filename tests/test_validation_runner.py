@@ -403,3 +403,77 @@ def test_the_pair_check_fails_exactly_the_rows_gx_itself_fails(arrow: bool) -> N
     (item,) = run.gx_result["results"]
     assert item["expectation_config"]["type"] == "expect_column_pair_values_to_be_in_set"
     assert item["result"]["unexpected_count"] == len(expected)
+
+
+MIXED = [
+    {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 10}},
+    {
+        "type": "expect_column_values_to_not_be_null",
+        "kwargs": {"column": "uscc"},
+        "meta": {"severity": "row"},
+    },
+    {"type": "expect_table_columns_to_match_set", "kwargs": {"column_set": ["uscc", "year"]}},
+    {
+        "type": "expect_column_values_to_be_between",
+        "kwargs": {"column": "year", "max_value": 2024},
+        "meta": {"severity": "row"},
+    },
+    {
+        "type": "expect_column_values_to_be_in_set",
+        "kwargs": {"column": "uscc"},
+        "meta": {"reference": "registry.uscc", "severity": "warning"},
+    },
+    {
+        "type": "expect_column_pair_values_to_be_in_set",
+        "kwargs": {
+            "column_A": "uscc",
+            "column_B": "phone",
+            "value_pairs_set": [["A1", "13812345678"], ["A2", "x"]],
+        },
+        "meta": {"severity": "warning"},
+    },
+    {"type": "expect_compound_columns_to_be_unique", "kwargs": {"column_list": ["uscc", "year"]}},
+    {"type": "expect_column_median_to_be_between", "kwargs": {"column": "year", "max_value": 2023}},
+    {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "no_such_column"}},
+]
+
+
+@pytest.mark.parametrize(
+    ("position", "group"),
+    [
+        (0, "row count"),
+        (1, ("uscc",)),
+        (2, "schema"),
+        (3, ("year",)),
+        (4, ("uscc",)),
+        (5, ("phone", "uscc")),
+        (6, ("uscc", "year")),
+        (7, ("year",)),
+        (8, "whole"),  # GX itself reports the missing column, on the whole frame
+    ],
+)
+def test_each_expectation_is_validated_with_what_it_reads(
+    position: int, group: str | tuple[str, ...]
+) -> None:
+    from pdo.validation.runner import _groups
+
+    groups = _groups(MIXED, TAX, split=True)
+    assert position in groups[group]
+    assert _groups(MIXED, TAX, split=False) == {"whole": list(range(len(MIXED)))}
+
+
+def test_a_large_frame_validated_by_column_groups_gives_the_same_results() -> None:
+    suite = _suite(*MIXED[:-1])
+    inputs = RunInputs(references={"registry.uscc": ["A1", "A2"]})
+    ids = pl.Series([11, 12, 13, 14, 15])
+    whole = run_suite(suite, TAX, inputs, row_ids=ids, split_from=10**12)
+    grouped = run_suite(suite, TAX, inputs, row_ids=ids, split_from=0)
+    assert grouped.outcomes == whole.outcomes
+    assert grouped.quarantined == whole.quarantined == {
+        13: ["expect_column_values_to_not_be_null(uscc)"],
+        15: ["expect_column_values_to_be_between(year)"],
+    }
+    passed = [o.expectation for o in grouped.outcomes if o.success]
+    assert passed == ["expect_compound_columns_to_be_unique"]  # a failure in every other group
+    for key in ("results", "statistics", "success"):
+        assert grouped.gx_result[key] == whole.gx_result[key], key
