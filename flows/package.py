@@ -27,14 +27,14 @@ from pdo.ledger.types import utcnow
 from pdo.scorecard.metrics import PSI_DRIFT, psi
 from pdo.workspace import Workspace
 from products.registry import product
-from products.spec import ProductSpec
+from products.spec import MONTHLY_TABLES, ProductSpec
 
 
 class ProductOutputError(ValueError):
     """A product's build returned other columns than it declares."""
 
 
-MONTHLY = ("social_insurance", "utility_payments")
+MONTHLY = MONTHLY_TABLES  # they date the run's products
 
 
 class NoScoringDateError(ValueError):
@@ -109,6 +109,11 @@ def _number(value: Any) -> Any:
     raise TypeError(f"not JSON: {type(value).__name__}")
 
 
+def _input(ws: Workspace, dataset: Manifest) -> pl.DataFrame | pl.LazyFrame:
+    """A product input: a monthly table as a scan of the lake, any other read whole."""
+    return ws.lake.scan(dataset) if dataset.table in MONTHLY_TABLES else ws.lake.read(dataset)
+
+
 def build_candidate(
     ws: Workspace, run_id: str, product_name: str, datasets: Mapping[str, Manifest]
 ) -> dict[str, Any]:
@@ -118,7 +123,7 @@ def build_candidate(
     missing = [t for t in spec.inputs if t not in datasets]
     if missing:
         raise ValueError(f"{product_name} needs tables the run did not cover: {missing}")
-    inputs = {t: ws.lake.read(datasets[t]) for t in spec.inputs}
+    inputs = {t: _input(ws, datasets[t]) for t in spec.inputs}
     monthly = {t: ws.lake.scan(datasets[t]) for t in MONTHLY if t in datasets}  # one column
     as_of = scoring_date(monthly)  # the run's date, the same for every product
     built = spec.build(inputs, as_of)
@@ -142,7 +147,7 @@ def build_candidate(
                 stage="package",
                 table_name=product_name,
                 status="succeeded",
-                rows_in=sum(f.height for f in inputs.values()),
+                rows_in=sum(datasets[t].row_count for t in spec.inputs),
                 rows_out=out.row_count,
                 input_hashes=parents,
                 output_hashes=[out.id],

@@ -23,6 +23,18 @@ class ProductBuild:
     model: dict[str, Any] | None = None
 
 
+# The monthly tables, millions of rows per city: a build gets them as LazyFrames that scan the
+# lake, so its query reads only the columns and rows it needs, batch by batch.
+MONTHLY_TABLES = ("social_insurance", "utility_payments")
+Inputs = Mapping[str, pl.DataFrame | pl.LazyFrame]  # the run's tables by name, as above
+
+
+def eager(inputs: Inputs, name: str) -> pl.DataFrame:
+    """One input as a DataFrame, collected if it came lazy."""
+    frame = inputs[name]
+    return frame.collect() if isinstance(frame, pl.LazyFrame) else frame
+
+
 SERVED_COLUMNS = ("score", "grade")  # outputs the serving store keeps as columns, not details
 
 # inputs (the version's datasets, with the disputed items excluded), as-of date, the version's
@@ -57,7 +69,7 @@ class ProductSpec:
     purposes: tuple[str, ...]
     price_fen: int
     revenue: RevenueRule  # who shares the billed revenue; the operator keeps the rest
-    build: Callable[[Mapping[str, pl.DataFrame], dt.date], ProductBuild]
+    build: Callable[[Inputs, dt.date], ProductBuild]
     outputs: tuple[str, ...] = ("score", "grade")
     drift_column: str | None = None
     rescore: Rescore | None = None

@@ -154,6 +154,18 @@ def test_same_data_same_model(inputs, built) -> None:
     assert again.model == built.model and again.scores.equals(built.scores)
 
 
+def test_monthly_tables_scanned_lazily_give_the_same_product(inputs, built, tmp_path) -> None:
+    """The pipeline hands a build the monthly tables as scans of the lake (MONTHLY_TABLES)."""
+    from products.spec import MONTHLY_TABLES
+
+    lazy: dict[str, pl.DataFrame | pl.LazyFrame] = dict(inputs)
+    for name in MONTHLY_TABLES:
+        inputs[name].write_parquet(tmp_path / f"{name}.parquet")
+        lazy[name] = pl.scan_parquet(tmp_path / f"{name}.parquet")
+    again = build(lazy, scoring_date(lazy))
+    assert again.model == built.model and again.scores.equals(built.scores)
+
+
 def test_grades_follow_scores(built) -> None:
     frozen = FrozenScorecard.from_dict(built.model)
     plain = built.scores.filter(pl.col("knockouts").list.len() == 0)

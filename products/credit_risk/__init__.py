@@ -14,7 +14,7 @@ from products.credit_risk.features import DICTIONARY, FEATURES, LABELS_ZH, build
 from products.credit_risk.knockouts import KNOCKED_OUT_GRADE, KNOCKOUTS, knockouts_of
 from products.credit_risk.lists import lists_per_row
 from products.credit_risk.model import score_distribution, train
-from products.spec import ProductBuild, ProductSpec, served_fields
+from products.spec import Inputs, ProductBuild, ProductSpec, served_fields
 
 REASON_CODES = {f.name: f"R{i:02d}" for i, f in enumerate(DICTIONARY, start=1)}
 REASON = pl.Struct(
@@ -24,9 +24,7 @@ REASON = pl.Struct(
 OUTPUTS = ("score", "grade", "reasons", "knockouts")
 
 
-def score_frame(
-    frozen: FrozenScorecard, inputs: Mapping[str, pl.DataFrame], as_of: dt.date
-) -> pl.DataFrame:
+def score_frame(frozen: FrozenScorecard, inputs: Inputs, as_of: dt.date) -> pl.DataFrame:
     """Score, grade, reason codes and knock-outs for every registered enterprise as of a date."""
     features = build_features(inputs, as_of).sort("uscc")
     points = frozen.score(features)
@@ -57,7 +55,7 @@ def score_frame(
     )
 
 
-def build(inputs: Mapping[str, pl.DataFrame], as_of: dt.date) -> ProductBuild:
+def build(inputs: Inputs, as_of: dt.date) -> ProductBuild:
     """Train on the partner bank's outcomes (each loan as of its date), then score everyone."""
     trained = train(inputs)
     frozen = trained.fitted.frozen

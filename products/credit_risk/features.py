@@ -10,10 +10,11 @@ of its own issue date; scoring evaluates every enterprise as of the scoring date
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import polars as pl
+
+from products.spec import Inputs, eager
 
 TAX_GRADE_RELEASE = (4, 1)  # month, day of the year after the assessment year
 
@@ -163,7 +164,7 @@ def _abnormal(points: pl.LazyFrame, abnormal: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def features_at(inputs: Mapping[str, pl.DataFrame], points: pl.DataFrame) -> pl.DataFrame:
+def features_at(inputs: Inputs, points: pl.DataFrame) -> pl.DataFrame:
     """Features for each (key, uscc, as_of) point; 'no record' counts as 0, not as unknown.
 
     One lazy query run by polars' streaming engine: the (point, event) pairs of the monthly
@@ -213,8 +214,8 @@ def features_at(inputs: Mapping[str, pl.DataFrame], points: pl.DataFrame) -> pl.
     ).collect(engine="streaming")
 
 
-def build_features(inputs: Mapping[str, pl.DataFrame], as_of: dt.date) -> pl.DataFrame:
+def build_features(inputs: Inputs, as_of: dt.date) -> pl.DataFrame:
     """Every registered enterprise as of one scoring date (key = uscc)."""
-    reg = inputs["enterprise_registry"]
+    reg = eager(inputs, "enterprise_registry")
     points = reg.select(pl.col("uscc").alias("key"), "uscc", pl.lit(as_of).alias("as_of"))
     return features_at(inputs, points)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import polars as pl
 
 from products.credit_risk.lists import lists_per_row
+from products.spec import Inputs, eager
 
 KNOCKED_OUT_GRADE = "E"
 KNOCKOUT = pl.Struct({"code": pl.String, "label_zh": pl.String})
@@ -23,7 +23,7 @@ class Knockout:
     label_en: str
     source: str
 
-    def strikes(self, inputs: Mapping[str, pl.DataFrame], as_of: dt.date) -> pl.Series:
+    def strikes(self, inputs: Inputs, as_of: dt.date) -> pl.Series:
         """The USCCs (entity keys) the rule applies to."""
         raise NotImplementedError
 
@@ -34,8 +34,8 @@ class StatusKnockout(Knockout):
 
     status: str = ""
 
-    def strikes(self, inputs: Mapping[str, pl.DataFrame], as_of: dt.date) -> pl.Series:
-        reg = inputs["enterprise_registry"]
+    def strikes(self, inputs: Inputs, as_of: dt.date) -> pl.Series:
+        reg = eager(inputs, "enterprise_registry")
         return reg.filter(pl.col("status") == self.status)["uscc"]
 
 
@@ -43,8 +43,8 @@ class StatusKnockout(Knockout):
 class DishonestDebtorKnockout(Knockout):
     """Listed by a court as a dishonest judgment debtor (失信被执行人), published by the date."""
 
-    def strikes(self, inputs: Mapping[str, pl.DataFrame], as_of: dt.date) -> pl.Series:
-        court = inputs["court_cases"]
+    def strikes(self, inputs: Inputs, as_of: dt.date) -> pl.Series:
+        court = eager(inputs, "court_cases")
         listed = court.filter(
             (pl.col("kind") == "失信被执行人") & (pl.col("published_on") <= as_of)
         )
@@ -58,7 +58,7 @@ KNOCKOUTS: tuple[Knockout, ...] = (
 )
 
 
-def knockouts_of(inputs: Mapping[str, pl.DataFrame], as_of: dt.date, usccs: pl.Series) -> pl.Series:
+def knockouts_of(inputs: Inputs, as_of: dt.date, usccs: pl.Series) -> pl.Series:
     """Per enterprise (in the order given), the rules that strike it, in rule order."""
     rows = pl.DataFrame({"uscc": usccs}).with_row_index("row")
     struck = [

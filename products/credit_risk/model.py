@@ -6,7 +6,6 @@ held out as the out-of-time sample; the scorecard is fitted on the earlier 80% o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +25,7 @@ from pdo.scorecard.metrics import (
 )
 from pdo.scorecard.scaling import Scaling
 from products.credit_risk.features import CATEGORICAL, DICTIONARY, FEATURES, features_at
+from products.spec import Inputs, eager
 
 OOT_SHARE = 0.2
 SEED = 20261125
@@ -43,9 +43,9 @@ class Trained:
     card: dict[str, Any]
 
 
-def loan_points(inputs: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
+def loan_points(inputs: Inputs) -> pl.DataFrame:
     """Each loan with its features as of its own issue date, and its outcome."""
-    loans = inputs["bank_loans"].filter(pl.col(LABEL).is_not_null())
+    loans = eager(inputs, "bank_loans").filter(pl.col(LABEL).is_not_null())
     points = loans.select(
         pl.col("loan_id").alias("key"), "uscc", pl.col("issued_on").alias("as_of"), LABEL
     )
@@ -122,7 +122,7 @@ def validation_pack(
     }
 
 
-def train(inputs: Mapping[str, pl.DataFrame]) -> Trained:
+def train(inputs: Inputs) -> Trained:
     """Fit on the development loans; judge on the out-of-time loans."""
     points = loan_points(inputs)
     dev, oot = split_out_of_time(points)

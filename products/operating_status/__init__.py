@@ -10,12 +10,14 @@ import polars as pl
 
 from pdo.revenue import RevenueRule
 from products.operating_status.rule import COLUMNS, STATUS_ZH, verify
-from products.spec import ProductBuild, ProductSpec, served_fields
+from products.spec import Inputs, ProductBuild, ProductSpec, eager, served_fields
 
 
-def build(inputs: Mapping[str, pl.DataFrame], as_of: dt.date) -> ProductBuild:
+def build(inputs: Inputs, as_of: dt.date) -> ProductBuild:
     """Verify every registered enterprise as of the date; no model, so the card is just counts."""
-    scores = verify(inputs["enterprise_registry"], inputs["abnormal_operations"], as_of)
+    scores = verify(
+        eager(inputs, "enterprise_registry"), eager(inputs, "abnormal_operations"), as_of
+    )
     counts = dict(scores["status"].value_counts().iter_rows())
     metrics = {
         "as_of": as_of.isoformat(),
