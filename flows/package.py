@@ -34,9 +34,6 @@ class ProductOutputError(ValueError):
     """A product's build returned other columns than it declares."""
 
 
-MONTHLY = MONTHLY_TABLES  # they date the run's products
-
-
 class NoScoringDateError(ValueError):
     """The run holds no monthly table to date its products by."""
 
@@ -45,7 +42,7 @@ def scoring_date(inputs: Mapping[str, pl.DataFrame | pl.LazyFrame]) -> dt.date:
     """The as-of date of the data: the end of the last month any monthly table reports."""
     per_table = [
         inputs[t].lazy().select(pl.col("month").max()).collect().item()
-        for t in MONTHLY
+        for t in MONTHLY_TABLES
         if t in inputs
     ]
     months = [str(month) for month in per_table if month is not None]
@@ -124,7 +121,7 @@ def build_candidate(
     if missing:
         raise ValueError(f"{product_name} needs tables the run did not cover: {missing}")
     inputs = {t: _input(ws, datasets[t]) for t in spec.inputs}
-    monthly = {t: ws.lake.scan(datasets[t]) for t in MONTHLY if t in datasets}  # one column
+    monthly = {t: ws.lake.scan(datasets[t]) for t in MONTHLY_TABLES if t in datasets}
     as_of = scoring_date(monthly)  # the run's date, the same for every product
     built = spec.build(inputs, as_of)
     check_outputs(spec, built.scores)

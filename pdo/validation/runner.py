@@ -544,7 +544,7 @@ def run_suite(
                     "exclude_unexpected_values": True,  # ids only: never a cell value
                 },
             )
-            del batch  # the group's pandas frame goes before the next one is made
+            del batch  # our hold on the group's pandas frame, before the next one is made
             _drop_row_lists(validation.results)
             parts.append((positions, validation.to_json_dict()))
     result = _merged(expectations, parts)
