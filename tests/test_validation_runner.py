@@ -481,7 +481,7 @@ def test_a_large_frame_validated_by_column_groups_gives_the_same_results() -> No
 
 def test_no_batch_or_metric_outlives_its_validation() -> None:
     """GX's execution engine holds every batch and computed metric (whole-column conditions) as
-    long as its data source lives, about 4 GB after 29M rows: none may outlive run_suite."""
+    long as its data source lives, about 2.5 GB after 29M rows: none may outlive run_suite."""
     import gc
     import weakref
 
