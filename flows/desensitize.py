@@ -21,7 +21,13 @@ from pdo.privacy.pseudonym import Pseudonymizer
 from pdo.privacy.redact import kept_entities
 from pdo.privacy.risk import RiskThresholdError, assess, enforce
 from pdo.privacy.vectorized import generalize_address_series, mask_series
-from pdo.sources.contract import ColumnType, Policy, SourceTable, check_contract
+from pdo.sources.contract import (
+    ColumnType,
+    Policy,
+    SourceTable,
+    check_contract,
+    matches_code_format,
+)
 
 RISK_K_TARGET = 5  # the k the review package reports against
 
@@ -56,7 +62,13 @@ class DesensitizeResult:
 def policy_hash(table: SourceTable, key_id: str) -> str:
     """Identifies the policies applied (and the pseudonym key id, never the key)."""
     body = [
-        (c.name, c.policy.value, c.mask_kind, *([list(c.disclosed)] if c.disclosed else []))
+        (
+            c.name,
+            c.policy.value,
+            c.mask_kind,
+            *([list(c.disclosed)] if c.disclosed else []),
+            *([{"code_format": c.code_format}] if c.code_format else []),
+        )
         for c in table.columns
     ]
     return hashlib.sha256(json.dumps([table.name, body, key_id]).encode()).hexdigest()
@@ -128,6 +140,7 @@ def scan_residual(
     disclosed: Mapping[str, Iterable[str]] | None = None,
     codes: Iterable[str] = (),
     redacted: Iterable[str] = (),
+    code_formats: Mapping[str, str] | None = None,
 ) -> ResidualScan:
     """Deny by default: every distinct value of every text or integer column is scanned.
 
@@ -135,7 +148,9 @@ def scan_residual(
     entities are counted per column, kept ones (enterprise codes, organisations) are not, nor
     the entities a column declares disclosed. NER (names, addresses, organisations) only reads
     values that hold a letter; a column whose NER entities are all accepted, and the code
-    columns (entity keys and pseudonyms), are scanned by the patterns only.
+    columns (entity keys and pseudonyms), are scanned by the patterns only; so are the values
+    of a column with a code format that have its shape (a case number; values that miss it
+    are read by NER too).
 
     In the redacted columns, a value the scan flags is redacted again with the scan's own
     findings and re-scanned alone (a name the model only sees once the text around it became
@@ -146,6 +161,7 @@ def scan_residual(
     disclosed = disclosed or {}
     code_columns = set(codes)
     redacted_columns = set(redacted)
+    code_formats = code_formats or {}
     default_kept = kept_entities()
     for name, dtype in frame.schema.items():
         if not (dtype == pl.String or dtype.is_integer()):
@@ -153,10 +169,11 @@ def scan_residual(
         values = frame[name].cast(pl.String).drop_nulls().unique()
         kept = default_kept | frozenset(disclosed.get(name, ()))
         ner = not (scanner.ner_entities <= kept or name in code_columns or dtype.is_integer())
-        flagged = _personal(values, scanner, kept, ner)
+        shape = code_formats.get(name)
+        flagged = _personal(values, scanner, kept, ner, shape)
         if flagged and name in redacted_columns:
             final, flagged = redact_again(
-                flagged, partial(_personal, scanner=scanner, kept=kept, ner=ner)
+                flagged, partial(_personal, scanner=scanner, kept=kept, ner=ner, shape=shape)
             )
             redacted_again[name] = final
         counts = Counter(r.entity_type for results in flagged.values() for r in results)
@@ -166,13 +183,20 @@ def scan_residual(
 
 
 def _personal(
-    values: pl.Series, scanner: FastScanner, kept: frozenset[str], ner: bool
+    values: pl.Series,
+    scanner: FastScanner,
+    kept: frozenset[str],
+    ner: bool,
+    shape: str | None = None,
 ) -> dict[str, list[Result]]:
-    """The values holding an entity not kept, with those findings (NER reads worded ones)."""
+    """The values holding an entity not kept, with those findings (NER reads worded ones,
+    except those in the column's code format)."""
     patterns = scanner.without_ner()
     if not ner:
         return patterns.personal_findings(values.to_list(), kept)
     worded = values.str.contains(r"\p{L}")
+    if shape is not None:
+        worded &= ~matches_code_format(values, shape)
     return patterns.personal_findings(
         values.filter(~worded).to_list(), kept
     ) | scanner.personal_findings(values.filter(worded).to_list(), kept)
@@ -267,12 +291,18 @@ def desensitize_part(
     partitions)."""
     check_contract(table)
     frame = _apply(df, table, pseudo, scanner)
-    residual = scan_residual(frame, scanner, _disclosed(table), _codes(table), _redacted(table))
+    residual = scan_residual(
+        frame, scanner, _disclosed(table), _codes(table), _redacted(table), _code_formats(table)
+    )
     return residual.repair(frame), residual
 
 
 def _redacted(table: SourceTable) -> list[str]:
     return [c.name for c in table.columns if c.policy is Policy.REDACT]
+
+
+def _code_formats(table: SourceTable) -> dict[str, str]:
+    return {c.name: c.code_format for c in table.columns if c.code_format}
 
 
 def _disclosed(table: SourceTable) -> dict[str, tuple[str, ...]]:
@@ -309,7 +339,9 @@ def release_and_risk(
         except RiskThresholdError as e:  # too few records to hide among: nothing is released
             withheld = str(e)
         else:
-            leftover = scan_residual(release, scanner, _disclosed(table), _codes(table)).found
+            leftover = scan_residual(
+                release, scanner, _disclosed(table), _codes(table), (), _code_formats(table)
+            ).found
             if leftover:  # generalization only coarsens: this would be a bug, never a release
                 raise ResidualPIIError(_residual_message(table, leftover))
     if release is None and table.quasi_identifiers:

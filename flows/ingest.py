@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pdo.sources.contract import ColumnType, SourceTable
+from pdo.sources.contract import ColumnType, SourceTable, matches_code_format
 from pdo.sources.database import DatabaseSourceError, read_table_chunks
 
 ROW = "source_row"
@@ -552,6 +552,9 @@ def _checks(
         checks.append((was & parsed[c.name].is_null(), f"{c.name}: cannot parse as {c.type.value}"))
         if c.required:
             checks.append((~was, f"{c.name}: required value missing"))
+        if c.code_format is not None:
+            misses = ~matches_code_format(parsed[c.name], c.code_format).fill_null(True)
+            checks.append((misses, f"{c.name}: not in the format of its contract"))
     return checks
 
 

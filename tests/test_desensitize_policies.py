@@ -31,8 +31,16 @@ from pdo.sources.contract import (
     Policy,
     SourceTable,
     check_contract,
+    matches_code_format,
 )
-from pdo.sources.tables import ENTERPRISE_REGISTRY, SOURCE_TABLES, TAX_CREDIT, table
+from pdo.sources.tables import (
+    BANK_LOANS,
+    COURT_CASES,
+    ENTERPRISE_REGISTRY,
+    SOURCE_TABLES,
+    TAX_CREDIT,
+    table,
+)
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +122,21 @@ def _one_column_table(column: Column, level: Classification) -> SourceTable:
             ),
             Classification.GENERAL,
             "only a kept column without personal data is disclosed",
+        ),
+        (
+            Column("c", ColumnType.STRING, "", "", code_format=r"(\d"),
+            Classification.GENERAL,
+            "is not a regex",
+        ),
+        (
+            Column("c", ColumnType.INTEGER, "", "", code_format=r"\d+"),
+            Classification.GENERAL,
+            "a code format is for kept string columns",
+        ),
+        (
+            Column("c", ColumnType.STRING, "", "", Policy.REDACT, code_format=r"\d+"),
+            Classification.GENERAL,
+            "a code format is for kept string columns",
         ),
     ],
 )
@@ -254,6 +277,57 @@ def test_disclosed_enterprise_names_pass_but_identifiers_in_them_do_not(scanner)
     leaking = _registry_names(["杭州市西湖区13812345678商行"])
     with pytest.raises(ResidualPIIError, match=r"'name' holds personal information \(CN_MOBILE"):
         desensitize(leaking, ENTERPRISE_REGISTRY, PSEUDO, scanner)
+
+
+def _cases(code_format: str | None) -> SourceTable:
+    return _table("cases", Column("case_no", ColumnType.STRING, "", "", code_format=code_format))
+
+
+def test_code_shaped_values_skip_ner_but_not_the_patterns_and_others_get_both(scanner) -> None:
+    court = COURT_CASES.column("case_no").code_format
+    # A case number in its shape passes; prose in a case-number column is read by NER ...
+    fine = pl.DataFrame({"case_no": ["(2019)浙0182执15号", "(2020)京01执恢3号"]})
+    assert desensitize(fine, _cases(court), PSEUDO, scanner).residual == {}
+    prose = pl.DataFrame(
+        {"case_no": ["(2019)浙0182执15号", "被执行人张伟住杭州市西湖区文三路90号"]}
+    )
+    with pytest.raises(ResidualPIIError, match=r"'case_no' holds personal information \(.*PERSON"):
+        desensitize(prose, _cases(court), PSEUDO, scanner)
+    # ... a value of the declared shape is not (which is why a shape must leave no room for a
+    # name: this one does, and the name in it passes) ...
+    loose = pl.DataFrame({"case_no": ["张伟"]})
+    with pytest.raises(ResidualPIIError, match="PERSON"):
+        desensitize(loose, _cases(None), PSEUDO, scanner)
+    assert desensitize(loose, _cases(r"\p{Han}{2}"), PSEUDO, scanner).residual == {}
+    # ... but the patterns still read it: an ID number in the shape is refused.
+    with pytest.raises(ResidualPIIError, match="CN_RESIDENT_ID"):
+        desensitize(
+            pl.DataFrame({"case_no": ["330102198710173979"]}),
+            _cases(r"\d{17}[\dX]"),
+            PSEUDO,
+            scanner,
+        )
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "in_format"),
+    [
+        (COURT_CASES.column("case_no"), "(2019)浙0182执15号", True),
+        (COURT_CASES.column("case_no"), "(2020)京01执恢3号", True),
+        (COURT_CASES.column("case_no"), "(2021)沪执异12号", True),
+        (COURT_CASES.column("case_no"), "(2019)浙江0182执15号", False),  # two free characters
+        (COURT_CASES.column("case_no"), "(2019)浙0182民初15号", False),  # not an enforcement case
+        (COURT_CASES.column("case_no"), "被执行人张伟(2019)浙0182执15号", False),
+        (COURT_CASES.column("case_no"), "(19)浙0182执15号", False),
+        (BANK_LOANS.column("loan_id"), "HZB2023010000001", True),
+        (BANK_LOANS.column("loan_id"), "HZB202301000001", False),
+        (BANK_LOANS.column("loan_id"), "ZHANGWEI20230100", False),
+        (BANK_LOANS.column("loan_id"), "HZB2023010000001 张伟", False),
+    ],
+)
+def test_code_formats_of_the_contracts(column: Column, value: str, in_format: bool) -> None:
+    assert column.code_format is not None
+    assert matches_code_format(pl.Series([value]), column.code_format).item() is in_format
 
 
 def test_registry_policies(delivery: Path, scanner) -> None:

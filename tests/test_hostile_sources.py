@@ -42,9 +42,9 @@ MOBILE = "18688159135"
 PERSONAL = (GOOD, RESIDENT_ID, MOBILE)  # no message may show these
 
 LOANS = [
-    ["L1", GOOD, "2024-01-05", "1000.00", "0"],
-    ["L2", GOOD, "2024-02-05", "2500.50", "1"],
-    ["L3", GOOD, "2024-03-05", "800", "0"],
+    ["HZB2024010000001", GOOD, "2024-01-05", "1000.00", "0"],
+    ["HZB2024020000002", GOOD, "2024-02-05", "2500.50", "1"],
+    ["HZB2024030000003", GOOD, "2024-03-05", "800", "0"],
 ]
 REGISTRY_ROW = [
     GOOD,
@@ -352,7 +352,7 @@ REFUSED = [
     _refused(
         "nul-byte-in-a-cell",
         BANK_LOANS,
-        lambda: _loans().replace(b"L2", b"L\x002"),
+        lambda: _loans().replace(b"HZB2024020000002", b"L\x002"),
         r"NUL byte at byte \d+ \(line 3\)",
     ),
     _refused(
@@ -421,7 +421,11 @@ def _equals(name: str, values: list[object]) -> Callable[[IngestResult], None]:
 
 
 def _loan_amounts(result: IngestResult) -> None:
-    assert result.clean["loan_id"].to_list() == ["L1", "L2", "L3"]
+    assert result.clean["loan_id"].to_list() == [
+        "HZB2024010000001",
+        "HZB2024020000002",
+        "HZB2024030000003",
+    ]
     assert result.clean["amount"].to_list() == [100000, 250050, 80000]
     assert result.clean["defaulted"].to_list() == [0, 1, 0]
 
@@ -536,6 +540,16 @@ READ = [
         {2: "amount: cannot parse as decimal"},
     ),
     _read(
+        "loan-id-not-in-its-format",  # full-width digits are NFKC'd first, then in format
+        BANK_LOANS,
+        lambda: _loans_with("loan_id", "贷款2024020000002").replace(
+            b"HZB2024030000003", "HZB２０２４０３００００００３".encode()
+        ),
+        2,
+        {2: "loan_id: not in the format of its contract"},
+        _equals("loan_id", ["HZB2024010000001", "HZB2024030000003"]),
+    ),
+    _read(
         "short-row",  # polars pads it; the missing required value quarantines it
         BANK_LOANS,
         lambda: _loans().replace(b",2500.50,1\n", b"\n"),
@@ -546,7 +560,7 @@ READ = [
     _read(
         "duplicate-row-padded-and-crlf",
         BANK_LOANS,
-        lambda: _loans() + b" L3 ,\t" + GOOD.encode() + b",2024-03-05 , 800,0\r\n",
+        lambda: _loans() + b" HZB2024030000003 ,\t" + GOOD.encode() + b",2024-03-05 , 800,0\r\n",
         3,
         {4: "duplicate_row: identical to an earlier row"},
     ),
@@ -612,9 +626,15 @@ READ = [
                 "放款",
                 [
                     BANK_LOANS.column_names,
-                    ["L1", GOOD, dt.date(2024, 1, 5), "1000.00", 0],
-                    ["L2", GOOD, dt.datetime(2024, 2, 5), "2500.50", 1],
-                    ["L3", GOOD, dt.datetime(2024, 3, 5, 14, 0), "800", 0],  # a time of day
+                    ["HZB2024010000001", GOOD, dt.date(2024, 1, 5), "1000.00", 0],
+                    ["HZB2024020000002", GOOD, dt.datetime(2024, 2, 5), "2500.50", 1],
+                    [
+                        "HZB2024030000003",
+                        GOOD,
+                        dt.datetime(2024, 3, 5, 14, 0),
+                        "800",
+                        0,
+                    ],  # a time of day
                 ],
             )
         ),

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import PurePosixPath
 
+import polars as pl
+
 from pdo.privacy.risk import QuasiIdentifier
 
 
@@ -55,6 +57,11 @@ class Column:
     # Entities the value carries because it is publicly disclosed as such (企业名称 names a
     # place and often a person under 企业信息公示暂行条例): the residual scan accepts them here.
     disclosed: tuple[str, ...] = ()
+    # The shape of a code column (a case or loan number) as a regex the whole NFKC-normalized
+    # value matches: ingest quarantines a row whose value misses it, and the residual scan
+    # reads the values of this shape with the patterns only (a code holds no prose to name
+    # anyone in). The shape must leave no room for a name: no two free letters side by side.
+    code_format: str | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +168,8 @@ def check_contract(table: SourceTable) -> None:
             problems.append(f"{c.name}: only a kept column without personal data is disclosed")
         if c.policy is Policy.MASK and not c.mask_kind:
             problems.append(f"{c.name}: mask policy needs a mask_kind")
+        if c.code_format is not None:
+            problems += _code_format_problems(c)
         if (
             c.policy is Policy.MASK
             and level is Classification.IMPORTANT
@@ -176,6 +185,22 @@ def check_contract(table: SourceTable) -> None:
         problems += _release_problems(table, table.release)
     if problems:
         raise ContractError(f"contract {table.name}: " + "; ".join(problems))
+
+
+def _code_format_problems(column: Column) -> list[str]:
+    """A code format is a valid regex (polars' syntax) on a kept text column."""
+    if column.type is not ColumnType.STRING or column.policy is not Policy.KEEP:
+        return [f"{column.name}: a code format is for kept string columns"]
+    try:
+        matches_code_format(pl.Series([""]), column.code_format or "")
+    except pl.exceptions.ComputeError as exc:
+        return [f"{column.name}: code format {column.code_format!r} is not a regex ({exc})"]
+    return []
+
+
+def matches_code_format(values: pl.Series, code_format: str) -> pl.Series:
+    """True where the whole value has the shape of the code format (null stays null)."""
+    return values.str.contains(f"^(?:{code_format})$")
 
 
 def _release_problems(table: SourceTable, rule: ReleaseRule) -> list[str]:

@@ -225,7 +225,15 @@ COURT_CASES = SourceTable(
     classification=Classification.IMPORTANT,
     key=("case_no",),
     columns=(
-        Column("case_no", T.STRING, "案号", "Case number", required=True),
+        Column(
+            "case_no",
+            T.STRING,
+            "案号",
+            "Case number",
+            required=True,
+            # （2019）浙0182执15号: year, court (province, code), 执 (恢/异/复/监/保), number
+            code_format=r"\(\d{4}\)\p{Han}\d{0,4}执[恢异复监保]?\d{1,6}号",
+        ),
         USCC,
         Column("kind", T.STRING, "类型", "Kind (执行案件/失信被执行人)", required=True),
         Column("filed_on", T.DATE, "立案日期", "Filing date", required=True),
@@ -244,7 +252,14 @@ BANK_LOANS = SourceTable(
     file_format="csv",
     key=("loan_id",),
     columns=(
-        Column("loan_id", T.STRING, "贷款编号", "Loan id", required=True),
+        Column(
+            "loan_id",
+            T.STRING,
+            "贷款编号",
+            "Loan id",
+            required=True,
+            code_format=r"HZB\d{13}",  # the partner bank's numbering: HZB, year and month, 7 digits
+        ),
         USCC,
         Column("issued_on", T.DATE, "放款日期", "Issue date", required=True),
         Column("amount", T.DECIMAL, "贷款金额（元）", "Loan amount (yuan)"),
