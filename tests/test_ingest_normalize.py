@@ -13,6 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import regex
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
@@ -95,6 +96,13 @@ def _normalize_reference(
         )
         if c.required:
             reasons.append(pl.when(pl.lit(~was)).then(pl.lit(f"{c.name}: required value missing")))
+        if c.code_format is not None:
+            shape = regex.compile(c.code_format)
+            misses = pl.Series(
+                [v is not None and not shape.fullmatch(v) for v in parsed[c.name]], dtype=pl.Boolean
+            )
+            why = f"{c.name}: not in the format of its contract"
+            reasons.append(pl.when(pl.lit(misses)).then(pl.lit(why)))
     if seen is None:
         first = text.select(pl.struct(table.column_names).is_first_distinct()).to_series()
     else:
@@ -279,6 +287,23 @@ _TYPED = {
 _WIDE = str.maketrans({" ": "\u3000", "(": "（", ")": "）", ",": "，", "1": "１", "-": "－"})
 
 
+# Values in the shape of each code format (some drawn full-width: NFKC gives them back).
+_SHAPED = {
+    "(2019)浙0182执15号",
+    "(2020)京01执恢3号",
+    "(2021)沪执异12号",
+    "HZB2023010000001",
+    "HZB2024120009999",
+}
+
+
+def _value(draw: st.DrawFn, column: Column) -> st.SearchStrategy[str | None]:
+    if column.code_format is not None and draw(st.booleans()):
+        shaped = st.sampled_from(sorted(_SHAPED))
+        return shaped.map(lambda v: v.translate(_WIDE)) if draw(st.booleans()) else shaped
+    return VALUE if draw(st.integers(0, 3)) == 0 else _TYPED[column.type]
+
+
 @st.composite
 def frames(draw: st.DrawFn, table: SourceTable = TABLE, max_rows: int = 25) -> pl.DataFrame:
     """Rows of messy values, mostly of the column's type; some rows repeated, as delivered
@@ -291,10 +316,7 @@ def frames(draw: st.DrawFn, table: SourceTable = TABLE, max_rows: int = 25) -> p
                 col = draw(st.sampled_from(table.column_names))
                 row[col] = None if row[col] is None else row[col].translate(_WIDE)
         else:
-            row = {
-                c.name: draw(VALUE if draw(st.integers(0, 3)) == 0 else _TYPED[c.type])
-                for c in table.columns
-            }
+            row = {c.name: draw(_value(draw, c)) for c in table.columns}
         rows.append(row)
     frame = pl.DataFrame(rows, schema=dict.fromkeys(table.column_names, pl.String))
     return frame.with_row_index(ROW, offset=1)
