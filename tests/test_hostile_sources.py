@@ -628,13 +628,8 @@ READ = [
                     BANK_LOANS.column_names,
                     ["HZB2024010000001", GOOD, dt.date(2024, 1, 5), "1000.00", 0],
                     ["HZB2024020000002", GOOD, dt.datetime(2024, 2, 5), "2500.50", 1],
-                    [
-                        "HZB2024030000003",
-                        GOOD,
-                        dt.datetime(2024, 3, 5, 14, 0),
-                        "800",
-                        0,
-                    ],  # a time of day
+                    # a time of day
+                    ["HZB2024030000003", GOOD, dt.datetime(2024, 3, 5, 14, 0), "800", 0],
                 ],
             )
         ),
