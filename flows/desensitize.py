@@ -340,7 +340,11 @@ def release_and_risk(
             withheld = str(e)
         else:
             leftover = scan_residual(
-                release, scanner, _disclosed(table), _codes(table), (), _code_formats(table)
+                release,
+                scanner,
+                _disclosed(table),
+                _codes(table),
+                code_formats=_code_formats(table),
             ).found
             if leftover:  # generalization only coarsens: this would be a bug, never a release
                 raise ResidualPIIError(_residual_message(table, leftover))
