@@ -86,8 +86,11 @@ def code_hash() -> str:
 
 def _apply(
     df: pl.DataFrame, table: SourceTable, pseudo: Pseudonymizer, scanner: FastScanner
-) -> pl.DataFrame:
+) -> tuple[pl.DataFrame, dict[str, dict[str, list[Result]]]]:
+    """The policies applied, and each redacted column's values with their findings (the scan
+    of the redacted text, done where it was redacted)."""
     out: list[pl.Series] = []
+    rescanned: dict[str, dict[str, list[Result]]] = {}
     for c in table.columns:
         s = df[c.name]
         if c.policy is Policy.DROP:
@@ -106,9 +109,9 @@ def _apply(
             else:
                 s = generalize_address_series(s)
         elif c.policy is Policy.REDACT:
-            s = scanner.redact_series(s)
+            s, rescanned[c.name] = scanner.redact_and_rescan(s)
         out.append(s.alias(c.name))
-    return pl.DataFrame(out)
+    return pl.DataFrame(out), rescanned
 
 
 REDACT_ROUNDS = 3  # a redacted value the residual scan still flags is redacted again at most 3×
@@ -141,6 +144,7 @@ def scan_residual(
     codes: Iterable[str] = (),
     redacted: Iterable[str] = (),
     code_formats: Mapping[str, str] | None = None,
+    scanned: Mapping[str, Mapping[str, list[Result]]] | None = None,
 ) -> ResidualScan:
     """Deny by default: every distinct value of every text or integer column is scanned.
 
@@ -150,7 +154,8 @@ def scan_residual(
     values that hold a letter; a column whose NER entities are all accepted, and the code
     columns (entity keys and pseudonyms), are scanned by the patterns only; so are the values
     of a column with a code format that have its shape (a case number; values that miss it
-    are read by NER too).
+    are read by NER too). `scanned` gives, per column, the full scanner's findings of values
+    already scanned (the redaction's own rescan); those values are not scanned again.
 
     In the redacted columns, a value the scan flags is redacted again with the scan's own
     findings and re-scanned alone (a name the model only sees once the text around it became
@@ -170,7 +175,7 @@ def scan_residual(
         kept = default_kept | frozenset(disclosed.get(name, ()))
         ner = not (scanner.ner_entities <= kept or name in code_columns or dtype.is_integer())
         shape = code_formats.get(name)
-        flagged = _personal(values, scanner, kept, ner, shape)
+        flagged = _personal(values, scanner, kept, ner, shape, (scanned or {}).get(name))
         if flagged and name in redacted_columns:
             final, flagged = redact_again(
                 flagged, partial(_personal, scanner=scanner, kept=kept, ner=ner, shape=shape)
@@ -188,18 +193,25 @@ def _personal(
     kept: frozenset[str],
     ner: bool,
     shape: str | None = None,
+    scanned: Mapping[str, list[Result]] | None = None,
 ) -> dict[str, list[Result]]:
     """The values holding an entity not kept, with those findings (NER reads worded ones,
-    except those in the column's code format)."""
+    except those in the column's code format; those `scanned` already are not read again)."""
     patterns = scanner.without_ner()
     if not ner:
         return patterns.personal_findings(values.to_list(), kept)
     worded = values.str.contains(r"\p{L}")
     if shape is not None:
         worded &= ~matches_code_format(values, shape)
-    return patterns.personal_findings(
-        values.filter(~worded).to_list(), kept
-    ) | scanner.personal_findings(values.filter(worded).to_list(), kept)
+    found = patterns.personal_findings(values.filter(~worded).to_list(), kept)
+    unread = []
+    for value in values.filter(worded).to_list():
+        results = scanned.get(value) if scanned else None
+        if results is None:
+            unread.append(value)
+        elif personal := [r for r in results if r.entity_type not in kept]:
+            found[value] = personal
+    return found | scanner.personal_findings(unread, kept)
 
 
 def redact_again(
@@ -290,9 +302,15 @@ def desensitize_part(
     text redacted again), and what the residual scan still finds (counts add up across
     partitions)."""
     check_contract(table)
-    frame = _apply(df, table, pseudo, scanner)
+    frame, rescanned = _apply(df, table, pseudo, scanner)
     residual = scan_residual(
-        frame, scanner, _disclosed(table), _codes(table), _redacted(table), _code_formats(table)
+        frame,
+        scanner,
+        _disclosed(table),
+        _codes(table),
+        _redacted(table),
+        _code_formats(table),
+        scanned=rescanned,
     )
     return residual.repair(frame), residual
 

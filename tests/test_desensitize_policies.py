@@ -13,15 +13,18 @@ from typer.testing import CliRunner
 from flows.desensitize import (
     REDACT_ROUNDS,
     ResidualPIIError,
+    ResidualScan,
     amount_band,
     desensitize,
     redact_again,
+    scan_residual,
 )
 from flows.ingest import ingest_file
 from pdo.cli import app
 from pdo.lake import Lake
 from pdo.privacy.analyzer import build_analyzer
 from pdo.privacy.fastscan import FastScanner, Result
+from pdo.privacy.ner import lac_backend
 from pdo.privacy.pseudonym import Pseudonymizer
 from pdo.sources.contract import (
     Classification,
@@ -204,6 +207,12 @@ REDACTED_TWICE = [
 ]
 
 
+CLEAN_AFTER_ONE_PASS = [
+    "经营者张伟于2020年10月4日销售不合格产品，联系电话13812345678。",
+    "当事人李桂花在杭州市西湖区文三路开设门店，未按规定公示年度报告。",
+]
+
+
 def _summaries() -> SourceTable:
     return _table(
         "summaries",
@@ -227,6 +236,34 @@ def test_names_the_residual_scan_finds_in_redacted_text_are_redacted_again(scann
     for before, after in zip(once, summaries, strict=False):
         assert after != before and after.count("〈姓名〉") == before.count("〈姓名〉") + 1
     assert all(name not in " ".join(summaries) for name in ("柏丽", "杰轩", "安铭"))
+
+
+def test_the_residual_scan_takes_the_findings_of_the_redactions_own_rescan(
+    scanner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    series = pl.Series("summary", [*REDACTED_TWICE, *CLEAN_AFTER_ONE_PASS, None])
+    redacted, rescanned = scanner.redact_and_rescan(series)
+    frame = pl.DataFrame({"summary": redacted})
+    own = scan_residual(frame, scanner, redacted=["summary"], scanned={"summary": rescanned})
+    assert own == scan_residual(frame, scanner, redacted=["summary"])
+    assert len(own.redacted_again["summary"]) == 3 and own.found == {}
+
+    read: list[str] = []
+    decode = lac_backend._decode
+
+    def reading(model, pieces: list[str]):  # the real model, its input noted
+        read.extend(pieces)
+        return decode(model, pieces)
+
+    monkeypatch.setattr(lac_backend, "_decode", reading)
+    clean = frame.tail(len(CLEAN_AFTER_ONE_PASS) + 1)
+    lac_backend.piece_paths.clear()
+    assert scan_residual(clean, scanner, redacted=["summary"], scanned={"summary": rescanned}) == (
+        ResidualScan()
+    )
+    assert read == []  # nothing the redaction scanned went through the model again
+    assert scan_residual(clean, scanner, redacted=["summary"]) == ResidualScan()
+    assert "".join(read).count("〈姓名〉") >= len(CLEAN_AFTER_ONE_PASS)
 
 
 def test_redacting_again_stops_after_its_rounds_and_reports_what_is_left() -> None:

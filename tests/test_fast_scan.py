@@ -215,6 +215,36 @@ def test_redaction_and_residual_counts_equal_presidio(
     assert full.redact_series(series).name == "summary"
 
 
+def test_redact_and_rescan_gives_the_redaction_and_the_findings_of_what_came_out(
+    full: FastScanner,
+) -> None:
+    texts = [*SENTENCES, *EDGE_TEXTS]
+    series = pl.Series("summary", [*texts, None, SENTENCES[0]])
+    redacted, findings = full.redact_and_rescan(series)
+    assert redacted.to_list() == full.redact_series(series).to_list()
+    assert redacted.name == "summary"
+    out = sorted({t for t in redacted.to_list() if t})
+    assert findings == dict(zip(out, full.scan_many(out), strict=True))
+    assert any(r.entity_type == "CN_USCC" for found in findings.values() for r in found)
+
+
+def test_redact_and_rescan_in_worker_processes_gives_the_same(
+    analyzer: AnalyzerEngine, full: FastScanner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fastscan.scanner, "POOL_MIN_TEXTS_NER", 4)
+    monkeypatch.setattr(fastscan.scanner, "POOL_CHUNK_NER", 3)
+    series = pl.Series("summary", [*SENTENCES, *EDGE_TEXTS, None])
+    scanner = FastScanner(analyzer, ner=True)
+    try:
+        redacted, findings = scanner.redact_and_rescan(series, processes=2)
+        assert scanner._pool is not None  # the workers did it
+    finally:
+        scanner.close()
+    alone, alone_findings = full.redact_and_rescan(series, processes=1)
+    assert redacted.to_list() == alone.to_list()
+    assert findings == alone_findings
+
+
 def test_worker_processes_give_the_same_findings(
     analyzer: AnalyzerEngine, city_values: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

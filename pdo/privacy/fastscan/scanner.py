@@ -38,9 +38,11 @@ import functools
 import multiprocessing
 import weakref
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from presidio_analyzer import EntityRecognizer, PatternRecognizer
 
@@ -74,6 +76,7 @@ POOL_CHUNK_NER = 512  # NER costs ~1 ms a text: smaller tasks keep the workers l
 POOL_MIN_TEXTS = 20_000  # below this many distinct texts, workers cost more than they save
 POOL_MIN_TEXTS_NER = 2_000
 
+T = TypeVar("T")
 _new = tuple.__new__  # builds a Result without the Python-level NamedTuple constructor
 
 
@@ -308,12 +311,36 @@ class FastScanner:
         """fast_redact over a polars text column; nulls stay null, the name is kept."""
         import polars as pl
 
-        text = series.cast(pl.Utf8)
-        uniques = text.drop_nulls().unique()
-        out = pl.Series(self.fast_redact(uniques.to_list(), kept), dtype=pl.Utf8)
-        return text.replace_strict(uniques, out, default=None, return_dtype=pl.Utf8).alias(
-            series.name
+        uniques = series.cast(pl.Utf8).drop_nulls().unique()
+        return _replaced(series, uniques, self.fast_redact(uniques.to_list(), kept))
+
+    def redact_and_rescan(
+        self,
+        series: pl.Series,
+        kept: Iterable[str] | None = None,
+        *,
+        processes: int | None = None,
+    ) -> tuple[pl.Series, dict[str, list[Result]]]:
+        """redact_series, and the findings of every distinct redacted value (as ``scan`` gives
+        them), each worked out by the process that redacted it (for the residual scan).
+
+        A worker that scans a redacted text it did not redact reads the unchanged sentences
+        through the model again; here they come from the redacting worker's cache.
+        """
+        import polars as pl
+
+        keep = frozenset(_redact.kept_entities() if kept is None else kept)
+        uniques = series.cast(pl.Utf8).drop_nulls().unique()
+        distinct = [t for t in uniques.to_list() if t]
+        done = dict(
+            zip(
+                distinct,
+                self._run_distinct(distinct, processes, _RedactAndRescan(keep)),
+                strict=True,
+            )
         )
+        redacted = [done[t][0] if t else t for t in uniques.to_list()]
+        return _replaced(series, uniques, redacted), dict(done.values())
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -325,26 +352,33 @@ class FastScanner:
             pool.join()
 
     def _scan_distinct(self, distinct: list[str], processes: int | None) -> list[list[Result]]:
+        return self._run_distinct(distinct, processes, _scan_here)
+
+    def _run_distinct(
+        self,
+        distinct: list[str],
+        processes: int | None,
+        job: Callable[[FastScanner, list[str]], list[T]],
+    ) -> list[T]:
+        """job's answer per distinct text, from this process or spread over the workers."""
         processes = self.processes if processes is None else processes
         least = POOL_MIN_TEXTS_NER if self._ner else POOL_MIN_TEXTS
         if processes and processes > 1 and len(distinct) >= least and self.exact_fast_path:
-            return self._scan_pool(distinct, processes)
-        out: list[list[Result]] = []
-        memo = self._finder.memo()
-        for b in range(0, len(distinct), BATCH):
-            out.extend(self._scan_batch(distinct[b : b + BATCH], memo))
-        return out
+            return self._run_pool(distinct, processes, job)
+        return job(self, distinct)
 
-    def _scan_pool(self, distinct: list[str], processes: int) -> list[list[Result]]:
+    def _run_pool(
+        self, distinct: list[str], processes: int, job: Callable[[FastScanner, list[str]], list[T]]
+    ) -> list[T]:
         if self._compressed and not all(self._programs[k].calibrated for k in self._compressed):
             head, distinct = distinct[:BATCH], distinct[BATCH:]
-            first = self._scan_batch(head)  # calibrates here, so every worker inherits it
+            first = job(self, head)  # calibrates here, so every worker inherits it
         else:
             first = []
         size = POOL_CHUNK_NER if self._ner else POOL_CHUNK
         chunks = [distinct[i : i + size] for i in range(0, len(distinct), size)]
-        parts = self._workers(processes).map(_worker_scan, chunks, chunksize=1)
-        return first + [results for part in parts for results in part]
+        parts = self._workers(processes).map(partial(_worker_run, job), chunks, chunksize=1)
+        return first + [answer for part in parts for answer in part]
 
     def _workers(self, processes: int) -> Pool:
         """A pool forked from a server that has imported pdo but loaded no model (fork-safe)."""
@@ -500,6 +534,19 @@ class FastScanner:
         return self._analyzer
 
 
+def _replaced(series: pl.Series, uniques: pl.Series, values: list[str | None]) -> pl.Series:
+    """series with each of uniques replaced by its value; nulls stay null, the name is kept."""
+    import polars as pl
+
+    return (
+        series.cast(pl.Utf8)
+        .replace_strict(
+            uniques, pl.Series(values, dtype=pl.Utf8), default=None, return_dtype=pl.Utf8
+        )
+        .alias(series.name)
+    )
+
+
 def _hand_out(values: list[str | None], found: dict[str, list[Result]]) -> list[list[Result]]:
     """One list per value: a text's own list the first time, copies for its repeats."""
     out: list[list[Result]] = []
@@ -525,9 +572,35 @@ def _worker_init(scanner: FastScanner) -> None:
     set_intra_op_threads(1)
 
 
-def _worker_scan(texts: list[str]) -> list[list[Result]]:
+def _worker_run(job: Callable[[FastScanner, list[str]], list[T]], texts: list[str]) -> list[T]:
     assert _worker_scanner is not None
-    return _worker_scanner._scan_distinct(texts, 1)
+    return job(_worker_scanner, texts)
+
+
+def _scan_here(scanner: FastScanner, texts: list[str]) -> list[list[Result]]:
+    """Findings per distinct text, in this process, batch by batch."""
+    out: list[list[Result]] = []
+    memo = scanner._finder.memo()
+    for b in range(0, len(texts), BATCH):
+        out.extend(scanner._scan_batch(texts[b : b + BATCH], memo))
+    return out
+
+
+@dataclass(frozen=True)
+class _RedactAndRescan:
+    """Redact distinct texts, then scan what came out, in the same process: the sentences the
+    redaction left unchanged are still in that process's model cache."""
+
+    keep: frozenset[str]
+
+    def __call__(self, scanner: FastScanner, texts: list[str]) -> list[tuple[str, list[Result]]]:
+        redacted = [
+            anonymize(text, [r for r in results if r.entity_type not in self.keep])
+            for text, results in zip(texts, _scan_here(scanner, texts), strict=True)
+        ]
+        distinct = list(dict.fromkeys(redacted))
+        again = dict(zip(distinct, _scan_here(scanner, distinct), strict=True))
+        return [(text, again[text]) for text in redacted]
 
 
 @functools.lru_cache(maxsize=8)
