@@ -589,18 +589,21 @@ def _scan_here(scanner: FastScanner, texts: list[str]) -> list[list[Result]]:
 @dataclass(frozen=True)
 class _RedactAndRescan:
     """Redact distinct texts, then scan what came out, in the same process: the sentences the
-    redaction left unchanged are still in that process's model cache."""
+    redaction left unchanged are still in that process's model cache, and a text it left
+    whole keeps the findings it already has."""
 
     keep: frozenset[str]
 
     def __call__(self, scanner: FastScanner, texts: list[str]) -> list[tuple[str, list[Result]]]:
+        found = _scan_here(scanner, texts)
         redacted = [
             anonymize(text, [r for r in results if r.entity_type not in self.keep])
-            for text, results in zip(texts, _scan_here(scanner, texts), strict=True)
+            for text, results in zip(texts, found, strict=True)
         ]
-        distinct = list(dict.fromkeys(redacted))
-        again = dict(zip(distinct, _scan_here(scanner, distinct), strict=True))
-        return [(text, again[text]) for text in redacted]
+        known = {t: r for t, r, out in zip(texts, found, redacted, strict=True) if out == t}
+        changed = [t for t in dict.fromkeys(redacted) if t not in known]
+        known.update(zip(changed, _scan_here(scanner, changed), strict=True))
+        return [(text, known[text]) for text in redacted]
 
 
 @functools.lru_cache(maxsize=8)
