@@ -300,7 +300,7 @@ class FastScanner:
         values = list(texts)
         distinct = list(dict.fromkeys(t for t in values if t))
         redacted = {
-            text: anonymize(text, [r for r in results if r.entity_type not in keep])
+            text: _without_kept(text, results, keep)
             for text, results in zip(
                 distinct, self._scan_distinct(distinct, processes), strict=True
             )
@@ -331,7 +331,8 @@ class FastScanner:
 
         keep = frozenset(_redact.kept_entities() if kept is None else kept)
         uniques = series.cast(pl.Utf8).drop_nulls().unique()
-        distinct = [t for t in uniques.to_list() if t]
+        values = uniques.to_list()
+        distinct = [t for t in values if t]
         done = dict(
             zip(
                 distinct,
@@ -339,7 +340,7 @@ class FastScanner:
                 strict=True,
             )
         )
-        redacted = [done[t][0] if t else t for t in uniques.to_list()]
+        redacted = [done[t][0] if t else t for t in values]
         return _replaced(series, uniques, redacted), dict(done.values())
 
     # -- internals ----------------------------------------------------------------------------
@@ -547,6 +548,11 @@ def _replaced(series: pl.Series, uniques: pl.Series, values: list[str | None]) -
     )
 
 
+def _without_kept(text: str, results: list[Result], keep: frozenset[str]) -> str:
+    """text with every finding replaced except those of a kept entity (the one redaction rule)."""
+    return anonymize(text, [r for r in results if r.entity_type not in keep])
+
+
 def _hand_out(values: list[str | None], found: dict[str, list[Result]]) -> list[list[Result]]:
     """One list per value: a text's own list the first time, copies for its repeats."""
     out: list[list[Result]] = []
@@ -597,7 +603,7 @@ class _RedactAndRescan:
     def __call__(self, scanner: FastScanner, texts: list[str]) -> list[tuple[str, list[Result]]]:
         found = _scan_here(scanner, texts)
         redacted = [
-            anonymize(text, [r for r in results if r.entity_type not in self.keep])
+            _without_kept(text, results, self.keep)
             for text, results in zip(texts, found, strict=True)
         ]
         known = {t: r for t, r, out in zip(texts, found, redacted, strict=True) if out == t}
