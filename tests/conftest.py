@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +32,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if IN_CI:
                 raise pytest.UsageError("CI must provide /usr/bin/chromium for browser tests")
             item.add_marker(pytest.mark.skip(reason="/usr/bin/chromium not installed"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _prefect_events_drained() -> Iterator[None]:
+    """A module that ran flows stops Prefect's events worker when it ends, as Prefect's own
+    harness does on exit: the worker's websocket pings draw from the global `random` in a
+    background thread, which hypothesis flags when one lands during a later module's draw."""
+    yield
+    worker = sys.modules.get("prefect.events.worker")
+    if worker is not None:
+        worker.EventsWorker.drain_all(timeout=30, at_exit=False)
 
 
 @pytest.fixture(scope="session")
