@@ -203,15 +203,9 @@ def _personal(
     worded = values.str.contains(r"\p{L}")
     if shape is not None:
         worded &= ~matches_code_format(values, shape)
-    found = patterns.personal_findings(values.filter(~worded).to_list(), kept)
-    unread = []
-    for value in values.filter(worded).to_list():
-        results = scanned.get(value) if scanned else None
-        if results is None:
-            unread.append(value)
-        elif personal := [r for r in results if r.entity_type not in kept]:
-            found[value] = personal
-    return found | scanner.personal_findings(unread, kept)
+    return patterns.personal_findings(
+        values.filter(~worded).to_list(), kept
+    ) | scanner.personal_findings(values.filter(worded).to_list(), kept, known=scanned)
 
 
 def redact_again(

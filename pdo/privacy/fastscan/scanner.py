@@ -38,7 +38,7 @@ import functools
 import multiprocessing
 import weakref
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import chain
@@ -247,17 +247,22 @@ class FastScanner:
         kept: Iterable[str] | None = None,
         *,
         processes: int | None = None,
+        known: Mapping[str, list[Result]] | None = None,
     ) -> dict[str, list[Result]]:
         """The distinct texts holding an entity that is not kept, each with those findings only
         (what the residual check refuses and what redacting them again would replace).
 
-        kept defaults to ``redact.kept_entities()``.
+        kept defaults to ``redact.kept_entities()``; texts in `known` (this scanner's findings
+        of them, e.g. from ``redact_and_rescan``) are not scanned again.
         """
         keep = frozenset(_redact.kept_entities() if kept is None else kept)
         distinct = list(dict.fromkeys(t for t in texts if t))
+        known = known or {}
+        unread = [t for t in distinct if t not in known]
+        scanned = dict(zip(unread, self._scan_distinct(unread, processes), strict=True))
         found: dict[str, list[Result]] = {}
-        for text, results in zip(distinct, self._scan_distinct(distinct, processes), strict=True):
-            personal = [r for r in results if r.entity_type not in keep]
+        for text in distinct:
+            personal = _not_kept(known[text] if text in known else scanned[text], keep)
             if personal:
                 found[text] = personal
         return found
@@ -548,9 +553,14 @@ def _replaced(series: pl.Series, uniques: pl.Series, values: list[str | None]) -
     )
 
 
+def _not_kept(results: list[Result], keep: frozenset[str]) -> list[Result]:
+    """Findings of an entity not kept: what redaction replaces and the residual check refuses."""
+    return [r for r in results if r.entity_type not in keep]
+
+
 def _without_kept(text: str, results: list[Result], keep: frozenset[str]) -> str:
-    """text with every finding replaced except those of a kept entity (the one redaction rule)."""
-    return anonymize(text, [r for r in results if r.entity_type not in keep])
+    """text with every finding replaced except those of a kept entity."""
+    return anonymize(text, _not_kept(results, keep))
 
 
 def _hand_out(values: list[str | None], found: dict[str, list[Result]]) -> list[list[Result]]:
