@@ -1,15 +1,18 @@
 """Metered score lookups of the delivery API vs a bare FastAPI endpoint, one run, same machine.
 
 Subject: ``GET /v1/products/credit_risk/scores/{uscc}?purpose=贷前审查&consent=REF`` with
-``X-API-Key``, served by ``api.app.create_app`` exactly as ``pdo api`` runs it (uvicorn, one
-process, ``log_level="warning"``): key, product, purpose, subscription scope, the grant behind the
-live version, the enterprise's consent, quota, the daily disclosure budget, the served row, then a
-``UsageEvent`` and its audit-chain record — decided and written in the serving worker's
-group-committed transaction before the answer is sent. (Revenue is split at settlement.)
+``X-API-Key``, served by ``api.app.create_app`` exactly as ``pdo api`` runs it (uvicorn on uvloop
+and httptools, one process, ``log_level="warning"``): key, product, purpose, subscription scope,
+the grant behind the live version, the enterprise's consent, quota, the daily disclosure budget,
+the served row, then a ``UsageEvent`` and its audit-chain record — decided and written in the
+serving worker's group-committed transaction before the answer is sent. (Revenue is split at
+settlement.)
 
 Baseline: a bare FastAPI app whose one endpoint returns a constant, served by uvicorn with the
 same options. By default it is an ``async def`` endpoint like the lookup's (the framework's
 floor); ``--bare sync`` makes it a plain ``def`` (run in Starlette's thread pool).
+``--server-stack asyncio`` runs both servers on uvicorn's pure-Python stack (asyncio, h11) instead;
+``params.server_stack`` names the stack measured.
 
 Data: a fresh pdo home (SQLite under a temporary directory, or a temporary database created on
 the PostgreSQL server of ``--database-url`` / ``PDO_TEST_POSTGRES_URL`` and dropped afterwards)
@@ -70,6 +73,7 @@ if str(ROOT) not in sys.path:
 sys.path.append(str(ROOT / "bench"))
 
 from loadgen import (  # noqa: E402
+    SERVER_STACKS,
     VERSION,
     Phase,
     Target,
@@ -79,6 +83,7 @@ from loadgen import (  # noqa: E402
     open_loop,
     seed_home,
     server,
+    stack_in_use,
 )
 
 TARGET_RATIO = 0.5
@@ -155,7 +160,7 @@ def run_backend(
         home = seed_home(Path(tmp), database_url, args.scores, rng)
         seed_seconds = time.perf_counter() - started
         successes = 0  # 200 answers seen by the client: each must be metered exactly once
-        with server("lookup", home.env) as base:
+        with server("lookup", home.env, args.server_stack) as base:
             target = Target(base, home, rng)
             answer = httpx.get(base + target.path(), headers=target.headers, timeout=30)
             if answer.status_code != 200 or answer.json().get("product_version") != VERSION:
@@ -232,6 +237,13 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--bare", choices=("sync", "async"), default="async")
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw", help="load client")
     parser.add_argument(
+        "--server-stack",
+        choices=sorted(SERVER_STACKS),
+        default="fast",
+        help="uvicorn's loop and HTTP parser for both servers: fast (as `pdo api` runs: uvloop, "
+        "httptools) or asyncio (asyncio, h11)",
+    )
+    parser.add_argument(
         "--database-url",
         default=os.environ.get("PDO_TEST_POSTGRES_URL"),
         help="a PostgreSQL server (a temporary database is created there); "
@@ -247,7 +259,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     backends: list[tuple[str, str | None]] = [] if args.no_sqlite else [("sqlite", None)]
     if args.database_url:
         backends.append(("postgresql", args.database_url))
-    with server(f"bare-{args.bare}", {}) as bare_base:
+    with server(f"bare-{args.bare}", {}, args.server_stack) as bare_base:
         bare = Target(bare_base, None, random.Random(args.seed))
         log(f"bare ({args.bare}) warm-up {args.warmup}s…")
         measured(closed_loop(bare, args.concurrency, args.warmup, args.client))
@@ -275,6 +287,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         "connections": args.connections,
         "bare": args.bare,
         "client": args.client,
+        "server_stack": stack_in_use(args.server_stack),
         "backends": [label for label, _ in backends],
         "targets": {"metered_vs_bare": TARGET_RATIO, f"p99_ms_at_{args.rate:g}rps": TARGET_P99_MS},
         "cpus": os.cpu_count(),

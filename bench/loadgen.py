@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import datetime as dt
 import gc
+import importlib.util
 import os
 import random
 import socket
@@ -75,7 +76,22 @@ def bare_app(mode: str) -> Any:
     return app
 
 
-def serve(kind: str, port: int) -> None:
+# uvicorn's loop and HTTP implementations by stack: "fast" is what `pdo api` runs (uvicorn's
+# "auto": uvloop and httptools, installed with pdo); "asyncio" is its pure-Python fallback.
+SERVER_STACKS = {"fast": ("auto", "auto"), "asyncio": ("asyncio", "h11")}
+
+
+def stack_in_use(stack: str) -> str:
+    """The loop and HTTP parser uvicorn picks for stack here, e.g. ``uvloop+httptools``."""
+    loop, http = SERVER_STACKS[stack]
+    if loop == "auto":
+        loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    if http == "auto":
+        http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return f"{loop}+{http}"
+
+
+def serve(kind: str, port: int, stack: str = "fast") -> None:
     """Subprocess entry: serve the real API (settings from PDO_* env) or the bare app."""
     import uvicorn
 
@@ -99,7 +115,8 @@ def serve(kind: str, port: int) -> None:
 
         signal.signal(signal.SIGTERM, dump)
         profile.enable()
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    loop, http = SERVER_STACKS[stack]
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", loop=loop, http=http)
 
 
 def free_port() -> int:
@@ -113,11 +130,11 @@ SERVER_PIDS: dict[str, int] = {}
 
 
 @contextmanager
-def server(kind: str, env: dict[str, str]) -> Iterator[str]:
-    """A uvicorn subprocess serving kind; yields its base URL, stops it afterwards."""
+def server(kind: str, env: dict[str, str], stack: str = "fast") -> Iterator[str]:
+    """A uvicorn subprocess serving kind on stack; yields its base URL, stops it afterwards."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", kind, "--port", str(port)],
+        [sys.executable, __file__, "--serve", kind, "--port", str(port), "--stack", stack],
         env={**os.environ, **env},
         cwd=ROOT,
     )
@@ -490,8 +507,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve one bench server (started by server()).")
     parser.add_argument("--serve", required=True, help="lookup, bare-async or bare-sync")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--stack", choices=sorted(SERVER_STACKS), default="fast")
     args = parser.parse_args(list(argv) if argv is not None else None)
-    serve(args.serve, args.port)
+    serve(args.serve, args.port, args.stack)
     return 0
 
 
