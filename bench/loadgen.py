@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import datetime as dt
 import gc
-import importlib.util
 import os
 import random
 import socket
@@ -82,16 +81,23 @@ SERVER_STACKS = {"fast": ("auto", "auto"), "asyncio": ("asyncio", "h11")}
 
 
 def stack_in_use(stack: str) -> str:
-    """The loop and HTTP parser uvicorn picks for stack here, e.g. ``uvloop+httptools``."""
+    """The loop and HTTP parser uvicorn itself resolves stack to here, e.g. ``uvloop+httptools``."""
+    import uvicorn
+
     loop, http = SERVER_STACKS[stack]
-    if loop == "auto":
-        loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
-    if http == "auto":
-        http = "httptools" if importlib.util.find_spec("httptools") else "h11"
-    return f"{loop}+{http}"
+    config = uvicorn.Config(bare_app("async"), loop=loop, http=http, log_level="warning")
+    config.load()
+    factory = config.get_loop_factory()
+    event_loop = factory() if factory else asyncio.new_event_loop()
+    try:
+        loop_name = type(event_loop).__module__.split(".")[0]  # uvloop.Loop, asyncio.*EventLoop
+    finally:
+        event_loop.close()
+    http_name = config.http_protocol_class.__module__.rsplit(".", 1)[-1].removesuffix("_impl")
+    return f"{loop_name}+{http_name}"
 
 
-def serve(kind: str, port: int, stack: str = "fast") -> None:
+def serve(kind: str, port: int, stack: str) -> None:
     """Subprocess entry: serve the real API (settings from PDO_* env) or the bare app."""
     import uvicorn
 
