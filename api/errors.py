@@ -34,6 +34,7 @@ KEYED = refusals(
     {
         401: "missing_api_key; invalid_api_key (unknown or revoked key)",
         422: "invalid_request: a malformed parameter or body",
+        503: "ledger_unavailable: the call could not be recorded; nothing served or billed",
     }
 )
 
@@ -63,6 +64,24 @@ class ApiError(Exception):
         self.headers = headers or {}
         self.recorded = recorded  # already written to refused_call by the serving worker
         self.flagged = flagged  # an anomaly for the console (e.g. another bank's resource)
+
+
+class LedgerUnavailable(ApiError):
+    """The serving transaction failed (lock wait, lost connection): nobody was served or billed.
+
+    Not recorded as a refusal: the ledger that would hold the record is what failed; the worker
+    logged the cause.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            503,
+            "ledger_unavailable",
+            "the call could not be recorded in the ledger, so nothing was served or billed; "
+            "retry after the Retry-After header",
+            headers={"Retry-After": "1"},
+            recorded=True,
+        )
 
 
 def _endpoint(request: Request) -> str:
@@ -104,45 +123,50 @@ async def record_refusal(request: Request, status: int, code: str, flagged: bool
 ROUTING_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
+def _answer(err: ApiError) -> JSONResponse:
+    return JSONResponse(
+        status_code=err.status,
+        content={"error": {"code": err.code, "message": err.message}},
+        headers=err.headers,
+    )
+
+
+async def _refuse(request: Request, err: ApiError) -> JSONResponse:
+    """Record the refusal (unless the worker did), then answer it; 503 if it cannot be recorded."""
+    if not err.recorded:
+        try:
+            await record_refusal(request, err.status, err.code, err.flagged)
+        except LedgerUnavailable as failed:
+            return _answer(failed)
+    return _answer(err)
+
+
 def install(app: FastAPI) -> None:
     """Map our errors, FastAPI's and the router's onto the one shape, auditing each refusal."""
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        if not exc.recorded:
-            await record_refusal(request, exc.status, exc.code, exc.flagged)
-        return JSONResponse(
-            status_code=exc.status,
-            content={"error": {"code": exc.code, "message": exc.message}},
-            headers=exc.headers,
-        )
+        return await _refuse(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         fields = [".".join(str(p) for p in e["loc"]) for e in exc.errors()]
-        await record_refusal(request, 422, "invalid_request")
-        return JSONResponse(
-            status_code=422,
-            content={
-                "error": {
-                    "code": "invalid_request",
-                    "message": f"missing or invalid: {', '.join(fields)}",
-                }
-            },
-        )
+        message = f"missing or invalid: {', '.join(fields)}"
+        return await _refuse(request, ApiError(422, "invalid_request", message))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette logs the exception after this answer; the bank gets the one shape, no detail
+        return _answer(ApiError(500, "internal_error", "an internal error; please retry"))
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         if exc.status_code == 400:
             # FastAPI's answer to a body it cannot read (not UTF-8, not JSON): for the bank that
             # is a malformed body like any other, 422 invalid_request as documented
-            await record_refusal(request, 422, "invalid_request")
-            error = {"code": "invalid_request", "message": "missing or invalid: body (not JSON)"}
-            return JSONResponse(status_code=422, content={"error": error})
+            message = "missing or invalid: body (not JSON)"
+            return await _refuse(request, ApiError(422, "invalid_request", message))
         # the router's own: no such path or method; nothing of a bank's was asked, so not audited
         code = ROUTING_CODES.get(exc.status_code, "http_error")
-        return JSONResponse(
-            status_code=exc.status_code,
-            content={"error": {"code": code, "message": str(exc.detail)}},
-            headers=exc.headers,
-        )
+        headers = dict(exc.headers or {})
+        return _answer(ApiError(exc.status_code, code, str(exc.detail), headers=headers))

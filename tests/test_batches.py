@@ -337,7 +337,7 @@ def test_another_bank_sees_nothing(bank: Bank, api: str) -> None:
     refused = _order(api, bank, "parquet", api_key=other_key)
     assert refused.status_code == 404
     assert refused.json() == {
-        "error": {"code": "unknown_watchlist", "message": f"no watchlist {bank.watchlist_id!r}"}
+        "error": {"code": "unknown_watchlist", "message": "no such watchlist of yours"}
     }
     for path in (f"/v1/batches/{batch}", f"/v1/batches/{batch}/file"):
         got = httpx.get(api + path, headers=other)

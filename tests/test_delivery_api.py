@@ -335,6 +335,149 @@ def test_the_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
     assert count(ledger, RefusedCall, RefusedCall.code == "rate_limited") == len(limited)
 
 
+def test_a_forged_secret_neither_spends_the_banks_rate_limit_nor_is_recorded_as_the_bank(
+    tmp_path: Path,
+) -> None:
+    """Key ids are not secret (audit records show them): only the secret makes a call the bank's."""
+    ledger = seed_delivery(tmp_path, rate_limit_per_second=2)
+    ledger.consent(A, COMPANIES[0], "C-1")
+    key_id = ledger.keys[A].split("_")[1]
+    forged = f"pdo_{key_id}_" + "x" * 43
+    with serve_api(ledger.settings) as base:
+        ask(base, ledger.keys[A])  # the first call loads the keys the limiter reads
+        time.sleep(1.1)  # the bucket refills
+        forgeries = [ask(base, forged) for _ in range(6)]
+        genuine = ask(base, ledger.keys[A])
+    assert {(f.status_code, f.json()["error"]["code"]) for f in forgeries} == {
+        (401, "invalid_api_key")
+    }
+    assert genuine.status_code == 200, genuine.text
+    with Session(ledger.engine) as s:
+        refused = s.exec(select(RefusedCall)).all()
+    assert [(r.code, r.subscriber_id) for r in refused] == [("invalid_api_key", None)] * 6
+
+
+def test_a_banks_malformed_lookup_is_recorded_against_the_bank(
+    ledger: DeliveryLedger, api: str
+) -> None:
+    ledger.consent(A, COMPANIES[0], "C-1")
+    assert ask(api, ledger.keys[A]).status_code == 200  # the serving snapshot holds the key now
+    malformed = ask(api, ledger.keys[A], uscc="91310000ma1kxxxxx0")
+    assert malformed.status_code == 422
+    with Session(ledger.engine) as s:
+        refused = s.exec(select(RefusedCall)).one()
+    assert (refused.code, refused.subscriber_id) == ("invalid_request", ledger.subscriber_ids[A])
+
+
+RESIDENT_ID = "11010519491231002X"  # a 身份证号 a bank typed into the wrong field
+PERSONAL = (RESIDENT_ID, INDIVIDUAL, "13812345678")
+MISPLACED: list[tuple[str, str, str, dict[str, object] | None]] = [
+    ("GET", "/v1/products/credit_risk/scores/{company}?purpose={x}&consent=C-1", "purpose", None),
+    (
+        "GET",
+        "/v1/products/credit_risk/scores/{company}?purpose=贷前审查&consent={x}",
+        "consent",
+        None,
+    ),
+    ("GET", "/v1/products/{x}/scores/{company}?purpose=贷前审查&consent=C-1", "product", None),
+    ("DELETE", "/v1/consents/{x}", "consent id", None),
+    ("GET", "/v1/alerts?watchlist={x}", "watchlist", None),
+    ("POST", "/v1/alerts/{x}/ack", "alert id", None),
+    ("GET", "/v1/batches/{x}", "batch id", None),
+    ("POST", "/v1/watchlists", "watchlist product", {"name": "w", "product": "{x}"}),
+    (
+        "POST",
+        "/v1/watchlists",
+        "watchlist purpose",
+        {"name": "w", "product": "credit_risk", "purpose": "{x}"},
+    ),
+    (
+        "POST",
+        "/v1/consents",
+        "consent purpose",
+        {"uscc": "{company}", "reference": "R-9", "purposes": ["{x}"]},
+    ),
+]
+
+
+@pytest.mark.parametrize("personal", PERSONAL, ids=["resident id", "sole trader", "mobile"])
+@pytest.mark.parametrize(
+    ("method", "path", "field", "body"), MISPLACED, ids=[m[2] for m in MISPLACED]
+)
+def test_a_refusal_never_echoes_an_identifier_the_bank_sent(
+    ledger: DeliveryLedger,
+    api: str,
+    personal: str,
+    method: str,
+    path: str,
+    field: str,
+    body: dict[str, object] | None,
+) -> None:
+    ledger.consent(A, COMPANIES[0], "C-1")
+    now = dt.datetime.now(dt.UTC)
+    fill = {"x": personal, "company": COMPANIES[0]}
+    content = None
+    if body is not None:
+        text = json.dumps(body, ensure_ascii=False)
+        filled = json.loads(text.replace("{x}", personal).replace("{company}", COMPANIES[0]))
+        if "purposes" in filled:
+            filled |= {"valid_from": now.isoformat(), "valid_until": (now + dt.timedelta(days=9))
+                       .isoformat()}  # fmt: skip
+        content = json.dumps(filled, ensure_ascii=False).encode()
+    answer = httpx.request(
+        method,
+        api + path.format_map(fill),
+        content=content,
+        headers={"X-API-Key": ledger.keys[A], "Content-Type": "application/json"},
+    )
+    assert answer.status_code >= 400, answer.text
+    assert answer.json()["error"]["message"]
+    assert personal not in answer.text, f"{field} echoed: {answer.text}"
+
+
+def test_a_failed_serving_batch_answers_503_in_the_error_shape_and_bills_nothing(
+    ledger: DeliveryLedger, api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ledger cannot record the call (here: another writer holds SQLite's lock too long)."""
+    import api.serving.worker as worker
+
+    monkeypatch.setattr(worker, "LOCK_WAIT_S", 0.3)
+    ledger.consent(A, COMPANIES[0], "C-1")
+    assert ask(api, ledger.keys[A]).status_code == 200
+    writer = sqlite3.connect(ledger.settings.db_url.removeprefix("sqlite:///"), timeout=30)
+    writer.isolation_level = None
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        failed = ask(api, ledger.keys[A])
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert failed.status_code == 503
+    assert failed.json()["error"]["code"] == "ledger_unavailable"
+    assert int(failed.headers["Retry-After"]) >= 1
+    assert ask(api, ledger.keys[A]).status_code == 200  # served again once the ledger is free
+    assert count(ledger, UsageEvent) == 2
+
+
+@pytest.mark.parametrize("instant", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+def test_an_instant_with_no_utc_time_is_a_422_not_a_crash(
+    ledger: DeliveryLedger, api: str, instant: str
+) -> None:
+    key = {"X-API-Key": ledger.keys[A]}
+    now = dt.datetime.now(dt.UTC).isoformat()
+    body = {"uscc": COMPANIES[0], "reference": "R-1", "purposes": ["贷前审查"]}
+    as_end = httpx.post(
+        f"{api}/v1/consents", json=body | {"valid_from": now, "valid_until": instant}, headers=key
+    )
+    as_start = httpx.post(
+        f"{api}/v1/consents", json=body | {"valid_from": instant, "valid_until": now}, headers=key
+    )
+    since = httpx.get(f"{api}/v1/alerts", params={"since": instant}, headers=key)
+    for answer in (as_end, as_start, since):
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"]["code"] == "invalid_request"
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_revocation_takes_effect_on_the_next_call(tmp_path: Path, backend: str) -> None:
     with delivery_ledger(tmp_path, backend) as ledger:

@@ -22,13 +22,22 @@ from typer.testing import CliRunner
 
 from pdo.cli import app
 from pdo.delivery.identity import shown_as
+from pdo.delivery.objections import raise_objection
 from pdo.delivery.version_events import alerts_for_new_version
 from pdo.delivery.watchlists import in_portfolio
 from pdo.ledger.db import session_scope
-from pdo.ledger.models import Alert, AuditEvent, ProductVersion, ServedScore, WatchlistMember
+from pdo.ledger.models import (
+    Alert,
+    AuditEvent,
+    Authorization,
+    ProductVersion,
+    ServedScore,
+    WatchlistMember,
+)
 from pdo.privacy.checksums import uscc_check_char
 from pdo.privacy.entity_key import entity_key
 from pdo.privacy.pseudonym import Pseudonymizer
+from pdo.registration import revoke_authorization
 from pdo.settings import Settings
 from pdo.subscribers import add_subscriber
 from pdo.workspace import Workspace
@@ -314,3 +323,40 @@ def test_operator_lists_watchlists(home: Home, api: str) -> None:
     ]
     plain = CliRunner().invoke(app, ["watchlist", "list"], env=env)
     assert wid in plain.output and "4 members" in plain.output
+
+
+def test_a_disputed_result_stays_withheld_in_the_new_versions_alerts(home: Home, api: str) -> None:
+    """An open objection on FALLING: credit_risk@2 says a version exists, not its result."""
+    wid = create(api, home.bank_key).json()["id"]
+    watch_all(api, home.bank_key, wid)
+    with session_scope(home.engine) as s:
+        raise_objection(
+            s,
+            uscc=FALLING,
+            pseudonymizer=home.pseudo,
+            product_name="credit_risk",
+            item="court_cases:case_no=(2019)浙0105执13号",
+            reason="企业称该案已结",
+            actor="olga",
+        )
+    publish_v2(home)
+    falling = [a for a in alerts_in(home.engine) if a.payload["enterprise"] == FALLING]
+    assert sorted(a.kind for a in falling) == ["dispute_opened", "new_version"]  # no grade_drop
+    payload = next(a.payload for a in falling if a.kind == "new_version")
+    assert payload["status"] == "disputed_withheld"
+    assert payload["score"] is None and payload["grade"] is None
+    steady = [a for a in alerts_in(home.engine) if a.payload["enterprise"] == STEADY]
+    assert [(a.kind, a.payload["grade"]) for a in steady] == [("new_version", "A")]
+
+
+def test_pulled_alerts_stop_while_the_grant_is_revoked(home: Home, api: str) -> None:
+    wid = create(api, home.bank_key).json()["id"]
+    watch_all(api, home.bank_key, wid)
+    publish_v2(home)
+    before = call("GET", f"{api}/v1/alerts", home.bank_key)
+    assert before.status_code == 200 and len(before.json()) == 8
+    with session_scope(home.engine) as s:
+        grant = s.exec(select(Authorization)).one()
+        revoke_authorization(s, grant.id, "authority", "超范围使用")
+    after = call("GET", f"{api}/v1/alerts", home.bank_key)
+    assert after.status_code == 200 and after.json() == []

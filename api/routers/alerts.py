@@ -60,8 +60,11 @@ def list_alerts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AlertPublic]:
     """The bank's alerts, oldest first: pending, delivered (pushed or acked) and dead-lettered."""
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=dt.UTC)
+    if since is not None:
+        try:  # a naive time is read as UTC; 9999-12-31T23:59:59-14:00 has no UTC time
+            since = since.astimezone(dt.UTC) if since.tzinfo else since.replace(tzinfo=dt.UTC)
+        except OverflowError as exc:
+            raise ApiError(422, "invalid_request", "missing or invalid: query.since") from exc
     try:
         found = al.list_alerts(
             session,

@@ -85,7 +85,7 @@ def _own_batch(session: Session, key: ApiKey, batch_id: str) -> BatchFile:
     batch = session.get(BatchFile, batch_id)
     if batch is None or batch.subscriber_id != key.subscriber_id:
         foreign = batch is not None
-        raise ApiError(404, "unknown_batch", f"no batch {batch_id!r}", flagged=foreign)
+        raise ApiError(404, "unknown_batch", "no such batch of yours", flagged=foreign)
     return batch
 
 

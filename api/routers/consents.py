@@ -37,6 +37,10 @@ class ConsentCreate(BaseModel):
     def _aware(cls, value: dt.datetime) -> dt.datetime:
         if value.tzinfo is None:
             raise ValueError("timestamps need a timezone, e.g. 2026-12-01T00:00:00+08:00")
+        try:  # the ledger stores UTC: 9999-12-31T23:59:59-14:00 has no UTC time
+            value.astimezone(dt.UTC)
+        except OverflowError as exc:
+            raise ValueError("a timestamp outside the years 1-9999 in UTC") from exc
         return value
 
 
@@ -126,7 +130,7 @@ def withdraw_consent(consent_id: str, key: ApiKeyDep, session: SessionDep) -> Co
         select(Consent).where(Consent.id == consent_id, Consent.subscriber_id == key.subscriber_id)
     ).first()
     if consent is None:
-        raise ApiError(404, "unknown_consent", f"no consent {consent_id!r} of yours")
+        raise ApiError(404, "unknown_consent", "no such consent of yours")
     try:
         revoke_consent(session, consent, f"bank:{key.subscriber_id}")
     except ValueError as exc:

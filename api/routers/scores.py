@@ -11,13 +11,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from api.errors import ApiError, ErrorBody
+from api.errors import ApiError, Caller, ErrorBody
+from api.serving.batch import authenticate
 from api.serving.requests import Refusal, RefusedElsewhere, ScoreLookup
+from api.serving.snapshot import KeyEntry
 from api.serving.worker import ServingWorker
 from api.text import refuse_nul
 from pdo.delivery.identity import shown_as
 from pdo.privacy.entity_key import entity_key
-from pdo.subscribers import split_key
 
 router = APIRouter(prefix="/v1/products", tags=["scores"])
 
@@ -92,6 +93,7 @@ ERROR = {"model": ErrorBody}
         404: ERROR | {"description": "unknown product or enterprise"},
         422: ERROR | {"description": "a malformed USCC, no purpose, an overlong consent"},
         429: ERROR | {"description": "rate limit, monthly quota or daily disclosure budget"},
+        503: ERROR | {"description": "ledger_unavailable: not recorded, so not served or billed"},
     },
 )
 async def get_score(request: Request) -> Response:
@@ -110,6 +112,10 @@ async def get_score(request: Request) -> Response:
     purpose = request.query_params.get("purpose", "")
     consent = request.query_params.get("consent") or None
     x_api_key = request.headers.get("x-api-key")
+    worker: ServingWorker = app.state.serving
+    caller = _known_caller(worker, x_api_key)
+    if caller is not None:  # refusals from here on are recorded against the bank
+        request.state.caller = Caller(caller.subscriber_id, caller.key_id)
     invalid = [
         name
         for name, bad in (
@@ -121,17 +127,15 @@ async def get_score(request: Request) -> Response:
     ]
     if invalid:
         raise ApiError(422, "invalid_request", f"missing or invalid: {', '.join(invalid)}")
-    worker: ServingWorker = app.state.serving
     entity = entity_key(uscc, app.state.pseudonymizer)
     endpoint = "GET /v1/products/{product}/scores/{uscc}"
-    wait = _rate_limited(app, x_api_key)
+    wait = app.state.rate_limiter.take(caller.key_id, caller.rate_limit_per_second) if caller else 0
     if wait:
-        key_id = (split_key(x_api_key or "") or ("", ""))[0]
-        entry = worker.snapshot.keys[key_id] if worker.snapshot else None
+        assert caller is not None
         await worker.submit(
             RefusedElsewhere(
-                entry.subscriber_id if entry else None,
-                key_id,
+                caller.subscriber_id,
+                caller.key_id,
                 endpoint,
                 429,
                 "rate_limited",
@@ -156,14 +160,14 @@ async def get_score(request: Request) -> Response:
     return Response(content=outcome, media_type="application/json")
 
 
-def _rate_limited(app: Any, presented: str | None) -> float:
-    """Seconds to wait when this key is over its rate; keys unknown here are judged later."""
-    worker: ServingWorker = app.state.serving
-    parts = split_key(presented or "")
-    if parts is None or worker.snapshot is None:
-        return 0.0
-    entry = worker.snapshot.keys.get(parts[0])
-    if entry is None:
-        return 0.0
-    wait: float = app.state.rate_limiter.take(entry.key_id, entry.rate_limit_per_second)
-    return wait
+def _known_caller(worker: ServingWorker, presented: str | None) -> KeyEntry | None:
+    """The caller's key when its secret checks out against the held snapshot, else None.
+
+    Only a genuine key draws on its bank's rate limit or has refusals recorded as that bank's:
+    key ids are not secret (they appear in audit records), so a forged secret must not throttle
+    the bank. Keys the snapshot does not know yet are judged by the serving batch.
+    """
+    if worker.snapshot is None:
+        return None
+    entry = authenticate(worker.snapshot, presented)
+    return None if isinstance(entry, Refusal) else entry

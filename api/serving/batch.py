@@ -63,12 +63,13 @@ def admit(
     """Product, purpose, subscription scope and the grant behind the live version, in that order."""
     product = snapshot.products.get(job.product)
     if product is None or product.live is None:
-        return Refusal(404, "unknown_product", f"no published product {job.product!r}")
+        published = ", ".join(sorted(n for n, p in snapshot.products.items() if p.live))
+        return Refusal(404, "unknown_product", f"no published product by that name: {published}")
     if job.purpose not in product.purposes:
         return Refusal(
             403,
             "purpose_not_allowed",
-            f"purpose {job.purpose!r} is not allowed for {job.product}; "
+            f"the declared purpose is not allowed for {job.product}; "
             f"allowed: {', '.join(product.purposes)}",
         )
     sub = snapshot.subscriptions.get((key.subscriber_id, job.product))
@@ -100,7 +101,7 @@ def admit(
         return Refusal(
             403,
             "purpose_not_authorized",
-            f"authorization {grant.reference} does not allow purpose {job.purpose!r}",
+            f"authorization {grant.reference} does not allow the declared purpose",
         )
     if not job.consent_ref:
         return Refusal(
@@ -134,26 +135,29 @@ class Consented:
 
 
 def _consent_refusal(consent: Consented | None, a: Admitted, now: dt.datetime) -> Refusal | None:
-    """None when the bank's consent with this reference covers the call right now."""
-    ref = a.job.consent_ref
+    """None when the bank's consent with this reference covers the call right now.
+
+    Messages never quote the reference or purpose the bank sent: a mixed-up field could carry a
+    person's identifier, which an error must not echo into logs.
+    """
     if consent is None:
-        return Refusal(403, "consent_not_found", f"no consent {ref!r} registered for you", True)
+        return Refusal(403, "consent_not_found", "no consent of yours has this reference", True)
     if consent.uscc != a.job.entity:
         return Refusal(
-            403, "consent_other_enterprise", f"consent {ref!r} is for another enterprise", True
+            403, "consent_other_enterprise", "this consent is for another enterprise", True
         )
     if consent.revoked_at is not None:
-        return Refusal(403, "consent_revoked", f"consent {ref!r} was withdrawn", True)
+        return Refusal(403, "consent_revoked", "this consent was withdrawn", True)
     if a.job.purpose not in consent.purposes:
         return Refusal(
             403,
             "consent_purpose",
-            f"consent {ref!r} does not cover purpose {a.job.purpose!r}",
+            "this consent does not cover the declared purpose",
             True,
         )
     assert consent.valid_from is not None and consent.valid_until is not None
     if not consent.valid_from <= now <= consent.valid_until:
-        return Refusal(403, "consent_expired", f"consent {ref!r} is not valid today", True)
+        return Refusal(403, "consent_expired", "this consent is not valid today", True)
     return None
 
 

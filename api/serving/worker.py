@@ -32,6 +32,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
+from api.errors import LedgerUnavailable
 from api.serving import pg
 from api.serving.batch import ServingBatch, current_snapshot
 from api.serving.requests import RefusedElsewhere, ScoreLookup
@@ -246,4 +247,6 @@ class ServingWorker:
             if error is None:
                 done.set_result(job)
             else:
-                done.set_exception(error)
+                failed = LedgerUnavailable()
+                failed.__cause__ = error
+                done.set_exception(failed)

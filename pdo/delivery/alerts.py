@@ -218,6 +218,15 @@ def mark_delivered(
     return usage
 
 
+def _grant_allows(session: Session, product: str, purpose: str, now: dt.datetime) -> bool:
+    """Whether the live version's grant covers the product for the purpose now."""
+    try:
+        authorized_version(session, product, purpose, now)
+    except Refusal:
+        return False
+    return True
+
+
 def list_alerts(
     session: Session,
     subscriber_id: str,
@@ -229,19 +238,22 @@ def list_alerts(
 ) -> list[Alert]:
     """The bank's alerts (pending, delivered or dead), oldest first.
 
-    Only on watchlists whose product and purpose a subscription in force covers now: a lapsed
-    subscription, or one that dropped the purpose, sees no more results, pushed or pulled.
+    Only on watchlists whose product and purpose a subscription in force covers now and the
+    operator's grant allows now: a lapsed subscription, one that dropped the purpose, or a
+    suspended or revoked grant lets no more results out, pushed or pulled.
     `since` keeps those created after an instant; `after` (the last alert id a page ended with)
     resumes exactly after it, even among the many alerts a version raises in the same instant.
     """
+    now = utcnow()
     covered = {
         (product, purpose)
         for product, purposes in session.exec(
             select(Subscription.product_name, Subscription.purposes).where(
-                *in_force(subscriber_id, utcnow())
+                *in_force(subscriber_id, now)
             )
         )
         for purpose in purposes
+        if _grant_allows(session, product, purpose, now)
     }
     stmt = (
         select(Alert)
@@ -278,7 +290,7 @@ def own_alert(session: Session, subscriber_id: str, alert_id: str) -> tuple[Aler
     alert = session.get(Alert, alert_id)
     watchlist = session.get(Watchlist, alert.watchlist_id) if alert is not None else None
     if alert is None or watchlist is None or alert.subscriber_id != subscriber_id:
-        raise Refusal(404, "alert_not_found", f"no alert {alert_id!r}")
+        raise Refusal(404, "alert_not_found", "no such alert of yours")
     return alert, watchlist
 
 

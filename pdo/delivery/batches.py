@@ -92,7 +92,7 @@ def build_batch(
         raise BatchRefused(422, "unsupported_format", f"format must be one of {', '.join(FORMATS)}")
     watchlist = session.get(Watchlist, watchlist_id)
     if watchlist is None or watchlist.subscriber_id != subscriber_id:
-        raise BatchRefused(404, "unknown_watchlist", f"no watchlist {watchlist_id!r}")
+        raise BatchRefused(404, "unknown_watchlist", "no such watchlist of yours")
     now = utcnow()
     subscription = valid_subscription(session, watchlist, now)
     version = authorized_version(session, watchlist.product_name, watchlist.purpose, now)
@@ -197,10 +197,10 @@ def authorized_version(
     """The published version, refused unless its product, purpose and grant all hold now."""
     product = session.get(Product, product_name)
     if product is None:
-        raise BatchRefused(404, "unknown_product", f"no published product {product_name!r}")
+        raise BatchRefused(404, "unknown_product", "no published product by that name")
     if purpose not in product.purposes:
         raise BatchRefused(
-            403, "purpose_not_allowed", f"purpose {purpose!r} is not allowed for {product_name}"
+            403, "purpose_not_allowed", f"the purpose is not allowed for {product_name}"
         )
     found = session.exec(
         select(ProductVersion, Authorization)
@@ -229,7 +229,7 @@ def authorized_version(
         raise BatchRefused(
             403,
             "purpose_not_authorized",
-            f"authorization {auth.reference} does not cover {product_name} for {purpose!r}",
+            f"authorization {auth.reference} does not cover {product_name} for this purpose",
         )
     return version
 

@@ -39,7 +39,7 @@ def register_consent(
     unknown = sorted(set(purposes) - lawful)
     if not purposes or unknown:
         raise ValueError(
-            f"consent purposes must be lawful product purposes; unknown: {unknown or purposes}"
+            f"consent purposes must be lawful product purposes: {', '.join(sorted(lawful))}"
         )
     clash = session.exec(
         select(Consent).where(
@@ -47,7 +47,7 @@ def register_consent(
         )
     ).first()
     if clash is not None:
-        raise ValueError(f"consent {reference!r} is already registered for {subscriber.name}")
+        raise ValueError(f"this consent reference is already registered for {subscriber.name}")
     consent = Consent(
         subscriber_id=subscriber.id,
         uscc=entity,

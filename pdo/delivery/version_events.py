@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from pdo import audit
 from pdo.delivery.alerts import AlertDraft, member_refs, raise_alerts_bulk
-from pdo.ledger.models import ProductVersion, ServedScore, Watchlist, WatchlistMember
+from pdo.ledger.models import Objection, ProductVersion, ServedScore, Watchlist, WatchlistMember
 
 GRADES = ("A", "B", "C", "D", "E")  # best first
 DISHONEST_DEBTOR = "KO03"  # credit_risk's 失信被执行人 knock-out
@@ -127,6 +127,29 @@ def _changes(
     return changes
 
 
+def _disputed(session: Session, product_name: str) -> set[str]:
+    """Entity keys with an open objection on the product: their results are withheld."""
+    return set(
+        session.exec(
+            select(Objection.uscc).where(
+                Objection.product_name == product_name, Objection.status == "open"
+            )
+        )
+    )
+
+
+def _withheld(version: ProductVersion) -> list[tuple[str, dict[str, Any]]]:
+    """A disputed enterprise's only alert: the version exists, its result is withheld.
+
+    Grade drops, knock-outs and listings would disclose the disputed result; resolving the
+    objection tells the watchers what it is (a dispute_resolved alert).
+    """
+    return [
+        ("new_version", {"version": version.id, "as_of": version.as_of.isoformat(),
+                         "status": "disputed_withheld", "score": None, "grade": None})
+    ]  # fmt: skip
+
+
 def alerts_for_new_version(session: Session, version: ProductVersion) -> int:
     """Raise the version's alerts on every watched member; returns how many were created.
 
@@ -143,11 +166,14 @@ def alerts_for_new_version(session: Session, version: ProductVersion) -> int:
         return 0
     new_rows = _rows_for_watched(session, version.id, product_name)
     old_rows = _rows_for_watched(session, previous.id, product_name) if previous else {}
+    disputed = _disputed(session, product_name)
     drafts = [
         AlertDraft(watchlists[member.watchlist_id], member, kind, payload)
         for member in watched
-        for kind, payload in _changes(
-            version, previous, old_rows.get(member.uscc), new_rows.get(member.uscc)
+        for kind, payload in (
+            _withheld(version)
+            if member.uscc in disputed
+            else _changes(version, previous, old_rows.get(member.uscc), new_rows.get(member.uscc))
         )
     ]
     counts = raise_alerts_bulk(session, drafts, event_key=version.id, product_version_id=version.id)

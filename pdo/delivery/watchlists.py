@@ -7,11 +7,14 @@ Members are stored by entity key (a 个体工商户 by keyed pseudonym) and show
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import re
+import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from sqlalchemy import delete, insert
 from sqlmodel import Session, col, func, select
 
@@ -32,7 +35,35 @@ from pdo.privacy.pseudonym import Pseudonymizer
 USCC_PATTERN = r"^[0-9A-HJ-NPQRTUWXY]{18}$"
 DEFAULT_PURPOSE = "贷后管理"
 _USCC = re.compile(USCC_PATTERN)
-_WEBHOOK = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
+_HOST_CHARS = frozenset(string.ascii_letters + string.digits + "-_.")
+
+
+def _valid_host(host: str) -> bool:
+    """Whether an (IDNA-encoded) host can be connected to: an IP, or a name with sane labels."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        host.encode("idna")  # empty or over-long labels, as the sender would meet them
+    except UnicodeError:
+        return False
+    return bool(host) and set(host) <= _HOST_CHARS
+
+
+def valid_webhook_url(url: str) -> bool:
+    """Whether the dispatcher can POST to the URL: parsed as httpx will, so none fails later."""
+    try:
+        parsed = httpx.URL(url)
+        parsed.host  # noqa: B018 - decoding the punycode raises on a malformed A-label
+    except (httpx.InvalidURL, ValueError):  # bad port, bracket, punycode, control character
+        return False
+    if parsed.scheme not in ("http", "https"):
+        return False
+    if parsed.port is not None and not 0 < parsed.port <= 65535:
+        return False
+    return _valid_host(parsed.raw_host.decode("ascii"))
 
 
 class Refusal(Exception):
@@ -104,22 +135,22 @@ def create_watchlist(
     """A new watchlist for a product the bank subscribes to, for a purpose it may declare."""
     product = session.get(Product, product_name)
     if product is None:
-        raise Refusal(404, "unknown_product", f"no published product {product_name!r}")
+        raise Refusal(404, "unknown_product", "no published product by that name")
     subscription = require_subscription(session, subscriber_id, product_name)
     allowed = subscription.purposes or product.purposes
     if purpose not in allowed:
         raise Refusal(
             403,
             "purpose_not_allowed",
-            f"purpose {purpose!r} is not allowed for {product_name}; allowed: {', '.join(allowed)}",
+            f"the purpose is not allowed for {product_name}; allowed: {', '.join(allowed)}",
         )
-    if webhook_url is not None and not _WEBHOOK.match(webhook_url):
+    if webhook_url is not None and not valid_webhook_url(webhook_url):
         raise Refusal(422, "invalid_webhook_url", "webhook_url must be an http(s) URL")
     taken = session.exec(
         select(Watchlist.id).where(Watchlist.subscriber_id == subscriber_id, Watchlist.name == name)
     ).first()
     if taken is not None:
-        raise Refusal(409, "watchlist_exists", f"you already have a watchlist named {name!r}")
+        raise Refusal(409, "watchlist_exists", "you already have a watchlist with this name")
     watchlist = Watchlist(
         subscriber_id=subscriber_id,
         name=name,
@@ -146,7 +177,7 @@ def get_watchlist(session: Session, subscriber_id: str, watchlist_id: str) -> Wa
     """The bank's own watchlist; another bank's is refused as not found, so ids do not leak."""
     watchlist = session.get(Watchlist, watchlist_id)
     if watchlist is None or watchlist.subscriber_id != subscriber_id:
-        raise Refusal(404, "watchlist_not_found", f"no watchlist {watchlist_id!r}")
+        raise Refusal(404, "watchlist_not_found", "no such watchlist of yours")
     return watchlist
 
 
