@@ -80,7 +80,8 @@ def webhook_receiver() -> Iterator[tuple[str, Receiver]]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            ok = verify_signature(received.secret, body, self.headers.get("X-PDO-Signature"))
+            ts, sig = self.headers.get("X-PDO-Timestamp"), self.headers.get("X-PDO-Signature")
+            ok = verify_signature(received.secret, body, ts, sig)
             with received.lock:
                 if ok:
                     received.verified.append(json.loads(body)["id"])

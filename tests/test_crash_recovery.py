@@ -44,7 +44,7 @@ from pdo.delivery.watchlists import (
     create_watchlist,
     valid_uscc,
 )
-from pdo.delivery.webhooks import TIMEOUT_S, dispatch_due
+from pdo.delivery.webhooks import TIMEOUT_S, dispatch_due, lease_for
 from pdo.lake import ZONES, Lake, Manifest
 from pdo.ledger.db import session_scope
 from pdo.ledger.models import (
@@ -571,7 +571,7 @@ def test_a_dispatcher_killed_mid_push_delivers_every_alert_and_bills_it_once(
             states = Counter(a.status for a in s.exec(select(Alert)))
         assert states == {"delivered": 2, "pending": raised - 2}
         assert "0 due" in pdo(home, "alerts", "dispatch", "--once")  # leased to the dead one
-        lease = dt.timedelta(seconds=TIMEOUT_S * 4 + 60)
+        lease = lease_for(raised, TIMEOUT_S)  # what the killed dispatcher claimed
         later = utcnow() + lease + dt.timedelta(seconds=1)
         report = dispatch_due(ws.engine, settings.read_pseudonym_key()[1], now=later)
         assert (report.due, report.delivered) == (raised - 2, raised - 2)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,10 +20,13 @@ from typer.testing import CliRunner
 
 from pdo.cli import app
 from pdo.delivery.identity import shown_as
+from pdo.delivery.watchlists import valid_webhook_url
 from pdo.delivery.webhooks import (
     ALERT_ID_HEADER,
+    REFUSAL_RECHECK_S,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
+    DispatchReport,
     dispatch_due,
     sign,
     verify_signature,
@@ -35,6 +39,7 @@ from pdo.ledger.models import (
     Authorization,
     Subscription,
     UsageEvent,
+    Watchlist,
     WebhookAttempt,
 )
 from pdo.ledger.types import utcnow
@@ -101,18 +106,34 @@ def the_alert(home: Home) -> Alert:
 
 
 def test_signatures() -> None:
-    """The secret is derived per watchlist; any change to body, secret or header fails."""
+    """The secret is derived per watchlist; changing body, secret, timestamp or header fails."""
     key = b"k" * 32
     secret = webhook_secret(key, "wl-1")
     assert secret == webhook_secret(key, "wl-1") != webhook_secret(key, "wl-2")
     assert secret != webhook_secret(b"other", "wl-1") and len(secret) == 64
     body = b'{"id":"a1","enterprise":"91310000MA1K4A0B1X"}'
-    header = sign(secret, body)
-    assert header.startswith("sha256=") and verify_signature(secret, body, header)
-    assert not verify_signature(secret, body + b" ", header)
-    assert not verify_signature(webhook_secret(key, "wl-2"), body, header)
-    assert not verify_signature(secret, body, None)
-    assert not verify_signature(secret, body, header.replace("sha256=", "sha1="))
+    ts = utcnow().isoformat()
+    header = sign(secret, body, ts)
+    assert header.startswith("sha256=") and verify_signature(secret, body, ts, header)
+    assert not verify_signature(secret, body + b" ", ts, header)
+    assert not verify_signature(webhook_secret(key, "wl-2"), body, ts, header)
+    assert not verify_signature(secret, body, ts, None)
+    assert not verify_signature(secret, body, None, header)
+    assert not verify_signature(secret, body, ts, header.replace("sha256=", "sha1="))
+
+
+def test_a_replayed_push_does_not_verify(home: Home, api: str) -> None:
+    """The genuine push verifies; replayed with a new timestamp, or late with its own, it fails."""
+    with receiver() as hook:
+        subscribe_hook(home, api, hook, members=[STEADY])
+        publish_v2(home)
+        assert dispatch_due(home.engine, server_key(home)).delivered == 1
+    ((headers, body),) = hook.received
+    sent, signature = headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER]
+    assert verify_signature(hook.secret, body, sent, signature)
+    later = dt.datetime.fromisoformat(sent) + dt.timedelta(days=365)
+    assert not verify_signature(hook.secret, body, later.isoformat(), signature, now=later)
+    assert not verify_signature(hook.secret, body, sent, signature, now=later)
 
 
 def test_alerts_are_pushed_signed_and_metered_once(
@@ -130,7 +151,8 @@ def test_alerts_are_pushed_signed_and_metered_once(
     bodies = hook.bodies()
     assert len(bodies) == raised == 8
     for headers, body in hook.received:
-        assert verify_signature(hook.secret, body, headers[SIGNATURE_HEADER])
+        stamp, signature = headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER]
+        assert verify_signature(hook.secret, body, stamp, signature)
         assert headers[ALERT_ID_HEADER] == json.loads(body)["id"]
         assert dt.datetime.fromisoformat(headers[TIMESTAMP_HEADER]).tzinfo is not None
     assert {b["watchlist"] for b in bodies} == {wid}
@@ -167,12 +189,48 @@ def test_nothing_is_pushed_or_billed_while_the_grant_is_revoked(home: Home, api:
             grant = s.exec(select(Authorization)).one()
             revoke_authorization(s, grant.id, "authority", "超范围使用")
         report = dispatch_due(home.engine, server_key(home))
-    assert report.due == raised > 0 and report.delivered == 0
+    assert report.due == report.refused == raised > 0 and report.delivered == 0
     assert hook.received == [] and metered(home) == []
     with Session(home.engine) as s:
         errors = set(s.exec(select(WebhookAttempt.error)))
         assert set(s.exec(select(Alert.status))) == {"pending"}  # retried once reinstated
+        assert set(s.exec(select(Alert.attempts))) == {0}  # the bank's endpoint was never tried
     assert len(errors) == 1 and next(iter(errors), "").startswith("authorization_revoked")
+
+
+def test_a_lapsed_subscription_spends_no_attempts_and_delivers_once_renewed(
+    home: Home, api: str
+) -> None:
+    """Refused by our own rules for more passes than max_attempts: nothing dead-lettered, every
+    refusal recorded, and the first pass after renewal delivers everything."""
+    with receiver() as hook:
+        subscribe_hook(home, api, hook)
+        raised = publish_v2(home)
+        _set_cancelled(home, utcnow())
+        at = utcnow()
+        reports = []
+        for _ in range(5):
+            reports.append(dispatch_due(home.engine, server_key(home), now=at, max_attempts=3))
+            at += dt.timedelta(seconds=REFUSAL_RECHECK_S + 1)
+        assert [(r.refused, r.failed, r.dead) for r in reports] == [(raised, 0, 0)] * 5
+        with Session(home.engine) as s:
+            assert set(s.exec(select(Alert.status))) == {"pending"}
+            assert set(s.exec(select(Alert.attempts))) == {0}
+            refusals = s.exec(select(WebhookAttempt)).all()
+        assert len(refusals) == 5 * raised and not any(a.ok for a in refusals)
+        assert {(a.error or "").split(":")[0] for a in refusals} == {"no_subscription"}
+
+        _set_cancelled(home, None)
+        renewed = dispatch_due(home.engine, server_key(home), now=at, max_attempts=3)
+    assert (renewed.due, renewed.delivered) == (raised, raised)
+    assert len(hook.received) == raised == len(metered(home))
+
+
+def _set_cancelled(home: Home, at: dt.datetime | None) -> None:
+    with session_scope(home.engine) as s:
+        for sub in s.exec(select(Subscription).where(Subscription.subscriber_id == home.bank_id)):
+            sub.cancelled_at = at
+            s.add(sub)
 
 
 def test_retried_with_backoff_and_delivered_on_the_third_attempt(home: Home, api: str) -> None:
@@ -263,6 +321,95 @@ def test_a_failing_receiver_is_dead_lettered_then_requeued(home: Home, api: str)
         assert json.loads(sent.output)["delivered"] == 1
     assert the_alert(home).status == "delivered" and len(metered(home)) == 1
     assert len(hook.received) == 4
+
+
+def test_a_parallel_dispatcher_skips_a_pass_still_in_progress(home: Home, api: str) -> None:
+    """Dispatcher A is held on its first push; B runs when A could still be posting its last
+    alert (later than the old fixed lease): B claims nothing, and no alert is sent twice."""
+    timeout_s = 30.0
+    with receiver(script=["hold"]) as hook:
+        subscribe_hook(home, api, hook)
+        raised = publish_v2(home)
+        t0 = utcnow()
+        first: list[DispatchReport] = []
+        a = threading.Thread(
+            target=lambda: first.append(
+                dispatch_due(home.engine, server_key(home), now=t0, timeout_s=timeout_s)
+            )
+        )
+        a.start()
+        assert hook.holding.wait(10)
+        midway = t0 + dt.timedelta(seconds=timeout_s * 4 + 60 + 1)
+        b = dispatch_due(home.engine, server_key(home), now=midway, timeout_s=timeout_s)
+        hook.release.set()
+        a.join(timeout=60)
+    assert raised * timeout_s > (midway - t0).total_seconds()  # A may still be posting then
+    assert b.due == 0 and (first[0].due, first[0].delivered) == (raised, raised)
+    assert len(hook.received) == len(set(hook.alert_ids())) == raised  # none sent twice
+
+
+@pytest.mark.parametrize(
+    ("url", "valid"),
+    [
+        ("https://bank.example/hooks/pdo", True),
+        ("http://127.0.0.1:9/hook", True),
+        ("https://bank.example:8443/pdo?tenant=7", True),
+        ("https://[::1]:8443/hook", True),
+        ("https://银行.example/hook", True),
+        ("http://host:abc/hook", False),  # port not a number
+        ("http://127.0.0.1:99999/hook", False),  # port out of range
+        ("http://host:0/hook", False),
+        ("http://[::1/hook", False),  # unclosed bracket
+        ("http://a..b/hook", False),  # empty label
+        ("http://xn--/hook", False),  # malformed punycode
+        ("http://" + "a" * 64 + ".example/", False),  # label too long
+        ("http://exa mple/hook", False),
+        ("http://127.0.0.1:1/hook\x7f", False),
+        ("http:///hook", False),  # no host
+        ("ftp://bank.example/", False),
+        ("bank.example/hook", False),
+        ("", False),
+    ],
+)
+def test_webhook_urls_are_checked_as_the_sender_parses_them(url: str, valid: bool) -> None:
+    """Only a URL the dispatcher can actually POST to is accepted at registration."""
+    assert valid_webhook_url(url) is valid
+
+
+def test_invalid_webhook_urls_are_refused_by_the_api(home: Home, api: str) -> None:
+    """The API answers its usual 422 JSON error for a URL the dispatcher could not POST to."""
+    for url in ["http://host:abc/hook", "http://[::1/hook", "http://a..b/hook", "http://xn--/x"]:
+        response = create(api, home.bank_key, webhook_url=url)
+        assert response.status_code == 422, (url, response.text)
+        assert response.json()["error"]["code"] == "invalid_webhook_url"
+    assert create(api, home.bank_key, webhook_url="https://银行.example/hook").status_code == 201
+
+
+def test_a_bad_stored_url_fails_its_alert_and_spares_the_others(home: Home, api: str) -> None:
+    """An old row with an unusable URL: its alert counts a failed attempt (then dead-letters);
+    another bank's alert in the same pass is delivered."""
+    with receiver() as hook:
+        bad = subscribe_hook(home, api, hook, members=[STEADY])
+        with session_scope(home.engine) as s:
+            watchlist = s.get(Watchlist, bad)
+            assert watchlist is not None
+            watchlist.webhook_url = "http://host:abc/hook"  # as stored before URLs were checked
+            s.add(watchlist)
+        created = create(api, home.other_key, name="他行组合", webhook_url=hook.url).json()
+        hook.secret = created["webhook_secret"]
+        call("PUT", f"{api}/v1/watchlists/{created['id']}/members", home.other_key,
+             [{"uscc": STEADY}])  # fmt: skip
+        assert publish_v2(home) == 2
+        at = utcnow()
+        first = dispatch_due(home.engine, server_key(home), now=at, max_attempts=2)
+        second = dispatch_due(home.engine, server_key(home), now=at + dt.timedelta(hours=1),
+                              max_attempts=2)  # fmt: skip
+    assert (first.due, first.delivered, first.failed) == (2, 1, 1)
+    assert (second.due, second.dead) == (1, 1)
+    assert [json.loads(b)["watchlist"] for _, b in hook.received] == [created["id"]]
+    with Session(home.engine) as s:
+        dead = s.exec(select(Alert).where(Alert.watchlist_id == bad)).one()
+    assert dead.status == "dead" and (dead.last_error or "").startswith("InvalidURL")
 
 
 def test_a_slow_receiver_times_out(home: Home, api: str) -> None:

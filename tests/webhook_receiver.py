@@ -10,7 +10,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from pdo.delivery.webhooks import ALERT_ID_HEADER, SIGNATURE_HEADER, verify_signature
+from pdo.delivery.webhooks import (
+    ALERT_ID_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    verify_signature,
+)
 
 HOLD_S = 30.0
 
@@ -46,8 +51,8 @@ class Receiver:
 def receiver(
     script: list[int | str] | None = None, default: int = 200, verify: bool = True
 ) -> Iterator[Receiver]:
-    """A webhook endpoint on a free localhost port. With `verify`, a request whose signature does
-    not verify against `secret` gets 401 whatever the script says."""
+    """A webhook endpoint on a free localhost port. With `verify`, a request whose signature (of
+    its timestamp and body) does not verify against `secret` gets 401 whatever the script says."""
     state = Receiver(script=list(script or []), default=default, verify=verify)
 
     class Handler(BaseHTTPRequestHandler):
@@ -63,9 +68,9 @@ def receiver(
                     state.holding.set()
                     state.release.wait(HOLD_S)
                 status = 200
-            if state.verify and not verify_signature(
-                state.secret, body, self.headers.get(SIGNATURE_HEADER)
-            ):
+            timestamp = self.headers.get(TIMESTAMP_HEADER)
+            signature = self.headers.get(SIGNATURE_HEADER)
+            if state.verify and not verify_signature(state.secret, body, timestamp, signature):
                 status = 401
             try:
                 self.send_response(int(status))

@@ -5,20 +5,25 @@ usage event is keyed by the alert id, so a resend is never billed twice.
 
 Receiver recipe (for banks). Each POST carries a JSON body and three headers:
 
-- ``X-PDO-Signature: sha256=<hex>`` — HMAC-SHA256 of the exact body bytes under the watchlist's
-  signing secret (returned once when the watchlist was created);
 - ``X-PDO-Timestamp`` — when this attempt was sent (ISO 8601, UTC);
+- ``X-PDO-Signature: sha256=<hex>`` — HMAC-SHA256, under the watchlist's signing secret (returned
+  once when the watchlist was created), of the timestamp header's value, a ``.``, then the exact
+  body bytes: a captured push replayed with another timestamp does not verify;
 - ``X-PDO-Alert-Id`` — the alert's id: store it and ignore an alert you have already seen.
 
-Verify before parsing, on the raw bytes (not on re-serialized JSON)::
+Verify before parsing, on the raw bytes (not on re-serialized JSON), and refuse a timestamp more
+than five minutes from your clock (a replay of an old push)::
 
     from pdo.delivery.webhooks import verify_signature
-    ok = verify_signature(secret, request_body_bytes, headers["X-PDO-Signature"])
+    ok = verify_signature(secret, request_body_bytes, headers["X-PDO-Timestamp"],
+                          headers["X-PDO-Signature"])
 
-or, without pdo: ``hmac.compare_digest("sha256=" + hmac.new(secret.encode(), body,
-hashlib.sha256).hexdigest(), header)``. Answer 2xx once stored; anything else (or no answer
-within a few seconds) is retried later, and after the last attempt the alert is dead-lettered and
-stays available to pull (``GET /v1/alerts``).
+or, without pdo: ``hmac.compare_digest("sha256=" + hmac.new(secret.encode(),
+timestamp.encode() + b"." + body, hashlib.sha256).hexdigest(), header)``, then the age check.
+Answer 2xx once stored; anything else (or no answer within a few seconds) is retried later, and
+after the last attempt the alert is dead-lettered and stays available to pull (``GET
+/v1/alerts``). A push our own rules forbid (subscription lapsed, grant revoked) is not an attempt:
+it waits, re-checked, until delivery is lawful again.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import hashlib
 import hmac
 import json
 import random
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,6 +54,10 @@ ALERT_ID_HEADER = "X-PDO-Alert-Id"
 MAX_ATTEMPTS = 6
 BASE_DELAY_S = 30.0
 TIMEOUT_S = 5.0
+TOLERANCE_S = 300.0  # how far a receiver lets X-PDO-Timestamp stray from its clock
+LEASE_MARGIN_S = 60.0
+# A lapse or a revocation is lifted by people, not by retrying: re-check at a fixed, unhurried pace.
+REFUSAL_RECHECK_S = 300.0
 BATCH = 100
 _ERROR_CHARS = 200
 
@@ -59,14 +69,35 @@ def webhook_secret(server_key: bytes, watchlist_id: str) -> str:
     return hmac.new(server_key, b"pdo-webhook:" + watchlist_id.encode(), hashlib.sha256).hexdigest()
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The X-PDO-Signature header value for a body."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(secret: str, body: bytes, timestamp: str) -> str:
+    """The X-PDO-Signature header value: binds the body to its send time, so replays show."""
+    signed = timestamp.encode() + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
-def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
-    """Whether the header is the signature of these exact bytes (constant-time compare)."""
-    return bool(header) and hmac.compare_digest(sign(secret, body), str(header))
+def fresh(timestamp: str, now: dt.datetime | None = None, tolerance_s: float = TOLERANCE_S) -> bool:
+    """Whether an X-PDO-Timestamp is near `now`: a captured push replayed later is refused."""
+    try:
+        sent = dt.datetime.fromisoformat(timestamp)
+    except ValueError:
+        return False
+    if sent.tzinfo is None:
+        return False
+    return abs(((now or utcnow()) - sent).total_seconds()) <= tolerance_s
+
+
+def verify_signature(
+    secret: str,
+    body: bytes,
+    timestamp: str | None,
+    header: str | None,
+    now: dt.datetime | None = None,
+    tolerance_s: float = TOLERANCE_S,
+) -> bool:
+    """Whether the header signs these exact bytes at this fresh timestamp (constant-time)."""
+    if not header or not timestamp or not fresh(timestamp, now, tolerance_s):
+        return False
+    return hmac.compare_digest(sign(secret, body, timestamp), header)
 
 
 def encode_body(alert: Alert) -> bytes:
@@ -88,7 +119,8 @@ class DispatchReport:
     delivered: int = 0
     failed: int = 0  # failed this time, to be retried
     dead: int = 0  # failed for the last time: dead-lettered
-    skipped: int = 0  # acknowledged or changed by someone else meanwhile
+    skipped: int = 0  # acknowledged or changed by someone else meanwhile, or out of lease
+    refused: int = 0  # held back by our own rules (no subscription, grant revoked): not tried
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -121,10 +153,21 @@ class _Due:
     refused: str | None = None  # why it must not be sent at all (e.g. no subscription)
 
 
+def request_bound_s(timeout_s: float) -> float:
+    """Longest one POST may take: connecting, sending and reading are each bounded by timeout."""
+    return 3 * timeout_s
+
+
+def lease_for(claimed: int, timeout_s: float) -> dt.timedelta:
+    """How long a pass holds its claim: every claimed alert may take its full request bound."""
+    return dt.timedelta(seconds=claimed * request_bound_s(timeout_s) + LEASE_MARGIN_S)
+
+
 def _claim(
-    factory: SessionFactory, server_key: bytes, now: dt.datetime, lease: dt.timedelta, limit: int
+    factory: SessionFactory, server_key: bytes, now: dt.datetime, timeout_s: float, limit: int
 ) -> list[_Due]:
-    """Take due alerts off the queue for the lease time, so a parallel dispatcher skips them."""
+    """Take due alerts off the queue for a lease covering the whole pass, so a parallel
+    dispatcher skips them until this one is done (`lease_for`)."""
     with _unit(factory) as s:
         rows = s.exec(
             select(Alert, Watchlist)
@@ -139,6 +182,7 @@ def _claim(
             .limit(limit)
             .with_for_update(skip_locked=True, of=Alert)
         ).all()
+        lease = lease_for(len(rows), timeout_s)
         due = []
         refused: dict[str, str | None] = {}  # by watchlist: nothing is sent when not lawful
         for alert, watchlist in rows:
@@ -162,15 +206,16 @@ def _claim(
 
 def _post(client: httpx.Client, due: _Due, sent_at: dt.datetime) -> tuple[int | None, str | None]:
     """(status code, error) of one POST; error None means the receiver took it (2xx)."""
+    timestamp = sent_at.isoformat()
     headers = {
         "Content-Type": "application/json; charset=utf-8",
-        SIGNATURE_HEADER: sign(due.secret, due.body),
-        TIMESTAMP_HEADER: sent_at.isoformat(),
+        SIGNATURE_HEADER: sign(due.secret, due.body, timestamp),
+        TIMESTAMP_HEADER: timestamp,
         ALERT_ID_HEADER: due.alert_id,
     }
-    try:
+    try:  # a bad stored URL (InvalidURL, UnicodeError) fails this alert, never the whole pass
         response = client.post(due.url, content=due.body, headers=headers)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
         return None, f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS]
     if 200 <= response.status_code < 300:
         return response.status_code, None
@@ -193,6 +238,9 @@ def _settle(
         watchlist = s.get(Watchlist, alert.watchlist_id) if alert is not None else None
         if alert is None or watchlist is None or alert.status != "pending":
             report.skipped += 1
+            return
+        if due.refused is not None:
+            _hold_back(s, alert, due.refused, now, report)
             return
         alert.attempts += 1
         if error is None:
@@ -218,6 +266,17 @@ def _settle(
         s.add(alert)
 
 
+def _hold_back(
+    s: Session, alert: Alert, why: str, now: dt.datetime, report: DispatchReport
+) -> None:
+    """Record a push our own rules refuse, without spending the bank's attempts on it."""
+    s.add(WebhookAttempt(alert_id=alert.id, at=now, status_code=None, error=why, ok=False))
+    alert.last_error = why
+    alert.next_attempt_at = now + dt.timedelta(seconds=REFUSAL_RECHECK_S)
+    s.add(alert)
+    report.refused += 1
+
+
 def dispatch_due(
     source: Engine | SessionFactory,
     server_key: bytes,
@@ -233,10 +292,11 @@ def dispatch_due(
     The ledger is not held open during HTTP calls: due alerts are claimed in one short
     transaction, posted, and each outcome committed in its own.
     """
-    at = now or utcnow()
+    at, started = now or utcnow(), time.monotonic()
     factory = _factory(source)
-    lease = dt.timedelta(seconds=timeout_s * 4 + 60)
-    due = _claim(factory, server_key, at, lease, limit)
+    due = _claim(factory, server_key, at, timeout_s, limit)
+    # Post only while the lease still covers a whole request: never after a parallel re-claim.
+    deadline = started + lease_for(len(due), timeout_s).total_seconds()
     report = DispatchReport(due=len(due))
     if not due:
         return report
@@ -246,6 +306,9 @@ def dispatch_due(
     )
     try:
         for item in due:
+            if item.refused is None and time.monotonic() + request_bound_s(timeout_s) > deadline:
+                report.skipped += 1  # claimed but out of lease: due again once the lease ends
+                continue
             outcome = (None, item.refused) if item.refused else _post(http, item, utcnow())
             _settle(factory, item, outcome, at, max_attempts, base_delay_s, report)
     finally:
