@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,10 +14,11 @@ from prefect import flow, task, unmapped
 from prefect.futures import PrefectFuture, wait
 from prefect.runtime import flow_run
 from prefect.states import State
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
-from flows.context import open_workspace
+from flows.context import ledger_secret, open_workspace, revealed
 from flows.gate import waiting_state
 from flows.package import build_candidate
 from flows.runners import RunnerChoice, task_runner
@@ -43,12 +45,13 @@ from pdo.ledger.types import utcnow
 from pdo.registration import check_authorization
 from pdo.signoff import package_hash
 from pdo.sources.contract import SourceTable
-from pdo.sources.database import display_url
+from pdo.sources.database import display_url, url_secrets
 from pdo.sources.tables import SOURCE_TABLES, table
 from pdo.workspace import Workspace
 from products.registry import product
 
 T = TypeVar("T")
+_TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]*")  # a contracted table's name, as in SOURCE_TABLES
 
 
 @dataclass(frozen=True)
@@ -63,13 +66,17 @@ class DatabaseSource:
         """TABLE=URL#SOURCE_TABLE, e.g. tax_credit=postgresql+psycopg://pdo@db/tax#public.grades."""
         name, sep, rest = spec.partition("=")
         url, sep2, source = rest.rpartition("#")
-        if not (sep and sep2 and name and url and source):
-            raise ValueError(f"expected TABLE=URL#SOURCE_TABLE, got {display_url(rest) or spec!r}")
+        if not (sep and sep2 and _TABLE_NAME.fullmatch(name.strip()) and url and source):
+            # never the spec itself: a URL that lost its TABLE= prefix may hold a password
+            raise ValueError(
+                "expected TABLE=URL#SOURCE_TABLE, e.g. "
+                "tax_credit=postgresql+psycopg://pdo@db/tax#public.grades"
+            )
         return name.strip(), cls(url.strip(), source.strip())
 
     def check(self) -> None:
         """Refuse a password in the URL: the run records the URL (use ~/.pgpass or PGPASSWORD)."""
-        if make_url(self.url).password is not None:
+        if url_secrets(make_url(self.url)):
             raise ValueError(
                 f"{display_url(self.url)}: put the password in ~/.pgpass or PGPASSWORD, not in "
                 "the URL (the run records its sources)"
@@ -94,7 +101,7 @@ def run_to_gate(
     runner = runner or RunnerChoice()
     flow_ = pipeline_flow.with_options(task_runner=task_runner(runner))
     try:
-        state = flow_(run_id, home, database_url, partitions, return_state=True)
+        state = flow_(run_id, home, ledger_secret(database_url), partitions, return_state=True)
         if state.is_failed() or state.is_crashed() or state.is_cancelled():
             state.result()  # raises the flow's exception
     finally:
@@ -397,7 +404,10 @@ def _results(futures: Mapping[str, PrefectFuture[T]]) -> dict[str, T]:
 
 @flow(name="pdo-pipeline", log_prints=True)
 def pipeline_flow(
-    run_id: str, home: str, database_url: str | None = None, partitions: int | None = None
+    run_id: str,
+    home: str,
+    ledger_url: SecretStr | None = None,
+    partitions: int | None = None,
 ) -> str | State[Any]:
     """Run every stage up to the sign-off gate, then end Paused there (see flows/gate.py).
 
@@ -405,6 +415,7 @@ def pipeline_flow(
     partitions by entity-key hash; a stage starts when the one before it has finished for
     every table. A re-run of a run that is past ``running`` changes nothing.
     """
+    database_url = revealed(ledger_url)
     ws = open_workspace(home, database_url)
     with session_scope(ws.engine) as s:
         run = s.get(PipelineRun, run_id)

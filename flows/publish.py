@@ -6,10 +6,11 @@ import datetime as dt
 from typing import Any
 
 from prefect import flow, task
+from pydantic import SecretStr
 from sqlalchemy import insert
 from sqlmodel import col, select
 
-from flows.context import open_workspace
+from flows.context import open_workspace, revealed
 from flows.gate import mirror_decision
 from pdo import audit
 from pdo.delivery import generation
@@ -142,11 +143,12 @@ def deliver_task(
 def publish_flow(
     run_id: str,
     home: str,
-    database_url: str | None = None,
+    ledger_url: SecretStr | None = None,
     actor: str = "operator",
     product_name: str | None = None,
 ) -> list[str]:
     """Publish an approved run's reviewed products (all, or one); refused without approval."""
+    database_url = revealed(ledger_url)
     ws = open_workspace(home, database_url)
     with session_scope(ws.engine) as s:
         require_approval(s, ws.lake, run_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -11,6 +12,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+
+def _in_dask_worker() -> bool:
+    """Whether this code runs inside a Dask worker (which is never so without distributed)."""
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return False
+    try:
+        distributed.get_worker()
+    except ValueError:  # "No worker found"
+        return False
+    return True
 
 
 class Settings(BaseSettings):
@@ -78,7 +91,7 @@ class Settings(BaseSettings):
         the GIL, so the local runner's threads could not share it out) and 1 under Dask."""
         if self.scan_processes:
             return self.scan_processes
-        if self.runner == "dask":
+        if self.runner == "dask" or _in_dask_worker():  # `pdo run --runner dask` sets no env
             return 1
         return (
             len(os.sched_getaffinity(0))

@@ -175,6 +175,24 @@ def test_data_docs_are_built_once_per_run_and_show_no_personal_value(loop: dict)
     assert [v for v in _personal_values(loop["source"]) if v in text] == []
 
 
+def test_the_ledger_url_is_not_readable_from_prefect(loop: dict) -> None:
+    """A flow run's parameters are open to anyone with the Prefect UI: the ledger URL (and any
+    password in it) is stored masked."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    url = loop["settings"].database_url
+    if url is None:
+        pytest.skip("the SQLite ledger is found by PDO_HOME, not by a URL")
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(sort=FlowRunSort.ID_DESC, limit=200)
+    ours = [r for r in runs if r.parameters.get("run_id") == loop["run_id"]]
+    assert ours, "the pipeline's flow run is recorded by Prefect"
+    for run in ours:
+        assert run.parameters["ledger_url"] == "**********"
+        assert url not in json.dumps(run.parameters)
+
+
 def test_run_stops_at_the_gate(loop: dict) -> None:
     from uuid import UUID
 

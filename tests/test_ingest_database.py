@@ -21,9 +21,11 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 from sqlalchemy import (
+    JSON,
     Boolean,
     Date,
     DateTime,
+    Float,
     Integer,
     MetaData,
     Numeric,
@@ -330,6 +332,10 @@ def test_values_render_as_csv_text(db_url: str) -> None:
         "at": DateTime(),
         "flag": Boolean(),
         "label": String(16),
+        "ratio": Float(),
+        "doc": JSON(
+            none_as_null=True
+        ),  # PostgreSQL cannot order json: the reader orders by its text
     }
     contract = SourceTable(
         name="typed",
@@ -343,19 +349,22 @@ def test_values_render_as_csv_text(db_url: str) -> None:
     )
     rows: list[dict[str, Any]] = [
         {ID: 1, "n": 123, "amount": Decimal("12.50"), "day": dt.date(2026, 1, 31),
-         "at": dt.datetime(2026, 1, 31, 8, 30), "flag": True, "label": "甲"},
-        {ID: 2, "n": 124, "amount": None, "day": None, "at": None, "flag": None, "label": None},
+         "at": dt.datetime(2026, 1, 31, 8, 30), "flag": True, "label": "甲", "ratio": 12.0,
+         "doc": {"x": 1}},
+        {ID: 2, "n": 124, "amount": None, "day": None, "at": None, "flag": None, "label": None,
+         "ratio": None, "doc": None},
     ]  # fmt: skip
     name = _create(db_url, types, rows)
     (chunk,) = list(read_table_chunks(db_url, name, contract))
     sqlite = make_url(db_url).get_backend_name() == "sqlite"
     # SQLite has no decimal, date or boolean types: NUMERIC(14,2) is the REAL 12.5, booleans
-    # are 0/1 and SQLAlchemy stores DATETIME as text with microseconds; it delivers what it holds
+    # are 0/1 and SQLAlchemy stores DATETIME as text with microseconds; it delivers what it holds.
+    # A whole float is 12, as PostgreSQL's own CSV export writes it (12.0 fails an integer column)
     assert chunk.drop(ROW).rows() == [
         ("123", "12.5" if sqlite else "12.50", "2026-01-31",
          "2026-01-31 08:30:00.000000" if sqlite else "2026-01-31 08:30:00",
-         "1" if sqlite else "true", "甲"),
-        ("124", None, None, None, None, None),
+         "1" if sqlite else "true", "甲", "12", '{"x": 1}' if sqlite else '{"x":1}'),
+        ("124", None, None, None, None, None, None, None),
     ]  # fmt: skip
 
 
@@ -366,6 +375,12 @@ def test_render_value() -> None:
     assert render_value(dt.date(2026, 1, 31)) == "2026-01-31"
     assert render_value(dt.datetime(2026, 1, 31, 8, 0, 5)) == "2026-01-31 08:00:05"
     assert render_value(b"\x01\xff") == "\\x01ff"
+    assert [render_value(v) for v in (12.0, -0.5, 0.1, 1e20, 1e-05)] == [
+        "12", "-0.5", "0.1", "1e+20", "1e-05"
+    ]  # fmt: skip
+    assert [render_value(float(v)) for v in ("inf", "-inf", "nan")] == [
+        "Infinity", "-Infinity", "NaN"
+    ]  # fmt: skip
 
 
 def _all_text(exc: BaseException) -> str:

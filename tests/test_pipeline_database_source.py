@@ -128,14 +128,25 @@ def test_a_table_read_from_a_database_is_ingested_like_its_file(
         assert run is not None and run.database_sources["tax_credit"]["table"] == name
 
 
-def test_a_password_in_the_url_is_refused_and_not_shown(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("tax_credit=postgresql+psycopg://tax:s3cr3t-pw@db/tax#grades", "~/.pgpass"),
+        ("tax_credit=postgresql+psycopg://tax@db/tax?password=s3cr3t-pw#grades", "~/.pgpass"),
+        ("tax_credit=postgresql+psycopg://tax@db/tax?sslpassword=s3cr3t-pw#grades", "~/.pgpass"),
+        # the TABLE= prefix forgotten: the query's "=" must not make the URL a table name
+        ("postgresql+psycopg://tax:s3cr3t-pw@db/tax?sslmode=require#grades", "TABLE=URL"),
+    ],
+    ids=["user:password@", "?password=", "?sslpassword=", "no TABLE= prefix"],
+)
+def test_a_password_in_the_url_is_refused_and_not_shown(
+    tmp_path: Path, spec: str, message: str
+) -> None:
     home = tmp_path / "home"
     _prepare(home)
-    code, out = _pdo(
-        home, "run", "--from-db", "tax_credit=postgresql+psycopg://tax:s3cr3t-pw@db/tax#grades"
-    )
+    code, out = _pdo(home, "run", "--from-db", spec)
     assert code == 1
-    assert "~/.pgpass" in out and "s3cr3t-pw" not in out
+    assert message in out and "s3cr3t-pw" not in out
 
 
 @pytest.mark.parametrize(

@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
         from flows.pipeline import DatabaseSource, abandon_orphaned_runs, run_to_gate, start_run
         from flows.runners import RunnerChoice
         from pdo.cli.run_progress import RunProgress, stage_figures, stage_table
-        from products.registry import PRODUCTS
+        from pdo.ledger.models import Authorization
 
         ws = workspace()
         with session_scope(ws.engine) as s:
@@ -92,9 +92,12 @@ def register(app: typer.Typer) -> None:
             raise fail(str(exc)) from exc
         console.print(f"run id: [bold]{run.id}[/] on {choice.describe()}", highlight=False)
         tables = len(run.database_sources) + (len(_delivered(source)) if source else 0)
+        with session_scope(ws.engine) as s:  # the run packages what its authorization covers
+            granted = s.get(Authorization, run.authorization_id)
+            products = len(granted.products) if granted is not None else 0
         started = time.monotonic()
         try:
-            with RunProgress(ws.engine, run.id, tables, len(PRODUCTS), err_console):
+            with RunProgress(ws.engine, run.id, tables, products, err_console):
                 status = run_to_gate(
                     run.id, str(s_.resolved_home), s_.database_url, choice, partitions
                 )
@@ -126,6 +129,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Deliver the reviewed products of an approved run (refused without an approval)."""
         prepare_prefect()
+        from flows.context import ledger_secret
         from flows.publish import publish_flow
         from pdo.signoff import SignOffError, require_approval
 
@@ -136,7 +140,8 @@ def register(app: typer.Typer) -> None:
         except SignOffError as exc:
             raise fail(str(exc)) from exc
         s_ = settings()
-        versions = publish_flow(run_id, str(s_.resolved_home), s_.database_url, actor)
+        ledger = ledger_secret(s_.database_url)
+        versions = publish_flow(run_id, str(s_.resolved_home), ledger, actor)
         if as_json:
             emit_json({"run_id": run_id, "product_versions": versions})
         else:

@@ -88,10 +88,11 @@ def register(app: typer.Typer) -> None:
             if status == "approved":
                 console.print(f"continue with `pdo publish {run_id}`")
             return
+        from flows.context import ledger_secret
         from flows.publish import publish_flow
 
         try:
-            versions = publish_flow(run_id, home, url, "pipeline")
+            versions = publish_flow(run_id, home, ledger_secret(url), "pipeline")
         except Exception as exc:
             message = f"approved, but publishing failed ({exc}); retry: pdo publish {run_id}"
             raise fail(message) from exc

@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 import polars as pl
-from sqlalchemy import column, create_engine, inspect, select
+from sqlalchemy import JSON, Text, cast, column, create_engine, inspect, select
 from sqlalchemy import table as sql_table
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
@@ -40,19 +40,34 @@ class DatabaseSourceError(ValueError):
     """A database source cannot be read (unreachable, no such table, missing columns)."""
 
 
+# libpq reads these from the URL's query too (?password=...): as secret as user:password@.
+SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
+
+
+def url_secrets(url: URL) -> list[str]:
+    """Every secret the URL carries: its password, and any secret query parameter's values."""
+    found = [str(url.password)] if url.password else []
+    for key, value in url.query.items():
+        if key.lower() in SECRET_QUERY_KEYS:
+            found.extend([value] if isinstance(value, str) else list(value))
+    return [secret for secret in found if secret]
+
+
 def display_url(url: str | URL) -> str:
-    """The URL as it may be shown in messages and logs: password hidden."""
+    """The URL as it may be shown in messages and logs: password and secret parameters hidden."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        hidden = {k: "***" for k in parsed.query if k.lower() in SECRET_QUERY_KEYS}
+        shown = parsed.update_query_dict(hidden).render_as_string(hide_password=True)
+        return shown.replace("%2A%2A%2A", "***")
     except Exception:  # an unparsable URL may still hold a password: never echo it
         return "<unparsable database URL>"
 
 
 def _scrub(message: str, url: URL) -> str:
-    """Drivers do not echo passwords, but make sure: replace it wherever it appears."""
-    password = url.password
-    if password:
-        message = message.replace(str(password), "***")
+    """Drivers do not echo passwords, but make sure: replace each secret wherever it appears."""
+    for secret in url_secrets(url):
+        message = message.replace(secret, "***")
     return message
 
 
@@ -75,7 +90,7 @@ def render_value(value: Any) -> str | None:
     if isinstance(value, Decimal):
         return format(value, "f")  # keeps the column's scale ("12.50"), never "1E+3"
     if isinstance(value, float):
-        return repr(value)
+        return _float_text(value)
     if isinstance(value, dt.datetime):
         return value.isoformat(sep=" ")
     if isinstance(value, dt.date | dt.time):
@@ -87,6 +102,17 @@ def render_value(value: Any) -> str | None:
     if isinstance(value, uuid.UUID):
         return str(value)
     return str(value)
+
+
+_FLOAT_WORDS = {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}
+
+
+def _float_text(value: float) -> str:
+    """A float as PostgreSQL's export writes it: shortest exact digits, 12 not 12.0."""
+    text = repr(value)
+    if text in _FLOAT_WORDS:
+        return _FLOAT_WORDS[text]
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _text_column(values: Sequence[Any]) -> list[str | None]:
@@ -176,9 +202,14 @@ class DatabaseTableReader:
                 f"{self.shown_url}: cannot connect ({_scrub(_driver_message(exc), url)})"
             ) from None
         with conn:
-            self._check_columns(conn, url, schema, name, names)
+            types = self._check_columns(conn, url, schema, name, names)
             src = sql_table(name, *[column(c) for c in names], schema=schema)
-            stmt = select(*[src.c[c] for c in names]).order_by(*[src.c[c] for c in self.order_by()])
+            order = [
+                # PostgreSQL cannot order json values: their text gives the same total order
+                cast(src.c[c], Text) if isinstance(types[c], JSON) else src.c[c]
+                for c in self.order_by()
+            ]
+            stmt = select(*[src.c[c] for c in names]).order_by(*order)
             try:
                 result = conn.execution_options(
                     stream_results=True, yield_per=self.chunk_rows
@@ -200,9 +231,10 @@ class DatabaseTableReader:
 
     def _check_columns(
         self, conn: Connection, url: URL, schema: str | None, name: str, names: list[str]
-    ) -> None:
+    ) -> dict[str, Any]:
+        """The contract columns' reflected types; refused when the table or a column is missing."""
         try:
-            present = {c["name"] for c in inspect(conn).get_columns(name, schema=schema)}
+            present = {c["name"]: c["type"] for c in inspect(conn).get_columns(name, schema=schema)}
         except NoSuchTableError:
             raise DatabaseSourceError(f"{self.where}: no such table") from None
         except SQLAlchemyError as exc:
@@ -216,6 +248,7 @@ class DatabaseTableReader:
             raise DatabaseSourceError(
                 f"{self.where}: missing columns {missing} (contract {self.table.name})"
             )
+        return {c: present[c] for c in names}
 
 
 def _engine_kwargs(url: URL) -> dict[str, Any]:
