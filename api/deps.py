@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Request
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from api.errors import ApiError, Caller
@@ -22,6 +23,29 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+T = TypeVar("T")
+COMMIT_ATTEMPTS = 3
+
+
+def committed(session: Session, work: Callable[[], T]) -> T:
+    """Run `work` and commit it; on losing a unique key to a concurrent writer, again.
+
+    Deliveries are keyed (a batch's id, a delivery's usage event, the audit chain's next seq):
+    the loser of a race rolls back, runs again and then finds what the winner committed, so a
+    repeated call answers like the first instead of failing.
+    """
+    for attempt in range(COMMIT_ATTEMPTS):
+        try:
+            result = work()
+            session.commit()
+            return result
+        except IntegrityError:
+            session.rollback()
+            if attempt + 1 == COMMIT_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 def get_read_session(request: Request) -> Iterator[Session]:

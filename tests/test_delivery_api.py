@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import json
 import sqlite3
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from pdo.delivery.metering import details_of
 from pdo.delivery.plans import add_plan
 from pdo.ledger.db import session_scope
 from pdo.ledger.models import (
+    Alert,
     ApiKey,
     AuditEvent,
     Consent,
@@ -708,3 +710,48 @@ def test_on_postgresql_concurrent_calls_and_the_quota_hold(tmp_path: Path) -> No
             assert codes == [200, 200, 429]
         finally:
             ledger.engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_alert_acked_through_two_servers_at_once_is_answered_twice_and_billed_once(
+    tmp_path: Path, backend: str
+) -> None:
+    """A bank's retry or second client is safe: the race's loser finds the winner's usage event."""
+    with delivery_ledger(tmp_path, backend) as ledger:
+        bank = ledger.subscriber_ids[A]
+        with session_scope(ledger.engine) as s:
+            book = Watchlist(name="book", product_name="credit_risk", subscriber_id=bank)
+            s.add(book)
+            s.flush()
+            member = WatchlistMember(
+                watchlist_id=book.id, uscc=ledger.entity(COMPANIES[0]), shown_as=COMPANIES[0]
+            )
+            s.add(member)
+            s.flush()
+            alerts = [
+                Alert(watchlist_id=book.id, subscriber_id=bank, member_id=member.id,
+                      kind="grade_drop", product_version_id=VERSION, dedupe_key=f"race-{i}")
+                for i in range(20)
+            ]  # fmt: skip
+            s.add_all(alerts)
+            s.flush()
+            ids = [a.id for a in alerts]
+        key = {"X-API-Key": ledger.keys[A]}
+        with serve_api(ledger.settings) as one, serve_api(ledger.settings) as two:
+
+            def ack_twice(alert_id: str) -> list[httpx.Response]:
+                start = threading.Barrier(2)
+
+                def ack(base: str) -> httpx.Response:
+                    start.wait()
+                    return httpx.post(f"{base}/v1/alerts/{alert_id}/ack", headers=key, timeout=30)
+
+                with ThreadPoolExecutor(max_workers=2) as pool:
+                    return list(pool.map(ack, (one, two)))
+
+            answers = [ack_twice(alert_id) for alert_id in ids]
+        assert [[a.status_code for a in pair] for pair in answers] == [[200, 200]] * len(ids)
+        assert all(len({a.json()["usage_id"] for a in pair}) == 1 for pair in answers)
+        assert count(ledger, UsageEvent) == len(ids)
+        with Session(ledger.engine) as s:
+            assert audit.verify(s).ok

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import ApiKeyDep, SessionDep
+from api.deps import ApiKeyDep, SessionDep, committed
 from api.errors import KEYED, ApiError, refusals
 from pdo.delivery import alerts as al
 from pdo.delivery.watchlists import Refusal
-from pdo.ledger.models import Alert
+from pdo.ledger.models import Alert, UsageEvent
 
 router = APIRouter(prefix="/v1", tags=["alerts"], responses=KEYED)
 
@@ -92,9 +92,12 @@ def list_alerts(
 )
 def ack_alert(alert_id: str, key: ApiKeyDep, session: SessionDep) -> AlertAcked:
     """Acknowledge a pulled alert: it is delivered and metered once, however often it is acked."""
-    try:
-        alert, usage = al.ack_alert(session, key.subscriber_id, alert_id)
-    except Refusal as refusal:
-        raise ApiError(refusal.status, refusal.code, refusal.message) from refusal
-    session.commit()
+
+    def ack() -> tuple[Alert, UsageEvent]:
+        try:
+            return al.ack_alert(session, key.subscriber_id, alert_id)
+        except Refusal as refusal:
+            raise ApiError(refusal.status, refusal.code, refusal.message) from refusal
+
+    alert, usage = committed(session, ack)
     return AlertAcked(alert=_public(alert), usage_id=usage.id, price_fen=usage.price_fen)

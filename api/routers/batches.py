@@ -9,10 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from api.deps import ApiKeyDep, SessionDep
+from api.deps import ApiKeyDep, SessionDep, committed
 from api.errors import KEYED, ApiError, refusals
 from pdo.delivery.batches import (
     BatchFormat,
@@ -25,7 +24,6 @@ from pdo.ledger.models import ApiKey, BatchFile, Watchlist
 from pdo.ledger.types import utcnow
 
 router = APIRouter(prefix="/v1", tags=["batches"], responses=KEYED)
-COMMIT_ATTEMPTS = 3
 UNKNOWN_BATCH = "unknown_batch: no such batch of yours (another bank's is not found either)"
 
 
@@ -100,14 +98,11 @@ def _refusal(session: Session, key: ApiKey, watchlist_id: str, refused: BatchRef
 def _build_and_commit(
     session: Session, key: ApiKey, watchlist_id: str, fmt: BatchFormat, lake_dir: Path
 ) -> BatchFile:
-    """Build (or find) the batch and commit it with its usage and audit events.
+    """Build (or find) the batch and commit it with its usage and audit events (see committed)."""
 
-    A concurrent writer may win a unique key first (the same batch's id or delivery key, or the
-    audit chain's next seq): the loser rolls back and tries again, and then finds that batch.
-    """
-    for attempt in range(COMMIT_ATTEMPTS):
+    def build() -> BatchFile:
         try:
-            batch = build_batch(
+            return build_batch(
                 session,
                 lake_dir,
                 subscriber_id=key.subscriber_id,
@@ -115,15 +110,10 @@ def _build_and_commit(
                 fmt=fmt,
                 actor=f"apikey:{key.id}",
             )
-            session.commit()
-            return batch
         except BatchRefused as refused:
             raise _refusal(session, key, watchlist_id, refused) from None
-        except IntegrityError:
-            session.rollback()
-            if attempt + 1 == COMMIT_ATTEMPTS:
-                raise
-    raise AssertionError("unreachable")
+
+    return committed(session, build)
 
 
 @router.post(

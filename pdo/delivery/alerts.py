@@ -210,6 +210,7 @@ def mark_delivered(
         purpose=watchlist.purpose,
         units=1,
         delivery_key=f"alert:{alert.id}",
+        served_at=at,
     )
     if alert.status != "delivered":
         alert.status, alert.delivered_at, alert.next_attempt_at = "delivered", at, None

@@ -122,6 +122,7 @@ def build_batch(
         purpose=watchlist.purpose,
         units=units,
         delivery_key=f"batch:{batch_id}",
+        served_at=now,
     )
     batch = BatchFile(
         id=batch_id,

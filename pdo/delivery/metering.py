@@ -81,8 +81,13 @@ def meter_delivery(
     units: int,
     delivery_key: str,
     uscc: str | None = None,
+    served_at: dt.datetime | None = None,
 ) -> UsageEvent:
-    """The usage event of one alert or batch file; a second call with the same key returns it."""
+    """The usage event of one alert or batch file; a second call with the same key returns it.
+
+    `served_at` is the instant the delivery was checked and recorded at, so the bill's month is
+    the delivery's month (a dispatch pass may straddle midnight).
+    """
     existing = session.exec(
         select(UsageEvent).where(UsageEvent.delivery_key == delivery_key)
     ).first()
@@ -98,7 +103,7 @@ def meter_delivery(
         units=units,
         price_fen=subscription.price_fen * units,
         delivery_key=delivery_key,
-        served_at=utcnow(),
+        served_at=served_at or utcnow(),
     )
     session.add(usage)
     session.flush()
