@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -437,6 +438,19 @@ def test_a_refusal_never_echoes_an_identifier_the_bank_sent(
     assert personal not in answer.text, f"{field} echoed: {answer.text}"
 
 
+@contextmanager
+def another_writer(ledger: DeliveryLedger) -> Iterator[None]:
+    """Another process's write transaction on the SQLite ledger, held while the block runs."""
+    writer = sqlite3.connect(ledger.settings.db_url.removeprefix("sqlite:///"), timeout=30)
+    writer.isolation_level = None
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
 def test_a_failed_serving_batch_answers_503_in_the_error_shape_and_bills_nothing(
     ledger: DeliveryLedger, api: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -446,14 +460,8 @@ def test_a_failed_serving_batch_answers_503_in_the_error_shape_and_bills_nothing
     monkeypatch.setattr(worker, "LOCK_WAIT_S", 0.3)
     ledger.consent(A, COMPANIES[0], "C-1")
     assert ask(api, ledger.keys[A]).status_code == 200
-    writer = sqlite3.connect(ledger.settings.db_url.removeprefix("sqlite:///"), timeout=30)
-    writer.isolation_level = None
-    writer.execute("BEGIN IMMEDIATE")
-    try:
+    with another_writer(ledger):
         failed = ask(api, ledger.keys[A])
-    finally:
-        writer.execute("ROLLBACK")
-        writer.close()
     assert failed.status_code == 503
     assert failed.json()["error"]["code"] == "ledger_unavailable"
     assert int(failed.headers["Retry-After"]) >= 1
@@ -521,16 +529,10 @@ def test_the_health_check_answers_while_another_writer_holds_the_ledger(
     ledger: DeliveryLedger, api: str
 ) -> None:
     """A settlement or a pipeline holding SQLite's write lock must not fail the health check."""
-    writer = sqlite3.connect(ledger.settings.db_url.removeprefix("sqlite:///"), timeout=30)
-    writer.isolation_level = None
-    writer.execute("BEGIN IMMEDIATE")
-    try:
+    with another_writer(ledger):
         started = time.monotonic()
         answer = httpx.get(f"{api}/healthz", timeout=10)
         waited = time.monotonic() - started
-    finally:
-        writer.execute("ROLLBACK")
-        writer.close()
     assert answer.status_code == 200 and answer.json() == {"status": "ok"}
     assert waited < 2  # it did not wait out the 30 s busy timeout behind the writer
 
