@@ -32,6 +32,7 @@ from pdo.ledger.models import (
     Authorization,
     ProductVersion,
     ServedScore,
+    UsageEvent,
     WatchlistMember,
 )
 from pdo.privacy.checksums import uscc_check_char
@@ -360,3 +361,40 @@ def test_pulled_alerts_stop_while_the_grant_is_revoked(home: Home, api: str) -> 
         revoke_authorization(s, grant.id, "authority", "超范围使用")
     after = call("GET", f"{api}/v1/alerts", home.bank_key)
     assert after.status_code == 200 and after.json() == []
+
+
+def test_an_objection_withdraws_undelivered_alerts_that_disclose_the_result(
+    home: Home, api: str
+) -> None:
+    """credit_risk@2's alerts wait to be pulled; then FALLING's result is disputed: its
+    new_version and grade_drop alerts are withdrawn (not listed, not ackable, not billed)."""
+    wid = create(api, home.bank_key).json()["id"]
+    watch_all(api, home.bank_key, wid)
+    publish_v2(home)
+    before = call("GET", f"{api}/v1/alerts", home.bank_key).json()
+    disclosing = [a["id"] for a in before if a["enterprise"] == FALLING]
+    assert len(disclosing) == 2  # new_version and grade_drop (B → D)
+    with session_scope(home.engine) as s:
+        raise_objection(
+            s,
+            uscc=FALLING,
+            pseudonymizer=home.pseudo,
+            product_name="credit_risk",
+            item="court_cases:case_no=(2019)浙0105执13号",
+            reason="企业称该案已结",
+            actor="olga",
+        )
+    after = call("GET", f"{api}/v1/alerts", home.bank_key).json()
+    assert [a["kind"] for a in after if a["enterprise"] == FALLING] == ["dispute_opened"]
+    assert {a["id"] for a in after} >= set(a["id"] for a in before) - set(disclosing)
+    refused = call("POST", f"{api}/v1/alerts/{disclosing[0]}/ack", home.bank_key)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "alert_withdrawn")
+    steady = next(a["id"] for a in after if a["enterprise"] == STEADY)
+    assert call("POST", f"{api}/v1/alerts/{steady}/ack", home.bank_key).status_code == 200
+    with Session(home.engine) as s:
+        statuses = {a.id: a.status for a in s.exec(select(Alert))}
+        billed = s.exec(
+            select(func.count()).select_from(UsageEvent).where(UsageEvent.kind == "alert")
+        ).one()
+    assert [statuses[i] for i in disclosing] == ["withdrawn", "withdrawn"]
+    assert billed == 1  # STEADY's ack only

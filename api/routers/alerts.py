@@ -86,6 +86,7 @@ def list_alerts(
         {
             403: "no_subscription",
             404: "alert_not_found: no such alert of yours (another bank's is not found either)",
+            409: "alert_withdrawn: its result came under an objection before delivery; unbilled",
             503: "no_published_version: the product has no version to bill the alert to",
         }
     ),

@@ -237,7 +237,7 @@ def list_alerts(
     after: str | None = None,
     limit: int = 100,
 ) -> list[Alert]:
-    """The bank's alerts (pending, delivered or dead), oldest first.
+    """The bank's alerts (pending, delivered or dead; not withdrawn ones), oldest first.
 
     Only on watchlists whose product and purpose a subscription in force covers now and the
     operator's grant allows now: a lapsed subscription, one that dropped the purpose, or a
@@ -261,6 +261,7 @@ def list_alerts(
         .join(Watchlist, col(Watchlist.id) == col(Alert.watchlist_id))
         .where(
             Alert.subscriber_id == subscriber_id,
+            Alert.status != "withdrawn",
             or_(
                 false(),
                 *(
@@ -286,6 +287,35 @@ def list_alerts(
     return list(session.exec(stmt.order_by(col(Alert.created_at), col(Alert.id)).limit(limit)))
 
 
+# Alerts that disclose an enterprise's result (score, grade, its change, a knock-out, a listing).
+RESULT_KINDS = ("new_version", "grade_drop", "dishonest_debtor", "abnormal_listing")
+
+
+def withdraw_undelivered_results(
+    session: Session, product_name: str, entity: str, objection_id: str
+) -> int:
+    """An objection withholds the result everywhere: undelivered alerts that disclose it are
+    withdrawn (never pushed, pulled or billed); the dispute_opened alert tells the watchers."""
+    rows = session.exec(
+        select(Alert)
+        .join(WatchlistMember, col(WatchlistMember.id) == col(Alert.member_id))
+        .join(Watchlist, col(Watchlist.id) == col(Alert.watchlist_id))
+        .where(
+            WatchlistMember.uscc == entity,
+            Watchlist.product_name == product_name,
+            col(Alert.status).in_(("pending", "dead")),
+            col(Alert.kind).in_(RESULT_KINDS),
+        )
+    ).all()
+    for alert in rows:
+        alert.status, alert.next_attempt_at = "withdrawn", None
+        alert.last_error = f"withdrawn: objection {objection_id} disputes the result"
+        session.add(alert)
+    if rows:
+        audit.record(session, "system", "alerts.withdraw", objection_id, alerts=len(rows))
+    return len(rows)
+
+
 def own_alert(session: Session, subscriber_id: str, alert_id: str) -> tuple[Alert, Watchlist]:
     """The bank's alert and its watchlist; another bank's alert is not found (404)."""
     alert = session.get(Alert, alert_id)
@@ -300,6 +330,10 @@ def ack_alert(
 ) -> tuple[Alert, UsageEvent]:
     """A pulled alert acknowledged: delivered and metered once (never billed again if pushed)."""
     alert, watchlist = own_alert(session, subscriber_id, alert_id)
+    if alert.status == "withdrawn":
+        raise Refusal(
+            409, "alert_withdrawn", "this alert's result is disputed and was withdrawn unbilled"
+        )
     usage = mark_delivered(session, alert, watchlist, now)
     return alert, usage
 

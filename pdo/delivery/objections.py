@@ -35,7 +35,7 @@ from sqlmodel import Session, col, select
 
 from pdo import audit
 from pdo.delivery import generation
-from pdo.delivery.alerts import raise_alerts_for
+from pdo.delivery.alerts import raise_alerts_for, withdraw_undelivered_results
 from pdo.delivery.identity import shown_as
 from pdo.lake import Lake
 from pdo.ledger.models import (
@@ -244,6 +244,7 @@ def raise_objection(
     )
     session.add(objection)
     session.flush()
+    withdraw_undelivered_results(session, product_name, key, objection.id)
     raise_alerts_for(
         session,
         product_name=product_name,

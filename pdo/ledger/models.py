@@ -466,7 +466,7 @@ class Alert(SQLModel, table=True):
     product_version_id: str | None = None
     payload: dict[str, Any] = _json({})
     dedupe_key: str = Field(unique=True)  # the same event never alerts twice
-    status: str = Field(default="pending", index=True)  # pending | delivered | dead
+    status: str = Field(default="pending", index=True)  # pending | delivered | dead | withdrawn
     attempts: int = 0
     next_attempt_at: dt.datetime | None = _ts_opt()
     last_error: str | None = None
