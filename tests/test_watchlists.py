@@ -326,20 +326,25 @@ def test_operator_lists_watchlists(home: Home, api: str) -> None:
     assert wid in plain.output and "4 members" in plain.output
 
 
-def test_a_disputed_result_stays_withheld_in_the_new_versions_alerts(home: Home, api: str) -> None:
-    """An open objection on FALLING: credit_risk@2 says a version exists, not its result."""
-    wid = create(api, home.bank_key).json()["id"]
-    watch_all(api, home.bank_key, wid)
+def dispute(home: Home, code: str) -> None:
+    """The operator records the enterprise's objection to a court case behind its result."""
     with session_scope(home.engine) as s:
         raise_objection(
             s,
-            uscc=FALLING,
+            uscc=code,
             pseudonymizer=home.pseudo,
             product_name="credit_risk",
             item="court_cases:case_no=(2019)浙0105执13号",
             reason="企业称该案已结",
             actor="olga",
         )
+
+
+def test_a_disputed_result_stays_withheld_in_the_new_versions_alerts(home: Home, api: str) -> None:
+    """An open objection on FALLING: credit_risk@2 says a version exists, not its result."""
+    wid = create(api, home.bank_key).json()["id"]
+    watch_all(api, home.bank_key, wid)
+    dispute(home, FALLING)
     publish_v2(home)
     falling = [a for a in alerts_in(home.engine) if a.payload["enterprise"] == FALLING]
     assert sorted(a.kind for a in falling) == ["dispute_opened", "new_version"]  # no grade_drop
@@ -374,16 +379,7 @@ def test_an_objection_withdraws_undelivered_alerts_that_disclose_the_result(
     before = call("GET", f"{api}/v1/alerts", home.bank_key).json()
     disclosing = [a["id"] for a in before if a["enterprise"] == FALLING]
     assert len(disclosing) == 2  # new_version and grade_drop (B → D)
-    with session_scope(home.engine) as s:
-        raise_objection(
-            s,
-            uscc=FALLING,
-            pseudonymizer=home.pseudo,
-            product_name="credit_risk",
-            item="court_cases:case_no=(2019)浙0105执13号",
-            reason="企业称该案已结",
-            actor="olga",
-        )
+    dispute(home, FALLING)
     after = call("GET", f"{api}/v1/alerts", home.bank_key).json()
     assert [a["kind"] for a in after if a["enterprise"] == FALLING] == ["dispute_opened"]
     assert {a["id"] for a in after} >= set(a["id"] for a in before) - set(disclosing)
