@@ -76,7 +76,11 @@ class DatabaseSource:
 
     def check(self) -> None:
         """Refuse a password in the URL: the run records the URL (use ~/.pgpass or PGPASSWORD)."""
-        if url_secrets(make_url(self.url)):
+        try:
+            url = make_url(self.url)
+        except Exception:  # SQLAlchemy's ArgumentError; never echo the text, it may hold a password
+            raise ValueError(f"{self.table}: not a valid SQLAlchemy database URL") from None
+        if url_secrets(url):
             raise ValueError(
                 f"{display_url(self.url)}: put the password in ~/.pgpass or PGPASSWORD, not in "
                 "the URL (the run records its sources)"

@@ -261,7 +261,10 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json(out)
         else:
-            console.print(f"subscriber {name} added; API key (shown once): [bold]{key}[/]")
+            console.print(
+                f"subscriber {escape(name)} added; API key (shown once): [bold]{key}[/]",
+                markup=True,
+            )
 
     @aud.command("checkpoint")
     def audit_checkpoint(
@@ -390,7 +393,10 @@ def register(app: typer.Typer) -> None:
         else:
             where = f"event {report.broken_at}" if report.broken_at is not None else "checkpoint"
             action = f" ({report.action})" if report.action else ""
-            console.print(f"[red]audit chain broken at {where}{action}: {escape(report.reason)}[/]")
+            console.print(
+                f"[red]audit chain broken at {where}{action}: {escape(report.reason)}[/]",
+                markup=True,
+            )
             for finding in report.findings[1:10]:
                 console.print(f"  also: {finding.describe()}", markup=False, highlight=False)
             if report.problems > 10:
@@ -401,7 +407,8 @@ def register(app: typer.Typer) -> None:
             else:
                 console.print(
                     f"[red]usage events: {usage.problem_count} of {usage.events} do not match "
-                    "the audit chain (billing must not rely on them):[/]"
+                    "the audit chain (billing must not rely on them):[/]",
+                    markup=True,
                 )
                 for usage_id, what in usage.problems[:10]:
                     console.print(f"  {usage_id}: {what}", markup=False, highlight=False)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import unicodedata
 from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from pdo.cli.root import console, emit_json, fail, settings, workspace
 from pdo.delivery.consents import consents_of, register_consent, revoke_consent
@@ -16,6 +18,7 @@ from pdo.delivery.periods import BUSINESS_TZ
 from pdo.delivery.plans import add_plan, list_plans
 from pdo.ledger.db import session_scope
 from pdo.ledger.models import Consent
+from pdo.privacy.checksums import is_valid_uscc
 from pdo.privacy.entity_key import entity_key
 from pdo.privacy.pseudonym import Pseudonymizer
 from pdo.subscribers import find_subscriber, issue_key, revoke_key, subscribe
@@ -132,7 +135,9 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json({"subscriber": subscriber, "api_key": plaintext})
         else:
-            console.print(f"API key for {subscriber} (shown once): [bold]{plaintext}[/]")
+            console.print(
+                f"API key for {escape(subscriber)} (shown once): [bold]{plaintext}[/]", markup=True
+            )
 
     @key.command("revoke")
     def key_revoke(key_id: str, actor: str = typer.Option("operator", "--as")) -> None:
@@ -158,6 +163,11 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Register an enterprise's consent for a bank; lookups must then name its reference."""
+        code = unicodedata.normalize("NFKC", uscc).strip().upper()
+        if not is_valid_uscc(code):
+            raise fail(f"{shown_as(code)} is not a valid unified social credit code")
+        if evidence is not None and not evidence.is_file():
+            raise fail(f"no evidence file at {evidence}")
         start = _day(valid_from) if valid_from else dt.datetime.now(BUSINESS_TZ)
         evidence_hash = hashlib.sha256(evidence.read_bytes()).hexdigest() if evidence else None
         ws = workspace()
@@ -167,7 +177,7 @@ def register(app: typer.Typer) -> None:
                 made = register_consent(
                     s,
                     subscriber=find_subscriber(s, subscriber),
-                    entity=entity_key(uscc, pseudo),
+                    entity=entity_key(code, pseudo),
                     reference=reference,
                     purposes=[p for p in purposes.split(",") if p],
                     valid_from=start,
@@ -178,7 +188,7 @@ def register(app: typer.Typer) -> None:
                 out = {
                     "id": made.id,
                     "reference": made.reference,
-                    "enterprise": shown_as(uscc),
+                    "enterprise": shown_as(code),
                     "purposes": made.purposes,
                     "valid_until": made.valid_until,
                 }

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from pdo.cli.root import console, prepare_prefect
 from pdo.delivery.identity import shown_as
@@ -32,7 +33,7 @@ DEMO_BANK = "示例银行股份有限公司"
 
 
 def _step(n: int, text: str) -> None:
-    console.rule(f"[bold cyan]{n}. {text}")
+    console.rule(Text.from_markup(f"[bold cyan]{n}. {text}"))
 
 
 def _free_port(preferred: int) -> int:
@@ -196,7 +197,7 @@ def register(app: typer.Typer) -> None:
             _, key = add_subscriber(
                 s, DEMO_BANK, "demo_operator", ["credit_risk", "operating_status"]
             )
-        console.print(f"API key (shown once): [bold]{key}[/]")
+        console.print(f"API key (shown once): [bold]{key}[/]", markup=True)
 
         api_port = _free_port(settings.api_port)
         console_port = _free_port(settings.console_port)

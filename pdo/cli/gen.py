@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from pdo.cli.root import console, emit_json, fail
 
@@ -34,7 +36,8 @@ def _summary(report: GenerationReport) -> None:
             f"{t.file_format} ({t.encoding})" if t.file_format == "csv" else t.file_format,
             f"{report.row_counts.get(t.file_name, 0):,}",
         )
-    files.add_row("[bold]total", "", "", f"[bold]{sum(report.row_counts.values()):,}")
+    total = f"{sum(report.row_counts.values()):,}"
+    files.add_row(Text("total", style="bold"), "", "", Text(total, style="bold"))
     console.print(files)
     dirt = Table(title="planted dirt (see dirt.json)")
     dirt.add_column("kind")
@@ -71,5 +74,5 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json(report.as_json())
             return
-        console.print(f"wrote [bold]{report.out_dir}[/]")
+        console.print(f"wrote [bold]{escape(str(report.out_dir))}[/]", markup=True)
         _summary(report)

@@ -90,7 +90,9 @@ def register(app: typer.Typer) -> None:
             run = start_run(ws, source, actor, auth_id, databases)
         except (AuthorizationError, FileNotFoundError, ValueError, KeyError) as exc:
             raise fail(str(exc)) from exc
-        console.print(f"run id: [bold]{run.id}[/] on {choice.describe()}", highlight=False)
+        (err_console if as_json else console).print(  # --json keeps stdout one JSON document
+            f"run id: [bold]{run.id}[/] on {choice.describe()}", highlight=False, markup=True
+        )
         tables = len(run.database_sources) + (len(_delivered(source)) if source else 0)
         with session_scope(ws.engine) as s:  # the run packages what its authorization covers
             granted = s.get(Authorization, run.authorization_id)
@@ -145,4 +147,4 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json({"run_id": run_id, "product_versions": versions})
         else:
-            console.print(f"published [bold]{', '.join(versions)}[/]")
+            console.print(f"published [bold]{', '.join(versions)}[/]", markup=True)

@@ -9,12 +9,15 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pdo.settings import Settings
 from pdo.workspace import Workspace
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+# No markup by default: names, reasons and errors hold what users typed, and a `[/]` in one
+# crashed rich after the command had already saved its change. Styled lines opt in and escape.
+console = Console(soft_wrap=True, markup=False)
+err_console = Console(stderr=True, soft_wrap=True, markup=False)
 
 
 def settings() -> Settings:
@@ -38,7 +41,7 @@ def prepare_prefect() -> None:
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print a clear error on stderr and return the exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}")
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True)
     return typer.Exit(code)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pdo.cli.root import console, emit_json, err_console, fail
@@ -67,7 +68,8 @@ def fit_report(
 
 def _print(report: dict[str, Any]) -> None:
     cv = report["cv"]
-    console.print(f"[bold]{report['data']}[/] — {report['rows']:,} rows, target {report['target']}")
+    data, rows, target = escape(str(report["data"])), report["rows"], report["target"]
+    console.print(f"[bold]{data}[/] — {rows:,} rows, target {target}", markup=True)
     if cv:
         console.print(
             f"{cv['folds']}-fold CV (seed {cv['seed']}): AUC {cv['auc_mean']} ± {cv['auc_std']}, "

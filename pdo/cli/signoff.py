@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pdo.cli.root import console, emit_json, fail, prepare_prefect, settings, workspace
@@ -96,7 +97,9 @@ def register(app: typer.Typer) -> None:
         except Exception as exc:
             message = f"approved, but publishing failed ({exc}); retry: pdo publish {run_id}"
             raise fail(message) from exc
-        console.print(f"run {run_id} continued: published [bold]{', '.join(versions)}[/]")
+        console.print(
+            f"run {run_id} continued: published [bold]{', '.join(versions)}[/]", markup=True
+        )
 
     @group.command("approve")
     def approve_command(
@@ -170,8 +173,9 @@ def register(app: typer.Typer) -> None:
             emit_json(report)
             return
         console.print(
-            f"run {run_id}: [bold]{report['status']}[/] (started by {report['started_by']}; "
-            f"approvals {report['approvals']})"
+            f"run {run_id}: [bold]{report['status']}[/] (started by "
+            f"{escape(str(report['started_by']))}; approvals {report['approvals']})",
+            markup=True,
         )
         if run.error:
             console.print(f"error: {run.error}")

@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
     @alerts.command("dispatch")
     def alerts_dispatch(
         once: bool = typer.Option(False, "--once", help="one pass, then exit"),
-        interval: float = typer.Option(10.0, "--interval", help="seconds between passes"),
+        interval: float = typer.Option(10.0, "--interval", min=0.0, help="seconds between passes"),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Push due alerts to banks' webhooks (signed, retried with backoff); Ctrl-C to stop."""

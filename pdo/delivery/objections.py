@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 Outcome = Literal["upheld", "rejected"]
 OUTCOMES: tuple[str, ...] = ("upheld", "rejected")
 ITEM_FORMAT = "<table>:<column>=<value>[;<column>=<value>...] or <table>:<record id>"
-USCC_IN_TEXT = re.compile(USCC_PATTERN.regex)
+USCC_IN_TEXT = re.compile(USCC_PATTERN.regex, re.IGNORECASE)  # 92…x is a code too
 
 
 class ObjectionError(ValueError):

@@ -1,0 +1,98 @@
+"""The operator CLI on bad input: one clear line and a non-zero exit, never a traceback.
+
+A seeded ledger (tests/console_seed.py: a grant and a published credit_risk@1), the real CLI
+through CliRunner.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+from typer.testing import CliRunner
+
+from pdo.cli import app
+from pdo.delivery.objections import mask_codes
+from pdo.privacy.checksums import uscc_check_char
+from tests.console_seed import seed_console
+
+COMPANY = "91110105MA01ABCD2" + uscc_check_char("91110105MA01ABCD2")
+SOLE_TRADER = "92330112459651923" + uscc_check_char("92330112459651923")
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    seed_console(tmp_path)
+    return tmp_path
+
+
+def pdo(home: Path, *args: str) -> Result:
+    return CliRunner().invoke(app, list(args), env={"PDO_HOME": str(home)})
+
+
+def clean_exit(result: Result) -> bool:
+    """Ended by the CLI itself (typer.Exit or a usage error), not by an uncaught exception."""
+    return result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_name_with_markup_is_printed_as_typed_and_its_key_shown_once(home: Path) -> None:
+    """rich read `[/]` in a bank's name as a closing tag and crashed after the bank was saved,
+    before its key was printed: the key was lost."""
+    added = pdo(home, "subscriber", "add", "bank[/]")
+    assert added.exit_code == 0 and clean_exit(added), added.output
+    assert "subscriber bank[/] added" in added.output and "pdo_" in added.output
+    again = pdo(home, "subscriber", "add", "bank[/]")
+    assert again.exit_code == 1 and clean_exit(again)
+    assert "error: subscriber 'bank[/]' already exists" in again.output
+
+
+BAD_INPUT = [
+    (
+        "consent for a code with a wrong check digit",
+        ["consent", "add", COMPANY[:-1] + ("0" if COMPANY[-1] != "0" else "1"),
+         "--subscriber", "bank", "--reference", "R-1", "--until", "2027-01-01"],
+        "is not a valid unified social credit code",
+    ),
+    (
+        "consent for an empty code",
+        ["consent", "add", "", "--subscriber", "bank", "--reference", "R-1",
+         "--until", "2027-01-01"],
+        "is not a valid unified social credit code",
+    ),
+    (
+        "consent with a missing evidence file",
+        ["consent", "add", COMPANY, "--subscriber", "bank", "--reference", "R-1",
+         "--until", "2027-01-01", "--evidence", "/nonexistent/letter.pdf"],
+        "no evidence file at /nonexistent/letter.pdf",
+    ),
+    (
+        "a database source that is not a URL",
+        ["run", "--from-db", "enterprise_registry=notaurl#t"],
+        "not a valid SQLAlchemy database URL",
+    ),
+    (
+        "a negative dispatch interval",
+        ["alerts", "dispatch", "--interval", "-1"],
+        "greater than or equal to 0",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "says"), [c[1:] for c in BAD_INPUT], ids=[c[0] for c in BAD_INPUT]
+)
+def test_bad_input_gets_one_clear_line_and_a_failing_exit(
+    home: Path, args: list[str], says: str
+) -> None:
+    assert pdo(home, "subscriber", "add", "bank").exit_code == 0
+    result = pdo(home, *args)
+    assert result.exit_code != 0 and clean_exit(result), result.output
+    assert says in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("written", [SOLE_TRADER, SOLE_TRADER.lower()], ids=["upper", "lower"])
+def test_a_sole_traders_code_in_an_objections_text_is_masked_in_any_case(written: str) -> None:
+    masked = mask_codes(f"企业称 {written} 的处罚已撤销")
+    assert written not in masked and SOLE_TRADER not in masked
+    assert COMPANY in mask_codes(f"企业 {COMPANY} 称")  # a company's code is public: kept
