@@ -99,6 +99,14 @@ def grant_rights(tables: list[str], operator: str) -> dict[str, Any]:
     return {HOLDING_RIGHT: holders, PROCESSING_RIGHT: operator, OPERATION_RIGHT: operator}
 
 
+MAX_GRANT_DAYS = 36_500  # a hundred years: any longer is a typo (and past datetime's range)
+
+
+def _check_days(days: int) -> None:
+    if not 1 <= days <= MAX_GRANT_DAYS:
+        raise ValueError(f"授权天数须在 1–{MAX_GRANT_DAYS} / --days must be 1 to {MAX_GRANT_DAYS}")
+
+
 def grant_authorization(
     session: Session,
     *,
@@ -114,6 +122,10 @@ def grant_authorization(
     revenue_parties: list[str] | None = None,
 ) -> Authorization:
     """Record an authority's grant to the operator over named tables, purposes and products."""
+    _check_days(days)
+    purposes = [p.strip() for p in purposes if p.strip()]
+    if not reference.strip() or not purposes:
+        raise ValueError("授权须有文书编号和用途 / a grant needs its reference and its purposes")
     known = {t.name for t in SOURCE_TABLES}
     unknown = sorted(set(tables) - known)
     if unknown:
@@ -308,8 +320,7 @@ def renew_authorization(
     """
     auth = find_authorization(session, authorization_id)
     _require_governor(session, actor, "续期", "renew")
-    if days < 1:
-        raise ValueError("续期天数至少为 1 / --days must be at least 1")
+    _check_days(days)
     previous = auth.valid_until
     lifted = None
     if auth.status == "revoked":

@@ -364,14 +364,28 @@ def test_every_lifecycle_step_is_audited_in_an_intact_chain(ledger: Ledger) -> N
 
 def test_cli_lifecycle_commands_with_clear_errors(ledger: Ledger) -> None:
     ref = ledger.reference
-    refusals = {
-        "needs a reason": ("revoke", ref, "--as", "regina"),
-        "'olga' may not revoke": ("revoke", ref, "--as", "olga", "--reason", "x"),
-        "no authorization 'nope'": ("revoke", "nope", "--as", "regina", "--reason", "x"),
-        "'rita' may not renew": ("renew", ref, "--days", "5", "--as", "rita"),
-        "--days must be at least 1": ("renew", ref, "--days", "0", "--as", "regina"),
-    }
-    for message, args in refusals.items():
+    refusals = [
+        ("needs a reason", ("revoke", ref, "--as", "regina")),
+        ("'olga' may not revoke", ("revoke", ref, "--as", "olga", "--reason", "x")),
+        ("no authorization 'nope'", ("revoke", "nope", "--as", "regina", "--reason", "x")),
+        ("'rita' may not renew", ("renew", ref, "--days", "5", "--as", "rita")),
+        ("--days must be 1 to 36500", ("renew", ref, "--days", "0", "--as", "regina")),
+        ("--days must be 1 to 36500", ("renew", ref, "--days", "99999999", "--as", "regina")),
+        ("--days must be 1 to 36500", ("grant", "--reference", "R-2", "--days", "-5")),
+        ("--days must be 1 to 36500", ("grant", "--reference", "R-2", "--days", "99999999")),
+        ("a grant needs its reference and its purposes", ("grant", "--reference", " ")),
+        (
+            "a grant needs its reference and its purposes",
+            (
+                "grant",
+                "--reference",
+                "R-2",
+                "--purposes",
+                ",",
+            ),
+        ),
+    ]
+    for message, args in refusals:
         code, out, exc = _pdo(ledger, "authorization", *args)
         assert code != 0 and message in out, (args, out)
         assert isinstance(exc, SystemExit) and "Traceback" not in out
