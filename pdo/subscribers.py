@@ -14,6 +14,7 @@ from pdo.delivery import generation
 from pdo.delivery.plans import DEFAULT_PLAN, ensure_default_plan
 from pdo.ledger.models import ApiKey, Plan, Product, Subscriber, Subscription
 from pdo.ledger.types import utcnow
+from pdo.names import checked_name
 
 KEY_PREFIX = "pdo"
 
@@ -122,6 +123,7 @@ def add_subscriber(
     rate_limit_per_second: int = 100,
 ) -> tuple[Subscriber, str]:
     """Onboard a bank on each product's standard plan, and issue its key."""
+    checked_name("subscriber", name)
     if session.exec(select(Subscriber).where(Subscriber.name == name)).first() is not None:
         raise ValueError(f"subscriber {name!r} already exists")
     subscriber = Subscriber(

@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from pdo import audit
 from pdo.ledger.models import User
+from pdo.names import checked_name
 
 
 class Role(StrEnum):
@@ -42,8 +43,7 @@ def check_password(password: str, stored: str) -> bool:
 
 def add_user(session: Session, name: str, role: Role, password: str, actor: str) -> User:
     """Create a user (or refuse a duplicate name) and audit it."""
-    if not name.strip():
-        raise ValueError("user name must not be empty")
+    checked_name("user", name)
     if len(password) < 8:
         raise ValueError("password must have at least 8 characters")
     if session.get(User, name) is not None:

@@ -7,6 +7,7 @@ from sqlmodel import Session, select
 from pdo import audit
 from pdo.delivery import generation
 from pdo.ledger.models import Plan, Product
+from pdo.names import checked_name, checked_plan_name
 
 DEFAULT_PLAN = "standard"
 
@@ -44,6 +45,8 @@ def add_plan(
     """A new plan in the catalog; plans are never edited, so a subscription's terms hold."""
     if session.get(Product, product_name) is None:
         raise ValueError(f"product {product_name!r} is not published yet")
+    checked_plan_name(name)
+    checked_name("plan title", title_zh)
     if price_fen < 0:
         raise ValueError("price must not be negative")
     if monthly_quota is not None and monthly_quota < 1:
