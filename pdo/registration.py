@@ -107,6 +107,34 @@ def _check_days(days: int) -> None:
         raise ValueError(f"授权天数须在 1–{MAX_GRANT_DAYS} / --days must be 1 to {MAX_GRANT_DAYS}")
 
 
+def _check_same_terms(
+    existing: Authorization,
+    tables: list[str],
+    purposes: list[str],
+    products: list[str],
+    min_department_share_bp: int,
+    revenue_parties: list[str] | None,
+) -> None:
+    """Granting a reference again is idempotent only for the same terms (days aside)."""
+    differs = [
+        name
+        for name, was, now in (
+            ("tables", existing.tables, sorted(tables)),
+            ("purposes", sorted(existing.purposes), sorted(purposes)),
+            ("products", existing.products, products),
+            ("min_department_share_bp", existing.min_department_share_bp, min_department_share_bp),
+            ("revenue_parties", existing.revenue_parties, sorted(set(revenue_parties or []))),
+        )
+        if was != now
+    ]
+    if differs:
+        raise ValueError(
+            f"授权 {existing.reference} 已存在且条款不同 / authorization {existing.reference} "
+            f"was granted with other {', '.join(differs)}: a changed grant needs a new reference "
+            "(`authorization renew` extends a grant's validity)"
+        )
+
+
 def grant_authorization(
     session: Session,
     *,
@@ -137,6 +165,9 @@ def grant_authorization(
         select(Authorization).where(Authorization.reference == reference)
     ).first()
     if existing is not None:
+        _check_same_terms(
+            existing, tables, purposes, names, min_department_share_bp, revenue_parties
+        )
         return existing
     now = utcnow()
     auth = Authorization(

@@ -426,3 +426,28 @@ def test_cli_lifecycle_commands_with_clear_errors(ledger: Ledger) -> None:
     )
     assert code == 0, out
     assert json.loads(out)["products"] == ["credit_risk", "sme_loan_pricing"]
+
+
+def test_granting_a_reference_again_says_so_and_refuses_other_terms(ledger: Ledger) -> None:
+    """The same grant again changes nothing and says so (a revoked one stays revoked); other
+    tables or purposes under a granted reference are refused rather than silently ignored."""
+    grant = ("authorization", "grant", "--reference", "R-9", "--purposes", "贷前审查")
+    code, out, _ = _pdo(ledger, *grant)
+    assert code == 0 and "authorization R-9 granted" in out, out
+    code, out, _ = _pdo(ledger, *grant)
+    assert code == 0 and "R-9 was already granted" in out and "active" in out, out
+    assert "nothing changed" in out
+    code, out, exc = _pdo(ledger, *grant[:-1], "贷前审查,贷后管理")
+    assert code == 1 and "granted with other purposes" in out and "new reference" in out, out
+    assert isinstance(exc, SystemExit)
+    code, out, _ = _pdo(ledger, *grant, "--tables", "tax_credit")
+    assert code == 1 and "granted with other tables" in out, out
+    r9 = [e for e in _events(ledger, "authorization.grant") if e.details["reference"] == "R-9"]
+    assert len(r9) == 1
+
+    assert _pdo(ledger, "authorization", "revoke", "R-9", "--as", "regina", "--reason", "x")[0] == 0
+    code, out, _ = _pdo(ledger, *grant)
+    assert code == 0 and "R-9 was already granted" in out and "revoked" in out, out
+    code, out, _ = _pdo(ledger, *grant, "--json")
+    shown = json.loads(out)
+    assert shown["new"] is False and shown["state"] == "revoked"

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from pdo import audit, checkpoints
 from pdo.checkpoints import CheckpointError, create_checkpoint
@@ -144,6 +144,9 @@ def register(app: typer.Typer) -> None:
         try:
             with session_scope(ws.engine) as s:
                 register_departments(s, actor)
+                existed = s.exec(
+                    select(Authorization.id).where(Authorization.reference == reference)
+                ).first()
                 a = grant_authorization(
                     s,
                     reference=reference,
@@ -163,13 +166,20 @@ def register(app: typer.Typer) -> None:
                     "rights": a.rights,
                     "min_department_share_bp": a.min_department_share_bp,
                     "revenue_parties": a.revenue_parties,
+                    "state": authorization_state(a),
+                    "new": existed is None,
                 }
         except ValueError as exc:
             raise fail(str(exc)) from exc
         if as_json:
             emit_json(out)
-        else:
+        elif out["new"]:
             console.print(f"authorization {out['reference']} granted: id {out['id']}")
+        else:
+            console.print(
+                f"authorization {out['reference']} was already granted: id {out['id']}, "
+                f"{out['state']} until {out['valid_until']:%Y-%m-%d} (nothing changed)"
+            )
 
     @auth.command("revoke")
     def auth_revoke(
