@@ -386,6 +386,47 @@ def test_a_revoked_authorization_stops_batch_delivery(bank: Bank, api: str) -> N
     assert _batch_usage(bank) == []
 
 
+def _cancel_subscriptions(bank: Bank) -> None:
+    with session_scope(bank.engine) as s:
+        for subscription in s.exec(
+            select(Subscription).where(Subscription.subscriber_id == bank.subscriber_id)
+        ):
+            subscription.cancelled_at = utcnow()
+            s.add(subscription)
+
+
+def _revoke_grant(bank: Bank) -> None:
+    with session_scope(bank.engine) as s:
+        auth = s.exec(select(Authorization)).one()
+        revoke_authorization(s, auth.id, "regina", "超范围使用")
+
+
+@pytest.mark.parametrize(
+    ("stop", "code"),
+    [(_cancel_subscriptions, "no_subscription"), (_revoke_grant, "authorization_revoked")],
+    ids=["subscription-ended", "grant-revoked"],
+)
+def test_a_built_file_is_not_handed_out_once_delivery_stopped(
+    bank: Bank, api: str, stop: Any, code: str
+) -> None:
+    """Ending the subscription or revoking the grant stops delivery of files built before too;
+    the manifest stays readable (counts and checksum, no results)."""
+    batch_id = _order(api, bank, "csv").json()["batch"]
+    assert _fetch(api, bank, batch_id).status_code == 200
+    stop(bank)
+    refused = _fetch(api, bank, batch_id)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == code
+    assert "csv" not in refused.headers["content-type"]
+    manifest = httpx.get(f"{api}/v1/batches/{batch_id}", headers={"X-API-Key": bank.api_key})
+    assert manifest.status_code == 200 and manifest.json()["batch"] == batch_id
+    with session_scope(bank.engine) as s:
+        recorded = s.exec(
+            select(col(RefusedCall.code)).where(RefusedCall.subscriber_id == bank.subscriber_id)
+        ).all()
+    assert recorded == [code]
+    assert len(_batch_usage(bank)) == 1  # the file was billed once, when built
+
+
 def test_an_unsupported_format_is_refused(bank: Bank, api: str) -> None:
     """The one error shape for a request the API cannot read."""
     refused = _order(api, bank, "xlsx")

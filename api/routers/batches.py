@@ -18,6 +18,7 @@ from pdo.delivery.batches import (
     BatchRefused,
     batch_path,
     build_batch,
+    check_still_deliverable,
     media_type,
 )
 from pdo.ledger.models import ApiKey, BatchFile, Watchlist
@@ -186,7 +187,14 @@ def get_batch(batch_id: str, key: ApiKeyDep, session: SessionDep) -> BatchManife
             "content": {media_type("parquet"): {}, media_type("csv"): {}},
             "description": "the file; X-PDO-SHA256 carries its checksum",
         },
-        **refusals({404: UNKNOWN_BATCH, 410: "batch_file_gone: the file is no longer kept"}),
+        **refusals(
+            {
+                403: "no_subscription; purpose_not_subscribed; authorization_revoked / "
+                "_expired / _not_yet_valid; purpose_not_authorized: delivery has stopped",
+                404: UNKNOWN_BATCH,
+                410: "batch_file_gone: the file is no longer kept",
+            }
+        ),
     },
 )
 def get_batch_file(
@@ -194,6 +202,10 @@ def get_batch_file(
 ) -> FileResponse:
     """The batch's bytes; compare their SHA-256 with the X-PDO-SHA256 header and the manifest."""
     batch = _own_batch(session, key, batch_id)
+    try:
+        check_still_deliverable(session, batch, utcnow())
+    except BatchRefused as refused:
+        raise ApiError(refused.status, refused.code, refused.message) from None
     path = batch_path(lake_dir, batch)
     if not path.is_file():
         raise ApiError(410, "batch_file_gone", f"batch {batch_id}'s file is no longer kept")

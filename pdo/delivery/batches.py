@@ -217,6 +217,32 @@ def authorized_version(
     if found is None:
         raise BatchRefused(503, "no_published_version", f"{product_name} has no published version")
     version, auth = found
+    _check_grant(version, auth, product_name, purpose, now)
+    return version
+
+
+def check_still_deliverable(session: Session, batch: BatchFile, now: dt.datetime) -> None:
+    """A built file is handed out only while the bank's subscription and the version's grant
+    still hold: ending either stops delivery at once, files already built included."""
+    watchlist = session.get(Watchlist, batch.watchlist_id)
+    version = session.get(ProductVersion, batch.product_version_id)
+    assert watchlist is not None and version is not None  # the batch's foreign keys
+    valid_subscription(session, watchlist, now)
+    run = session.get(PipelineRun, version.run_id)
+    auth = None
+    if run is not None and run.authorization_id is not None:
+        auth = session.get(Authorization, run.authorization_id)
+    _check_grant(version, auth, watchlist.product_name, watchlist.purpose, now)
+
+
+def _check_grant(
+    version: ProductVersion,
+    auth: Authorization | None,
+    product_name: str,
+    purpose: str,
+    now: dt.datetime,
+) -> None:
+    """BatchRefused unless the grant behind the version covers the product and purpose now."""
     if auth is None:
         raise BatchRefused(
             403, "authorization_missing", f"{version.id} has no authorization on record"
@@ -232,7 +258,6 @@ def authorized_version(
             "purpose_not_authorized",
             f"authorization {auth.reference} does not cover {product_name} for this purpose",
         )
-    return version
 
 
 def _portfolio_rows(
