@@ -109,8 +109,9 @@ def _frame(n: int, start: int = 0) -> pl.DataFrame:
     return pl.DataFrame({"uscc": [f"91310000MA1K{i:05d}X" for i in range(start, start + n)]})
 
 
-def _seed_lineage(s: Session, lake: Lake, run_id: str) -> dict[str, str]:
-    """The published run's tax_credit path through the lake, recorded like the pipeline does."""
+def _seed_lineage(s: Session, lake: Lake, run_id: str, pseudo: Pseudonymizer) -> dict[str, str]:
+    """The published run's tax_credit path through the lake, recorded like the pipeline does;
+    its desensitized table holds the records the objections name."""
     file_sha = "f" * 64
     started = dt.datetime(2025, 12, 6, 2, tzinfo=dt.UTC)
     raw = lake.write(
@@ -129,8 +130,17 @@ def _seed_lineage(s: Session, lake: Lake, run_id: str) -> dict[str, str]:
     q_valid = lake.write(
         _frame(2, 200), table="tax_credit", zone="quarantine", stage="validate", parents=[raw.id]
     )
+    objected = [
+        (entity_key(code, pseudo), int(item[-4:])) for code, (item, _, _) in OBJECTIONS.items()
+    ]
     desensitized = lake.write(
-        _frame(6).with_columns(pl.lit("A").alias("grade")),
+        pl.DataFrame(
+            {
+                "uscc": [key for key, _ in objected] + _frame(3)["uscc"].to_list(),
+                "year": [year for _, year in objected] + [2024] * 3,
+                "grade": ["A"] * 6,
+            }
+        ),
         table="tax_credit",
         zone="desensitized",
         stage="desensitize",
@@ -225,7 +235,7 @@ def _seed_governance(home: Path) -> Governance:
             future.valid_from = now + dt.timedelta(days=10)
             s.add_all([expired, future])
             published = s.exec(select(PipelineRun).where(PipelineRun.status == "published")).one()
-            datasets = _seed_lineage(s, lake, published.id)
+            datasets = _seed_lineage(s, lake, published.id, pseudo)
             bank = s.exec(select(Subscriber).where(Subscriber.name == "示范银行")).one()
             s.add(
                 BatchFile(
@@ -283,6 +293,7 @@ def _seed_objections(engine: Any, lake: Lake, pseudo: Pseudonymizer) -> dict[str
                 item=item,
                 reason="企业称该年度纳税信用等级有误",
                 actor="olga",
+                lake=lake,
             )
             ids[code] = objection.id
     with session_scope(engine) as s:

@@ -25,6 +25,7 @@ from pdo.delivery.identity import shown_as
 from pdo.delivery.objections import raise_objection
 from pdo.delivery.version_events import alerts_for_new_version
 from pdo.delivery.watchlists import in_portfolio
+from pdo.lake import Lake
 from pdo.ledger.db import session_scope
 from pdo.ledger.models import (
     Alert,
@@ -337,6 +338,7 @@ def dispute(home: Home, code: str) -> None:
             item="court_cases:case_no=(2019)浙0105执13号",
             reason="企业称该案已结",
             actor="olga",
+            lake=Lake(home.settings.lake_dir),
         )
 
 

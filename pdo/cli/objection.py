@@ -72,6 +72,7 @@ def register(app: typer.Typer) -> None:
                         item=item,
                         reason=reason,
                         actor=actor,
+                        lake=ws.lake,
                     )
                 )
         except ObjectionError as exc:

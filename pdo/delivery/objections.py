@@ -205,6 +205,7 @@ def raise_objection(
     item: str,
     reason: str,
     actor: str,
+    lake: Lake,
 ) -> Objection:
     """Record an enterprise's objection to a data item behind a product's result; from now on
     the result is withheld as disputed and the banks watching the enterprise are told."""
@@ -223,6 +224,11 @@ def raise_objection(
     key = entity_key(code, pseudonymizer)
     if not _is_served(session, version.id, key):
         raise ObjectionError(f"{version.id} serves no result for {shown_as(code)}")
+    if _records_named(session, lake, version, disputed, key) == 0:
+        raise ObjectionError(
+            f"item {item.strip()!r} names no record of {shown_as(code)} in {version.id}'s "
+            f"{disputed.table}: check the item ({ITEM_FORMAT})"
+        )
     normalized = f"{disputed.table}:" + ";".join(f"{c}={v}" for c, v in disputed.criteria)
     duplicate = session.exec(
         select(Objection.id).where(
@@ -265,6 +271,20 @@ def raise_objection(
         table=disputed.table,
     )
     return objection
+
+
+def _records_named(
+    session: Session, lake: Lake, version: ProductVersion, disputed: DisputedItem, key: str
+) -> int | None:
+    """How many of the enterprise's records in the version's input the item names, so a typo
+    does not withhold a result; None when the version does not record that input."""
+    for dataset_id in version.input_hashes:
+        dataset = session.get(DatasetVersion, dataset_id)
+        if dataset is not None and dataset.table_name == disputed.table:
+            manifest = lake.manifest(dataset.zone, dataset.table_name, dataset.id)
+            named = lake.scan(manifest).filter(disputed.matches(key)).select(pl.len()).collect()
+            return int(named.item())
+    return None
 
 
 def _is_served(session: Session, version_id: str, key: str) -> bool:
