@@ -36,7 +36,10 @@ from pdo.ledger.models import (
 )
 from pdo.revenue import OPERATOR, allocate
 
-PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# ASCII digits only: a full-width "２０２６-10" would be stored as another period's key, one
+# that sorts after every real month and so blocks every later settlement.
+PERIOD = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+YEARS = range(1970, 9999)  # a month whose bounds exist in UTC
 SETTLEMENT_LOCK = 7302  # PostgreSQL advisory lock: one settlement at a time
 
 
@@ -46,9 +49,12 @@ class SettlementError(ValueError):
 
 def period_bounds(period: str) -> tuple[dt.datetime, dt.datetime]:
     """The period's first and first-after instants (UTC) — months begin at 00:00 Beijing time."""
-    m = PERIOD.match(period)
-    if m is None:
-        raise SettlementError(f"period must look like 2026-11, not {period!r}")
+    m = PERIOD.fullmatch(period)
+    if m is None or int(m.group(1)) not in YEARS:
+        raise SettlementError(
+            f"period must look like 2026-11 (ASCII digits, years {YEARS[0]}–{YEARS[-1]}), "
+            f"not {period!r}"
+        )
     year, month = int(m.group(1)), int(m.group(2))
     start = dt.datetime(year, month, 1, tzinfo=BUSINESS_TZ)
     end = dt.datetime(year + month // 12, month % 12 + 1, 1, tzinfo=BUSINESS_TZ)

@@ -10,6 +10,10 @@ from pdo.ledger.models import Plan, Product
 from pdo.names import checked_name, checked_plan_name
 
 DEFAULT_PLAN = "standard"
+# Bounds that keep every figure inside a 64-bit ledger column and every end date in the calendar.
+MAX_VALIDITY_DAYS = 36_500
+MAX_FEN = 10**12  # 100 亿元 a call
+MAX_QUOTA = 10**12
 
 
 def ensure_default_plan(session: Session, product: Product) -> Plan:
@@ -47,14 +51,16 @@ def add_plan(
         raise ValueError(f"product {product_name!r} is not published yet")
     checked_plan_name(name)
     checked_name("plan title", title_zh)
-    if price_fen < 0:
-        raise ValueError("price must not be negative")
-    if monthly_quota is not None and monthly_quota < 1:
-        raise ValueError("a monthly quota must be at least 1 call (omit it for no quota)")
-    if overage_price_fen is not None and (overage_price_fen < 0 or monthly_quota is None):
-        raise ValueError("an overage price needs a monthly quota and must not be negative")
-    if validity_days < 1:
-        raise ValueError("validity must be at least 1 day")
+    if not 0 <= price_fen <= MAX_FEN:
+        raise ValueError(f"price must be 0 to {MAX_FEN:,} fen")
+    if monthly_quota is not None and not 1 <= monthly_quota <= MAX_QUOTA:
+        raise ValueError(f"a monthly quota must be 1 to {MAX_QUOTA:,} calls (omit it for no quota)")
+    if overage_price_fen is not None and (
+        not 0 <= overage_price_fen <= MAX_FEN or monthly_quota is None
+    ):
+        raise ValueError(f"an overage price needs a monthly quota and must be 0 to {MAX_FEN:,} fen")
+    if not 1 <= validity_days <= MAX_VALIDITY_DAYS:
+        raise ValueError(f"validity must be 1 to {MAX_VALIDITY_DAYS:,} days")
     plan_id = f"{product_name}/{name}"
     if session.get(Plan, plan_id) is not None:
         raise ValueError(f"plan {plan_id} already exists; plans are immutable, add a new one")
