@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from api.serving.requests import RefusedElsewhere
+from api.serving.requests import RefusedElsewhere, recordable
 
 
 class ErrorDetail(BaseModel):
@@ -89,18 +89,6 @@ def _endpoint(request: Request) -> str:
     return f"{request.method} {getattr(route, 'path', request.url.path)}"
 
 
-# What a refusal keeps of a bank's own text (a purpose, a product name): enough to read it.
-RECORDED_CHARS = 200
-
-
-def _recordable(value: str | None) -> str | None:
-    """The bank's text as refused_call can hold it: NUL (which PostgreSQL's text cannot hold,
-    and which would fail the serving batch that records it) shown as U+FFFD, and cut short."""
-    if value is None:
-        return None
-    return value.replace("\x00", "\ufffd")[:RECORDED_CHARS]
-
-
 async def record_refusal(request: Request, status: int, code: str, flagged: bool = False) -> None:
     """Write a refusal decided outside the serving worker to refused_call (never billed)."""
     caller: Caller | None = getattr(request.state, "caller", None)
@@ -112,9 +100,9 @@ async def record_refusal(request: Request, status: int, code: str, flagged: bool
             _endpoint(request),
             status,
             code,
-            _recordable(params.get("product")),
+            recordable(params.get("product")),
             None,  # the enterprise is not recorded for refusals outside the lookup path
-            _recordable(request.query_params.get("purpose")),
+            recordable(request.query_params.get("purpose")),
             flagged,
         )
     )

@@ -1,4 +1,5 @@
-"""Text a bank sends must fit a ledger column: PostgreSQL's text cannot hold a NUL character.
+"""Text a bank sends must fit a ledger column (no NUL: PostgreSQL's text cannot hold one), and a
+USCC it sends must be one (its check character holds), before anything is stored or shown.
 
 Refused at the edge with 422, before anything is looked up or written: on PostgreSQL a NUL that
 reached the serving transaction failed the whole group-committed batch, other banks' lookups in
@@ -10,9 +11,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Request
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 from api.errors import ApiError
+from pdo.delivery.watchlists import USCC_PATTERN
+from pdo.privacy.checksums import is_valid_uscc
 
 
 def _no_nul(value: str) -> str:
@@ -23,6 +26,17 @@ def _no_nul(value: str) -> str:
 
 # A request body's string field (consent references, watchlist names, purposes, …).
 Text = Annotated[str, AfterValidator(_no_nul)]
+
+
+def _checked_uscc(value: str) -> str:
+    if not is_valid_uscc(value):
+        raise ValueError("not a USCC: its GB 32100 check character does not hold")
+    return value
+
+
+# A USCC in a request body: the pattern for OpenAPI, the check character for the rest (a resident
+# ID's 18 digits fit the pattern, and must not be stored or shown as an enterprise).
+Uscc = Annotated[str, Field(pattern=USCC_PATTERN), AfterValidator(_checked_uscc)]
 
 
 def refuse_nul(request: Request) -> None:

@@ -25,6 +25,7 @@ from pdo.delivery.plans import ensure_default_plan
 from pdo.ledger.db import make_engine, session_scope
 from pdo.ledger.models import PipelineRun, Product, ProductVersion, ServedScore, SignOff
 from pdo.ledger.types import utcnow
+from pdo.privacy.checksums import uscc_check_char
 from pdo.privacy.entity_key import entity_key
 from pdo.privacy.pseudonym import Pseudonymizer
 from pdo.registration import grant_authorization, register_departments
@@ -35,8 +36,8 @@ from pdo.subscribers import add_subscriber, find_subscriber
 VERSION = "credit_risk@1"
 PRICE_FEN = 150
 SHARES_BP = {"SAMR": 3000, "STA": 2000}
-COMPANIES = [f"91310000MA1K{i:04d}X{i % 10}" for i in range(40)]
-INDIVIDUAL = "92310000MA1P0001X3"  # a 个体工商户: its code is a natural person's
+COMPANIES = [f"91310000MA1K{i:04d}X" + uscc_check_char(f"91310000MA1K{i:04d}X") for i in range(40)]
+INDIVIDUAL = "92310000MA1P0001X8"  # a 个体工商户: its code is a natural person's
 BANKS = ("甲银行", "乙银行")
 
 

@@ -50,7 +50,7 @@ from pdo.workspace import Workspace
 from tests.console_seed import PASSWORD, seed_console
 from tests.live_api import serve_api
 
-USCC = "91310000MA1K0000X1"  # a company: served under its public code
+USCC = "91310000MA1K0000X0"  # a company: served under its public code
 VERSION = "credit_risk@1"
 T = TypeVar("T")
 

@@ -19,10 +19,11 @@ import pytest
 from sqlmodel import Session, select
 
 from pdo import audit
+from pdo.delivery import generation
 from pdo.delivery.metering import details_of
 from pdo.delivery.plans import add_plan
 from pdo.ledger.db import session_scope
-from pdo.ledger.models import AuditEvent, StatementLine, UsageEvent
+from pdo.ledger.models import AuditEvent, Objection, StatementLine, UsageEvent
 from pdo.settlement import settle
 from pdo.subscribers import find_subscriber, subscribe
 from tests.delivery_seed import BANKS, COMPANIES, DeliveryLedger, delivery_ledger
@@ -39,19 +40,19 @@ def ledger(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[DeliveryL
         yield seeded
 
 
-def metered_plan(ledger: DeliveryLedger, quota: int) -> int:
+def metered_plan(ledger: DeliveryLedger, quota: int, refund_withheld: bool = True) -> int:
     """Subscribe 甲银行 to a plan at PRICE a call, `quota` calls a month, OVERAGE beyond."""
     with session_scope(ledger.engine) as s:
         plan = add_plan(
             s,
             product_name="credit_risk",
-            name="metered",
+            name="metered" if refund_withheld else "metered-no-refund",
             title_zh="按量套餐",
             price_fen=PRICE,
             monthly_quota=quota,
             overage_price_fen=OVERAGE,
             validity_days=30,
-            refund_withheld=True,
+            refund_withheld=refund_withheld,
             actor="operator",
         )
         sub = subscribe(s, find_subscriber(s, A), plan.id, "operator")
@@ -59,11 +60,17 @@ def metered_plan(ledger: DeliveryLedger, quota: int) -> int:
         return sub.id
 
 
-def ask(base: str, key: str, client: httpx.Client | None = None) -> httpx.Response:
+def ask(
+    base: str,
+    key: str,
+    uscc: str = COMPANIES[0],
+    consent: str = "C-1",
+    client: httpx.Client | None = None,
+) -> httpx.Response:
     get = client.get if client is not None else httpx.get
     return get(
-        f"{base}/v1/products/credit_risk/scores/{COMPANIES[0]}",
-        params={"purpose": "贷前审查", "consent": "C-1"},
+        f"{base}/v1/products/credit_risk/scores/{uscc}",
+        params={"purpose": "贷前审查", "consent": consent},
         headers={"X-API-Key": key},
     )
 
@@ -120,6 +127,37 @@ def test_calls_beyond_the_quota_are_served_at_the_overage_price_and_billed_as_ov
     )
 
 
+@pytest.mark.parametrize("refunded", [True, False], ids=["refunds-withheld", "bills-withheld"])
+def test_withheld_answers_a_plan_refunds_take_no_call_of_the_quota(
+    ledger: DeliveryLedger, refunded: bool
+) -> None:
+    """Two answers withheld as disputed, then a scored one: on a plan that refunds withheld
+    answers the scored one is still within a quota of 2; on one that bills them it is overage."""
+    metered_plan(ledger, quota=2, refund_withheld=refunded)
+    ledger.consent(A, COMPANIES[0], "C-1")
+    ledger.consent(A, COMPANIES[1], "C-2")
+    with session_scope(ledger.engine) as s:
+        s.add(
+            Objection(
+                uscc=ledger.entity(COMPANIES[1]),
+                product_name="credit_risk",
+                item="tax_credit:2024",
+                reason="企业称纳税信用等级有误",
+                raised_by="olga",
+            )
+        )
+        generation.bump(s)
+    with serve_api(ledger.settings) as base:
+        answers = [ask(base, ledger.keys[A], COMPANIES[1], "C-2") for _ in range(2)]
+        answers.append(ask(base, ledger.keys[A]))
+    assert [a.status_code for a in answers] == [200, 200, 200], answers[-1].text
+    assert [a.json()["status"] for a in answers] == ["disputed_withheld"] * 2 + ["served"]
+    assert answers[-1].json()["price_fen"] == (PRICE if refunded else OVERAGE)
+    with Session(ledger.engine) as s:
+        usage = {u.id: u for u in s.exec(select(UsageEvent))}
+    assert [usage[a.json()["usage_id"]].overage for a in answers] == [False, False, not refunded]
+
+
 def test_concurrent_calls_use_up_the_quota_exactly_once(ledger: DeliveryLedger) -> None:
     """Calls racing past the quota: exactly `quota` are billed at the plan price, the rest at the
     overage price, none refused."""
@@ -131,7 +169,7 @@ def test_concurrent_calls_use_up_the_quota_exactly_once(ledger: DeliveryLedger) 
         httpx.Client() as client,
         ThreadPoolExecutor(max_workers=12) as pool,
     ):
-        answers = list(pool.map(lambda _: ask(base, ledger.keys[A], client), range(calls)))
+        answers = list(pool.map(lambda _: ask(base, ledger.keys[A], client=client), range(calls)))
     assert {a.status_code for a in answers} == {200}
     with Session(ledger.engine) as s:
         stored = Counter((u.price_fen, u.overage) for u in s.exec(select(UsageEvent)))

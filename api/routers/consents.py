@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from api.deps import ApiKeyDep, PseudonymizerDep, SessionDep
 from api.errors import KEYED, ApiError, refusals
-from api.text import Text
+from api.text import Text, Uscc
 from pdo.delivery.consents import consents_of, register_consent, revoke_consent
 from pdo.delivery.identity import shown_as
 from pdo.ledger.models import Consent, Subscriber
@@ -19,13 +19,11 @@ from pdo.privacy.entity_key import entity_key
 
 router = APIRouter(prefix="/v1/consents", tags=["consents"], responses=KEYED)
 
-USCC_PATTERN = r"^[0-9A-HJ-NPQRTUWXY]{18}$"
-
 
 class ConsentCreate(BaseModel):
     """A consent the enterprise signed: for which bank purposes and until when."""
 
-    uscc: str = Field(pattern=USCC_PATTERN, description="统一社会信用代码 of the enterprise")
+    uscc: Uscc = Field(description="统一社会信用代码 of the enterprise")
     reference: Text = Field(min_length=1, max_length=120, description="your consent document no.")
     purposes: list[Text] = Field(min_length=1)
     valid_from: dt.datetime

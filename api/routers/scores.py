@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,13 +15,12 @@ from api.serving.batch import authenticate
 from api.serving.requests import Refusal, RefusedElsewhere, ScoreLookup
 from api.serving.snapshot import KeyEntry
 from api.serving.worker import ServingWorker
-from api.text import refuse_nul
+from api.text import USCC_PATTERN, refuse_nul
 from pdo.delivery.identity import shown_as
+from pdo.privacy.checksums import is_valid_uscc
 from pdo.privacy.entity_key import entity_key
 
 router = APIRouter(prefix="/v1/products", tags=["scores"])
-
-USCC_PATTERN = r"^[0-9A-HJ-NPQRTUWXY]{18}$"
 
 
 class ScoreAnswer(BaseModel):
@@ -79,7 +77,6 @@ PARAMETERS: list[dict[str, Any]] = [
         "description": "your API key (pdo_<id>_<secret>)",
     },
 ]
-USCC_RE = re.compile(USCC_PATTERN)
 ERROR = {"model": ErrorBody}
 
 
@@ -119,7 +116,7 @@ async def get_score(request: Request) -> Response:
     invalid = [
         name
         for name, bad in (
-            ("path.uscc", not USCC_RE.match(uscc)),
+            ("path.uscc", not is_valid_uscc(uscc)),  # alphabet, length and check character
             ("query.purpose", not purpose),
             ("query.consent", consent is not None and len(consent) > 120),
         )

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import ApiKeyDep, PseudonymizerDep, SessionDep
 from api.errors import KEYED, ApiError, refusals
-from api.text import Text
+from api.text import Text, Uscc
 from pdo.delivery import watchlists as wl
 from pdo.delivery.webhooks import webhook_secret
 from pdo.ledger.models import Watchlist, WatchlistMember
@@ -57,7 +57,7 @@ class WatchlistCreated(WatchlistPublic):
 class MemberIn(BaseModel):
     """An enterprise to watch, and the bank's own reference for it (loan or customer number)."""
 
-    uscc: str = Field(pattern=wl.USCC_PATTERN, description="统一社会信用代码")
+    uscc: Uscc = Field(description="统一社会信用代码")
     reference: Text | None = Field(default=None, max_length=120)
 
 

@@ -18,7 +18,13 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from api.serving.requests import PORTFOLIO_PURPOSES, Refusal, RefusedElsewhere, ScoreLookup
+from api.serving.requests import (
+    PORTFOLIO_PURPOSES,
+    Refusal,
+    RefusedElsewhere,
+    ScoreLookup,
+    recordable,
+)
 from api.serving.snapshot import KeyEntry, Snapshot, read_generation
 from api.serving.sql import Plan, Query, Reads, Rows, Statements
 from pdo import audit
@@ -53,6 +59,7 @@ class Admitted:
     price_fen: int
     monthly_quota: int | None
     overage_price_fen: int | None
+    refunds_withheld: bool
     version_id: str
     as_of: dt.date
 
@@ -117,6 +124,7 @@ def admit(
         sub.price_fen,
         sub.monthly_quota,
         sub.overage_price_fen,
+        sub.refunds_withheld,
         live.id,
         live.as_of,
     )
@@ -469,13 +477,13 @@ class ServingBatch:
                 disclosed.add(seen)
                 disclosed_count[a.key.subscriber_id] += 1
                 new_disclosures.append((seen[0], db.day_in(day), seen[1]))
+            withheld = (a.job.product, a.job.entity) in disputed
             overage = False
-            if a.monthly_quota is not None:
+            if a.monthly_quota is not None and not (withheld and a.refunds_withheld):
+                # a withheld answer the plan refunds is free: it takes no call of the quota
                 overage = used.get(a.subscription_id, 0) >= a.monthly_quota
                 used[a.subscription_id] = used.get(a.subscription_id, 0) + 1
-            self._serve(
-                a, found, (a.job.product, a.job.entity) in disputed, consent.id, overage=overage
-            )
+            self._serve(a, found, withheld, consent.id, overage=overage)
         db.insert("disclosed_enterprise", DISCLOSED_COLUMNS, new_disclosures)
         after = {f"disclosed:{sid}": disclosed_count[sid] for sid in subscribers} | {
             f"quota:{sub_id}": used[sub_id] for sub_id in quota_ids
@@ -614,7 +622,8 @@ class ServingBatch:
         flagged: bool,
     ) -> None:
         """Into refused_call; a known bank's attempt also onto the audit chain (anonymous noise
-        stays in refused_call only)."""
+        stays in refused_call only). The bank's own text is kept as `recordable` shows it."""
+        product, purpose = recordable(product), recordable(purpose)
         self.refused.append(
             (
                 self.stamp,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,3 +49,26 @@ class RefusedElsewhere:
     purpose: str | None = None
     flagged: bool = False
     outcome: dict[str, Any] | Refusal | None = None
+
+
+# What a refusal keeps of a bank's own text (a purpose, a product name): enough to read it.
+RECORDED_CHARS = 200
+# A run of letters and digits holding 6 digits or more is starred: a resident ID, a mobile, a
+# card number or a USCC typed into the wrong field. Purposes and product names hold none.
+ALPHANUMERIC_RUN = re.compile(r"[0-9A-Za-z]+")
+IDENTIFIER_DIGITS = 6
+
+
+def _starred(match: re.Match[str]) -> str:
+    run = match.group(0)
+    return "*" * len(run) if sum(c.isdigit() for c in run) >= IDENTIFIER_DIGITS else run
+
+
+def recordable(value: str | None) -> str | None:
+    """The bank's text as refused_call and the audit chain may keep it: identifier-like runs
+    starred (the chain cannot be scrubbed afterwards), NUL (which PostgreSQL's text cannot hold)
+    shown as U+FFFD, and cut short."""
+    if value is None:
+        return None
+    text = unicodedata.normalize("NFKC", value)[:RECORDED_CHARS]
+    return ALPHANUMERIC_RUN.sub(_starred, text).replace("\x00", "\ufffd")

@@ -15,6 +15,7 @@ from pdo.ledger.models import (
     ApiKey,
     Authorization,
     PipelineRun,
+    Plan,
     Product,
     ProductVersion,
     Subscriber,
@@ -28,6 +29,7 @@ T_PRODUCT = Product.__table__  # type: ignore[attr-defined]
 T_VERSION = ProductVersion.__table__  # type: ignore[attr-defined]
 T_RUN = PipelineRun.__table__  # type: ignore[attr-defined]
 T_AUTH = Authorization.__table__  # type: ignore[attr-defined]
+T_PLAN = Plan.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class SubscriptionEntry:
     purposes: tuple[str, ...]
     valid_from: dt.datetime
     valid_until: dt.datetime
+    refunds_withheld: bool  # the plan refunds answers withheld as disputed: they use no quota
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,8 @@ class Snapshot:
         }
         subscriptions: dict[tuple[str, str], SubscriptionEntry] = {}
         for r in conn.execute(
-            select(T_SUBSCRIPTION)
+            select(T_SUBSCRIPTION, T_PLAN.c.refund_withheld)
+            .join(T_PLAN, T_PLAN.c.id == T_SUBSCRIPTION.c.plan_id, isouter=True)
             .where(T_SUBSCRIPTION.c.cancelled_at.is_(None), T_SUBSCRIPTION.c.valid_until > now)
             .order_by(T_SUBSCRIPTION.c.id)
         ):
@@ -118,6 +122,7 @@ class Snapshot:
                 tuple(r.purposes),
                 r.valid_from,
                 r.valid_until,
+                r.refund_withheld is not False,  # as settlement reads it: no plan → refunded
             )
         live: dict[str, LiveVersion] = {}
         for r in conn.execute(
