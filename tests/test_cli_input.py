@@ -107,8 +107,48 @@ def test_bad_input_gets_one_clear_line_and_a_failing_exit(
     assert says in result.output and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("written", [SOLE_TRADER, SOLE_TRADER.lower()], ids=["upper", "lower"])
+FULL_WIDTH = SOLE_TRADER.translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)})
+
+
+@pytest.mark.parametrize(
+    "written",
+    [SOLE_TRADER, SOLE_TRADER.lower(), FULL_WIDTH],
+    ids=["upper", "lower", "full-width"],
+)
 def test_a_sole_traders_code_in_an_objections_text_is_masked_in_any_case(written: str) -> None:
     masked = mask_codes(f"企业称 {written} 的处罚已撤销")
     assert written not in masked and SOLE_TRADER not in masked
+    assert "923301*" in masked
     assert COMPANY in mask_codes(f"企业 {COMPANY} 称")  # a company's code is public: kept
+
+
+RESIDENT_ID = "11010519491231002X"  # a 身份证号 typed where the enterprise's code belongs
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["consent", "add", RESIDENT_ID, "--subscriber", "bank", "--reference", "R-1",
+         "--until", "2027-01-01"],
+        ["objection", "add", RESIDENT_ID, "--product", "credit_risk", "--item",
+         "tax_credit:2023", "--reason", "r", "--as", "olga"],
+        ["objection", "add", FULL_WIDTH[:-1] + "０", "--product", "credit_risk", "--item",
+         "tax_credit:2023", "--reason", "r", "--as", "olga"],
+    ],
+    ids=["consent", "objection", "objection full-width"],
+)  # fmt: skip
+def test_a_code_that_is_not_a_uscc_is_refused_without_being_echoed(
+    home: Path, args: list[str]
+) -> None:
+    assert pdo(home, "subscriber", "add", "bank").exit_code == 0
+    result = pdo(home, *args)
+    assert result.exit_code == 1 and "not a valid unified social credit code" in result.output
+    assert args[2] not in result.output and "Traceback" not in result.output
+
+
+def test_a_full_width_code_is_read_as_its_ascii_form(home: Path) -> None:
+    """An input method's full-width code names the same enterprise; shown masked if a person's."""
+    result = pdo(home, "objection", "add", FULL_WIDTH, "--product", "credit_risk", "--item",
+                 "tax_credit:2023", "--reason", "r", "--as", "olga")  # fmt: skip
+    assert result.exit_code == 1 and "serves no result for 923301*" in result.output
+    assert FULL_WIDTH not in result.output and SOLE_TRADER not in result.output

@@ -455,3 +455,46 @@ def test_no_output_audit_or_alert_holds_an_individuals_code(
     scanner = FastScanner(build_analyzer(tmp_path_factory.mktemp("models")))
     assert scanner.count_personal([f"统一社会信用代码 {uscc}"])  # the scan can see one
     assert scanner.count_personal(texts) == {}
+
+
+def _second_record(uscc: str) -> str:
+    """An item naming another real record of the enterprise, outside court_cases."""
+    for name, column in (("tax_credit", "year"), ("penalties", "case_no"), ("bank_loans", "id")):
+        values = city()[name].filter(pl.col("uscc") == uscc)[column]
+        if len(values):
+            return f"{name}:{column}={values[0]}"
+    raise AssertionError("the enterprise has no second record")
+
+
+def _object(home: Home, uscc: str, item: str) -> dict[str, Any]:
+    return pdo_json(
+        home, "objection", "add", uscc, "--product", "credit_risk",
+        "--item", item, "--reason", "记录有误", "--as", "olga",
+    )  # fmt: skip
+
+
+def test_resolving_one_of_two_objections_tells_watchers_nothing_of_the_withheld_result(
+    home: Home,
+) -> None:
+    """Upholding the first of two open objections re-scores the enterprise, but the second still
+    withholds the result: its dispute_resolved alert carries no grade; the last one does."""
+    uscc, case = dishonest_individual()
+    watched = watch(home, uscc)
+    first = _object(home, uscc, f"court_cases:case_no={case}")
+    second = _object(home, uscc, _second_record(uscc))
+    for objection in (first, second):
+        code, out = pdo(
+            home, "objection", "resolve", objection["id"], "--outcome", "upheld",
+            "--note", "核实", "--as", "olga",
+        )  # fmt: skip
+        assert code == 0, out
+        done = [a.payload for a in alerts(home, watched) if a.kind == "dispute_resolved"]
+        if objection is first:
+            assert [
+                (p["outcome"], p.get("status"), "grade" in p, "changed" in p) for p in done
+            ] == [("upheld", "disputed_withheld", False, False)]
+    released = done[-1]
+    assert released["outcome"] == "upheld" and "status" not in released
+    corrected = home.correction(CREDIT, uscc)
+    assert corrected is not None
+    assert released.get("grade", corrected.grade) == corrected.grade

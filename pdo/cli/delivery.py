@@ -14,6 +14,7 @@ from rich.markup import escape
 from pdo.cli.root import console, emit_json, fail, settings, workspace
 from pdo.delivery.consents import consents_of, register_consent, revoke_consent
 from pdo.delivery.identity import shown_as
+from pdo.delivery.objections import NOT_A_USCC
 from pdo.delivery.periods import BUSINESS_TZ
 from pdo.delivery.plans import add_plan, list_plans
 from pdo.ledger.db import session_scope
@@ -165,7 +166,7 @@ def register(app: typer.Typer) -> None:
         """Register an enterprise's consent for a bank; lookups must then name its reference."""
         code = unicodedata.normalize("NFKC", uscc).strip().upper()
         if not is_valid_uscc(code):
-            raise fail(f"{shown_as(code)} is not a valid unified social credit code")
+            raise fail(NOT_A_USCC)  # not echoed: it may be a person's number typed by mistake
         if evidence is not None and not evidence.is_file():
             raise fail(f"no evidence file at {evidence}")
         start = _day(valid_from) if valid_from else dt.datetime.now(BUSINESS_TZ)

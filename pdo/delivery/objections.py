@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -50,7 +51,6 @@ from pdo.ledger.types import utcnow
 from pdo.privacy.checksums import is_individual_business, is_valid_uscc
 from pdo.privacy.entity_key import entity_key
 from pdo.privacy.pseudonym import Pseudonymizer
-from pdo.privacy.recognizers.uscc import USCC_PATTERN
 from pdo.sources.contract import Policy, SourceTable
 from pdo.sources.tables import table as source_table
 
@@ -59,8 +59,11 @@ if TYPE_CHECKING:
 
 Outcome = Literal["upheld", "rejected"]
 OUTCOMES: tuple[str, ...] = ("upheld", "rejected")
+NOT_A_USCC = "the code given is not a valid unified social credit code (GB 32100)"
 ITEM_FORMAT = "<table>:<column>=<value>[;<column>=<value>...] or <table>:<record id>"
-USCC_IN_TEXT = re.compile(USCC_PATTERN.regex, re.IGNORECASE)  # 92…x is a code too
+# A code in free text, typed in ASCII or full width (an input method's ９２…), in either case.
+_CODE_CHAR = r"[0-9A-Za-z０-９Ａ-Ｚａ-ｚ]"
+CODE_IN_TEXT = re.compile(rf"(?<!{_CODE_CHAR}){_CODE_CHAR}{{18}}(?!{_CODE_CHAR})")
 
 
 class ObjectionError(ValueError):
@@ -160,10 +163,10 @@ def mask_codes(text: str) -> str:
     """Free text with any 个体工商户 USCC masked, so a reason or note never stores one."""
 
     def masked(match: re.Match[str]) -> str:
-        code = match.group(0)
-        return shown_as(code) if is_individual_business(code) else code
+        code = unicodedata.normalize("NFKC", match.group(0)).upper()
+        return shown_as(code) if is_individual_business(code) else match.group(0)
 
-    return USCC_IN_TEXT.sub(masked, text)
+    return CODE_IN_TEXT.sub(masked, text)
 
 
 def live_version(session: Session, product_name: str) -> ProductVersion | None:
@@ -209,9 +212,9 @@ def raise_objection(
 ) -> Objection:
     """Record an enterprise's objection to a data item behind a product's result; from now on
     the result is withheld as disputed and the banks watching the enterprise are told."""
-    code = uscc.strip().upper()
-    if not is_valid_uscc(code):
-        raise ObjectionError(f"{shown_as(code)} is not a valid unified social credit code")
+    code = unicodedata.normalize("NFKC", uscc).strip().upper()
+    if not is_valid_uscc(code):  # not echoed: it may be a person's number typed in by mistake
+        raise ObjectionError(NOT_A_USCC)
     if session.get(Product, product_name) is None:
         raise ObjectionError(f"product {product_name!r} is not published")
     spec = product_spec(product_name)
@@ -355,6 +358,9 @@ def resolve_objection(
         new_grade = None if new is None else new["grade"]
         if old is None or new_grade != old["grade"]:
             payload["grade"] = new_grade
+    grade_changed = "grade" in payload
+    if _others_open(session, objection):  # the result stays withheld: nothing of it goes out
+        payload = {"outcome": outcome, "status": "disputed_withheld"}
     objection.status, objection.outcome = "resolved", outcome
     objection.resolved_by, objection.resolved_at = actor, utcnow()
     objection.resolution = dict(objection.resolution) | resolution
@@ -378,9 +384,24 @@ def resolve_objection(
         product=objection.product_name,
         version=version.id,
         outcome=outcome,
-        grade_changed="grade" in payload,
+        grade_changed=grade_changed,
     )
     return objection
+
+
+def _others_open(session: Session, objection: Objection) -> bool:
+    """Another objection still withholds this enterprise's result for the product."""
+    return (
+        session.exec(
+            select(Objection.id).where(
+                Objection.uscc == objection.uscc,
+                Objection.product_name == objection.product_name,
+                Objection.status == "open",
+                col(Objection.id) != objection.id,
+            )
+        ).first()
+        is not None
+    )
 
 
 def _rescore(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import re
 import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,12 +28,12 @@ from pdo.ledger.models import (
     WebhookAttempt,
 )
 from pdo.ledger.types import utcnow
+from pdo.privacy.checksums import is_valid_uscc
 from pdo.privacy.entity_key import entity_key
 from pdo.privacy.pseudonym import Pseudonymizer
 
 USCC_PATTERN = r"^[0-9A-HJ-NPQRTUWXY]{18}$"
 DEFAULT_PURPOSE = "贷后管理"
-_USCC = re.compile(USCC_PATTERN)
 _HOST_CHARS = frozenset(string.ascii_letters + string.digits + "-_.")
 
 
@@ -206,8 +205,12 @@ def member_counts(session: Session, watchlist_ids: Iterable[str]) -> dict[str, i
 def valid_uscc(code: str) -> str:
     """The code upper-cased, or a 422 invalid_uscc refusal (never echoing the code back)."""
     normalized = code.strip().upper()
-    if not _USCC.match(normalized):
-        raise Refusal(422, "invalid_uscc", "a USCC is 18 characters of 0-9 and A-Y (no I O S V Z)")
+    if not is_valid_uscc(normalized):
+        raise Refusal(
+            422,
+            "invalid_uscc",
+            "a USCC is 18 characters of 0-9 and A-Y (no I O S V Z) whose check character holds",
+        )
     return normalized
 
 
