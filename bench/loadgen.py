@@ -184,10 +184,13 @@ class Home:
 
 
 def company_usccs(n: int, rng: random.Random) -> list[str]:
-    """n distinct codes of the USCC alphabet with the company prefix 91."""
+    """n distinct valid codes (their check character holds) with the company prefix 91."""
+    from pdo.privacy.checksums import uscc_check_char
+
     out: set[str] = set()
     while len(out) < n:
-        out.add("91" + "".join(rng.choices(USCC_ALPHABET, k=16)))
+        first17 = "91" + "".join(rng.choices(USCC_ALPHABET, k=15))
+        out.add(first17 + uscc_check_char(first17))
     return sorted(out)
 
 
