@@ -168,8 +168,8 @@ class Lake:
             parts=len(parts),
         )
         final = self.dir_for(manifest)
-        if (final / "manifest.json").exists():
-            return manifest
+        if (final / "manifest.json").exists():  # stored before, maybe in another number of parts
+            return self.manifest(zone, table, manifest.id)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
         try:
@@ -186,6 +186,7 @@ class Lake:
             except OSError:
                 if not (final / "manifest.json").exists():
                     raise
+                return self.manifest(zone, table, manifest.id)  # another writer stored it first
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
