@@ -531,6 +531,8 @@ def pipeline_flow(
             failed.status, failed.error, failed.finished_at = "failed", str(exc)[:2000], utcnow()
             s.add(failed)
             audit.record(s, "pipeline", "run.failed", run_id, error=str(exc)[:500])
+        # its staged partitions go too: one refused for residual personal data still holds it
+        shutil.rmtree(run_staging_dir(ws, run_id), ignore_errors=True)
         raise
     valid_until = dt.datetime.fromisoformat(package["authorization"]["valid_until"])
     with session_scope(ws.engine) as s:

@@ -38,3 +38,43 @@ def test_a_failed_partition_fails_the_run_with_its_own_error(
         assert run.status == "failed" and "pseudonym key" in (run.error or "")
         zones = {v.zone for v in s.query(DatasetVersion).all()}
     assert "desensitized" not in zones and "product" not in zones  # nothing half-published
+
+
+def test_a_run_refused_for_residual_personal_data_leaves_no_staged_partition(
+    prefect_harness: None, tmp_path: Path
+) -> None:
+    """The refused partitions hold the personal value: the failed run removes them."""
+    import polars as pl
+
+    from pdo.gen import generate
+    from pdo.sources.tables import table
+
+    source = tmp_path / "delivery"
+    generate(source, enterprises=120, seed=3, progress=False)
+    registry = source / table("enterprise_registry").file_name
+    names = pl.read_csv(registry, infer_schema=False)
+    mobile = "13812345678"  # a synthetic mobile hidden in one business name
+    names.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0)
+        .then(pl.lit(f"杭州市西湖区{mobile}商行"))
+        .otherwise(pl.col("name"))
+        .alias("name")
+    ).write_csv(registry)
+    home = tmp_path / "home"
+    env = {"PDO_HOME": str(home)}
+
+    def pdo(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(app, list(args), env=env)
+        return result.exit_code, result.output
+
+    assert pdo("department", "register")[0] == 0
+    assert pdo("authorization", "grant", "--reference", "数授〔2026〕R号")[0] == 0
+    code, out = pdo("run", "--source", str(source), "--partitions", "2")
+    assert code == 1 and "desensitization refused" in out and mobile not in out, out
+    staged = home / "lake" / ".staging"
+    left = [p for p in staged.rglob("*") if p.is_file()] if staged.exists() else []
+    assert left == []
+    ws = Workspace.open(Settings(home=home))
+    with session_scope(ws.engine) as s:
+        (run,) = s.query(PipelineRun).all()
+        assert run.status == "failed" and mobile not in (run.error or "")
