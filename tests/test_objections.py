@@ -29,6 +29,7 @@ from flows.stages import record_dataset
 from pdo.cli import app
 from pdo.delivery.identity import shown_as
 from pdo.delivery.objections import ObjectionError, parse_item, resolve_objection
+from pdo.delivery.version_events import alerts_for_new_version
 from pdo.gen import generate
 from pdo.lake import Lake
 from pdo.ledger.db import session_scope
@@ -498,3 +499,86 @@ def test_resolving_one_of_two_objections_tells_watchers_nothing_of_the_withheld_
     corrected = home.correction(CREDIT, uscc)
     assert corrected is not None
     assert released.get("grade", corrected.grade) == corrected.grade
+
+
+def test_a_rejected_objection_releases_the_alerts_a_new_version_held_back(home: Home) -> None:
+    """credit_risk@2 drops a disputed company to E with the 失信 knock-out while its objection is
+    open: its watchers get only a withheld new_version. Rejected, the result stands, and they
+    get the grade drop and the knock-out then, as the watchers of an undisputed company did."""
+    disputed, case, _ = penalised_company(home)
+    held_back = {"dishonest_debtor"} | (
+        {"grade_drop"} if home.served(CREDIT, disputed).grade != "E" else set()
+    )
+    undisputed = next(
+        u
+        for u in sorted(city()["enterprise_registry"]["uscc"].to_list())
+        if u.startswith("91") and u != disputed and home.served(CREDIT, u).grade in ("A", "B")
+    )
+    watched = watch(home, disputed)
+    with session_scope(home.engine) as s:
+        s.add(WatchlistMember(watchlist_id=watched, uscc=home.key(undisputed), shown_as=undisputed))
+    raised = _object(home, disputed, f"penalties:case_no={case}")
+    knocked_out = {"reasons": [], "knockouts": [{"code": "KO03", "label_zh": "失信被执行人"}]}
+    with session_scope(home.engine) as s:
+        v1 = s.get(ProductVersion, CREDIT)
+        assert v1 is not None
+        v2 = ProductVersion(
+            id="credit_risk@2", product_name="credit_risk", version=2, run_id=v1.run_id,
+            signoff_id=v1.signoff_id, input_hashes=list(v1.input_hashes), output_hash="d" * 64,
+            as_of=v1.as_of, model=dict(v1.model), revenue_weights=dict(v1.revenue_weights),
+        )  # fmt: skip
+        v1.status = "superseded"
+        s.add_all([v1, v2])
+        s.flush()
+        for code in (disputed, undisputed):
+            s.add(ServedScore(product_version_id=v2.id, uscc=home.key(code), score=300,
+                              grade="E", details=knocked_out))  # fmt: skip
+        s.flush()
+        alerts_for_new_version(s, v2)
+
+    def kinds(code: str) -> set[str]:
+        with session_scope(home.engine) as s:
+            member = s.exec(
+                select(WatchlistMember.id).where(WatchlistMember.uscc == home.key(code))
+            ).one()
+            return {a.kind for a in s.exec(select(Alert).where(Alert.member_id == member))}
+
+    assert {"grade_drop", "dishonest_debtor"} <= kinds(undisputed)
+    assert not held_back & kinds(disputed)  # withheld while the objection is open
+    code, out = pdo(
+        home, "objection", "resolve", raised["id"], "--outcome", "rejected",
+        "--note", "处罚决定有效", "--as", "rita",
+    )  # fmt: skip
+    assert code == 0, out
+    assert held_back <= kinds(disputed)
+    with session_scope(home.engine) as s:
+        released = s.exec(
+            select(Alert).where(
+                Alert.kind == "dishonest_debtor", Alert.product_version_id == "credit_risk@2"
+            )
+        ).all()
+    assert len(released) == 2 and {a.status for a in released} == {"pending"}
+
+
+@pytest.mark.parametrize("outcome", ["rejected", "upheld"])
+def test_alerts_withdrawn_by_an_objection_go_out_again_only_if_it_is_rejected(
+    home: Home, outcome: str
+) -> None:
+    """Rejected, the signed result stands and its withdrawn alerts are pending again; upheld,
+    they stay withdrawn (their result was corrected) and dispute_resolved says what it is now."""
+    uscc, case = dishonest_individual()
+    watched = watch(home, uscc)
+    with session_scope(home.engine) as s:
+        version = s.get(ProductVersion, CREDIT)
+        assert version is not None
+        alerts_for_new_version(s, version)
+    raised = _object(home, uscc, f"court_cases:case_no={case}")
+    statuses = {a.kind: a.status for a in alerts(home, watched) if a.kind != "dispute_opened"}
+    assert set(statuses.values()) == {"withdrawn"}
+    code, out = pdo(
+        home, "objection", "resolve", raised["id"], "--outcome", outcome,
+        "--note", "核实", "--as", "rita",
+    )  # fmt: skip
+    assert code == 0, out
+    after = {a.kind: a.status for a in alerts(home, watched) if a.kind in statuses}
+    assert after == {kind: "pending" if outcome == "rejected" else "withdrawn" for kind in statuses}

@@ -38,6 +38,7 @@ from pdo import audit
 from pdo.delivery import generation
 from pdo.delivery.alerts import raise_alerts_for, withdraw_undelivered_results
 from pdo.delivery.identity import shown_as
+from pdo.delivery.version_events import Served, alerts_for_released_result
 from pdo.lake import Lake
 from pdo.ledger.models import (
     DatasetVersion,
@@ -359,7 +360,8 @@ def resolve_objection(
         if old is None or new_grade != old["grade"]:
             payload["grade"] = new_grade
     grade_changed = "grade" in payload
-    if _others_open(session, objection):  # the result stays withheld: nothing of it goes out
+    still_withheld = _others_open(session, objection)
+    if still_withheld:  # nothing of the result goes out yet
         payload = {"outcome": outcome, "status": "disputed_withheld"}
     objection.status, objection.outcome = "resolved", outcome
     objection.resolved_by, objection.resolved_at = actor, utcnow()
@@ -375,6 +377,15 @@ def resolve_objection(
         product_version_id=version.id,
         payload=payload,
     )
+    if not still_withheld:
+        now = served_result(session, version.id, objection.uscc)
+        alerts_for_released_result(
+            session,
+            version,
+            objection.uscc,
+            None if now is None else Served(now["score"], now["grade"], dict(now["details"])),
+            outcome,
+        )
     generation.bump(session)  # the API serves the result (or its correction) again
     audit.record(
         session,

@@ -12,8 +12,16 @@ from typing import Any, NamedTuple
 from sqlmodel import Session, col, select
 
 from pdo import audit
-from pdo.delivery.alerts import AlertDraft, member_refs, raise_alerts_bulk
-from pdo.ledger.models import Objection, ProductVersion, ServedScore, Watchlist, WatchlistMember
+from pdo.delivery.alerts import RESULT_KINDS, AlertDraft, member_refs, raise_alerts_bulk
+from pdo.ledger.models import (
+    Alert,
+    Objection,
+    ProductVersion,
+    ServedScore,
+    Watchlist,
+    WatchlistMember,
+)
+from pdo.ledger.types import utcnow
 
 GRADES = ("A", "B", "C", "D", "E")  # best first
 DISHONEST_DEBTOR = "KO03"  # credit_risk's 失信被执行人 knock-out
@@ -189,3 +197,60 @@ def alerts_for_new_version(session: Session, version: ProductVersion) -> int:
             **{f"n_{kind}": n for kind, n in sorted(counts.items())},
         )
     return total
+
+
+def alerts_for_released_result(
+    session: Session, version: ProductVersion, entity: str, now_served: Served | None, outcome: str
+) -> int:
+    """What a dispute held back from an enterprise's watchers, once its last objection closed.
+
+    Rejected, the signed result stands: the result alerts withdrawn when it was raised go out
+    again. Either way, a version published during the dispute raised only a withheld
+    new_version; its grade drop, knock-out or listing alerts are raised now from the result
+    served now (kinds already raised for the version are skipped). Returns the alerts released.
+    """
+    released = 0
+    if outcome == "rejected":
+        withdrawn = session.exec(
+            select(Alert)
+            .join(WatchlistMember, col(WatchlistMember.id) == col(Alert.member_id))
+            .join(Watchlist, col(Watchlist.id) == col(Alert.watchlist_id))
+            .where(
+                WatchlistMember.uscc == entity,
+                Watchlist.product_name == version.product_name,
+                Alert.product_version_id == version.id,
+                Alert.status == "withdrawn",
+                col(Alert.kind).in_(RESULT_KINDS),
+            )
+        ).all()
+        for alert in withdrawn:
+            alert.status, alert.next_attempt_at, alert.last_error = "pending", utcnow(), None
+            session.add(alert)
+        released += len(withdrawn)
+    watchlists = {
+        w.id: w
+        for w in session.exec(
+            select(Watchlist).where(Watchlist.product_name == version.product_name)
+        )
+    }
+    members = [m for m in member_refs(session, list(watchlists)) if m.uscc == entity]
+    previous = previous_version(session, version)
+    old = None
+    if previous is not None:
+        row = session.exec(
+            select(ServedScore).where(
+                ServedScore.product_version_id == previous.id, ServedScore.uscc == entity
+            )
+        ).first()
+        old = None if row is None else Served(row.score, row.grade, dict(row.details))
+    drafts = [
+        AlertDraft(watchlists[member.watchlist_id], member, kind, payload)
+        for member in members
+        for kind, payload in _changes(version, previous, old, now_served)
+        if kind != "new_version"  # raised during the dispute, withheld; dispute_resolved says
+    ]
+    counts = raise_alerts_bulk(session, drafts, event_key=version.id, product_version_id=version.id)
+    released += sum(counts.values())
+    if released:
+        audit.record(session, "system", "alerts.release", version.id, alerts=released)
+    return released
