@@ -238,6 +238,10 @@ def finish_desensitize(
     parts = sorted(parts, key=lambda p: p.part)
     if [p.part for p in parts] != list(range(raw.parts)):
         raise RuntimeError(f"{table.name}: partitions {[p.part for p in parts]} of {raw.parts}")
+    if sum(p.rows for p in parts) != raw.row_count:  # desensitizing keeps every row
+        raise RuntimeError(
+            f"{table.name}: partitions hold {sum(p.rows for p in parts)} rows of {raw.row_count}"
+        )
     residual: dict[str, dict[str, int]] = {}
     redacted_again: Counter[str] = Counter()
     for p in parts:
