@@ -20,7 +20,12 @@ import pytest
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 
-from pdo.delivery.objections import raise_objection, resolve_objection
+from pdo.delivery.objections import (
+    Redact,
+    objection_redactor,
+    raise_objection,
+    resolve_objection,
+)
 from pdo.delivery.watchlists import NewMember, add_members, create_watchlist
 from pdo.lake import Lake, Manifest
 from pdo.ledger.db import make_engine, session_scope
@@ -257,7 +262,7 @@ def _seed_governance(home: Path) -> Governance:
                         grade="B",
                     )
                 )
-        ids = _seed_objections(engine, lake, pseudo)
+        ids = _seed_objections(engine, lake, pseudo, objection_redactor(settings.models_dir))
     finally:
         engine.dispose()
     return Governance(
@@ -280,7 +285,9 @@ def _watch(s: Session, bank: Subscriber, pseudo: Pseudonymizer) -> str:
     return watchlist.id
 
 
-def _seed_objections(engine: Any, lake: Lake, pseudo: Pseudonymizer) -> dict[str, str]:
+def _seed_objections(
+    engine: Any, lake: Lake, pseudo: Pseudonymizer, redact: Redact
+) -> dict[str, str]:
     """Raise all three, resolve two (rejected), then set the dates the figures are computed on."""
     ids: dict[str, str] = {}
     with session_scope(engine) as s:
@@ -294,6 +301,7 @@ def _seed_objections(engine: Any, lake: Lake, pseudo: Pseudonymizer) -> dict[str
                 reason="企业称该年度纳税信用等级有误",
                 actor="olga",
                 lake=lake,
+                redact=redact,
             )
             ids[code] = objection.id
     with session_scope(engine) as s:
@@ -306,6 +314,7 @@ def _seed_objections(engine: Any, lake: Lake, pseudo: Pseudonymizer) -> dict[str
                     note="经核对部门原始记录，数据无误",
                     actor="olga",
                     lake=lake,
+                    redact=redact,
                 )
     with session_scope(engine) as s:
         for code, (_, raised, days) in OBJECTIONS.items():

@@ -28,7 +28,12 @@ from flows.publish import served_rows
 from flows.stages import record_dataset
 from pdo.cli import app
 from pdo.delivery.identity import shown_as
-from pdo.delivery.objections import ObjectionError, parse_item, resolve_objection
+from pdo.delivery.objections import (
+    ObjectionError,
+    objection_redactor,
+    parse_item,
+    resolve_objection,
+)
 from pdo.delivery.version_events import alerts_for_new_version
 from pdo.gen import generate
 from pdo.lake import Lake
@@ -310,7 +315,13 @@ def test_rejected_objection_leaves_the_signed_result_and_refuses_a_second_resolu
     assert home.correction(CREDIT, uscc) is None
     with session_scope(home.engine) as s, pytest.raises(ObjectionError, match="already resolved"):
         resolve_objection(
-            s, raised["id"], outcome="rejected", note="x", actor="olga", lake=home.lake
+            s,
+            raised["id"],
+            outcome="rejected",
+            note="x",
+            actor="olga",
+            lake=home.lake,
+            redact=objection_redactor(home.settings.models_dir),
         )
 
 
@@ -582,3 +593,28 @@ def test_alerts_withdrawn_by_an_objection_go_out_again_only_if_it_is_rejected(
     assert code == 0, out
     after = {a.kind: a.status for a in alerts(home, watched) if a.kind in statuses}
     assert after == {kind: "pending" if outcome == "rejected" else "withdrawn" for kind in statuses}
+
+
+def test_personal_data_typed_into_a_reason_or_note_is_not_stored(home: Home) -> None:
+    """The operator copies an enterprise's letter: a 身份证号, a mobile, a name or an address in
+    it are replaced by placeholders before the objection is stored, listed or audited."""
+    uscc, case = dishonest_individual()
+    personal = ("11010519491231002X", "13812345678", "张伟", "文三路100号")
+    raised = pdo_json(
+        home, "objection", "add", uscc, "--product", "credit_risk",
+        "--item", f"court_cases:case_no={case}", "--as", "olga", "--reason",
+        "法定代表人张伟（身份证 11010519491231002X，手机 13812345678）称该案已结",
+    )  # fmt: skip
+    assert "〈身份证号〉" in raised["reason"] and "〈手机号〉" in raised["reason"]
+    resolved = pdo_json(
+        home, "objection", "resolve", raised["id"], "--outcome", "rejected", "--as", "rita",
+        "--note", "致电 13812345678 张伟核实，住址浙江省杭州市西湖区文三路100号，记录有效",
+    )  # fmt: skip
+    shown = json.dumps([raised, resolved], ensure_ascii=False) + pdo(home, "objection", "list")[1]
+    with session_scope(home.engine) as s:
+        shown += json.dumps(
+            [o.model_dump(mode="json") for o in s.exec(select(Objection))], ensure_ascii=False
+        )
+        shown += json.dumps([e.details for e in s.exec(select(AuditEvent))], ensure_ascii=False)
+    assert [p for p in personal if p in shown] == []
+    assert "称该案已结" in raised["reason"] and "记录有效" in resolved["resolution"]["note"]

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from pdo.cli import app
 from pdo.delivery.identity import shown_as
-from pdo.delivery.objections import raise_objection
+from pdo.delivery.objections import objection_redactor, raise_objection
 from pdo.delivery.version_events import alerts_for_new_version
 from pdo.delivery.watchlists import in_portfolio
 from pdo.lake import Lake
@@ -339,6 +339,7 @@ def dispute(home: Home, code: str) -> None:
             reason="企业称该案已结",
             actor="olga",
             lake=Lake(home.settings.lake_dir),
+            redact=objection_redactor(home.settings.models_dir),
         )
 
 

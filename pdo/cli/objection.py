@@ -13,6 +13,7 @@ from pdo.delivery.objections import (
     ObjectionError,
     describe,
     list_objections,
+    objection_redactor,
     raise_objection,
     resolve_objection,
 )
@@ -73,6 +74,7 @@ def register(app: typer.Typer) -> None:
                         reason=reason,
                         actor=actor,
                         lake=ws.lake,
+                        redact=objection_redactor(ws.settings.models_dir),
                     )
                 )
         except ObjectionError as exc:
@@ -105,6 +107,7 @@ def register(app: typer.Typer) -> None:
                         note=note,
                         actor=actor,
                         lake=ws.lake,
+                        redact=objection_redactor(ws.settings.models_dir),
                     )
                 )
         except ObjectionError as exc:

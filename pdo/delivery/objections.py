@@ -27,8 +27,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
@@ -56,6 +57,7 @@ from pdo.sources.contract import Policy, SourceTable
 from pdo.sources.tables import table as source_table
 
 if TYPE_CHECKING:
+    from pdo.privacy.fastscan import FastScanner
     from products.spec import ProductSpec
 
 Outcome = Literal["upheld", "rejected"]
@@ -160,6 +162,29 @@ def _check_column(contract: SourceTable, column: str) -> None:
         )
 
 
+Redact = Callable[[str], str]
+
+
+def free_text_redactor(scanner: FastScanner) -> Redact:
+    """How an objection's reason or note is stored: a 个体工商户's code masked, then what the
+    project's recognizers find (身份证号, 手机号, 银行卡号; names and addresses with a NER scanner)
+    replaced by its placeholder. The operator types these from an enterprise's letter."""
+
+    def redact(text: str) -> str:
+        return scanner.fast_redact([mask_codes(text)])[0] or ""
+
+    return redact
+
+
+def objection_redactor(models_dir: Path) -> Redact:
+    """free_text_redactor over the recognizers with the NER model, scanning in this process
+    (one letter's text is short)."""
+    from pdo.privacy.analyzer import build_analyzer
+    from pdo.privacy.fastscan import get_scanner
+
+    return free_text_redactor(get_scanner(build_analyzer(models_dir), ner=True, processes=1))
+
+
 def mask_codes(text: str) -> str:
     """Free text with any 个体工商户 USCC masked, so a reason or note never stores one."""
 
@@ -210,6 +235,7 @@ def raise_objection(
     reason: str,
     actor: str,
     lake: Lake,
+    redact: Redact,
 ) -> Objection:
     """Record an enterprise's objection to a data item behind a product's result; from now on
     the result is withheld as disputed and the banks watching the enterprise are told."""
@@ -248,7 +274,7 @@ def raise_objection(
         uscc=key,
         product_name=product_name,
         item=normalized,
-        reason=mask_codes(reason.strip()),
+        reason=redact(reason.strip()),
         raised_by=actor,
         resolution={"enterprise": shown_as(code)},  # how the console names it; never raw
     )
@@ -323,6 +349,7 @@ def resolve_objection(
     note: str,
     actor: str,
     lake: Lake,
+    redact: Redact,
 ) -> Objection:
     """Close an objection: rejected, the signed result is served again; upheld, the disputed
     records are excluded and the enterprise re-scored into a correction. Watchers are told."""
@@ -344,7 +371,7 @@ def resolve_objection(
         raise ObjectionError(f"{objection.product_name} has no published version")
     old = served_result(session, version.id, objection.uscc)
     resolution: dict[str, Any] = {
-        "note": mask_codes(note.strip()),
+        "note": redact(note.strip()),
         "version": version.id,
         "old": _headline(old),
         "new": None,
