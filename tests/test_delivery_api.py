@@ -338,6 +338,26 @@ def test_the_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
     assert count(ledger, RefusedCall, RefusedCall.code == "rate_limited") == len(limited)
 
 
+def test_a_key_revoked_while_throttled_answers_401_not_429(tmp_path: Path) -> None:
+    """The endpoint throttles on its held snapshot, but the key was revoked since: the serving
+    batch reads the new generation, so the call is a revoked key's, recorded against nobody."""
+    ledger = seed_delivery(tmp_path, rate_limit_per_second=1)
+    ledger.consent(A, COMPANIES[0], "C-1")
+    with serve_api(ledger.settings) as base:
+        ask(base, ledger.keys[A])  # the first call loads the keys the limiter reads
+        time.sleep(1.1)  # the bucket refills
+        assert ask(base, ledger.keys[A]).status_code == 200  # spends this second's token
+        _revoke_first_key(ledger)
+        after = ask(base, ledger.keys[A])
+    assert (after.status_code, after.json()["error"]["code"]) == (401, "invalid_api_key")
+    with Session(ledger.engine) as s:
+        refused = s.exec(select(RefusedCall)).all()
+    assert [(r.status, r.code, r.subscriber_id) for r in refused] == [
+        (401, "invalid_api_key", None)
+    ]
+    assert count(ledger, UsageEvent) == 2
+
+
 def test_a_forged_secret_neither_spends_the_banks_rate_limit_nor_is_recorded_as_the_bank(
     tmp_path: Path,
 ) -> None:

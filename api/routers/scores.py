@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from api.errors import ApiError, Caller, ErrorBody
-from api.serving.batch import authenticate
+from api.serving.batch import INVALID_KEY, authenticate
 from api.serving.requests import Refusal, RefusedElsewhere, ScoreLookup
 from api.serving.snapshot import KeyEntry
 from api.serving.worker import ServingWorker
@@ -129,18 +129,13 @@ async def get_score(request: Request) -> Response:
     wait = app.state.rate_limiter.take(caller.key_id, caller.rate_limit_per_second) if caller else 0
     if wait:
         assert caller is not None
-        await worker.submit(
-            RefusedElsewhere(
-                caller.subscriber_id,
-                caller.key_id,
-                endpoint,
-                429,
-                "rate_limited",
-                product,
-                entity,
-                purpose,
-            )
+        throttled = RefusedElsewhere(
+            caller.subscriber_id, caller.key_id, endpoint, 429, "rate_limited", product
         )
+        throttled.entity, throttled.purpose = entity, purpose
+        await worker.submit(throttled)
+        if throttled.status == 401:  # the key was revoked since this process's snapshot
+            raise ApiError(401, "invalid_api_key", INVALID_KEY, recorded=True)
         raise ApiError(
             429,
             "rate_limited",

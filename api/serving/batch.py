@@ -33,6 +33,8 @@ from pdo.delivery.periods import business_day, business_month
 from pdo.registration import authorization_state, state_message
 from pdo.subscribers import hash_secret, split_key
 
+INVALID_KEY = "the API key is unknown or revoked"
+
 
 def authenticate(snapshot: Snapshot, presented: str | None) -> KeyEntry | Refusal:
     """The caller's key, or the 401 that says why not (unknown and revoked look the same)."""
@@ -45,7 +47,7 @@ def authenticate(snapshot: Snapshot, presented: str | None) -> KeyEntry | Refusa
         or entry is None
         or not hmac.compare_digest(entry.key_hash, hash_secret(parts[1]))
     ):
-        return Refusal(401, "invalid_api_key", "the API key is unknown or revoked")
+        return Refusal(401, "invalid_api_key", INVALID_KEY)
     return entry
 
 
@@ -596,6 +598,11 @@ class ServingBatch:
         )
 
     def _refuse_elsewhere(self, job: RefusedElsewhere) -> None:
+        if job.api_key_id is not None and job.api_key_id not in self.snapshot.keys:
+            # Revoked since the endpoint's snapshot (say, throttled just after): answered and
+            # recorded as any revoked key is, against nobody.
+            job.status, job.code, job.flagged = 401, "invalid_api_key", False
+            job.subscriber_id = job.api_key_id = job.entity = None
         job.outcome = Refusal(job.status, job.code, "")
         self._record_refusal(
             job.subscriber_id,
