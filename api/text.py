@@ -21,6 +21,10 @@ from pdo.privacy.checksums import is_valid_uscc
 def _no_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("a NUL character is not allowed")
+    try:  # a lone surrogate (JSON "\ud800") has no UTF-8 form: the ledger cannot store it
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("a lone surrogate character is not allowed") from None
     return value
 
 

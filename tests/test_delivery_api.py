@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import sqlite3
 import threading
@@ -804,3 +805,91 @@ def test_an_alert_acked_through_two_servers_at_once_is_answered_twice_and_billed
         assert count(ledger, UsageEvent) == len(ids)
         with Session(ledger.engine) as s:
             assert audit.verify(s).ok
+
+
+def _both_at_once(calls: tuple[Callable[[], httpx.Response], ...]) -> list[int]:
+    """Start the calls at the same moment; their status codes, sorted."""
+    start = threading.Barrier(len(calls))
+
+    def go(call: Callable[[], httpx.Response]) -> httpx.Response:
+        start.wait()
+        return call()
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        answers = list(pool.map(go, calls))
+    for answer in answers:  # every answer in the one JSON shape
+        assert "error" in answer.json() or answer.status_code < 400, answer.text
+    return sorted(a.status_code for a in answers)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_same_request_through_two_servers_at_once_gets_a_clear_answer_each(
+    tmp_path: Path, backend: str
+) -> None:
+    """A bank's retry racing its first try: the duplicate is refused as a duplicate (422/409)
+    or taken twice harmlessly (members), never 500; a withdrawal is done and audited once."""
+    pairs = 8
+    now = dt.datetime.now(dt.UTC)
+    until = now + dt.timedelta(days=9)
+    window = {"valid_from": now.isoformat(), "valid_until": until.isoformat()}
+    with delivery_ledger(tmp_path, backend) as ledger:
+        key = {"X-API-Key": ledger.keys[A]}
+        with serve_api(ledger.settings) as one, serve_api(ledger.settings) as two:
+            book = httpx.post(
+                f"{one}/v1/watchlists", json={"name": "book", "product": "credit_risk"}, headers=key
+            ).json()["id"]
+
+            def twice(method: str, path: str, body: object = None) -> list[int]:
+                return _both_at_once(
+                    tuple(
+                        functools.partial(
+                            httpx.request, method, base + path, json=body, headers=key, timeout=30
+                        )
+                        for base in (one, two)
+                    )
+                )
+
+            consents = [
+                twice("POST", "/v1/consents", {"uscc": COMPANIES[i], "reference": f"R-{i}",
+                                               "purposes": ["贷前审查"]} | window)
+                for i in range(pairs)
+            ]  # fmt: skip
+            named = [
+                twice("POST", "/v1/watchlists", {"name": f"W-{i}", "product": "credit_risk"})
+                for i in range(pairs)
+            ]
+            members = [
+                twice("PUT", f"/v1/watchlists/{book}/members", [{"uscc": COMPANIES[i]}])
+                for i in range(pairs)
+            ]
+            listed = httpx.get(f"{one}/v1/consents", headers=key).json()
+            withdrawn = [twice("DELETE", f"/v1/consents/{c['id']}") for c in listed]
+        with Session(ledger.engine) as s:
+            stored = len(s.exec(select(WatchlistMember)).all())
+            revokes = s.exec(select(AuditEvent).where(AuditEvent.action == "consent.revoke"))
+            audited, intact = len(revokes.all()), audit.verify(s).ok
+    assert consents == [[201, 422]] * pairs
+    assert named == [[201, 409]] * pairs
+    assert members == [[200, 200]] * pairs
+    assert withdrawn == [[200, 409]] * pairs
+    assert (stored, audited, intact) == (pairs, pairs, True)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_lone_surrogate_in_a_members_reference_is_refused(tmp_path: Path, backend: str) -> None:
+    """It has no UTF-8 form: writing it failed with 500; now 422 like any other text field."""
+    with delivery_ledger(tmp_path, backend) as ledger:
+        key = {"X-API-Key": ledger.keys[A], "Content-Type": "application/json"}
+        with serve_api(ledger.settings) as base:
+            book = httpx.post(
+                f"{base}/v1/watchlists",
+                content=json.dumps({"name": "book", "product": "credit_risk"}),
+                headers=key,
+            ).json()["id"]
+            answer = httpx.put(
+                f"{base}/v1/watchlists/{book}/members",
+                content=json.dumps([{"uscc": COMPANIES[0], "reference": "L-\ud800"}]),
+                headers=key,
+            )
+        assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_request"
+        assert count(ledger, WatchlistMember) == 0

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body
 from pydantic import BaseModel, Field, field_validator
 from sqlmodel import select
 
-from api.deps import ApiKeyDep, PseudonymizerDep, SessionDep
+from api.deps import ApiKeyDep, PseudonymizerDep, SessionDep, committed
 from api.errors import KEYED, ApiError, refusals
 from api.text import Text, Uscc
 from pdo.delivery.consents import consents_of, register_consent, revoke_consent
@@ -86,23 +86,27 @@ def add_consent(
     pseudo: PseudonymizerDep,
 ) -> ConsentPublic:
     """Register an enterprise's consent; lookups must then name its reference."""
-    subscriber = session.get(Subscriber, key.subscriber_id)
-    assert subscriber is not None
-    try:
-        consent = register_consent(
-            session,
-            subscriber=subscriber,
-            entity=entity_key(body.uscc, pseudo),
-            reference=body.reference,
-            purposes=body.purposes,
-            valid_from=body.valid_from,
-            valid_until=body.valid_until,
-            evidence_sha256=body.evidence_sha256,
-            actor=f"bank:{subscriber.name}",
-        )
-    except ValueError as exc:
-        raise ApiError(422, "invalid_consent", str(exc)) from exc
-    session.commit()
+
+    def register() -> Consent:
+        subscriber = session.get(Subscriber, key.subscriber_id)
+        assert subscriber is not None
+        try:
+            return register_consent(
+                session,
+                subscriber=subscriber,
+                entity=entity_key(body.uscc, pseudo),
+                reference=body.reference,
+                purposes=body.purposes,
+                valid_from=body.valid_from,
+                valid_until=body.valid_until,
+                evidence_sha256=body.evidence_sha256,
+                actor=f"bank:{subscriber.name}",
+            )
+        except ValueError as exc:
+            raise ApiError(422, "invalid_consent", str(exc)) from exc
+
+    # the same reference posted twice at once: the loser runs again and is refused as a duplicate
+    consent = committed(session, register)
     return _public(consent, shown_as(body.uscc))
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, TypeVar
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from api.deps import ApiKeyDep, PseudonymizerDep, SessionDep
+from api.deps import ApiKeyDep, PseudonymizerDep, SessionDep, committed
 from api.errors import KEYED, ApiError, refusals
 from api.text import Text, Uscc
 from pdo.delivery import watchlists as wl
@@ -129,18 +129,20 @@ def create_watchlist(
     pseudo: PseudonymizerDep,
 ) -> WatchlistCreated:
     """Create a watchlist for a subscribed product; its webhook signing secret is returned once."""
-    watchlist = _refusals(
-        lambda: wl.create_watchlist(
-            session,
-            key.subscriber_id,
-            name=body.name,
-            product_name=body.product,
-            purpose=body.purpose,
-            webhook_url=body.webhook_url,
-            actor=f"apikey:{key.id}",
-        )
+    watchlist = committed(  # a name taken at the same moment: the loser is refused as a duplicate
+        session,
+        lambda: _refusals(
+            lambda: wl.create_watchlist(
+                session,
+                key.subscriber_id,
+                name=body.name,
+                product_name=body.product,
+                purpose=body.purpose,
+                webhook_url=body.webhook_url,
+                actor=f"apikey:{key.id}",
+            )
+        ),
     )
-    session.commit()
     secret = webhook_secret(server_key(request), watchlist.id)
     return WatchlistCreated(**_public(watchlist, 0).model_dump(), webhook_secret=secret)
 
@@ -183,8 +185,7 @@ def add_members(
         new = [wl.NewMember(m.uscc, m.reference) for m in members]
         return wl.add_members(session, watchlist, new, pseudo, f"apikey:{key.id}")
 
-    result = _refusals(add)
-    session.commit()
+    result = committed(session, lambda: _refusals(add))  # a member added at once: updated instead
     return MembersAdded(added=result.added, updated=result.updated, total=result.total)
 
 

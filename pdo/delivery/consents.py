@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from pdo import audit
@@ -75,10 +76,16 @@ def register_consent(
 
 def revoke_consent(session: Session, consent: Consent, actor: str) -> Consent:
     """An enterprise withdrew its consent: queries under it are refused from now on."""
-    if consent.revoked_at is not None:
-        raise ValueError(f"consent {consent.reference} is already revoked")
-    consent.revoked_at = utcnow()
-    session.add(consent)
+    # One statement that only a consent still in force matches: of two withdrawals at once, the
+    # second waits for the first and then finds nothing to withdraw.
+    withdrawn = session.execute(
+        update(Consent)
+        .where(col(Consent.id) == consent.id, col(Consent.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+    )
+    if withdrawn.rowcount == 0:  # type: ignore[attr-defined]
+        raise ValueError("this consent is already withdrawn")
+    session.refresh(consent)
     audit.record(session, actor, "consent.revoke", consent.id, reference=consent.reference)
     return consent
 
