@@ -893,3 +893,78 @@ def test_a_lone_surrogate_in_a_members_reference_is_refused(tmp_path: Path, back
             )
         assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_request"
         assert count(ledger, WatchlistMember) == 0
+
+
+@pytest.mark.postgres
+def test_an_ack_and_a_push_of_the_same_alert_at_once_settle_it_once(tmp_path: Path) -> None:
+    """The ack and the dispatcher both take the alert's row first: the second waits, finds it
+    delivered and leaves it (they used to lock alert and usage event in opposite orders and
+    PostgreSQL killed the dispatch pass as a deadlock after the push had gone out)."""
+    from sqlalchemy import text
+
+    from pdo.delivery.alerts import raise_alerts_for
+    from pdo.delivery.webhooks import dispatch_due
+    from tests.webhook_receiver import receiver
+
+    with delivery_ledger(tmp_path, "postgres") as ledger, receiver(verify=False) as hook:
+        headers = {"X-API-Key": ledger.keys[A]}
+        with serve_api(ledger.settings) as base:
+            book = httpx.post(f"{base}/v1/watchlists", headers=headers, json={
+                "name": "推送组合", "product": "credit_risk", "webhook_url": hook.url,
+            }).json()["id"]  # fmt: skip
+            httpx.put(f"{base}/v1/watchlists/{book}/members", headers=headers,
+                      json=[{"uscc": COMPANIES[0]}]).raise_for_status()  # fmt: skip
+            with session_scope(ledger.engine) as s:
+                (alert,) = raise_alerts_for(
+                    s, product_name="credit_risk", uscc=ledger.entity(COMPANIES[0]),
+                    kind="new_version", event_key=VERSION, product_version_id=VERSION,
+                )  # fmt: skip
+                alert_id = alert.id
+
+            def waiting_on_locks() -> int:
+                with ledger.engine.connect() as c:
+                    return int(c.execute(text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    )).scalar_one())  # fmt: skip
+
+            def until(condition: Callable[[], bool]) -> None:
+                deadline = time.monotonic() + 20
+                while not condition():
+                    assert time.monotonic() < deadline, "the interleaving did not happen"
+                    time.sleep(0.05)
+
+            results: dict[str, object] = {}
+
+            def ack() -> None:
+                results["ack"] = httpx.post(
+                    f"{base}/v1/alerts/{alert_id}/ack", headers=headers, timeout=60
+                )
+
+            def dispatch() -> None:
+                try:
+                    results["dispatch"] = dispatch_due(
+                        ledger.engine, ledger.settings.read_pseudonym_key()[1]
+                    )
+                except Exception as exc:  # the failure this test is about
+                    results["dispatch"] = exc
+
+            with ledger.engine.connect() as holder, holder.begin():
+                # the chain's lock held elsewhere: the ack stops halfway, with what it locked
+                holder.execute(text(f"SELECT pg_advisory_xact_lock({audit.CHAIN_LOCK})"))
+                threads = [threading.Thread(target=ack), threading.Thread(target=dispatch)]
+                threads[0].start()
+                until(lambda: waiting_on_locks() >= 1)
+                threads[1].start()  # it waits for the alert, or passes it by as taken
+                until(lambda: waiting_on_locks() >= 2 or not threads[1].is_alive())
+            for thread in threads:
+                thread.join(timeout=60)
+        acked = results["ack"]
+        assert isinstance(acked, httpx.Response) and acked.status_code == 200, acked
+        assert not isinstance(results["dispatch"], Exception), results["dispatch"]
+        with Session(ledger.engine) as s:
+            billed = s.exec(
+                select(UsageEvent).where(UsageEvent.delivery_key == f"alert:{alert_id}")
+            ).all()
+            settled = s.get(Alert, alert_id)
+            assert len(billed) == 1 and settled is not None and settled.status == "delivered"
+            assert audit.verify(s).ok

@@ -330,6 +330,9 @@ def ack_alert(
 ) -> tuple[Alert, UsageEvent]:
     """A pulled alert acknowledged: delivered and metered once (never billed again if pushed)."""
     alert, watchlist = own_alert(session, subscriber_id, alert_id)
+    # The alert's row first, as the dispatcher takes it: a push settling the same alert at the
+    # same moment then goes first or second, never both halfway (a deadlock on PostgreSQL).
+    session.refresh(alert, with_for_update=True)
     if alert.status == "withdrawn":
         raise Refusal(
             409, "alert_withdrawn", "this alert's result is disputed and was withdrawn unbilled"

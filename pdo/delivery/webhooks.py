@@ -234,7 +234,8 @@ def _settle(
     """Record one attempt: delivered and metered together, or retried later, or dead-lettered."""
     status_code, error = outcome
     with _unit(factory) as s:
-        alert = s.get(Alert, due.alert_id)
+        # the alert's row first, as an ack takes it (see ack_alert), then its status again
+        alert = s.get(Alert, due.alert_id, with_for_update=True)
         watchlist = s.get(Watchlist, alert.watchlist_id) if alert is not None else None
         if alert is None or watchlist is None or alert.status != "pending":
             report.skipped += 1
