@@ -827,7 +827,8 @@ def test_the_same_request_through_two_servers_at_once_gets_a_clear_answer_each(
     tmp_path: Path, backend: str
 ) -> None:
     """A bank's retry racing its first try: the duplicate is refused as a duplicate (422/409)
-    or taken twice harmlessly (members), never 500; a withdrawal is done and audited once."""
+    or taken twice harmlessly (members), never 500; a withdrawal is done and audited once; a
+    batch file is made and billed once, and only its maker is told 201."""
     pairs = 8
     now = dt.datetime.now(dt.UTC)
     until = now + dt.timedelta(days=9)
@@ -864,15 +865,22 @@ def test_the_same_request_through_two_servers_at_once_gets_a_clear_answer_each(
             ]
             listed = httpx.get(f"{one}/v1/consents", headers=key).json()
             withdrawn = [twice("DELETE", f"/v1/consents/{c['id']}") for c in listed]
+            batches = []
+            for i in range(pairs):  # each pair asks for a new file: one more member each time
+                httpx.put(f"{one}/v1/watchlists/{book}/members", json=[{"uscc": COMPANIES[10 + i]}],
+                          headers=key).raise_for_status()  # fmt: skip
+                batches.append(twice("POST", f"/v1/watchlists/{book}/batches", {"format": "csv"}))
         with Session(ledger.engine) as s:
-            stored = len(s.exec(select(WatchlistMember)).all())
+            stored = len(s.exec(select(WatchlistMember)).all()) - pairs
+            billed = len(s.exec(select(UsageEvent).where(UsageEvent.kind == "batch")).all())
             revokes = s.exec(select(AuditEvent).where(AuditEvent.action == "consent.revoke"))
             audited, intact = len(revokes.all()), audit.verify(s).ok
     assert consents == [[201, 422]] * pairs
     assert named == [[201, 409]] * pairs
     assert members == [[200, 200]] * pairs
     assert withdrawn == [[200, 409]] * pairs
-    assert (stored, audited, intact) == (pairs, pairs, True)
+    assert batches == [[200, 201]] * pairs  # 201 to the one that made it, 200: the same file
+    assert (stored, audited, billed, intact) == (pairs, pairs, pairs, True)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -98,10 +98,11 @@ def _refusal(session: Session, key: ApiKey, watchlist_id: str, refused: BatchRef
 
 def _build_and_commit(
     session: Session, key: ApiKey, watchlist_id: str, fmt: BatchFormat, lake_dir: Path
-) -> BatchFile:
-    """Build (or find) the batch and commit it with its usage and audit events (see committed)."""
+) -> tuple[BatchFile, bool]:
+    """Build (or find) the batch and commit it with its usage and audit events (see committed);
+    whether this request made it (a racing twin that lost finds the winner's: not made)."""
 
-    def build() -> BatchFile:
+    def build() -> tuple[BatchFile, bool]:
         try:
             return build_batch(
                 session,
@@ -149,9 +150,8 @@ def create_batch(
     Asking again while nothing changed (members, version, format, objections, corrections)
     returns the same batch with 200 and bills nothing.
     """
-    started = utcnow()
-    batch = _build_and_commit(session, key, watchlist_id, body.format, lake_dir)
-    if batch.created_at < started:
+    batch, made = _build_and_commit(session, key, watchlist_id, body.format, lake_dir)
+    if not made:
         response.status_code = 200
     return BatchManifest.of(batch)
 

@@ -82,8 +82,9 @@ def build_batch(
     watchlist_id: str,
     fmt: str,
     actor: str,
-) -> BatchFile:
-    """The portfolio file for the live version, written and metered once; unchanged → the same.
+) -> tuple[BatchFile, bool]:
+    """The portfolio file for the live version, written and metered once; unchanged → the same
+    (the flag says whether this call made it).
 
     Flushes but does not commit: the caller commits the batch row, its usage event and its audit
     event as one transaction.
@@ -100,7 +101,7 @@ def build_batch(
     batch_id = _content_id(subscriber_id, watchlist.id, version.id, fmt, rows, members)
     existing = session.get(BatchFile, batch_id)
     if existing is not None and batch_path(lake_dir, existing).exists():
-        return existing
+        return existing, False
     data = _encode(rows, fmt)
     sha256 = hashlib.sha256(data).hexdigest()
     relative = Path(DELIVERIES_DIR) / subscriber_id / f"{batch_id}.{fmt}"
@@ -110,7 +111,7 @@ def build_batch(
                 409, "batch_file_lost", f"batch {batch_id}'s file cannot be restored"
             )
         write_atomically(batch_path(lake_dir, existing), data)
-        return existing
+        return existing, False
     write_atomically(Path(lake_dir) / relative, data)
     counts = {status: sum(r["status"] == status for r in rows) for status in STATUSES}
     units = counts["served"]
@@ -170,7 +171,7 @@ def build_batch(
         units=units,
         sha256=sha256,
     )
-    return batch
+    return batch, True
 
 
 def valid_subscription(session: Session, watchlist: Watchlist, now: dt.datetime) -> Subscription:
