@@ -14,6 +14,7 @@ from fastapi import Request
 from pydantic import AfterValidator, Field
 
 from api.errors import ApiError
+from pdo.delivery.identity import PERSONAL_NUMBER_IN_TEXT, holds_personal_number
 from pdo.delivery.watchlists import USCC_PATTERN
 from pdo.privacy.checksums import is_valid_uscc
 
@@ -25,6 +26,8 @@ def _no_nul(value: str) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("a lone surrogate character is not allowed") from None
+    if holds_personal_number(value):  # names, references: stored and shown as sent
+        raise ValueError(PERSONAL_NUMBER_IN_TEXT)
     return value
 
 

@@ -125,6 +125,9 @@ def decide(
     if approve and any(a.reviewer == reviewer for a in given):
         raise SignOffError(f"{reviewer!r} already approved run {run_id}; a second reviewer must")
     needed = required_approvals(run.review_package or {})
+    from pdo.privacy.redact import redact_numbers  # Presidio: loaded at a decision, not before
+
+    comment = redact_numbers(comment)  # a reviewer may quote the value that leaked
     decision = SignOff(
         run_id=run_id,
         reviewer=reviewer,

@@ -152,3 +152,27 @@ def test_a_full_width_code_is_read_as_its_ascii_form(home: Path) -> None:
                  "tax_credit:2023", "--reason", "r", "--as", "olga")  # fmt: skip
     assert result.exit_code == 1 and "serves no result for 923301*" in result.output
     assert FULL_WIDTH not in result.output and SOLE_TRADER not in result.output
+
+
+def test_a_reviewers_comment_is_stored_without_the_numbers_it_quotes(tmp_path: Path) -> None:
+    """A rejection quotes the value that leaked: stored, shown and chained with placeholders."""
+    import json
+
+    from sqlmodel import select
+
+    from pdo.ledger.db import session_scope
+    from pdo.ledger.models import AuditEvent, SignOff
+    from pdo.settings import Settings
+    from pdo.workspace import Workspace
+
+    seed = seed_console(tmp_path)
+    quoted = (SOLE_TRADER, RESIDENT_ID, "13812345678")
+    comment = f"第3行仍含个体户代码 {quoted[0]}、身份证 {quoted[1]}、手机 {quoted[2]}，驳回"
+    result = pdo(tmp_path, "signoff", "reject", seed.pending_run_id, "--as", "rosa",
+                 "--comment", comment)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with session_scope(Workspace.open(Settings(home=tmp_path)).engine) as s:
+        (decision,) = s.exec(select(SignOff).where(SignOff.run_id == seed.pending_run_id)).all()
+        chained = json.dumps([e.details for e in s.exec(select(AuditEvent))], ensure_ascii=False)
+    assert decision.comment.startswith("第3行仍含个体户代码 〈个体工商户代码〉")
+    assert [q for q in quoted if q in decision.comment + chained + result.output] == []

@@ -424,6 +424,19 @@ MISPLACED: list[tuple[str, str, str, object]] = [
     ),
     ("PUT", "/v1/watchlists/{watchlist}/members", "member uscc", [{"uscc": "{x}"}]),
     (
+        "PUT",
+        "/v1/watchlists/{watchlist}/members",
+        "member reference",
+        [{"uscc": "{company}", "reference": "L-{x}"}],
+    ),
+    ("POST", "/v1/watchlists", "watchlist name", {"name": "组合{x}", "product": "credit_risk"}),
+    (
+        "POST",
+        "/v1/consents",
+        "consent reference",
+        {"uscc": "{company}", "reference": "SQ-{x}", "purposes": ["贷前审查"]},
+    ),
+    (
         "POST",
         "/v1/consents",
         "consent purpose",

@@ -8,6 +8,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from pdo import audit
+from pdo.delivery.identity import PERSONAL_NUMBER_IN_TEXT, holds_personal_number
 from pdo.ledger.models import Consent, Product, Subscriber
 from pdo.ledger.types import utcnow
 
@@ -32,6 +33,8 @@ def register_consent(
     reference = reference.strip()
     if not reference:
         raise ValueError("a consent needs the bank's consent reference")
+    if holds_personal_number(reference):  # stored, chained and shown as sent
+        raise ValueError(PERSONAL_NUMBER_IN_TEXT)
     if valid_from.tzinfo is None or valid_until.tzinfo is None:
         raise ValueError("consent validity must be timezone-aware")
     if valid_until <= valid_from:

@@ -38,7 +38,7 @@ from sqlmodel import Session, col, select
 from pdo import audit
 from pdo.delivery import generation
 from pdo.delivery.alerts import raise_alerts_for, withdraw_undelivered_results
-from pdo.delivery.identity import shown_as
+from pdo.delivery.identity import CODE_IN_TEXT, shown_as
 from pdo.delivery.version_events import Served, alerts_for_released_result
 from pdo.lake import Lake
 from pdo.ledger.models import (
@@ -64,9 +64,6 @@ Outcome = Literal["upheld", "rejected"]
 OUTCOMES: tuple[str, ...] = ("upheld", "rejected")
 NOT_A_USCC = "the code given is not a valid unified social credit code (GB 32100)"
 ITEM_FORMAT = "<table>:<column>=<value>[;<column>=<value>...] or <table>:<record id>"
-# A code in free text, typed in ASCII or full width (an input method's ９２…), in either case.
-_CODE_CHAR = r"[0-9A-Za-z０-９Ａ-Ｚａ-ｚ]"
-CODE_IN_TEXT = re.compile(rf"(?<!{_CODE_CHAR}){_CODE_CHAR}{{18}}(?!{_CODE_CHAR})")
 
 
 class ObjectionError(ValueError):
