@@ -21,7 +21,7 @@ from dashboard.queries import revenue_report
 from pdo import settlement
 from pdo.delivery.periods import BUSINESS_TZ, business_month
 from pdo.ledger.db import make_engine, read_scope, session_scope
-from pdo.ledger.models import ApiKey, Subscriber, Subscription, UsageEvent
+from pdo.ledger.models import ApiKey, AuditEvent, Subscriber, Subscription, UsageEvent
 from pdo.ledger.types import utcnow
 from pdo.settings import Settings
 from tests.console_seed import PASSWORD, seed_console
@@ -310,7 +310,7 @@ def test_downloads_parse_back_and_sum_to_the_months_net(home: Ledger) -> None:
         files = {f.key: f for f in revenue.downloads(period, settled)}
         state = "settled" if settled else "provisional"
         assert files["workbook"].file_name == f"settlement-{period}-{state}.xlsx"
-        made = {key: revenue.file_maker(engine, period, key)() for key in files}
+        made = {key: revenue.file_maker(engine, period, key, "regina")() for key in files}
         allocations = pl.read_csv(io.BytesIO(made["allocations"]))
         statements = pl.read_csv(io.BytesIO(made["statements"]))
         assert allocations["金额（分）fen"].sum() == net
@@ -324,6 +324,14 @@ def test_downloads_parse_back_and_sum_to_the_months_net(home: Ledger) -> None:
         with read_scope(engine) as s:  # the same bytes as the function the buttons call
             figures = settlement.figures(s, period)
             assert revenue.file_bytes(s, figures, "allocations") == made["allocations"]
+            taken = s.exec(
+                select(AuditEvent).where(
+                    AuditEvent.action == "export.settlement", AuditEvent.subject == period
+                )
+            ).all()
+        assert [(e.actor, e.details["file"]) for e in taken] == [
+            ("regina", key) for key in files
+        ]  # who took which file is on the audit chain
     engine.dispose()
 
 

@@ -558,6 +558,13 @@ def test_export_parses_back_to_the_filtered_calls(
     assert list(rows[0]) == csv.columns
     assert len(rows) - 1 == len(wanted)
     assert sorted(str(r[-1]) for r in rows[1:]) == sorted(csv["用量编号"])
+    engine = make_engine(Settings(home=home.seed.home).db_url)
+    with session_scope(engine) as s:  # who took which calls is on the audit chain
+        taken = s.exec(select(AuditEvent).where(AuditEvent.action == "export.usage")).all()
+        assert [(e.actor, e.subject, e.details["format"], e.details["rows"]) for e in taken] == [
+            ("rita", stem, fmt, len(wanted)) for fmt in ("csv", "xlsx")
+        ]
+    engine.dispose()
 
 
 def test_usage_reads_in_english_and_keeps_the_filters(home: Ledger) -> None:

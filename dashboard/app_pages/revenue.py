@@ -15,7 +15,7 @@ from pdo.ledger.db import read_scope
 from pdo.ledger.types import utcnow
 from pdo.review_report import local_time
 
-_, entry = auth.require_page("revenue")
+account, entry = auth.require_page("revenue")
 st.title(t(entry.title_zh, entry.title_en))
 st.caption(
     t(
@@ -225,7 +225,8 @@ else:
     for column, f in zip((d1, d2, d3), files, strict=True):
         column.download_button(
             t(f"下载{f.label_zh}", f"Download {f.label_en}"),
-            data=revenue.file_maker(engine, period, f.key),  # made on click, not on every render
+            # made on click, not on every render
+            data=revenue.file_maker(engine, period, f.key, account.name),
             file_name=f.file_name,
             mime=f.mime,
             key=f"revenue-download-{f.file_name}",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+import polars as pl
 import streamlit as st
 
 from dashboard import auth
@@ -13,8 +14,9 @@ from dashboard.data import usage as data
 from dashboard.i18n import english, t
 from dashboard.queries import yuan
 from dashboard.state import workspace
+from pdo import audit
 from pdo.exports import csv_bytes, xlsx_bytes
-from pdo.ledger.db import read_scope
+from pdo.ledger.db import read_scope, session_scope
 
 DEFAULT_DAYS = 30
 REUSE_SECONDS = 60
@@ -22,7 +24,7 @@ _PAGE_KEY = "usage_page"
 _FILTER_KEY = "usage_filter_seen"
 _REPORT_KEY = "usage_report"
 
-_, entry = auth.require_page("usage")
+account, entry = auth.require_page("usage")
 st.title(t(entry.title_zh, entry.title_en))
 st.caption(
     t(
@@ -243,18 +245,25 @@ def _text(zh: str, en: str) -> str:
     return en if lang_en else zh  # the click runs outside the script: no session state there
 
 
+stem = f"usage-{window.first.isoformat()}_{window.last.isoformat()}"
+
+
+def _exported(fmt: str) -> pl.DataFrame:
+    """The calls, read with the record of who took them (on the audit chain, one transaction)."""
+    with session_scope(engine) as s:
+        frame = data.calls_export(s, chosen_filter, opts, _text)
+        audit.record(s, account.name, "export.usage", stem, format=fmt, rows=frame.height)
+    return frame
+
+
 def _csv() -> bytes:
-    with read_scope(engine) as s:
-        return csv_bytes(data.calls_export(s, chosen_filter, opts, _text))
+    return csv_bytes(_exported("csv"))
 
 
 def _xlsx() -> bytes:
-    with read_scope(engine) as s:
-        frame = data.calls_export(s, chosen_filter, opts, _text)
-    return xlsx_bytes({_text("调用明细", "Calls"): frame})
+    return xlsx_bytes({_text("调用明细", "Calls"): _exported("xlsx")})
 
 
-stem = f"usage-{window.first.isoformat()}_{window.last.isoformat()}"
 with st.container(horizontal=True):
     st.download_button(
         t("下载 CSV", "Download CSV"),

@@ -19,10 +19,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from dashboard.queries import OPERATOR_ZH, percent, yuan
-from pdo import settlement
+from pdo import audit, settlement
 from pdo.delivery.periods import BUSINESS_TZ, business_month
 from pdo.exports import csv_bytes, xlsx_bytes
-from pdo.ledger.db import read_scope
+from pdo.ledger.db import session_scope
 from pdo.ledger.models import Department, Settlement, SettlementLine, UsageEvent
 from pdo.revenue import OPERATOR
 from pdo.settlement import PeriodFigures
@@ -334,12 +334,15 @@ def file_bytes(session: Session, figures: PeriodFigures, key: str) -> bytes:
     raise ValueError(f"unknown file {key!r}; known: {[f[0] for f in _FILES]}")
 
 
-def file_maker(engine: Engine, period: str, key: str) -> Callable[[], bytes]:
-    """What the download button calls when clicked: the month's figures read afresh."""
+def file_maker(engine: Engine, period: str, key: str, actor: str) -> Callable[[], bytes]:
+    """What the download button calls when clicked: the month's figures read afresh, and who
+    took which file recorded on the audit chain in the same transaction."""
 
     def make() -> bytes:
-        with read_scope(engine) as session:
-            return file_bytes(session, settlement.figures(session, period), key)
+        with session_scope(engine) as session:
+            made = file_bytes(session, settlement.figures(session, period), key)
+            audit.record(session, actor, "export.settlement", period, file=key, bytes=len(made))
+            return made
 
     return make
 
