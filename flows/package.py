@@ -20,8 +20,9 @@ from sqlmodel import Session, select
 from flows.stages import record_dataset
 from flows.validate import validate_product
 from pdo import audit
+from pdo.delivery.objections import carry_upheld
 from pdo.lake import Manifest
-from pdo.ledger.db import session_scope
+from pdo.ledger.db import read_scope, session_scope
 from pdo.ledger.models import ProductVersion, ServedScore, StageRun
 from pdo.ledger.types import utcnow
 from pdo.scorecard.metrics import PSI_DRIFT, psi
@@ -121,6 +122,8 @@ def build_candidate(
     if missing:
         raise ValueError(f"{product_name} needs tables the run did not cover: {missing}")
     inputs = {t: _input(ws, datasets[t]) for t in spec.inputs}
+    with read_scope(ws.engine) as s:  # upheld objections' records stay out of later versions
+        inputs, carried = carry_upheld(s, spec, inputs)
     monthly = {t: ws.lake.scan(datasets[t]) for t in MONTHLY_TABLES if t in datasets}
     as_of = scoring_date(monthly)  # the run's date, the same for every product
     built = spec.build(inputs, as_of)
@@ -148,7 +151,7 @@ def build_candidate(
                 rows_out=out.row_count,
                 input_hashes=parents,
                 output_hashes=[out.id],
-                details={"as_of": as_of.isoformat(), "drift": drift},
+                details={"as_of": as_of.isoformat(), "drift": drift, "corrections": carried},
                 started_at=started,
                 finished_at=utcnow(),
             )
@@ -165,5 +168,6 @@ def build_candidate(
             "model_sha256": model_sha256(built.model),
             "validation": checked,
             "drift": drift,
+            "corrections_carried": carried,
         }
     )

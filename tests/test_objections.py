@@ -41,6 +41,7 @@ from pdo.ledger.db import session_scope
 from pdo.ledger.models import (
     Alert,
     AuditEvent,
+    DatasetVersion,
     Objection,
     Product,
     ProductVersion,
@@ -618,3 +619,36 @@ def test_personal_data_typed_into_a_reason_or_note_is_not_stored(home: Home) -> 
         shown += json.dumps([e.details for e in s.exec(select(AuditEvent))], ensure_ascii=False)
     assert [p for p in personal if p in shown] == []
     assert "称该案已结" in raised["reason"] and "记录有效" in resolved["resolution"]["note"]
+
+
+def test_an_upheld_objections_records_stay_out_of_the_next_build(home: Home) -> None:
+    """The department's data still holds the disputed 失信 listing: the next version built from
+    it leaves the record out as the correction did, and says so in what reviewers sign."""
+    from flows.package import build_candidate
+
+    uscc, case = dishonest_individual()
+    raised = _object(home, uscc, f"court_cases:case_no={case}")
+    code, out = pdo(
+        home, "objection", "resolve", raised["id"], "--outcome", "upheld",
+        "--note", "法院确认已撤销", "--as", "olga",
+    )  # fmt: skip
+    assert code == 0, out
+    ws = Workspace.open(home.settings)
+    with session_scope(home.engine) as s:
+        live = s.get(ProductVersion, CREDIT)
+        assert live is not None
+        datasets = {}
+        for dataset_id in live.input_hashes:
+            row = s.get(DatasetVersion, dataset_id)
+            assert row is not None
+            datasets[row.table_name] = home.lake.manifest(row.zone, row.table_name, row.id)
+        run_id = live.run_id
+    candidate = build_candidate(ws, run_id, "credit_risk", datasets)
+    assert candidate["corrections_carried"] == [
+        {"objection": raised["id"], "item": f"court_cases:case_no={case}", "records": 1}
+    ]
+    built = home.lake.read(home.lake.manifest("product", "credit_risk", candidate["dataset"]))
+    row = built.filter(pl.col("uscc") == home.key(uscc)).row(0, named=True)
+    assert "KO03" not in json.dumps(row, default=str)  # its only knock-out came from the case
+    signed = home.served(CREDIT, uscc)
+    assert [k["code"] for k in signed.details["knockouts"]] == ["KO03"]  # v1 is unchanged

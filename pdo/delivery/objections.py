@@ -30,7 +30,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import polars as pl
 from sqlmodel import Session, col, select
@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from products.spec import ProductSpec
 
 Outcome = Literal["upheld", "rejected"]
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 OUTCOMES: tuple[str, ...] = ("upheld", "rejected")
 NOT_A_USCC = "the code given is not a valid unified social credit code (GB 32100)"
 ITEM_FORMAT = "<table>:<column>=<value>[;<column>=<value>...] or <table>:<record id>"
@@ -94,11 +95,12 @@ class DisputedItem:
             expr &= pl.col(column).cast(pl.String) == value
         return expr
 
-    def exclude(self, frame: pl.DataFrame, uscc: str) -> tuple[pl.DataFrame, int]:
+    def exclude(self, frame: Frame, uscc: str) -> tuple[Frame, int]:
         """The frame without the disputed records (or with the disputed values cleared, for a
-        one-record-per-enterprise table), and how many records were affected."""
+        one-record-per-enterprise table), and how many records were affected; a lazy frame
+        stays lazy (the count is one pass over the enterprise's rows)."""
         hit = self.matches(uscc)
-        n = int(frame.select(hit.sum()).item() or 0)
+        n = int(frame.lazy().select(hit.sum()).collect().item() or 0)
         if source_table(self.table).key == ("uscc",):
             cleared = [
                 pl.when(hit).then(None).otherwise(pl.col(c)).alias(c) for c, _ in self.criteria
@@ -530,3 +532,31 @@ def describe(objection: Objection, now: dt.datetime | None = None) -> dict[str, 
         ),
         "resolution": {k: v for k, v in objection.resolution.items() if k != "enterprise"},
     }
+
+
+def carry_upheld(
+    session: Session, spec: ProductSpec, inputs: Mapping[str, pl.DataFrame | pl.LazyFrame]
+) -> tuple[dict[str, pl.DataFrame | pl.LazyFrame], list[dict[str, Any]]]:
+    """A new build's inputs without the records upheld objections excluded (or cleared) before.
+
+    The department's data still holds them until it corrects its delivery, so every later
+    version leaves them out as the correction did; a record the department has since changed
+    no longer matches and nothing is left out. Returns the inputs and, per objection, what was
+    left out (for the review package and the stage's record).
+    """
+    upheld = session.exec(
+        select(Objection)
+        .where(Objection.product_name == spec.name, Objection.outcome == "upheld")
+        .order_by(col(Objection.raised_at), col(Objection.id))
+    ).all()
+    carried: list[dict[str, Any]] = []
+    frames = dict(inputs)
+    for objection in upheld:
+        disputed = parse_item(spec, objection.item)
+        frame = frames[disputed.table]
+        if isinstance(frame, pl.LazyFrame):  # a monthly table, scanned: it stays a scan
+            frames[disputed.table], records = disputed.exclude(frame, objection.uscc)
+        else:
+            frames[disputed.table], records = disputed.exclude(frame, objection.uscc)
+        carried.append({"objection": objection.id, "item": objection.item, "records": records})
+    return frames, carried
