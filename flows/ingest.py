@@ -417,7 +417,18 @@ def _text(raw: pl.DataFrame, names: list[str]) -> pl.DataFrame:
     ).collect()
 
 
-_DATE = r"^(\d{4})\s*[-/.年]?\s*(\d{1,2})\s*[-/.月]?\s*(\d{1,2})\s*日?$"
+# The shapes a date is read from, each (year, month, day): eight digits, or one separator used
+# on both sides. Anything else is quarantined: "2023111" or "2023-11" would otherwise be split
+# some way (2023-11-01? 2023-01-11?) and a guess reach the product.
+_DATES = (
+    r"^(\d{4})(\d{2})(\d{2})$",
+    r"^(\d{4})\s*-\s*(\d{1,2})\s*-\s*(\d{1,2})$",
+    r"^(\d{4})\s*/\s*(\d{1,2})\s*/\s*(\d{1,2})$",
+    r"^(\d{4})\s*\.\s*(\d{1,2})\s*\.\s*(\d{1,2})$",
+    r"^(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日?$",
+)
+# A number with commas reads only as thousands grouping ("1,234,567.89"); "12,50" is not 1250.
+_GROUPED = r"^-?\d{1,3}(,\d{3})+(\.\d+)?$"
 _MONTH = r"^(\d{4})\s*[-/.年]?\s*(\d{1,2})\s*月?$"
 
 
@@ -425,15 +436,25 @@ _MONTH = r"^(\d{4})\s*[-/.年]?\s*(\d{1,2})\s*月?$"
 MAX_AMOUNT_YUAN = (2**63 - 1 - 99) // 100
 
 
+def _ungrouped(src: pl.Expr) -> pl.Expr:
+    """The number without its thousands commas; a comma anywhere else leaves it unparseable."""
+    return (
+        pl.when(src.str.contains(_GROUPED))
+        .then(src.str.replace_all(",", "", literal=True))
+        .otherwise(src)
+    )
+
+
 def _parse(name: str, kind: ColumnType) -> pl.Expr:
     """Typed value of normalized text (null: cannot parse). ``_shortcut`` gives the same
     values for the usual shapes of text more cheaply; this parses the rest."""
     src = pl.col(name)
     if kind is ColumnType.INTEGER:
-        return src.str.replace_all(",", "", literal=True).cast(pl.Int64, strict=False)
+        return _ungrouped(src).cast(pl.Int64, strict=False)
     if kind is ColumnType.DECIMAL:
-        ok = src.str.replace_all(",", "").str.contains(r"^-?\d+(\.\d{1,2})?$")
-        parts = src.str.replace_all(",", "").str.split_exact(".", 1)
+        plain = _ungrouped(src)
+        ok = plain.str.contains(r"^-?\d+(\.\d{1,2})?$")
+        parts = plain.str.split_exact(".", 1)
         yuan = parts.struct.field("field_0").cast(pl.Int64, strict=False)
         frac = (
             parts.struct.field("field_1")
@@ -445,14 +466,18 @@ def _parse(name: str, kind: ColumnType) -> pl.Expr:
         fen = yuan.abs() * 100 + frac
         return pl.when(ok & (yuan.abs() <= MAX_AMOUNT_YUAN)).then(sign * fen).otherwise(None)
     if kind is ColumnType.DATE:
-        groups = src.str.extract_groups(_DATE)
-        iso = pl.concat_str(
-            groups.struct.field("1"),
-            groups.struct.field("2").str.zfill(2),
-            groups.struct.field("3").str.zfill(2),
-            separator="-",
-        )
-        return iso.str.to_date("%Y-%m-%d", strict=False)
+        readings = []
+        for shape in _DATES:
+            groups = src.str.extract_groups(shape)
+            readings.append(
+                pl.concat_str(
+                    groups.struct.field("1"),
+                    groups.struct.field("2").str.zfill(2),
+                    groups.struct.field("3").str.zfill(2),
+                    separator="-",
+                )
+            )
+        return pl.coalesce(readings).str.to_date("%Y-%m-%d", strict=False)
     if kind is ColumnType.MONTH:
         groups = src.str.extract_groups(_MONTH)
         month = groups.struct.field("2").str.zfill(2)
@@ -461,7 +486,7 @@ def _parse(name: str, kind: ColumnType) -> pl.Expr:
     return src
 
 
-# An ISO date is its own _DATE reading, a valid YYYY-MM its own _MONTH value.
+# An ISO date is its own _DATES reading, a valid YYYY-MM its own _MONTH value.
 _ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _ISO_MONTH = r"^[0-9]{4}-(?:0[1-9]|1[0-2])$"
 # A plain decimal: no commas, ASCII digits only (other digits that \d matches fail _parse's

@@ -33,17 +33,27 @@ def _ref_normalized(name: str) -> pl.Expr:
     return pl.when(expr == "").then(None).otherwise(expr).alias(name)
 
 
-_REF_DATE = r"^(\d{4})\s*[-/.年]?\s*(\d{1,2})\s*[-/.月]?\s*(\d{1,2})\s*日?$"
+_REF_DATES = (  # eight digits, or one separator on both sides
+    r"^(\d{4})(\d{2})(\d{2})$",
+    r"^(\d{4})\s*-\s*(\d{1,2})\s*-\s*(\d{1,2})$",
+    r"^(\d{4})\s*/\s*(\d{1,2})\s*/\s*(\d{1,2})$",
+    r"^(\d{4})\s*\.\s*(\d{1,2})\s*\.\s*(\d{1,2})$",
+    r"^(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日?$",
+)
+_REF_GROUPED = r"^-?\d{1,3}(,\d{3})+(\.\d+)?$"  # commas only as thousands grouping
 _REF_MONTH = r"^(\d{4})\s*[-/.年]?\s*(\d{1,2})\s*月?$"
 
 
 def _ref_parse(name: str, kind: ColumnType) -> pl.Expr:
     src = pl.col(name)
+    plain = (
+        pl.when(src.str.contains(_REF_GROUPED)).then(src.str.replace_all(",", "")).otherwise(src)
+    )
     if kind is ColumnType.INTEGER:
-        return src.str.replace_all(",", "").cast(pl.Int64, strict=False)
+        return plain.cast(pl.Int64, strict=False)
     if kind is ColumnType.DECIMAL:
-        ok = src.str.replace_all(",", "").str.contains(r"^-?\d+(\.\d{1,2})?$")
-        parts = src.str.replace_all(",", "").str.split_exact(".", 1)
+        ok = plain.str.contains(r"^-?\d+(\.\d{1,2})?$")
+        parts = plain.str.split_exact(".", 1)
         yuan = parts.struct.field("field_0").cast(pl.Int64, strict=False)
         frac = (
             parts.struct.field("field_1")
@@ -56,14 +66,16 @@ def _ref_parse(name: str, kind: ColumnType) -> pl.Expr:
         fits = yuan.abs() <= 92_233_720_368_547_757  # no Int64 wrap in yuan * 100 + frac
         return pl.when(ok & fits).then(sign * fen).otherwise(None)
     if kind is ColumnType.DATE:
-        groups = src.str.extract_groups(_REF_DATE)
-        iso = pl.concat_str(
-            groups.struct.field("1"),
-            groups.struct.field("2").str.zfill(2),
-            groups.struct.field("3").str.zfill(2),
-            separator="-",
-        )
-        return iso.str.to_date("%Y-%m-%d", strict=False)
+        readings = [
+            pl.concat_str(
+                groups.struct.field("1"),
+                groups.struct.field("2").str.zfill(2),
+                groups.struct.field("3").str.zfill(2),
+                separator="-",
+            )
+            for groups in (src.str.extract_groups(shape) for shape in _REF_DATES)
+        ]
+        return pl.coalesce(readings).str.to_date("%Y-%m-%d", strict=False)
     if kind is ColumnType.MONTH:
         groups = src.str.extract_groups(_REF_MONTH)
         month = groups.struct.field("2").str.zfill(2)
