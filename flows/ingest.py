@@ -245,9 +245,10 @@ def _check_workbook(path: Path) -> None:
             )
 
 
-# An Excel date cell as calamine renders it (dates are numbers with a format in the workbook).
-_MIDNIGHT = r"^(\d{4}-\d{2}-\d{2}) 00:00:00$"
-_FIRST_OF_MONTH_MIDNIGHT = r"^(\d{4}-\d{2})-01 00:00:00$"
+# An Excel date cell as calamine renders it (dates are numbers with a format in the workbook),
+# and a database timestamp as its driver does (SQLite's text keeps zero microseconds).
+_MIDNIGHT = r"^(\d{4}-\d{2}-\d{2})[ T]00:00:00(?:\.0+)?$"
+_FIRST_OF_MONTH_MIDNIGHT = r"^(\d{4}-\d{2})-01[ T]00:00:00(?:\.0+)?$"
 
 
 def _calendar_cells(frame: pl.DataFrame, table: SourceTable) -> pl.DataFrame:
@@ -696,7 +697,9 @@ def ingest_database(
     parts: list[IngestResult] = []
     try:
         for chunk in reader:
-            parts.append(normalize(chunk, table, seen=seen))
+            # a timestamp column holding dates (Oracle's DATE always does) reads as an XLSX
+            # date cell does: midnight as the date, any other time quarantined
+            parts.append(normalize(_calendar_cells(chunk, table), table, seen=seen))
             if progress is not None:
                 progress(reader.rows_read)
     except DatabaseSourceError as exc:

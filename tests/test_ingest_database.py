@@ -436,3 +436,24 @@ def test_normalize_with_seen_set_matches_in_frame_check() -> None:
     assert_frame_equal(chunked.clean, plain.clean)
     assert_frame_equal(chunked.quarantine, plain.quarantine)
     assert DUPLICATE in " ".join(plain.quarantine["reason"].to_list())
+
+
+def test_a_timestamp_column_holding_dates_reads_as_dates(db_url: str) -> None:
+    """Oracle's DATE (and many schemas' timestamp) holds a date at midnight: read as the date,
+    as an XLSX date cell is; another time of day is not a plain date and is quarantined."""
+    from pdo.sources.tables import BANK_LOANS
+
+    types: dict[str, TypeEngine[Any]] = {
+        "loan_id": String(), "uscc": String(), "issued_on": DateTime(),
+        "amount": Numeric(14, 2), "defaulted": Integer(),
+    }  # fmt: skip
+    at = [dt.datetime(2023, 1, 5), dt.datetime(2023, 1, 6), dt.datetime(2023, 1, 7, 10, 30)]
+    rows = [
+        {ID: i, "loan_id": f"HZB202301{i:07d}", "uscc": _uscc(f"9133010000000{i:04d}"),
+         "issued_on": when, "amount": Decimal("100000.00"), "defaulted": 0}
+        for i, when in enumerate(at)
+    ]  # fmt: skip
+    result = ingest_database(db_url, _create(db_url, types, rows), BANK_LOANS)
+    assert result.clean["issued_on"].to_list() == [dt.date(2023, 1, 5), dt.date(2023, 1, 6)]
+    assert result.quarantine["reason"].to_list() == ["issued_on: cannot parse as date"]
+    assert result.reconciles
