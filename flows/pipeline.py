@@ -346,6 +346,7 @@ def review_package(
                 + checked[item.table].quarantine.row_count,
                 "rows_quarantined_ingest": item.quarantine.row_count,
                 "rows_quarantined_validation": checked[item.table].quarantine.row_count,
+                "quarantine_reasons_ingest": item.reasons,
                 "quarantine_reasons": checked[item.table].report["quarantine_reasons"],
                 "policies": {c.name: c.policy.value for c in contract.columns},
                 "disclosed": {c.name: list(c.disclosed) for c in contract.columns if c.disclosed},

@@ -43,6 +43,7 @@ class IngestSummary:
     quarantine: Manifest
     rows_in: int
     file_sha256: str
+    reasons: dict[str, int]  # quarantined rows per reason
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ def _store_ingest(
     quarantine = ws.lake.write(
         result.quarantine, table=table.name, zone="quarantine", stage="ingest", parents=parent
     )
+    reasons = _reason_counts(result.quarantine["reason"].to_list())
     with session_scope(ws.engine) as s:
         for m in (raw, quarantine):
             record_dataset(s, m, ws.lake.dir_for(m))
@@ -118,10 +120,7 @@ def _store_ingest(
                 rows_quarantined=result.quarantine.height,
                 input_hashes=[result.file_sha256],
                 output_hashes=[raw.id, quarantine.id],
-                details={
-                    **origin,
-                    "reasons": _reason_counts(result.quarantine["reason"].to_list()),
-                },
+                details={**origin, "reasons": reasons},
                 started_at=started,
                 finished_at=utcnow(),
             )
@@ -137,7 +136,7 @@ def _store_ingest(
             rows_quarantined=result.quarantine.height,
             raw=raw.id,
         )
-    return IngestSummary(table.name, raw, quarantine, result.rows_in, result.file_sha256)
+    return IngestSummary(table.name, raw, quarantine, result.rows_in, result.file_sha256, reasons)
 
 
 def _reason_counts(reasons: list[str]) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""What a run quarantined, for the data group: counts, reasons and source lines, never values."""
+"""What a run quarantined, for the data group: counts, reasons and data rows, never values."""
 
 from __future__ import annotations
 
@@ -53,7 +53,10 @@ def counts(session: Session, run_id: str) -> list[QuarantineCount]:
 
 
 def rows(session: Session, lake: Lake, run_id: str, table: str | None = None) -> pl.DataFrame:
-    """Every quarantined row of a run: table, stage, source line and reason (no raw values)."""
+    """Every quarantined row of a run: table, stage, data row and reason (no raw values).
+
+    `source_row` counts the delivery's data rows from 1, header excluded (a CSV record split
+    over lines by a quoted line break is one row; an XLSX's sheets continue the count)."""
     frames = []
     for r in _stage_rows(session, run_id):
         if table is not None and r.table_name != table:

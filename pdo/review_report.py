@@ -1175,11 +1175,15 @@ def _authorization(package: Mapping[str, Any]) -> str:
 
 
 def _reasons(t: Mapping[str, Any]) -> str:
-    """Why rows were set aside, counted: unparsable at ingest, or a named rule at validation."""
+    """Why rows were set aside, counted: each ingest reason (unparsable, missing, duplicate), or
+    a named rule at validation."""
     items = []
     ingest = int(t.get("rows_quarantined_ingest", 0))
-    if ingest:
-        items.append(f"采集时无法解析 × {_n(ingest)}")
+    by_reason = t.get("quarantine_reasons_ingest")
+    if by_reason:
+        items += [f"采集：{_e(reason)} × {_n(n)}" for reason, n in sorted(by_reason.items())]
+    elif ingest:  # a package made before ingest reasons were listed
+        items.append(f"采集时隔离 × {_n(ingest)}")
     for reason, n in sorted((t.get("quarantine_reasons") or {}).items()):
         items.append(f"{_e(expectation_zh(reason))} × {_n(n)}")
     return "<br>".join(items) or "—"

@@ -282,6 +282,7 @@ def _run_package(lake: Lake, run_id: str) -> tuple[dict[str, Any], str]:
 
 
 QUARANTINED = {"tax_credit": (1, {"expect_column_values_to_be_valid_uscc(uscc)": 2})}
+INGEST_REASONS = {"tax_credit": {"year: cannot parse as integer": 1}}
 
 
 def _add_quarantine_and_policies(tables: list[dict[str, Any]]) -> None:
@@ -290,6 +291,7 @@ def _add_quarantine_and_policies(tables: list[dict[str, Any]]) -> None:
         ingest, reasons = QUARANTINED.get(t["table"], (0, {}))
         t |= {
             "rows_quarantined_ingest": ingest,
+            "quarantine_reasons_ingest": INGEST_REASONS.get(t["table"], {}),
             "rows_quarantined_validation": t["rows_quarantined"] - ingest,
             "quarantine_reasons": reasons,
             "policies": {c.name: c.policy.value for c in table(t["table"]).columns},

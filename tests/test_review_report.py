@@ -159,7 +159,7 @@ def test_authorization_and_rows_come_from_the_package(seeded: Seed) -> None:
     assert "tax_credit（纳税信用等级）" in html
     tax = next(r for r in rows if r[0] == "tax_credit 纳税信用等级" and r[1] == "一般")
     assert tax[1:6] == ["一般", "120", "117", "3", "✓ 平衡"]
-    assert "采集时无法解析 × 1" in tax[6]
+    assert "采集：year: cannot parse as integer × 1" in tax[6]  # each ingest reason, counted
     assert (
         "统一社会信用代码校验位不正确（expect_column_values_to_be_valid_uscc(uscc)） × 2" in tax[6]
     )

@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
         limit: int = typer.Option(50, help="rows to print (all with --json)"),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
-        """Each quarantined row: table, stage, source line and reason (no personal values)."""
+        """Each quarantined row: table, stage, data row (from 1, header excluded) and reason."""
         ws = workspace()
         try:
             with session_scope(ws.engine) as s:
@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json(found.to_dicts())
             return
-        table = Table("table 表", "stage 阶段", "source line 源行号", "reason 原因")
+        table = Table("table 表", "stage 阶段", "data row 数据行（不含表头）", "reason 原因")
         for row in found.head(limit).iter_rows():
             table.add_row(row[0], row[1], str(row[2]), row[3])
         console.print(table)
