@@ -9,7 +9,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from pdo import audit
-from pdo.lake import Lake
+from pdo.lake import Lake, version_id
 from pdo.ledger.models import Authorization, PipelineRun, SignOff, User
 from pdo.ledger.types import utcnow
 from pdo.registration import authorization_state, state_message
@@ -35,7 +35,17 @@ def _changed_datasets(lake: Lake, package: dict[str, Any]) -> list[str]:
         except FileNotFoundError:
             changed.append(f"{ds['table']} ({ds['id'][:12]}…) is missing")
             continue
-        if manifest.id != ds["id"] or not lake.verify(manifest):
+        # the id is recomputed from the manifest's own data hash: a manifest edited to match
+        # changed data no longer yields the id the reviewers signed
+        signed = version_id(
+            manifest.zone,
+            manifest.table,
+            manifest.data_hash,
+            manifest.parents,
+            manifest.policy_hash,
+            manifest.code_hash,
+        )
+        if manifest.id != ds["id"] or signed != ds["id"] or not lake.verify(manifest):
             changed.append(f"{ds['table']} ({ds['id'][:12]}…) changed on disk")
     return changed
 
@@ -108,7 +118,9 @@ def decide(
     session: Session, lake: Lake, run_id: str, reviewer: str, approve: bool, comment: str
 ) -> SignOff:
     """Record a reviewer's decision; refuses non-reviewers, self-approval and changed data."""
-    run = session.get(PipelineRun, run_id)
+    # The run's row first, held to commit: of two decisions at once (PostgreSQL; SQLite's
+    # units of work begin IMMEDIATE), the second waits and then reads the first's outcome.
+    run = session.get(PipelineRun, run_id, with_for_update=True, populate_existing=True)
     if run is None:
         raise SignOffError(f"no run {run_id}")
     if run.status != "awaiting_signoff":

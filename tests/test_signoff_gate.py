@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from pathlib import Path
 
 import polars as pl
 import pytest
-from sqlmodel import Session
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
 
-from pdo.lake import Lake
+from pdo.lake import Lake, frame_hash
 from pdo.ledger.db import make_engine, session_scope
-from pdo.ledger.models import PipelineRun
+from pdo.ledger.models import PipelineRun, SignOff
 from pdo.registration import grant_authorization, register_departments
 from pdo.signoff import (
     SignOffError,
@@ -25,8 +28,11 @@ from pdo.users import Role, add_user
 
 @pytest.fixture
 def gate(tmp_path: Path) -> tuple:
-    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
-    lake = Lake(tmp_path / "lake")
+    return _seed_gate(make_engine(f"sqlite:///{tmp_path / 'ledger.db'}"), Lake(tmp_path / "lake"))
+
+
+def _seed_gate(engine: Engine, lake: Lake) -> tuple:
+    """A run of one general table awaiting sign-off, started by rick; reviewers rita and rick."""
     m = lake.write(
         pl.DataFrame({"uscc": ["A"], "v": [1]}),
         table="tax_credit",
@@ -88,6 +94,24 @@ def test_changed_dataset_invalidates_approval(gate: tuple) -> None:
     engine, lake, run_id, m = gate
     _decide(engine, lake, run_id, "rita")
     pl.DataFrame({"uscc": ["B"], "v": [2]}).write_parquet(lake.dir_for(m) / m.file_name)
+    with Session(engine) as s, pytest.raises(SignOffError, match="changed on disk"):
+        require_approval(s, lake, run_id)
+
+
+def test_a_changed_dataset_whose_manifest_was_edited_to_match_is_still_refused(
+    gate: tuple,
+) -> None:
+    """The manifest's data hash is the writer's claim: the id the reviewers signed is recomputed
+    from it, so data and manifest changed together do not pass for the reviewed version."""
+    engine, lake, run_id, m = gate
+    _decide(engine, lake, run_id, "rita")
+    changed = pl.DataFrame({"uscc": ["A"], "v": [999]})
+    changed.write_parquet(lake.dir_for(m) / m.file_name)
+    manifest_file = lake.dir_for(m) / "manifest.json"
+    stored = json.loads(manifest_file.read_text())
+    stored["data_hash"] = frame_hash(changed)
+    manifest_file.write_text(json.dumps(stored))
+    assert lake.verify(lake.manifest(m.zone, m.table, m.id))  # the data matches its manifest
     with Session(engine) as s, pytest.raises(SignOffError, match="changed on disk"):
         require_approval(s, lake, run_id)
 
@@ -222,3 +246,50 @@ def test_a_rejection_through_the_cli_is_shown_to_the_data_group(
     assert published.exit_code != 0 and "no approval" in published.output
     missing = runner.invoke(app, ["signoff", "show", "no-such-run"], env=env)
     assert missing.exit_code != 0 and "no run no-such-run" in missing.output
+
+
+@pytest.mark.postgres
+def test_two_decisions_at_once_on_postgresql_do_not_both_count(tmp_path: Path) -> None:
+    """rita approves while rosa rejects: the second waits for the first and is then refused, so
+    a run is never recorded both rejected and approved (and published)."""
+    from tests.pg import fresh_database
+
+    with fresh_database() as url:
+        engine = make_engine(url)
+        try:
+            engine, lake, run_id, _ = _seed_gate(engine, Lake(tmp_path / "lake"))
+            with session_scope(engine) as s:
+                add_user(s, "rosa", Role.REVIEWER, "password-123", "admin")
+            first_decided, release = threading.Event(), threading.Event()
+            outcome: dict[str, object] = {}
+
+            def approve_and_hold() -> None:
+                with session_scope(engine) as s:
+                    decide(s, lake, run_id, "rita", True, "")
+                    first_decided.set()
+                    release.wait(30)  # rita's transaction stays open meanwhile
+
+            def reject() -> None:
+                try:
+                    _decide(engine, lake, run_id, "rosa", approve=False, comment="缺字段说明")
+                    outcome["rosa"] = "recorded"
+                except SignOffError as refused:
+                    outcome["rosa"] = str(refused)
+
+            holder = threading.Thread(target=approve_and_hold)
+            holder.start()
+            assert first_decided.wait(30)
+            second = threading.Thread(target=reject)
+            second.start()
+            second.join(timeout=2)  # waits for rita's transaction (or, before, did not)
+            release.set()
+            holder.join(30)
+            second.join(30)
+            with Session(engine) as s:
+                run = s.get(PipelineRun, run_id)
+                assert run is not None
+                decisions = [d.decision for d in s.exec(select(SignOff))]
+            assert outcome["rosa"] == f"run {run_id} is approved, not awaiting sign-off"
+            assert (run.status, decisions) == ("approved", ["approved"])
+        finally:
+            engine.dispose()
