@@ -8,7 +8,7 @@ from typing import Any
 from prefect import flow, task
 from pydantic import SecretStr
 from sqlalchemy import insert
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from flows.context import open_workspace, revealed
 from flows.gate import mirror_decision
@@ -43,6 +43,38 @@ def served_rows(
     ]
 
 
+def publication_refusals(session: Session, run: PipelineRun, card: dict[str, Any]) -> list[str]:
+    """Why a reviewed build may not be published now (empty: it may): its revenue rule breaks
+    the grant's terms, or another version went live after the reviewers compared with the one
+    live then (publishing it would replace a version they never saw)."""
+    name = card["product"]
+    spec = product(name)
+    weights = card.get("revenue_weights") or spec.revenue_weights()
+    grant = session.get(Authorization, run.authorization_id)
+    assert grant is not None
+    problems = [
+        f"{name}: the revenue rule breaks authorization {grant.reference}: {breach}"
+        for breach in breaches_of_terms(
+            weights,
+            departments={table(t).department for t in spec.inputs if t in grant.tables},
+            min_department_share_bp=grant.min_department_share_bp,
+            revenue_parties=grant.revenue_parties,
+        )
+    ]
+    live = session.exec(
+        select(ProductVersion.id).where(
+            ProductVersion.product_name == name, ProductVersion.status == "published"
+        )
+    ).first()
+    reviewed = (card.get("live_version") or {}).get("id")
+    if live != reviewed:
+        problems.append(
+            f"{name}: {live} went live after this run was reviewed against "
+            f"{reviewed or 'no live version'}; process the delivery again to review it anew"
+        )
+    return problems
+
+
 @task(name="deliver")
 def deliver_task(
     home: str, database_url: str | None, run_id: str, candidate: dict[str, Any], actor: str
@@ -60,19 +92,6 @@ def deliver_task(
             raise ValueError(f"{name}: not the build the reviewers signed for")
         rule = cards[name].get("revenue_rule") or spec.revenue.describe()
         weights = cards[name].get("revenue_weights") or spec.revenue_weights()
-        grant = s.get(Authorization, run.authorization_id)
-        assert grant is not None
-        problems = breaches_of_terms(
-            weights,
-            departments={table(t).department for t in spec.inputs if t in grant.tables},
-            min_department_share_bp=grant.min_department_share_bp,
-            revenue_parties=grant.revenue_parties,
-        )
-        if problems:
-            raise ValueError(
-                f"{name}: the revenue rule breaks authorization {grant.reference}: "
-                + "; ".join(problems)
-            )
         existing = s.exec(
             select(ProductVersion).where(
                 ProductVersion.run_id == run_id, ProductVersion.product_name == name
@@ -80,6 +99,9 @@ def deliver_task(
         ).first()
         if existing is not None:
             return existing.id  # idempotent re-publish
+        problems = publication_refusals(s, run, cards[name])
+        if problems:
+            raise ValueError("; ".join(problems))
         scores = ws.lake.read(ws.lake.manifest("product", name, candidate["dataset"]))
         row = s.get(Product, name) or Product(
             name=spec.name, title_zh=spec.title_zh, title_en=spec.title_en, price_fen=spec.price_fen
@@ -159,8 +181,25 @@ def publish_flow(
             for p in run.review_package.get("products", [])
             if p.get("candidate") and product_name in (None, p["product"])
         ]
+        cards = [
+            p
+            for p in run.review_package.get("products", [])
+            if p.get("candidate") and product_name in (None, p["product"])
+        ]
+        delivered = set(
+            s.exec(select(ProductVersion.product_name).where(ProductVersion.run_id == run_id))
+        )
+        # every product checked before any is delivered: no half-published run over one of them
+        problems = [
+            problem
+            for card in cards
+            if card["product"] not in delivered
+            for problem in publication_refusals(s, run, card)
+        ]
     if not candidates:
         raise ValueError(f"run {run_id} has no reviewed build of {product_name or 'any product'}")
+    if problems:
+        raise ValueError(f"run {run_id} is not published: " + "; ".join(problems))
     mirror_decision(home, database_url, run_id)  # approved in the console: close the paused run
     versions = [deliver_task(home, database_url, run_id, c, actor) for c in candidates]
     print(f"published {', '.join(versions)}")

@@ -293,3 +293,71 @@ def test_two_decisions_at_once_on_postgresql_do_not_both_count(tmp_path: Path) -
             assert (run.status, decisions) == ("approved", ["approved"])
         finally:
             engine.dispose()
+
+
+def test_a_build_is_not_published_over_a_version_its_reviewers_never_saw(tmp_path: Path) -> None:
+    """The pending run was reviewed against credit_risk@1; once another run's credit_risk@2 is
+    live, publishing it would replace a version nobody compared it with: refused with why."""
+    from flows.publish import publication_refusals
+    from pdo.ledger.models import ProductVersion
+    from pdo.settings import Settings
+    from pdo.workspace import Workspace
+    from tests.console_seed import seed_console
+
+    seed = seed_console(tmp_path)
+    engine = Workspace.open(Settings(home=tmp_path)).engine
+    with session_scope(engine) as s:
+        run = s.get(PipelineRun, seed.pending_run_id)
+        assert run is not None
+        (card,) = run.review_package["products"]
+
+        def stale(problems: list[str]) -> list[str]:  # (the seed's grant has revenue issues too)
+            return [p for p in problems if "went live" in p]
+
+        assert stale(publication_refusals(s, run, card)) == []  # @1 is still the live version
+        live = s.get(ProductVersion, "credit_risk@1")
+        assert live is not None
+        live.status = "superseded"
+        s.add(live)
+        s.add(
+            ProductVersion(
+                id="credit_risk@2", product_name="credit_risk", version=2, run_id=live.run_id,
+                signoff_id=live.signoff_id, output_hash="e" * 64, as_of=live.as_of,
+            )
+        )  # fmt: skip
+        s.flush()
+        assert stale(publication_refusals(s, run, card)) == [
+            "credit_risk: credit_risk@2 went live after this run was reviewed against "
+            "credit_risk@1; process the delivery again to review it anew"
+        ]
+
+
+def test_publishing_refused_by_the_grants_revenue_terms_is_one_line_and_delivers_nothing(
+    prefect_harness: None, tmp_path: Path
+) -> None:
+    """The seeded build's revenue rule pays a party the grant does not name: every product is
+    checked before any is delivered, and `pdo publish` says why in one line."""
+    from typer.testing import CliRunner
+
+    from pdo.cli import app
+    from pdo.ledger.models import ProductVersion
+    from pdo.settings import Settings
+    from pdo.workspace import Workspace
+    from tests.console_seed import seed_console
+
+    seed = seed_console(tmp_path)
+    env = {"PDO_HOME": str(tmp_path), "PDO_DATABASE_URL": None}
+    for reviewer in ("rita", "rosa"):
+        approved = CliRunner().invoke(
+            app, ["signoff", "approve", seed.pending_run_id, "--as", reviewer, "--no-publish"],
+            env=env,
+        )  # fmt: skip
+        assert approved.exit_code == 0, approved.output
+    published = CliRunner().invoke(app, ["publish", seed.pending_run_id], env=env)
+    assert published.exit_code == 1 and isinstance(published.exception, SystemExit)
+    assert "is not published: credit_risk: the revenue rule breaks authorization" in (
+        published.output
+    )
+    with session_scope(Workspace.open(Settings(home=tmp_path)).engine) as s:
+        versions = s.exec(select(ProductVersion.id)).all()
+    assert versions == ["credit_risk@1"]  # only the seed's earlier version

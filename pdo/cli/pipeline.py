@@ -143,7 +143,10 @@ def register(app: typer.Typer) -> None:
             raise fail(str(exc)) from exc
         s_ = settings()
         ledger = ledger_secret(s_.database_url)
-        versions = publish_flow(run_id, str(s_.resolved_home), ledger, actor)
+        try:
+            versions = publish_flow(run_id, str(s_.resolved_home), ledger, actor)
+        except (ValueError, SignOffError) as exc:  # refused: nothing (more) was delivered
+            raise fail(str(exc)) from exc
         if as_json:
             emit_json({"run_id": run_id, "product_versions": versions})
         else:
