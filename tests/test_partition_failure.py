@@ -13,6 +13,18 @@ from pdo.settings import Settings
 from pdo.workspace import Workspace
 
 
+def _granted_run(source: Path, env: dict[str, str]) -> tuple[int, str]:
+    """Register the departments, grant every table, run the delivery in two partitions."""
+
+    def pdo(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(app, list(args), env=env)
+        return result.exit_code, result.output
+
+    assert pdo("department", "register")[0] == 0
+    assert pdo("authorization", "grant", "--reference", "数授〔2026〕F号")[0] == 0
+    return pdo("run", "--source", str(source), "--partitions", "2")
+
+
 def test_a_failed_partition_fails_the_run_with_its_own_error(
     prefect_harness: None, tmp_path: Path
 ) -> None:
@@ -21,14 +33,7 @@ def test_a_failed_partition_fails_the_run_with_its_own_error(
     source = tmp_path / "delivery"
     generate(source, enterprises=120, seed=3, progress=False)
     env = {"PDO_HOME": str(tmp_path / "home"), "PDO_PSEUDONYM_KEY": ""}  # an unusable key
-
-    def pdo(*args: str) -> tuple[int, str]:
-        result = CliRunner().invoke(app, list(args), env=env)
-        return result.exit_code, result.output
-
-    assert pdo("department", "register")[0] == 0
-    assert pdo("authorization", "grant", "--reference", "数授〔2026〕F号")[0] == 0
-    code, out = pdo("run", "--source", str(source), "--partitions", "2")
+    code, out = _granted_run(source, env)
     assert code == 1
     (error,) = [line for line in out.splitlines() if line.startswith("error:")]
     assert error.endswith("failed: pseudonym key must not be empty")  # the cause, not NotReady
@@ -61,15 +66,7 @@ def test_a_run_refused_for_residual_personal_data_leaves_no_staged_partition(
         .alias("name")
     ).write_csv(registry)
     home = tmp_path / "home"
-    env = {"PDO_HOME": str(home)}
-
-    def pdo(*args: str) -> tuple[int, str]:
-        result = CliRunner().invoke(app, list(args), env=env)
-        return result.exit_code, result.output
-
-    assert pdo("department", "register")[0] == 0
-    assert pdo("authorization", "grant", "--reference", "数授〔2026〕R号")[0] == 0
-    code, out = pdo("run", "--source", str(source), "--partitions", "2")
+    code, out = _granted_run(source, {"PDO_HOME": str(home)})
     assert code == 1 and "desensitization refused" in out and mobile not in out, out
     staged = home / "lake" / ".staging"
     left = [p for p in staged.rglob("*") if p.is_file()] if staged.exists() else []

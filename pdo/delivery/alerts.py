@@ -291,22 +291,37 @@ def list_alerts(
 RESULT_KINDS = ("new_version", "grade_drop", "dishonest_debtor", "abnormal_listing")
 
 
-def withdraw_undelivered_results(
-    session: Session, product_name: str, entity: str, objection_id: str
-) -> int:
-    """An objection withholds the result everywhere: undelivered alerts that disclose it are
-    withdrawn (never pushed, pulled or billed); the dispute_opened alert tells the watchers."""
-    rows = session.exec(
+def result_alerts(
+    session: Session,
+    product_name: str,
+    entity: str,
+    statuses: Sequence[str],
+    version_id: str | None = None,
+) -> list[Alert]:
+    """The alerts in these states that disclose an enterprise's result on a product (of one
+    version, if named), for every bank watching it."""
+    query = (
         select(Alert)
         .join(WatchlistMember, col(WatchlistMember.id) == col(Alert.member_id))
         .join(Watchlist, col(Watchlist.id) == col(Alert.watchlist_id))
         .where(
             WatchlistMember.uscc == entity,
             Watchlist.product_name == product_name,
-            col(Alert.status).in_(("pending", "dead")),
+            col(Alert.status).in_(list(statuses)),
             col(Alert.kind).in_(RESULT_KINDS),
         )
-    ).all()
+    )
+    if version_id is not None:
+        query = query.where(Alert.product_version_id == version_id)
+    return list(session.exec(query).all())
+
+
+def withdraw_undelivered_results(
+    session: Session, product_name: str, entity: str, objection_id: str
+) -> int:
+    """An objection withholds the result everywhere: undelivered alerts that disclose it are
+    withdrawn (never pushed, pulled or billed); the dispute_opened alert tells the watchers."""
+    rows = result_alerts(session, product_name, entity, ("pending", "dead"))
     for alert in rows:
         alert.status, alert.next_attempt_at = "withdrawn", None
         alert.last_error = f"withdrawn: objection {objection_id} disputes the result"

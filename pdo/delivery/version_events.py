@@ -12,9 +12,8 @@ from typing import Any, NamedTuple
 from sqlmodel import Session, col, select
 
 from pdo import audit
-from pdo.delivery.alerts import RESULT_KINDS, AlertDraft, member_refs, raise_alerts_bulk
+from pdo.delivery.alerts import AlertDraft, member_refs, raise_alerts_bulk, result_alerts
 from pdo.ledger.models import (
-    Alert,
     Objection,
     ProductVersion,
     ServedScore,
@@ -211,18 +210,9 @@ def alerts_for_released_result(
     """
     released = 0
     if outcome == "rejected":
-        withdrawn = session.exec(
-            select(Alert)
-            .join(WatchlistMember, col(WatchlistMember.id) == col(Alert.member_id))
-            .join(Watchlist, col(Watchlist.id) == col(Alert.watchlist_id))
-            .where(
-                WatchlistMember.uscc == entity,
-                Watchlist.product_name == version.product_name,
-                Alert.product_version_id == version.id,
-                Alert.status == "withdrawn",
-                col(Alert.kind).in_(RESULT_KINDS),
-            )
-        ).all()
+        withdrawn = result_alerts(
+            session, version.product_name, entity, ("withdrawn",), version_id=version.id
+        )
         for alert in withdrawn:
             alert.status, alert.next_attempt_at, alert.last_error = "pending", utcnow(), None
             session.add(alert)
