@@ -19,7 +19,8 @@ from pdo.delivery.watchlists import USCC_PATTERN
 from pdo.privacy.checksums import is_valid_uscc
 
 
-def _no_nul(value: str) -> str:
+def _storable(value: str) -> str:
+    """The text as the ledger may store it and show it as sent, or ValueError saying why not."""
     if "\x00" in value:
         raise ValueError("a NUL character is not allowed")
     try:  # a lone surrogate (JSON "\ud800") has no UTF-8 form: the ledger cannot store it
@@ -32,7 +33,7 @@ def _no_nul(value: str) -> str:
 
 
 # A request body's string field (consent references, watchlist names, purposes, …).
-Text = Annotated[str, AfterValidator(_no_nul)]
+Text = Annotated[str, AfterValidator(_storable)]
 
 
 def _checked_uscc(value: str) -> str:
