@@ -176,16 +176,12 @@ def publish_flow(
         require_approval(s, ws.lake, run_id)
         run = s.get(PipelineRun, run_id)
         assert run is not None
-        candidates = [
-            p["candidate"]
-            for p in run.review_package.get("products", [])
-            if p.get("candidate") and product_name in (None, p["product"])
-        ]
         cards = [
             p
             for p in run.review_package.get("products", [])
             if p.get("candidate") and product_name in (None, p["product"])
         ]
+        candidates = [card["candidate"] for card in cards]
         delivered = set(
             s.exec(select(ProductVersion.product_name).where(ProductVersion.run_id == run_id))
         )

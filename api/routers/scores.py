@@ -130,9 +130,15 @@ async def get_score(request: Request) -> Response:
     if wait:
         assert caller is not None
         throttled = RefusedElsewhere(
-            caller.subscriber_id, caller.key_id, endpoint, 429, "rate_limited", product
+            caller.subscriber_id,
+            caller.key_id,
+            endpoint,
+            429,
+            "rate_limited",
+            product=product,
+            entity=entity,
+            purpose=purpose,
         )
-        throttled.entity, throttled.purpose = entity, purpose
         await worker.submit(throttled)
         if throttled.status == 401:  # the key was revoked since this process's snapshot
             raise ApiError(401, "invalid_api_key", INVALID_KEY, recorded=True)

@@ -79,6 +79,11 @@ def residual_pii(analyzer: AnalyzerEngine, texts: Iterable[str]) -> Counter[str]
 
 
 @functools.cache
+def _anonymizer() -> AnonymizerEngine:
+    return AnonymizerEngine()
+
+
+@functools.cache
 def _pattern_recognizers() -> tuple[PatternRecognizer, ...]:
     return tuple(r for r in (cls() for cls in RECOGNIZERS) if isinstance(r, PatternRecognizer))
 
@@ -97,7 +102,7 @@ def redact_numbers(text: str) -> str:
     if not results:
         return text
     return (
-        AnonymizerEngine()
+        _anonymizer()
         .anonymize(text=text, analyzer_results=results, operators=_operators())  # type: ignore[arg-type]
         .text
     )
