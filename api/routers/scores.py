@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from api.errors import ApiError, Caller, ErrorBody
+from api.routing import RequestOnlyRoute
 from api.serving.batch import INVALID_KEY, authenticate
 from api.serving.requests import Refusal, RefusedElsewhere, ScoreLookup
 from api.serving.snapshot import KeyEntry
@@ -20,7 +21,7 @@ from pdo.delivery.identity import shown_as
 from pdo.privacy.checksums import is_valid_uscc
 from pdo.privacy.entity_key import entity_key
 
-router = APIRouter(prefix="/v1/products", tags=["scores"])
+router = APIRouter(prefix="/v1/products", tags=["scores"], route_class=RequestOnlyRoute)
 
 
 class ScoreAnswer(BaseModel):
