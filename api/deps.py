@@ -68,7 +68,7 @@ PseudonymizerDep = Annotated[Pseudonymizer, Depends(get_pseudonymizer)]
 
 def get_api_key(
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None,
 ) -> ApiKey:
     """The caller's key record; refused with 401 when missing, unknown or revoked."""

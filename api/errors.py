@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, NamedTuple
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
 from api.serving.requests import RefusedElsewhere, recordable
+
+log = logging.getLogger(__name__)
 
 
 class ErrorDetail(BaseModel):
@@ -141,6 +145,13 @@ def install(app: FastAPI) -> None:
         fields = [".".join(str(p) for p in e["loc"]) for e in exc.errors()]
         message = f"missing or invalid: {', '.join(fields)}"
         return await _refuse(request, ApiError(422, "invalid_request", message))
+
+    @app.exception_handler(OperationalError)
+    async def _ledger_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        # a lock not granted within the ledger's busy timeout, a lost connection: nothing this
+        # request did was committed, so the bank may retry; the ledger cannot take a record now
+        log.warning("ledger unavailable on %s: %s", _endpoint(request), type(exc.orig).__name__)
+        return _answer(LedgerUnavailable())
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

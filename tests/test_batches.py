@@ -491,3 +491,146 @@ def test_a_lost_file_is_restored_byte_for_byte_without_billing(bank: Bank, api: 
     restored = _fetch(api, bank, manifest["batch"])
     assert hashlib.sha256(restored.content).hexdigest() == manifest["sha256"]
     assert len(_batch_usage(bank)) == 1
+
+
+def _dispute_served(bank: Bank) -> None:
+    with session_scope(bank.engine) as s:
+        s.add(_objection(entity_key(SERVED, bank.pseudo), "open"))
+
+
+def _correct_served(bank: Bank) -> None:
+    with session_scope(bank.engine) as s:
+        upheld = _objection(entity_key(SERVED, bank.pseudo), "resolved")
+        s.add(upheld)
+        s.flush()
+        s.add(
+            ScoreCorrection(
+                product_version_id=VERSION,
+                uscc=entity_key(SERVED, bank.pseudo),
+                objection_id=upheld.id,
+                score=575,
+                grade="C",
+                details={"reasons": ["R03"]},
+            )
+        )
+
+
+@pytest.mark.parametrize(
+    ("change", "now_reads"),
+    [(_dispute_served, {"status": "disputed_withheld"}), (_correct_served, {"score": "575"})],
+    ids=["objection-opened", "result-corrected"],
+)
+def test_a_file_made_before_a_result_was_disputed_or_corrected_is_not_handed_out(
+    bank: Bank, api: str, change: Any, now_reads: dict[str, str]
+) -> None:
+    """The old file would disclose a withheld result or one found wrong: 409 batch_superseded,
+    and a new order gives a new file that says what holds now."""
+    old = _order(api, bank, "csv").json()["batch"]
+    assert _fetch(api, bank, old).status_code == 200
+    change(bank)
+    refused = _fetch(api, bank, old)
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "batch_superseded"
+    assert "642" not in refused.text
+    new = _order(api, bank, "csv")
+    assert new.status_code == 201 and new.json()["batch"] != old
+    fetched = _fetch(api, bank, new.json()["batch"])
+    assert fetched.status_code == 200
+    rows = {r["enterprise"]: r for r in csv.DictReader(io.StringIO(fetched.text.lstrip("\ufeff")))}
+    assert {k: rows[shown_as(SERVED)][k] for k in now_reads} == now_reads
+
+
+def test_an_objection_rejected_after_the_file_was_made_leaves_it_deliverable(
+    bank: Bank, api: str
+) -> None:
+    """A rejected objection leaves the result as the file states it: the file is still served."""
+    batch_id = _order(api, bank, "csv").json()["batch"]
+    with session_scope(bank.engine) as s:
+        s.add(_objection(entity_key(SERVED, bank.pseudo), "resolved"))
+    assert _fetch(api, bank, batch_id).status_code == 200
+
+
+def test_a_watchlist_kept_for_a_consent_purpose_delivers_no_batch(bank: Bank, api: str) -> None:
+    """贷前审查 needs each enterprise's consent, which a portfolio file does not check: a
+    watchlist stored for it (before watchlists were limited to 贷后管理) gets no file, unbilled."""
+    with session_scope(bank.engine) as s:
+        watchlist = s.get(Watchlist, bank.watchlist_id)
+        assert watchlist is not None
+        watchlist.purpose = "贷前审查"
+        s.add(watchlist)
+    refused = _order(api, bank, "csv")
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "purpose_not_allowed"
+    assert "贷后管理" in refused.json()["error"]["message"]
+    assert _batch_usage(bank) == []
+
+
+def test_a_grant_without_the_product_is_named_as_such(bank: Bank, api: str) -> None:
+    """Batches answer the lookup's code when the grant lacks the product, not a purpose code."""
+    from pdo.ledger.models import PipelineRun, ProductVersion
+    from pdo.registration import grant_authorization
+
+    with session_scope(bank.engine) as s:
+        narrow = grant_authorization(
+            s,
+            reference="授权-其他产品",
+            tables=["tax_credit"],
+            purposes=["贷前审查", "贷后管理"],
+            products=["sme_loan_pricing"],
+            days=30,
+            actor="authority",
+        )
+        version = s.get(ProductVersion, VERSION)
+        assert version is not None
+        run = s.get(PipelineRun, version.run_id)
+        assert run is not None
+        run.authorization_id = narrow.id
+        s.add(run)
+    refused = _order(api, bank, "csv")
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "product_not_authorized"
+
+
+def _hold_the_ledger(bank: Bank) -> Any:
+    """Another writer's unit of work: SQLite's write lock, held until released."""
+    import sqlite3
+
+    holder = sqlite3.connect(bank.settings.db_url.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+def test_reading_batches_does_not_wait_for_another_writer(bank: Bank, api: str) -> None:
+    """A long settlement or publish holds the write lock: listing and fetching go on."""
+    batch_id = _order(api, bank, "csv").json()["batch"]
+    holder = _hold_the_ledger(bank)
+    try:
+        headers = {"X-API-Key": bank.api_key}
+        listed = httpx.get(f"{api}/v1/batches", headers=headers, timeout=10)
+        fetched = _fetch(api, bank, batch_id)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert listed.status_code == 200 and [b["batch"] for b in listed.json()] == [batch_id]
+    assert fetched.status_code == 200
+
+
+@pytest.mark.slow
+def test_a_write_that_cannot_get_the_ledger_answers_503_to_retry(bank: Bank, api: str) -> None:
+    """After the ledger's 30 s busy timeout the order fails unrecorded: 503 with Retry-After,
+    the documented answer (it was a bare 500), and nothing billed."""
+    holder = _hold_the_ledger(bank)
+    try:
+        refused = httpx.post(
+            f"{api}/v1/watchlists/{bank.watchlist_id}/batches",
+            json={"format": "csv"},
+            headers={"X-API-Key": bank.api_key},
+            timeout=90,
+        )
+    finally:
+        holder.rollback()
+        holder.close()
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "ledger_unavailable"
+    assert refused.headers["retry-after"] == "1"
+    assert _batch_usage(bank) == []

@@ -252,6 +252,11 @@ def test_no_subscription_no_invalid_input(home: Home, api: str) -> None:
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_product"
     purpose = create(api, home.bank_key, purpose="营销")
     assert purpose.status_code == 403 and purpose.json()["error"]["code"] == "purpose_not_allowed"
+    # a pre-loan check needs the enterprise's consent, which a portfolio does not carry
+    pre_loan = create(api, home.bank_key, purpose="贷前审查")
+    assert pre_loan.status_code == 403
+    assert pre_loan.json()["error"]["code"] == "purpose_not_allowed"
+    assert "贷后管理" in pre_loan.json()["error"]["message"]
     bad_hook = create(api, home.bank_key, webhook_url="ftp://bank.example/")
     assert bad_hook.json()["error"]["code"] == "invalid_webhook_url"
 

@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
-from api.deps import ApiKeyDep, SessionDep, committed
+from api.deps import ApiKeyDep, ReadSessionDep, SessionDep, committed
 from api.errors import KEYED, ApiError, refusals
 from pdo.delivery.batches import (
     BatchFormat,
@@ -126,9 +126,9 @@ def _build_and_commit(
         200: {"model": BatchManifest, "description": "unchanged: the existing batch"},
         **refusals(
             {
-                403: "no_subscription; purpose_not_subscribed; purpose_not_allowed; "
-                "authorization_missing / _revoked / _expired / _not_yet_valid; "
-                "purpose_not_authorized",
+                403: "no_subscription; purpose_not_subscribed; purpose_not_allowed (also a "
+                "watchlist for a purpose other than 贷后管理); authorization_missing / _revoked / "
+                "_expired / _not_yet_valid; product_not_authorized; purpose_not_authorized",
                 404: "unknown_watchlist: not one of yours; unknown_product",
                 409: "batch_file_lost: the file of an unchanged batch cannot be restored",
                 422: "invalid_request: a malformed body or an unsupported format",
@@ -159,7 +159,7 @@ def create_batch(
 @router.get("/batches", response_model=list[BatchManifest])
 def list_batches(
     key: ApiKeyDep,
-    session: SessionDep,
+    session: ReadSessionDep,
     watchlist_id: Annotated[str | None, Query(description="only this watchlist's")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[BatchManifest]:
@@ -174,7 +174,7 @@ def list_batches(
 @router.get(
     "/batches/{batch_id}", response_model=BatchManifest, responses=refusals({404: UNKNOWN_BATCH})
 )
-def get_batch(batch_id: str, key: ApiKeyDep, session: SessionDep) -> BatchManifest:
+def get_batch(batch_id: str, key: ApiKeyDep, session: ReadSessionDep) -> BatchManifest:
     """One of the caller's batches: its manifest, with the file's SHA-256."""
     return BatchManifest.of(_own_batch(session, key, batch_id))
 
@@ -189,16 +189,19 @@ def get_batch(batch_id: str, key: ApiKeyDep, session: SessionDep) -> BatchManife
         },
         **refusals(
             {
-                403: "no_subscription; purpose_not_subscribed; authorization_revoked / "
-                "_expired / _not_yet_valid; purpose_not_authorized: delivery has stopped",
+                403: "no_subscription; purpose_not_subscribed; purpose_not_allowed; "
+                "authorization_revoked / _expired / _not_yet_valid; product_not_authorized; "
+                "purpose_not_authorized: delivery has stopped",
                 404: UNKNOWN_BATCH,
+                409: "batch_superseded: a result in it was disputed or corrected since it was "
+                "made; order a new batch",
                 410: "batch_file_gone: the file is no longer kept",
             }
         ),
     },
 )
 def get_batch_file(
-    batch_id: str, key: ApiKeyDep, session: SessionDep, lake_dir: LakeDirDep
+    batch_id: str, key: ApiKeyDep, session: ReadSessionDep, lake_dir: LakeDirDep
 ) -> FileResponse:
     """The batch's bytes; compare their SHA-256 with the X-PDO-SHA256 header and the manifest."""
     batch = _own_batch(session, key, batch_id)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body
 from pydantic import BaseModel, Field, field_validator
 from sqlmodel import select
 
-from api.deps import ApiKeyDep, PseudonymizerDep, SessionDep, committed
+from api.deps import ApiKeyDep, PseudonymizerDep, ReadSessionDep, SessionDep, committed
 from api.errors import KEYED, ApiError, refusals
 from api.text import Text, Uscc
 from pdo.delivery.consents import consents_of, register_consent, revoke_consent
@@ -111,7 +111,7 @@ def add_consent(
 
 
 @router.get("", response_model=list[ConsentPublic])
-def list_consents(key: ApiKeyDep, session: SessionDep) -> list[ConsentPublic]:
+def list_consents(key: ApiKeyDep, session: ReadSessionDep) -> list[ConsentPublic]:
     """Your registered consents, newest first (up to 1000)."""
     return [_public(c, _shown(c)) for c in consents_of(session, key.subscriber_id)]
 

@@ -9,7 +9,7 @@ from typing import Annotated, TypeVar
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from api.deps import ApiKeyDep, PseudonymizerDep, SessionDep, committed
+from api.deps import ApiKeyDep, PseudonymizerDep, ReadSessionDep, SessionDep, committed
 from api.errors import KEYED, ApiError, refusals
 from api.text import Text, Uscc
 from pdo.delivery import watchlists as wl
@@ -114,7 +114,8 @@ def server_key(request: Request) -> bytes:
     status_code=201,
     responses=refusals(
         {
-            403: "no_subscription; purpose_not_allowed (by the product or your subscription)",
+            403: "no_subscription; purpose_not_allowed (watchlists serve 贷后管理 only; or not "
+            "allowed by the product or your subscription)",
             404: "unknown_product",
             409: "watchlist_exists: you already have a watchlist of that name",
             422: "invalid_request: a malformed body; invalid_webhook_url",
@@ -148,7 +149,7 @@ def create_watchlist(
 
 
 @router.get("/watchlists", response_model=list[WatchlistPublic])
-def list_watchlists(key: ApiKeyDep, session: SessionDep) -> list[WatchlistPublic]:
+def list_watchlists(key: ApiKeyDep, session: ReadSessionDep) -> list[WatchlistPublic]:
     """The bank's watchlists with their member counts."""
     found = wl.list_watchlists(session, key.subscriber_id)
     counts = wl.member_counts(session, (w.id for w in found))
@@ -160,7 +161,7 @@ def list_watchlists(key: ApiKeyDep, session: SessionDep) -> list[WatchlistPublic
     response_model=WatchlistPublic,
     responses=refusals({404: NOT_FOUND}),
 )
-def get_watchlist(watchlist_id: str, key: ApiKeyDep, session: SessionDep) -> WatchlistPublic:
+def get_watchlist(watchlist_id: str, key: ApiKeyDep, session: ReadSessionDep) -> WatchlistPublic:
     """One of the bank's watchlists (another bank's answers 404)."""
     watchlist = _refusals(lambda: wl.get_watchlist(session, key.subscriber_id, watchlist_id))
     return _public(watchlist, wl.member_counts(session, [watchlist.id])[watchlist.id])
@@ -197,7 +198,7 @@ def add_members(
 def list_members(
     watchlist_id: str,
     key: ApiKeyDep,
-    session: SessionDep,
+    session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[MemberPublic]:

@@ -7,7 +7,9 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-PORTFOLIO_PURPOSES = frozenset({"贷后管理"})  # post-loan checks: only enterprises on a watchlist
+from pdo.delivery.watchlists import PORTFOLIO_PURPOSES  # post-loan: only enterprises watched
+
+__all__ = ["PORTFOLIO_PURPOSES"]
 
 
 @dataclass

@@ -25,7 +25,12 @@ from sqlmodel import Session, col, select
 
 from pdo import audit
 from pdo.delivery.metering import meter_delivery
-from pdo.delivery.watchlists import Refusal, active_subscription
+from pdo.delivery.watchlists import (
+    PORTFOLIO_PURPOSES,
+    Refusal,
+    active_subscription,
+    not_a_portfolio_purpose,
+)
 from pdo.exports import csv_bytes, write_atomically
 from pdo.ledger.models import (
     Authorization,
@@ -176,7 +181,9 @@ def build_batch(
 
 def valid_subscription(session: Session, watchlist: Watchlist, now: dt.datetime) -> Subscription:
     """The bank's live subscription to the watchlist's product, covering its purpose (batch
-    files and alerts alike)."""
+    files and alerts alike); a watchlist kept from before purposes were limited serves nothing."""
+    if watchlist.purpose not in PORTFOLIO_PURPOSES:
+        raise BatchRefused(403, "purpose_not_allowed", not_a_portfolio_purpose(watchlist.purpose))
     subscription = active_subscription(
         session, watchlist.subscriber_id, watchlist.product_name, now
     )
@@ -224,7 +231,7 @@ def authorized_version(
 
 def check_still_deliverable(session: Session, batch: BatchFile, now: dt.datetime) -> None:
     """A built file is handed out only while the bank's subscription and the version's grant
-    still hold: ending either stops delivery at once, files already built included."""
+    still hold and no result in it has been disputed or corrected since it was made."""
     watchlist = session.get(Watchlist, batch.watchlist_id)
     version = session.get(ProductVersion, batch.product_version_id)
     assert watchlist is not None and version is not None  # the batch's foreign keys
@@ -234,6 +241,34 @@ def check_still_deliverable(session: Session, batch: BatchFile, now: dt.datetime
     if run is not None and run.authorization_id is not None:
         auth = session.get(Authorization, run.authorization_id)
     _check_grant(version, auth, watchlist.product_name, watchlist.purpose, now)
+    if _results_changed_since(session, batch, watchlist):
+        raise BatchRefused(
+            409,
+            "batch_superseded",
+            f"a result in batch {batch.id} has been disputed or corrected since it was made; "
+            f"order a new batch (POST /v1/watchlists/{watchlist.id}/batches)",
+        )
+
+
+def _results_changed_since(session: Session, batch: BatchFile, watchlist: Watchlist) -> bool:
+    """Whether a member's result was disputed (still open) or corrected after the batch was made:
+    its file would hand out a withheld or a wrong result."""
+    members = select(WatchlistMember.uscc).where(WatchlistMember.watchlist_id == watchlist.id)
+    disputed = select(Objection.id).where(
+        Objection.product_name == watchlist.product_name,
+        Objection.status == "open",
+        col(Objection.raised_at) > batch.created_at,
+        col(Objection.uscc).in_(members),
+    )
+    corrected = select(ScoreCorrection.id).where(
+        ScoreCorrection.product_version_id == batch.product_version_id,
+        col(ScoreCorrection.created_at) > batch.created_at,
+        col(ScoreCorrection.uscc).in_(members),
+    )
+    return (
+        session.exec(disputed.limit(1)).first() is not None
+        or session.exec(corrected.limit(1)).first() is not None
+    )
 
 
 def _check_grant(
@@ -253,11 +288,17 @@ def _check_grant(
         raise BatchRefused(
             403, f"authorization_{state}", f"{state_message(auth, state)}; {version.id} 暂停交付"
         )
-    if product_name not in auth.products or purpose not in auth.purposes:
+    if product_name not in auth.products:
+        raise BatchRefused(
+            403,
+            "product_not_authorized",
+            f"authorization {auth.reference} grants no 数据产品经营权 for {product_name}",
+        )
+    if purpose not in auth.purposes:
         raise BatchRefused(
             403,
             "purpose_not_authorized",
-            f"authorization {auth.reference} does not cover {product_name} for this purpose",
+            f"authorization {auth.reference} does not allow the purpose {purpose!r}",
         )
 
 

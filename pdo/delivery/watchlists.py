@@ -34,6 +34,9 @@ from pdo.privacy.pseudonym import Pseudonymizer
 
 USCC_PATTERN = r"^[0-9A-HJ-NPQRTUWXY]{18}$"
 DEFAULT_PURPOSE = "贷后管理"
+# Purposes served from a registered loan book (watchlists, alerts, batch files) rather than under
+# each enterprise's consent: a 贷前审查 check is a lookup that names the enterprise's consent.
+PORTFOLIO_PURPOSES = frozenset({DEFAULT_PURPOSE})
 _HOST_CHARS = frozenset(string.ascii_letters + string.digits + "-_.")
 
 
@@ -121,6 +124,14 @@ def require_subscription(
     return subscription
 
 
+def not_a_portfolio_purpose(purpose: str) -> str:
+    """Why a watchlist may not serve purpose: batches and alerts check no enterprise's consent."""
+    return (
+        f"watchlists serve {', '.join(sorted(PORTFOLIO_PURPOSES))} (your loan book), not "
+        f"{purpose!r}: use a lookup naming the enterprise's consent"
+    )
+
+
 def create_watchlist(
     session: Session,
     subscriber_id: str,
@@ -136,6 +147,8 @@ def create_watchlist(
     if product is None:
         raise Refusal(404, "unknown_product", "no published product by that name")
     subscription = require_subscription(session, subscriber_id, product_name)
+    if purpose not in PORTFOLIO_PURPOSES:
+        raise Refusal(403, "purpose_not_allowed", not_a_portfolio_purpose(purpose))
     allowed = subscription.purposes or product.purposes
     if purpose not in allowed:
         raise Refusal(
