@@ -43,6 +43,12 @@ def served_rows(
     ]
 
 
+def built_from(review_package: dict[str, Any]) -> dict[str, str]:
+    """The desensitized dataset of each table, the products' inputs: the package also lists each
+    table's k-anonymous release under the same name, which holds no entity key to re-score by."""
+    return {d["table"]: d["id"] for d in review_package["datasets"] if d["zone"] == "desensitized"}
+
+
 def publication_refusals(session: Session, run: PipelineRun, card: dict[str, Any]) -> list[str]:
     """Why a reviewed build may not be published now (empty: it may): its revenue rule breaks
     the grant's terms, or another version went live after the reviewers compared with the one
@@ -119,7 +125,7 @@ def deliver_task(
                 old.status = "superseded"
                 s.add(old)
         number = (previous[0].version + 1) if previous else 1
-        inputs = {d["table"]: d["id"] for d in run.review_package["datasets"]}
+        inputs = built_from(run.review_package)
         version = ProductVersion(
             id=f"{name}@{number}",
             product_name=name,

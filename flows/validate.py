@@ -72,6 +72,7 @@ def validate_raw(frame: pl.DataFrame, table: SourceTable, inputs: RunInputs) -> 
         .replace_strict(
             failing, ["; ".join(reasons[r]) for r in failing.to_list()], return_dtype=pl.String
         )
+        .cast(pl.String)  # with nothing failing the mapping is empty and keeps the row-id type
         .alias("reason"),
         pl.struct(table.column_names)
         .map_elements(

@@ -68,7 +68,7 @@ def rows(session: Session, lake: Lake, run_id: str, table: str | None = None) ->
                 pl.lit(r.table_name).alias("table"),
                 pl.lit(r.stage).alias("stage"),
                 pl.col("source_row").cast(pl.Int64),
-                pl.col("reason"),
+                pl.col("reason").cast(pl.String),  # an empty one stored before 2026-12 is UInt32
             )
         )
     schema = {"table": pl.String, "stage": pl.String, "source_row": pl.Int64, "reason": pl.String}

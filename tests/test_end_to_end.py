@@ -361,6 +361,35 @@ def test_publish_refused_before_approval_then_served_and_metered(loop: dict) -> 
     assert not any(u.startswith("92") for u in served)
 
 
+def test_a_published_versions_objection_can_be_upheld_and_re_scores(loop: dict) -> None:
+    """A version records the desensitized tables it was built from (not their k-anonymous
+    releases, listed under the same names), so an upheld objection re-scores the enterprise."""
+    from pdo.ledger.models import DatasetVersion, ProductVersion
+
+    pdo, ws = loop["pdo"], Workspace.open(loop["settings"])
+    with session_scope(ws.engine) as s:
+        version = s.get(ProductVersion, "credit_risk@1")
+        assert version is not None
+        recorded = [s.get(DatasetVersion, h) for h in version.input_hashes]
+    assert recorded and {d.zone if d else None for d in recorded} == {"desensitized"}
+    registry = ws.lake.read(_raw_manifest(ws, "enterprise_registry"))
+    company = registry.filter(~pl.col("uscc").str.starts_with("92")).row(0, named=True)
+    code, out = pdo(
+        "objection", "add", company["uscc"], "--product", "credit_risk",
+        "--item", f"enterprise_registry:status={company['status']}",
+        "--reason", "企业称登记状态有误", "--as", "alice", "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    objection_id = json.loads(out[out.index("{") :])["id"]
+    code, out = pdo(
+        "objection", "resolve", objection_id, "--outcome", "upheld", "--note", "核实有误",
+        "--as", "alice", "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    resolved = json.loads(out[out.index("{") :])
+    assert resolved["status"] == "resolved" and resolved["outcome"] == "upheld"
+
+
 def test_a_second_run_is_a_new_version_with_drift_and_the_first_is_left_as_published(
     loop: dict, tmp_path: Path
 ) -> None:
@@ -458,6 +487,9 @@ def test_quarantine_reconciles_and_the_cli_shows_reasons_not_values(loop: dict) 
         r["reason"] for r in shown
     }
     assert not [v for v in _personal_values(loop["source"]) if v in out]
+    code, out = pdo("quarantine", "show", loop["run_id"], "--json")  # tables with none too
+    assert code == 0, out
+    assert len(json.loads(out[out.index("[") :])) == sum(t["rows_quarantined"] for t in tables)
     code, out = pdo("quarantine", "list", "no-such-run")
     assert code != 0 and "no run no-such-run" in out
 
