@@ -375,6 +375,14 @@ def test_cli_lifecycle_commands_with_clear_errors(ledger: Ledger) -> None:
         ("--days must be 1 to 36500", ("grant", "--reference", "R-2", "--days", "99999999")),
         ("a grant needs its reference and its purposes", ("grant", "--reference", " ")),
         (
+            "unknown product credit-risk; known: credit_risk",
+            ("grant", "--reference", "R-3", "--product", "credit-risk"),
+        ),
+        (
+            "no granted product serves the purpose 营销",
+            ("grant", "--reference", "R-3", "--purposes", "贷前审查,营销"),
+        ),
+        (
             "a grant needs its reference and its purposes",
             (
                 "grant",
@@ -421,11 +429,11 @@ def test_cli_lifecycle_commands_with_clear_errors(ledger: Ledger) -> None:
         "--product",
         "credit_risk",
         "--product",
-        "sme_loan_pricing",
+        "operating_status",
         "--json",
     )
     assert code == 0, out
-    assert json.loads(out)["products"] == ["credit_risk", "sme_loan_pricing"]
+    assert json.loads(out)["products"] == ["credit_risk", "operating_status"]
 
 
 def test_granting_a_reference_again_says_so_and_refuses_other_terms(ledger: Ledger) -> None:

@@ -33,6 +33,25 @@ from pdo.usage_chain import check_usage
 from pdo.users import Role, add_user
 
 
+def ungrantable(products: list[str], purposes: list[str]) -> str | None:
+    """Why a grant names a product no package declares, or a purpose none of them serves: a typo
+    would otherwise surface only when a run reaches packaging, hours later."""
+    from products.registry import PRODUCTS
+
+    known = {spec.name: spec for spec in PRODUCTS}
+    unknown = [name for name in products if name not in known]
+    if unknown:
+        return f"unknown product {', '.join(unknown)}; known: {', '.join(known)}"
+    lawful = {purpose for name in products for purpose in known[name].purposes}
+    stray = [p for p in purposes if p.strip() and p not in lawful]  # blanks are refused later
+    if stray:
+        return (
+            f"no granted product serves the purpose {', '.join(stray)}; "
+            f"they serve: {', '.join(sorted(lawful))}"
+        )
+    return None
+
+
 def _read_password() -> str:
     if not sys.stdin.isatty():
         return sys.stdin.readline().rstrip("\n")
@@ -140,6 +159,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Record the data authority's grant to the operator (三权分置 rights included)."""
         names = [t.name for t in SOURCE_TABLES] if tables == "all" else tables.split(",")
+        unfit = ungrantable(product, purposes.split(","))
+        if unfit:
+            raise fail(unfit)
         ws = workspace()
         try:
             with session_scope(ws.engine) as s:
