@@ -10,6 +10,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from pdo.settings import Settings
 from pdo.workspace import Workspace
@@ -26,7 +27,27 @@ def settings() -> Settings:
 
 
 def workspace() -> Workspace:
-    return Workspace.open(settings())
+    """The home's ledger and lake; a home or database that cannot be opened is one clear line."""
+    current = settings()
+    try:
+        return Workspace.open(current)
+    except OSError as exc:
+        raise fail(
+            f"cannot open the pdo home {current.resolved_home}: {exc.strerror or exc}"
+        ) from exc
+    except (ArgumentError, OperationalError) as exc:
+        where = make_url_safe(current.db_url)
+        raise fail(f"cannot open the ledger database {where}: {type(exc).__name__}") from exc
+
+
+def make_url_safe(url: str) -> str:
+    """The ledger URL without its password, or only its scheme when it cannot be parsed."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split(":", 1)[0] + ":…"
 
 
 def prepare_prefect() -> None:
