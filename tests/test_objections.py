@@ -652,3 +652,66 @@ def test_an_upheld_objections_records_stay_out_of_the_next_build(home: Home) -> 
     assert "KO03" not in json.dumps(row, default=str)  # its only knock-out came from the case
     signed = home.served(CREDIT, uscc)
     assert [k["code"] for k in signed.details["knockouts"]] == ["KO03"]  # v1 is unchanged
+
+
+def _publish_v2_knocking_out(home: Home, uscc: str) -> None:
+    """credit_risk@2 newly lists the enterprise as a 失信被执行人 (a new case): E with KO03."""
+    knocked_out = {"reasons": [], "knockouts": [{"code": "KO03", "label_zh": "失信被执行人"}]}
+    with session_scope(home.engine) as s:
+        v1 = s.get(ProductVersion, CREDIT)
+        assert v1 is not None
+        v2 = ProductVersion(
+            id="credit_risk@2", product_name="credit_risk", version=2, run_id=v1.run_id,
+            signoff_id=v1.signoff_id, input_hashes=list(v1.input_hashes), output_hash="d" * 64,
+            as_of=v1.as_of, model=dict(v1.model), revenue_weights=dict(v1.revenue_weights),
+        )  # fmt: skip
+        v1.status = "superseded"
+        s.add_all([v1, v2])
+        s.flush()
+        s.add(ServedScore(product_version_id=v2.id, uscc=home.key(uscc), score=300, grade="E",
+                          details=knocked_out))  # fmt: skip
+        s.flush()
+        alerts_for_new_version(s, v2)
+
+
+def _v2_kinds(home: Home, watchlist_id: str) -> set[str]:
+    return {a.kind for a in alerts(home, watchlist_id) if a.product_version_id == "credit_risk@2"}
+
+
+def test_a_new_version_is_compared_with_the_corrected_result_the_bank_was_told(
+    home: Home,
+) -> None:
+    """An upheld objection lifted the enterprise's KO03 (the bank was told its corrected grade);
+    a new 失信 listing in credit_risk@2 is news to that bank: knock-out and grade drop alerts."""
+    uscc, case = dishonest_individual()
+    watched = watch(home, uscc)
+    raised = _object(home, uscc, f"court_cases:case_no={case}")
+    pdo_json(home, "objection", "resolve", raised["id"], "--outcome", "upheld",
+             "--note", "法院确认已撤销失信决定", "--as", "olga")  # fmt: skip
+    corrected = home.correction(CREDIT, uscc)
+    assert corrected is not None and corrected.grade != "E" and corrected.details["knockouts"] == []
+
+    _publish_v2_knocking_out(home, uscc)
+
+    assert {"new_version", "dishonest_debtor", "grade_drop"} <= _v2_kinds(home, watched)
+    [drop] = [a.payload for a in alerts(home, watched) if a.kind == "grade_drop"]
+    assert (drop["old_grade"], drop["new_grade"]) == (corrected.grade, "E")
+
+
+def test_alerts_released_after_a_dispute_compare_with_the_corrected_result(home: Home) -> None:
+    """A first objection corrected the enterprise's result on credit_risk@1; credit_risk@2 lists
+    it as a 失信被执行人 while a second objection is open. Rejected, the held-back knock-out and
+    grade drop go out, measured against the corrected result, not the signed one."""
+    uscc, case = dishonest_individual()
+    watched = watch(home, uscc)
+    first = _object(home, uscc, f"court_cases:case_no={case}")
+    pdo_json(home, "objection", "resolve", first["id"], "--outcome", "upheld",
+             "--note", "法院确认已撤销失信决定", "--as", "olga")  # fmt: skip
+    second = _object(home, uscc, _second_record(uscc))
+    _publish_v2_knocking_out(home, uscc)
+    assert _v2_kinds(home, watched) == {"new_version"}  # withheld while disputed
+
+    pdo_json(home, "objection", "resolve", second["id"], "--outcome", "rejected",
+             "--note", "记录有效", "--as", "rita")  # fmt: skip
+
+    assert {"dishonest_debtor", "grade_drop"} <= _v2_kinds(home, watched)

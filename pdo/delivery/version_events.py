@@ -1,21 +1,25 @@
 """Alerts a newly published version raises for watched enterprises: what changed since the last.
 
 One query per table however large the portfolios: the watched members, the new version's rows
-for them, the previous version's rows for them, and the alerts already raised for the version.
+for them, the previous version's rows and corrections for them (what the banks were told), and
+the alerts already raised for the version.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any, NamedTuple
 
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from pdo import audit
 from pdo.delivery.alerts import AlertDraft, member_refs, raise_alerts_bulk, result_alerts
 from pdo.ledger.models import (
     Objection,
     ProductVersion,
+    ScoreCorrection,
     ServedScore,
     Watchlist,
     WatchlistMember,
@@ -48,19 +52,41 @@ class Served(NamedTuple):
     details: dict[str, Any]
 
 
+def results_served(
+    session: Session, version_id: str, keys: Collection[str] | SelectOfScalar[str]
+) -> dict[str, Served]:
+    """What a version serves now for the enterprises (entity keys, or a query of them): the
+    correction an upheld objection made where there is one, else the signed row, so alerts
+    compare with the result the banks were told, not the one the correction replaced."""
+    signed = session.exec(
+        select(ServedScore.uscc, ServedScore.score, ServedScore.grade, ServedScore.details).where(
+            ServedScore.product_version_id == version_id, col(ServedScore.uscc).in_(keys)
+        )
+    )
+    corrected = session.exec(
+        select(
+            ScoreCorrection.uscc,
+            ScoreCorrection.score,
+            ScoreCorrection.grade,
+            ScoreCorrection.details,
+        ).where(
+            ScoreCorrection.product_version_id == version_id, col(ScoreCorrection.uscc).in_(keys)
+        )
+    )
+    return {
+        uscc: Served(score, grade, dict(details))
+        for uscc, score, grade, details in [*signed, *corrected]  # a correction wins
+    }
+
+
 def _rows_for_watched(session: Session, version_id: str, product_name: str) -> dict[str, Served]:
-    """A version's served rows for every enterprise watched on the product, by entity key."""
+    """A version's results for every enterprise watched on the product, by entity key."""
     watched = (
         select(WatchlistMember.uscc)
         .join(Watchlist, col(Watchlist.id) == col(WatchlistMember.watchlist_id))
         .where(Watchlist.product_name == product_name)
     )
-    rows = session.exec(
-        select(ServedScore.uscc, ServedScore.score, ServedScore.grade, ServedScore.details).where(
-            ServedScore.product_version_id == version_id, col(ServedScore.uscc).in_(watched)
-        )
-    )
-    return {uscc: Served(score, grade, dict(details)) for uscc, score, grade, details in rows}
+    return results_served(session, version_id, watched)
 
 
 def _grade_rank(grade: str | None) -> int | None:
@@ -225,14 +251,7 @@ def alerts_for_released_result(
     }
     members = [m for m in member_refs(session, list(watchlists)) if m.uscc == entity]
     previous = previous_version(session, version)
-    old = None
-    if previous is not None:
-        row = session.exec(
-            select(ServedScore).where(
-                ServedScore.product_version_id == previous.id, ServedScore.uscc == entity
-            )
-        ).first()
-        old = None if row is None else Served(row.score, row.grade, dict(row.details))
+    old = results_served(session, previous.id, [entity]).get(entity) if previous else None
     drafts = [
         AlertDraft(watchlists[member.watchlist_id], member, kind, payload)
         for member in members
