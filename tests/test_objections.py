@@ -258,7 +258,10 @@ def test_upheld_objection_lifts_a_knockout_and_tells_the_watchers(home: Home) ->
     corrected = home.correction(CREDIT, uscc)
     assert corrected is not None and corrected.objection_id == raised["id"]
     assert (corrected.score, corrected.grade) == (expected["score"], expected["grade"])
-    assert corrected.details == {"reasons": expected["reasons"], "knockouts": []}
+    assert corrected.details == {
+        "reasons": expected["reasons"], "knockouts": [],
+        "abnormal_listings_open": expected["abnormal_listings_open"],
+    }  # fmt: skip
     assert r["new"] == {"score": expected["score"], "grade": expected["grade"]}
     assert home.served(CREDIT, uscc).grade == "E"  # the signed version is left as signed
 
@@ -715,3 +718,41 @@ def test_alerts_released_after_a_dispute_compare_with_the_corrected_result(home:
              "--note", "记录有效", "--as", "rita")  # fmt: skip
 
     assert {"dishonest_debtor", "grade_drop"} <= _v2_kinds(home, watched)
+
+
+def test_a_new_listing_raises_abnormal_listing_whatever_the_model_made_of_it(home: Home) -> None:
+    """credit_risk@2 scored before a company's 经营异常 listing, credit_risk@3 after, both with
+    the trained scorecard (which may put every listing count in one bin, never a reason): the
+    company's watchers get abnormal_listing for @3, and only for @3."""
+    listed = city()["abnormal_operations"].filter(
+        (pl.col("listed_on") <= LIVE_AS_OF)
+        & (pl.col("removed_on").is_null() | (pl.col("removed_on") > LIVE_AS_OF))
+    )["uscc"]
+    company = sorted(u for u in set(listed) if u.startswith("91"))[0]
+    key = home.key(company)
+    watched = watch(home, company)
+    listings = home.inputs["abnormal_operations"]
+    before = dict(home.inputs) | {"abnormal_operations": listings.filter(pl.col("uscc") != key)}
+    model = FrozenScorecard.from_dict(home.model)
+    with session_scope(home.engine) as s:
+        v1 = s.get(ProductVersion, CREDIT)
+        assert v1 is not None
+        for n, inputs in ((2, before), (3, home.inputs)):
+            version = ProductVersion(
+                id=f"credit_risk@{n}", product_name="credit_risk", version=n, run_id=v1.run_id,
+                signoff_id=v1.signoff_id, input_hashes=list(v1.input_hashes),
+                output_hash=str(n) * 64, as_of=v1.as_of, model=dict(v1.model),
+            )  # fmt: skip
+            s.add(version)
+            s.flush()
+            scored = credit_risk.score_frame(model, inputs, v1.as_of).filter(pl.col("uscc") == key)
+            rows = served_rows(version.id, credit_risk.SPEC.outputs, scored.to_dicts())
+            s.execute(insert(ServedScore), rows)
+            s.flush()
+            alerts_for_new_version(s, version)
+
+    by_version = {
+        a.product_version_id for a in alerts(home, watched) if a.kind == "abnormal_listing"
+    }
+    assert by_version == {"credit_risk@3"}
+    assert home.served("credit_risk@3", company).details["abnormal_listings_open"] > 0

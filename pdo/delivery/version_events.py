@@ -119,8 +119,9 @@ def _listed_bin(label: object) -> bool:
 def abnormally_listed(row: Served | None) -> bool:
     """Whether the served row shows an open 经营异常 listing.
 
-    operating_status serves the count (and status "abnormal"); credit_risk serves it as a reason
-    code on the abnormal-listing factor whose bin lies above zero listings.
+    operating_status and credit_risk serve the count (operating_status also status "abnormal");
+    rows credit_risk published before it served the count show it only as a reason code on the
+    abnormal-listing factor whose bin lies above zero listings (when the model split it).
     """
     if row is None:
         return False

@@ -21,11 +21,14 @@ REASON = pl.Struct(
     {"code": pl.String, "factor": pl.String, "label_zh": pl.String, "bin": pl.String,
      "points_lost": pl.Int64}
 )  # fmt: skip
-OUTPUTS = ("score", "grade", "reasons", "knockouts")
+# the open 经营异常 listings counted as of the date: served whatever the model made of them, so
+# watchers learn of a new listing even when the scorecard does not split the factor
+OUTPUTS = ("score", "grade", "reasons", "knockouts", "abnormal_listings_open")
 
 
 def score_frame(frozen: FrozenScorecard, inputs: Inputs, as_of: dt.date) -> pl.DataFrame:
-    """Score, grade, reason codes and knock-outs for every registered enterprise as of a date."""
+    """Score, grade, reason codes, knock-outs and open abnormal-operation listings for every
+    registered enterprise as of a date."""
     features = build_features(inputs, as_of).sort("uscc")
     points = frozen.score(features)
     reasons = frozen.lost_points(features).select(
@@ -51,6 +54,7 @@ def score_frame(frozen: FrozenScorecard, inputs: Inputs, as_of: dt.date) -> pl.D
             "grade": grades,
             "reasons": lists_per_row(reasons, features.height, REASON),
             "knockouts": knocked,
+            "abnormal_listings_open": features["abnormal_listings_open"].cast(pl.Int64),
         }
     )
 
