@@ -13,7 +13,7 @@ from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
 from pdo import audit
-from pdo.checkpoints import create_checkpoint, signature_valid
+from pdo.checkpoints import create_checkpoint, latest, signature_valid
 from pdo.ledger.db import make_engine, session_scope
 from pdo.ledger.models import AuditEvent
 from pdo.settings import Settings
@@ -69,8 +69,6 @@ def test_regulator_sees_an_intact_chain_and_the_signed_checkpoint(sealed: Seed) 
 
 
 def test_the_offered_checkpoint_file_is_the_signed_document(sealed: Seed) -> None:
-    from pdo.checkpoints import latest
-
     with session_scope(_engine(sealed)) as s:
         cp = latest(s)
         assert cp is not None
@@ -86,6 +84,20 @@ def test_tampering_after_the_checkpoint_is_found_while_drawing_the_page(sealed: 
     at = _as("rita")
     assert _metrics(at)["审计链"] == "已损坏"
     assert any(f"第 {last} 条事件内容与哈希不符" in e.value for e in at.error)
+
+
+def test_deleting_the_newest_events_with_the_checkpoints_record_is_found_on_render(
+    sealed: Seed,
+) -> None:
+    with session_scope(_engine(sealed)) as s:
+        cp = latest(s)
+        assert cp is not None
+    with _engine(sealed).begin() as conn:  # the checkpoint's own record and all after it
+        conn.execute(text("DELETE FROM audit_event WHERE seq > :s"), {"s": cp.last_seq})
+    at = _as("regina")
+    assert _metrics(at)["审计链"] == "已损坏"
+    assert any(f"第 {cp.last_seq + 1} 条事件" in e.value for e in at.error)
+    assert not any("审计链完整" in m.value for m in at.success)
 
 
 def test_tampering_before_the_checkpoint_is_found_by_the_full_check(sealed: Seed) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlmodel import Session, col, func, select
 
 from pdo import audit
-from pdo.checkpoints import latest
+from pdo.checkpoints import ANNOUNCE, LedgerChecks, latest
 from pdo.ledger.models import AuditCheckpoint, AuditEvent
 
 RENDER_CHECK_LIMIT = 20_000  # events checked while drawing the page (well under a second)
@@ -63,12 +63,33 @@ def tail_check(session: Session, checkpoint: AuditCheckpoint | None, head_seq: i
                 first, head_seq, True, checkpoint.last_seq, "differs from the signed checkpoint"
             )
     expected = first
+    announced: dict[str, int] = {}  # checkpoint id -> seq of its audit.checkpoint record
     for row in audit.events(session, first):
         problem = audit.check_link(row, expected, prev)
         if problem is not None:
             return TailCheck(first, head_seq, True, row[0], problem)
+        if row[3] == ANNOUNCE:
+            announced[row[4]] = row[0]
         prev, expected = row[7], expected + 1
+    missing = _announcement_missing(session, checkpoint, expected - 1, announced)
+    if missing is not None:
+        return TailCheck(first, head_seq, True, missing.seq, missing.reason)
     return TailCheck(first, head_seq, True)
+
+
+def _announcement_missing(
+    session: Session,
+    checkpoint: AuditCheckpoint | None,
+    chain_last: int,
+    announced: dict[str, int],
+) -> audit.Finding | None:
+    """The full check's rule on the tail: the checkpoint's own audit.checkpoint record must
+    follow it, so deleting it together with the newest events is not an intact chain."""
+    if checkpoint is None:
+        return None
+    rows = [(checkpoint.id or 0, checkpoint.last_seq)]
+    found = LedgerChecks([], [], rows).tail(session, chain_last, announced)
+    return found[0] if found else None
 
 
 def chain_state(session: Session) -> ChainState:
