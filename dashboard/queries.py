@@ -541,6 +541,14 @@ _CHAIN_REASONS_ZH = (  # first match wins: the specific findings before the gene
 )
 
 
+_USAGE_REASONS_ZH = (
+    ("no record on the audit chain", "审计链上没有它的记录（可能绕过 API 插入）"),
+    ("more than once", "在审计链上被记录了不止一次"),
+    ("differs from its audit record", "与其审计记录不符（计费字段被改动）"),
+    ("missing from usage_event", "审计链上有记录，但用量表中已不存在（可能被删除）"),
+)
+
+
 def _match(message: str, table: tuple[tuple[str, str], ...], fallback: str) -> str:
     return next((zh for needle, zh in table if needle in message), fallback)
 
@@ -552,6 +560,11 @@ def signoff_error_zh(message: str) -> str:
 
 def chain_reason_zh(message: str) -> str:
     return _match(message, _CHAIN_REASONS_ZH, "校验失败")
+
+
+def usage_reason_zh(message: str) -> str:
+    """A Chinese reason for a usage event that does not match its audit-chain record."""
+    return _match(message, _USAGE_REASONS_ZH, "与审计链记录不符")
 
 
 # --- products and their model cards ------------------------------------------------------

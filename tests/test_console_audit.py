@@ -114,6 +114,23 @@ def test_tampering_before_the_checkpoint_is_found_by_the_full_check(sealed: Seed
     assert "上次全面核验" in " ".join(c.value for c in at.caption)
 
 
+def test_a_tampered_usage_event_fails_the_full_check(sealed: Seed) -> None:
+    with _engine(sealed).begin() as conn:
+        uid = conn.execute(text("SELECT id FROM usage_event ORDER BY id LIMIT 1")).scalar_one()
+        conn.execute(text("UPDATE usage_event SET price_fen = 1 WHERE id = :u"), {"u": uid})
+    at = _as("regina")
+    at.button(key="audit_full_check_button").click().run()
+    assert not at.exception
+    assert not any("全面核验通过" in m.value for m in at.success)
+    assert any("计费用量核验未通过" in e.value for e in at.error)
+    assert any(uid in m.value and "与其审计记录不符" in m.value for m in at.markdown)
+    with session_scope(_engine(sealed)) as s:
+        recorded = s.exec(select(AuditEvent).where(AuditEvent.action == "audit.verify")).one()
+    assert recorded.details["ok"] is True  # the chain itself still matches
+    assert recorded.details["usage"]["ok"] is False and recorded.details["usage"]["problems"] == 1
+    assert "结果：已损坏" in " ".join(c.value for c in at.caption)
+
+
 def test_the_operator_is_refused(sealed: Seed) -> None:
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         _as("olga")  # not in an operator's menu, so not reachable by URL either

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from dashboard import auth, queries
@@ -11,6 +13,7 @@ from dashboard.state import workspace
 from pdo import audit
 from pdo.checkpoints import dumps
 from pdo.ledger.db import read_scope, session_scope
+from pdo.usage_chain import UsageChainReport, check_usage
 
 _RESULT = "audit_full_check"
 
@@ -35,11 +38,24 @@ def _broken(seq: int | None, reason: str) -> str:
     )
 
 
+def _usage_summary(usage: UsageChainReport) -> dict[str, Any]:
+    """The usage check as `pdo audit verify --json` reports it (usage ids, never personal data)."""
+    return {
+        "ok": usage.ok,
+        "events": usage.events,
+        "matched": usage.matched,
+        "problems": usage.problem_count,
+        "first_problems": usage.problems,
+    }
+
+
 def _full_check() -> None:
-    """Verify every event and checkpoint now, and put the verification itself on the chain."""
+    """Verify every event and checkpoint, and every usage event against its chain record, as
+    `pdo audit verify` does; then put the verification itself on the chain."""
     ws = workspace()
     with read_scope(ws.engine) as s:
         report = audit.verify(s)
+        usage = _usage_summary(check_usage(s))
     with session_scope(ws.engine) as s:
         audit.record(
             s,
@@ -51,8 +67,32 @@ def _full_check() -> None:
             broken_at=report.broken_at,
             reason=report.reason,
             problems=report.problems,
+            usage=usage,
         )
-    st.session_state[_RESULT] = report.as_dict()
+    st.session_state[_RESULT] = report.as_dict() | {"usage": usage}
+
+
+def _usage_result(usage: dict[str, Any]) -> None:
+    """The billing-evidence half of the full check: usage events that do not match the chain."""
+    if usage["ok"]:
+        st.success(
+            t(
+                f"计费用量核验通过：{usage['events']} 条用量事件与审计链记录逐项一致。",
+                f"Usage check passed: all {usage['events']} usage events match their audit "
+                "records.",
+            )
+        )
+        return
+    st.error(
+        t(
+            f"计费用量核验未通过：{usage['events']} 条用量事件中有 {usage['problems']} 条"
+            "与审计链记录不符，结算与账单不得依据这些记录。",
+            f"Usage check failed: {usage['problems']} of {usage['events']} usage events do not "
+            "match the audit chain; billing must not rely on them.",
+        )
+    )
+    for usage_id, what in usage["first_problems"][:10]:
+        st.markdown(f"- `{usage_id}`：{queries.usage_reason_zh(what)}（{what}）")
 
 
 with read_scope(workspace().engine) as session:
@@ -122,7 +162,8 @@ else:
 st.subheader(t("全面核验", "Full verification"))
 last = state.last_full_check
 if last is not None:
-    verdict = t("完整", "intact") if last.details.get("ok") else t("已损坏", "broken")
+    intact = last.details.get("ok") and last.details.get("usage", {}).get("ok", True)
+    verdict = t("完整", "intact") if intact else t("已损坏", "broken")
     st.caption(
         t(
             f"上次全面核验：{beijing(last.at)}（北京时间），{last.actor}，"
@@ -138,7 +179,8 @@ st.button(
 )
 result = st.session_state.get(_RESULT)
 if result is not None:
-    if result["ok"]:
+    passed = result["ok"] and result["usage"]["ok"]
+    if passed:
         st.success(
             t(
                 f"全面核验通过：{result['events']} 条事件、"
@@ -147,8 +189,18 @@ if result is not None:
                 f"{len(result['checkpoints'])} checkpoints all match.",
             )
         )
+    elif result["ok"]:
+        st.info(
+            t(
+                f"审计链本身一致：{result['events']} 条事件、"
+                f"{len(result['checkpoints'])} 个检查点全部一致；但计费用量核验未通过（见下）。",
+                f"The chain itself matches: {result['events']} events and "
+                f"{len(result['checkpoints'])} checkpoints; but the usage check failed (below).",
+            )
+        )
     else:
         st.error(_broken(result["broken_at"], result["reason"]))
+    _usage_result(result["usage"])
 
 st.subheader(t("最近的审计事件", "Latest audit events"))
 if events.is_empty():
