@@ -491,21 +491,27 @@ def _details(details: dict[str, Any]) -> str:
     return json.dumps(shown, ensure_ascii=False, sort_keys=True, default=str)[:200]
 
 
+_UNREADABLE = "（无法读取）"
+
+
 def latest_audit_events(session: Session, limit: int = 50) -> pl.DataFrame:
-    """The newest audit events, newest first, with their (short) chain hashes."""
-    events = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(limit))
+    """The newest audit events, newest first, with their (short) chain hashes; read as the
+    verification reads them, so a stored value that cannot be decoded shows, not crashes."""
+    newest = select(AuditEvent.seq).order_by(col(AuditEvent.seq).desc())
+    first = session.exec(newest.offset(limit - 1).limit(1)).first() or 1
+    rows = reversed(list(audit.events(session, first)))
     return pl.DataFrame(
         [
             {
-                "序号": e.seq,
-                "时间": local_time(e.at),
-                "操作人": e.actor,
-                "动作": ACTION_ZH.get(e.action, e.action),
-                "对象": short_hash(e.subject, 32),
-                "详情": _details(e.details),
-                "哈希": short_hash(e.hash),
+                "序号": seq,
+                "时间": _UNREADABLE if isinstance(at, audit.Unreadable) else local_time(at),
+                "操作人": actor,
+                "动作": ACTION_ZH.get(action, action),
+                "对象": short_hash(subject, 32),
+                "详情": _UNREADABLE if isinstance(details, audit.Unreadable) else _details(details),
+                "哈希": short_hash(stored),
             }
-            for e in events
+            for seq, at, actor, action, subject, details, _, stored in rows
         ],
         schema={
             "序号": pl.Int64,
@@ -537,6 +543,7 @@ _CHAIN_REASONS_ZH = (  # first match wins: the specific findings before the gene
     ("merkle root", "与检查点的 Merkle 根不符（链被改写）"),
     ("signature", "检查点签名无效"),
     ("prev_hash", "前序哈希不匹配"),
+    ("unreadable", "存储值无法读取（内容被改动）"),
     ("content does not match", "内容与哈希不符"),
 )
 

@@ -11,7 +11,8 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from sqlalchemy import select as sa_select
-from sqlalchemy import text
+from sqlalchemy import text, type_coerce
+from sqlalchemy.types import NullType
 from sqlmodel import Session, col, select
 
 from pdo.ledger.models import AuditEvent
@@ -205,26 +206,72 @@ class ChainReport:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A stored value its column type cannot decode (SQLite keeps whatever text is written):
+    it stands in the row so verification names that event instead of crashing."""
+
+    column: str
+
+
+_DECODED = {1: "at", 5: "details"}  # row positions read raw and decoded row by row
+
 _COLUMNS = (
     col(AuditEvent.seq),
-    col(AuditEvent.at),
+    type_coerce(col(AuditEvent.at), NullType()).label("at"),
     col(AuditEvent.actor),
     col(AuditEvent.action),
     col(AuditEvent.subject),
-    col(AuditEvent.details),
+    type_coerce(col(AuditEvent.details), NullType()).label("details"),
     col(AuditEvent.prev_hash),
     col(AuditEvent.hash),
 )
 
 
+def _tolerant(decode: Callable[[Any], Any] | None, column: str) -> Callable[[Any], Any]:
+    """A column's decoding that yields Unreadable instead of raising."""
+
+    def read(value: Any) -> Any:
+        try:
+            return value if decode is None else decode(value)
+        except (ValueError, TypeError):  # JSONDecodeError is a ValueError
+            return Unreadable(column)
+
+    return read
+
+
+def decoder(session: Session, column: str) -> Callable[[Any], Any]:
+    """The typed column's own result processing on this backend, applied to one raw value at a
+    time (selected as type_coerce(column, NullType())); what it cannot decode is Unreadable."""
+    dialect = session.get_bind().dialect
+    column_type = AuditEvent.__table__.c[column].type  # type: ignore[attr-defined]
+    return _tolerant(column_type.dialect_impl(dialect).result_processor(dialect, None), column)
+
+
+def _decoded(row: Sequence[Any], decoders: Mapping[int, Callable[[Any], Any]]) -> tuple[Any, ...]:
+    """The row with `at` and `details` decoded (or Unreadable)."""
+    values = list(row)
+    for position, decode in decoders.items():
+        values[position] = decode(values[position])
+    return tuple(values)
+
+
+def unreadable(row: Sequence[Any]) -> str | None:
+    """The name of the row's first column that could not be decoded, if any."""
+    return next((v.column for v in row if isinstance(v, Unreadable)), None)
+
+
 def events(session: Session, first: int = 1, last: int | None = None) -> Iterator[Sequence[Any]]:
     """Events first..last as plain rows (seq, at, actor, action, subject, details, prev_hash,
-    hash) in seq order, streamed in chunks of CHUNK."""
+    hash) in seq order, streamed in chunks of CHUNK; a value that cannot be decoded is
+    Unreadable, not an exception ending the stream."""
     stmt = sa_select(*_COLUMNS).where(col(AuditEvent.seq) >= first)
     if last is not None:
         stmt = stmt.where(col(AuditEvent.seq) <= last)
     stmt = stmt.order_by(col(AuditEvent.seq)).execution_options(yield_per=CHUNK)
-    yield from session.connection().execute(stmt)
+    decoders = {position: decoder(session, name) for position, name in _DECODED.items()}
+    for row in session.connection().execute(stmt):
+        yield _decoded(row, decoders)
 
 
 def head(session: Session) -> int:
@@ -234,7 +281,9 @@ def head(session: Session) -> int:
 
 
 def row_digest(row: Sequence[Any]) -> str:
-    """The hash an event row should have, from its content and prev_hash."""
+    """The hash an event row should have, from its content and prev_hash ("" if unreadable)."""
+    if unreadable(row) is not None:
+        return ""
     seq, at, actor, action, subject, details, prev_hash = row[:7]
     return digest(seq, at, actor, action, subject, details, prev_hash)
 
@@ -250,6 +299,9 @@ def check_link(
         return f"gap: expected seq {expected_seq}, found {seq} (event {missing} deleted)"
     if prev_hash != prev:
         return "prev_hash does not match the previous event's hash"
+    column = unreadable(row)
+    if column is not None:
+        return f"unreadable: its {column} is not a valid stored value (content changed)"
     if (computed or row_digest(row)) != stored:
         return "content does not match its hash"
     return None
@@ -261,6 +313,8 @@ def _diagnose(session: Session, found: Finding, row: Sequence[Any]) -> Finding:
     earlier seq; a forged branch, when it was hashed as it stands); or to no event (the previous
     event was altered or deleted)."""
     seq, prev_hash, stored = row[0], row[6], row[7]
+    if unreadable(row) is not None:  # its content cannot be rehashed under another seq
+        return found
     target = session.exec(select(AuditEvent.seq).where(AuditEvent.hash == prev_hash)).first()
     if target is None:
         return Finding(seq, found.action, f"{found.reason} (it links to no event in the ledger)")

@@ -11,9 +11,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, type_coerce
+from sqlalchemy.types import NullType
 from sqlmodel import Session, col
 
+from pdo.audit import Unreadable, decoder
 from pdo.delivery.metering import USAGE_ACTIONS, details_of
 from pdo.ledger.models import AuditEvent, UsageEvent
 
@@ -37,12 +39,16 @@ class UsageChainReport:
 def _chained(session: Session) -> dict[str, dict[str, Any]]:
     """The chain's usage records by usage id (a duplicate is itself a finding: kept as None)."""
     found: dict[str, Any] = {}
+    raw_details = type_coerce(col(AuditEvent.details), NullType())
     rows = session.execute(
-        select(col(AuditEvent.subject), col(AuditEvent.details)).where(
+        select(col(AuditEvent.subject), raw_details).where(
             col(AuditEvent.action).in_(list(USAGE_ACTIONS.values()))
         )
     )
-    for subject, details in rows:
+    read = decoder(session, "details")  # unreadable details match nothing, not crash the check
+    for subject, raw in rows:
+        details = read(raw)
+        details = {} if isinstance(details, Unreadable) else details
         found[subject] = None if subject in found else details
     return found
 

@@ -301,6 +301,29 @@ def test_deleting_from_a_checkpoints_own_record_on_is_caught(ledger: Ledger) -> 
     )
 
 
+@pytest.mark.parametrize(
+    ("tamper", "column"),
+    [
+        ("UPDATE audit_event SET at = 'yesterday' WHERE seq = 5", "at"),
+        ("UPDATE audit_event SET details = '{not json' WHERE seq = 5", "details"),
+    ],
+    ids=["at-not-a-timestamp", "details-not-json"],
+)
+def test_an_unreadable_stored_value_is_named_not_crashed_on(
+    ledger: Ledger, tamper: str, column: str
+) -> None:
+    if ledger.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's typed columns refuse such values")
+    _sql(ledger, tamper)
+    code, out = ledger.pdo("audit", "verify")  # raises if the command crashed
+    assert code == 1
+    assert f"audit chain broken at event 5 ({ledger.rows()[4]['action']}): unreadable" in out
+    assert f"its {column} is not a valid stored value" in out
+    assert "yesterday" not in out and "not json" not in out  # the stored text is not echoed
+    code, report = ledger.verify()
+    assert code == 1 and report["broken_at"] == 5
+
+
 def test_an_event_inserted_in_the_middle_by_renumbering_is_named(ledger: Ledger) -> None:
     rows = ledger.rows()
     _shift(ledger, 12, +1)

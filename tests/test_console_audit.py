@@ -131,6 +131,15 @@ def test_a_tampered_usage_event_fails_the_full_check(sealed: Seed) -> None:
     assert "结果：已损坏" in " ".join(c.value for c in at.caption)
 
 
+def test_an_unreadable_stored_value_fails_the_full_check_without_crashing(sealed: Seed) -> None:
+    with _engine(sealed).begin() as conn:
+        conn.execute(text("UPDATE audit_event SET details = '{not json' WHERE seq = 3"))
+    at = _as("regina")
+    at.button(key="audit_full_check_button").click().run()
+    assert not at.exception
+    assert any("第 3 条事件存储值无法读取" in e.value for e in at.error)
+
+
 def test_the_operator_is_refused(sealed: Seed) -> None:
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         _as("olga")  # not in an operator's menu, so not reachable by URL either

@@ -89,6 +89,13 @@ CASES: list[tuple[str, Tamper, str]] = [
         ),
         "no record on the audit chain",
     ),
+    (
+        "its audit record made unreadable",
+        lambda led, uid: _tamper(
+            led, "UPDATE audit_event SET details = '{not json' WHERE subject = :u", u=uid
+        ),
+        "differs from its audit record in: consent, entity",
+    ),
 ]
 
 
