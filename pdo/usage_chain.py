@@ -2,7 +2,8 @@
 
 The chain proves its own records were not rewritten; this check extends that proof to the
 `usage_event` table that billing and settlement read, so a price, a bank or an event quietly
-changed, added or deleted there is found, not billed.
+changed, added or deleted there is found, not billed. It reads the chain, then usage_event: give
+it a `snapshot_scope` session, or on PostgreSQL an event served in between is a false finding.
 """
 
 from __future__ import annotations

@@ -3,17 +3,31 @@ and any change, insertion or deletion in `usage_event` afterwards is found."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
+from typer.testing import CliRunner
 
-from pdo.ledger.models import UsageEvent
+from pdo.cli import app
+from pdo.delivery.metering import meter_delivery
+from pdo.ledger.db import session_scope, snapshot_scope
+from pdo.ledger.models import Subscription, UsageEvent
 from pdo.usage_chain import check_usage
-from tests.delivery_seed import BANKS, COMPANIES, DeliveryLedger, seed_delivery
+from tests.delivery_seed import (
+    BANKS,
+    COMPANIES,
+    VERSION,
+    DeliveryLedger,
+    delivery_ledger,
+    seed_delivery,
+)
 from tests.live_api import serve_api
 
 A = BANKS[0]
@@ -128,3 +142,54 @@ def seed_copy(ledger: DeliveryLedger, tmp_path: Path) -> DeliveryLedger:
         src.backup(dst)
     settings = Settings(home=tmp_path)
     return dataclasses.replace(ledger, settings=settings, engine=make_engine(settings.db_url))
+
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def _serve_one_alert(engine: Engine, subscriber_id: str, n: int) -> None:
+    """What the API commits for one delivered alert: the usage event and its chain record."""
+    with session_scope(engine) as s:
+        sub = s.exec(select(Subscription).where(Subscription.subscriber_id == subscriber_id)).one()
+        meter_delivery(
+            s,
+            subscription=sub,
+            product_version_id=VERSION,
+            kind="alert",
+            purpose="贷后管理",
+            units=1,
+            delivery_key=f"alert:{n}",
+            uscc=COMPANIES[n],
+        )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_delivery_served_while_verify_reads_is_not_a_finding(
+    tmp_path: Path, backend: str
+) -> None:
+    with delivery_ledger(tmp_path, backend) as ledger:
+        bank = ledger.subscriber_ids[A]
+        _serve_one_alert(ledger.engine, bank, 0)
+        served_between: list[int] = []
+
+        def between_the_two_reads(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            """The API commits one more delivery after verify has read the chain's records."""
+            if not served_between and "FROM usage_event" in statement:
+                served_between.append(1)
+                _serve_one_alert(ledger.engine, bank, 1)
+
+        env = {
+            "PDO_HOME": str(ledger.settings.resolved_home),
+            "PDO_DATABASE_URL": ledger.settings.database_url,
+        }
+        event.listen(Engine, "before_cursor_execute", between_the_two_reads)
+        try:
+            result = CliRunner().invoke(app, ["audit", "verify", "--json"], env=env)
+        finally:
+            event.remove(Engine, "before_cursor_execute", between_the_two_reads)
+        assert served_between
+        usage = json.loads(result.output)["usage"]
+        assert result.exit_code == 0, usage["first_problems"]
+        assert (usage["ok"], usage["matched"]) == (True, 1)  # as of the moment verify began
+        with snapshot_scope(ledger.engine) as s:
+            assert check_usage(s).matched == 2

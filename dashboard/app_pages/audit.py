@@ -12,7 +12,7 @@ from dashboard.i18n import t
 from dashboard.state import workspace
 from pdo import audit
 from pdo.checkpoints import dumps
-from pdo.ledger.db import read_scope, session_scope
+from pdo.ledger.db import read_scope, session_scope, snapshot_scope
 from pdo.usage_chain import UsageChainReport, check_usage
 
 _RESULT = "audit_full_check"
@@ -53,7 +53,7 @@ def _full_check() -> None:
     """Verify every event and checkpoint, and every usage event against its chain record, as
     `pdo audit verify` does; then put the verification itself on the chain."""
     ws = workspace()
-    with read_scope(ws.engine) as s:
+    with snapshot_scope(ws.engine) as s:  # the chain and usage_event as of one moment
         report = audit.verify(s)
         usage = _usage_summary(check_usage(s))
     with session_scope(ws.engine) as s:

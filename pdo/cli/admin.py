@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from pdo import audit, checkpoints
 from pdo.checkpoints import CheckpointError, create_checkpoint
 from pdo.cli.root import console, emit_json, err_console, fail, workspace
-from pdo.ledger.db import read_scope, session_scope
+from pdo.ledger.db import read_scope, session_scope, snapshot_scope
 from pdo.ledger.models import AuditCheckpoint, Authorization
 from pdo.registration import (
     AuthorizationError,
@@ -397,7 +397,7 @@ def register(app: typer.Typer) -> None:
             )
         documents = [(f"checkpoint file {p.name}", _load_checkpoint(p)) for p in checkpoint]
         ws = workspace()
-        with read_scope(ws.engine) as s:
+        with snapshot_scope(ws.engine) as s:  # the chain and usage_event as of one moment
             if as_json:
                 report = audit.verify(s, documents, public_key)
             else:

@@ -54,6 +54,21 @@ def read_scope(engine: Engine) -> Iterator[Session]:
 
 
 @contextmanager
+def snapshot_scope(engine: Engine) -> Iterator[Session]:
+    """A read session whose statements all see one snapshot, for checks that compare tables
+    written together (usage events and their chain records) while the API keeps serving.
+
+    PostgreSQL: one REPEATABLE READ, read-only transaction (READ COMMITTED would give each
+    statement its own snapshot). SQLite: a deferred read transaction is one snapshot already.
+    """
+    options: dict[str, Any] = {READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options |= {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+    with Session(engine.execution_options(**options)) as session:
+        yield session
+
+
+@contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""
     with Session(engine, expire_on_commit=False) as session:
