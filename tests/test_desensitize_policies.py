@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import polars as pl
@@ -23,6 +25,7 @@ from flows.ingest import ingest_file
 from pdo.cli import app
 from pdo.lake import Lake
 from pdo.privacy.analyzer import build_analyzer
+from pdo.privacy.checksums import resident_id_check_char, uscc_check_char
 from pdo.privacy.fastscan import FastScanner, Result
 from pdo.privacy.ner import lac_backend
 from pdo.privacy.pseudonym import Pseudonymizer
@@ -40,6 +43,7 @@ from pdo.sources.tables import (
     BANK_LOANS,
     COURT_CASES,
     ENTERPRISE_REGISTRY,
+    PENALTIES,
     SOURCE_TABLES,
     TAX_CREDIT,
     table,
@@ -400,6 +404,45 @@ def test_same_input_gives_byte_identical_output(delivery: Path, scanner, tmp_pat
         )
         blobs.append((m.id, (Lake(tmp_path / attempt).dir_for(m) / m.file_name).read_bytes()))
     assert blobs[0] == blobs[1]
+
+
+def _delivered(directory: Path, contract: SourceTable, rows: list[list[str]]) -> pl.DataFrame:
+    """The clean frame of a CSV delivery of these rows, read as the pipeline reads it."""
+    path = directory / contract.file_name
+    with path.open("w", newline="", encoding=contract.encoding or "utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(contract.column_names)
+        writer.writerows(rows)
+    return ingest_file(path, contract).clean
+
+
+SYNTHETIC_RID = "33010619850412301" + resident_id_check_char("33010619850412301")
+SYNTHETIC_MOBILE = "13912345678"
+SYNTHETIC_USCC = "91330106MA2B7K3Q4" + uscc_check_char("91330106MA2B7K3Q4")
+
+
+def test_numbers_written_in_groups_inside_free_text_are_redacted(scanner, tmp_path: Path) -> None:
+    r, m = SYNTHETIC_RID, SYNTHETIC_MOBILE
+    summaries = [
+        f"法定代表人身份证号{r[:6]} {r[6:14]} {r[14:]}，责令改正。",
+        f"法定代表人身份证号{r[:6]}-{r[6:14]}-{r[14:]}，责令改正。",
+        f"法定代表人身份证号{r[:10]}\n{r[10:]}，责令改正。",
+        f"联系电话{m[:3]}.{m[3:7]}.{m[7:]}，责令改正。",
+        f"联系电话{m[:3]}\n{m[3:7]}\n{m[7:]}，责令改正。",
+    ]
+    rows = [
+        [f"杭市监罚〔2026〕{i}号", SYNTHETIC_USCC, "2026-03-01", "", "杭州市市场监督管理局",
+         "1000.00", summary]
+        for i, summary in enumerate(summaries, 1)
+    ]  # fmt: skip
+    out = desensitize(_delivered(tmp_path, PENALTIES, rows), PENALTIES, PSEUDO, scanner)
+    redacted = out.frame["summary"].to_list()
+    assert out.residual == {}
+    assert all(re.sub(r"[^0-9Xx]", "", text) == "" for text in redacted), redacted
+    assert redacted == [
+        *["法定代表人身份证号〈身份证号〉,责令改正。"] * 3,  # NFKC at ingest
+        *["联系电话〈手机号〉,责令改正。"] * 2,
+    ]
 
 
 def test_amount_bands() -> None:

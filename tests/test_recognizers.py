@@ -85,6 +85,13 @@ def test_fixture_values_are_what_they_claim() -> None:
         (LEGACY, [LEGACY]),
         (f"原身份证号{LEGACY}已换发", [LEGACY]),
         (RID_AND_USCC, [RID_AND_USCC]),
+        # grouped 6-8-4 with one separator, or wrapped by one line break anywhere
+        (f"身份证号{RID[:6]} {RID[6:14]} {RID[14:]}，", [f"{RID[:6]} {RID[6:14]} {RID[14:]}"]),
+        (f"{RID_X[:6]}-{RID_X[6:14]}-{RID_X[14:]}", [f"{RID_X[:6]}-{RID_X[6:14]}-{RID_X[14:]}"]),
+        (f"{RID[:6]}.{RID[6:14]}.{RID[14:]}", [f"{RID[:6]}.{RID[6:14]}.{RID[14:]}"]),
+        (f"{RID[:6]}\n{RID[6:14]}\n{RID[14:]}", [f"{RID[:6]}\n{RID[6:14]}\n{RID[14:]}"]),
+        (f"号码{RID[:10]}\n{RID[10:]}。", [f"{RID[:10]}\n{RID[10:]}"]),
+        (f"{RID_X[:17]}\r\n{RID_X[17:]}", [f"{RID_X[:17]}\r\n{RID_X[17:]}"]),
         # must not match
         (RID_BAD_CHECK, []),
         (RID_FEB30, []),
@@ -99,6 +106,16 @@ def test_fixture_values_are_what_they_claim() -> None:
         ("110105180002301234", []),
         ("000000000000000000", []),
         ("罚款人民币伍万元整", []),
+        (f"{RID[:6]}-{RID[6:14]} {RID[14:]}", []),  # mixed separators
+        (f"{RID[:6]} {RID[6:]}", []),  # not 6-8-4
+        (f"{RID[:6]} {RID[6:14]} {RID[14:]} 1234", []),  # one link of a longer chain
+        (f"{RID_BAD_CHECK[:6]} {RID_BAD_CHECK[6:14]} {RID_BAD_CHECK[14:]}", []),
+        (f"{RID_BAD_CHECK[:10]}\n{RID_BAD_CHECK[10:]}", []),
+        (f"{LEGACY[:6]} {LEGACY[6:12]} {LEGACY[12:]}", []),  # grouped shapes are 18-char only
+        (f"{LEGACY[:8]}\n{LEGACY[8:]}", []),
+        (f"{RID[:10]}\n\n{RID[10:]}", []),  # a paragraph break separates two numbers
+        ("第1\n2条，共3301\n0619页", []),
+        ("金额 150000000.00 元，2024.01.05 至 2024.12.31", []),
     ],
 )
 def test_resident_id(analyzer: AnalyzerEngine, text: str, expected: list[str]) -> None:
@@ -161,6 +178,11 @@ def test_uscc(analyzer: AnalyzerEngine, text: str, expected: list[str]) -> None:
         (f"电话{MOBILE}或13912345678", [MOBILE, "13912345678"]),
         (f"{MOBILE} 13912345678", [MOBILE, "13912345678"]),
         (f"tel:{MOBILE}", [MOBILE]),
+        ("联系电话139.1234.5678。", ["139.1234.5678"]),
+        ("+86 139.1234.5678", ["+86 139.1234.5678"]),
+        ("联系电话139\n1234\n5678", ["139\n1234\n5678"]),
+        ("联系电话139\r\n12345678", ["139\r\n12345678"]),
+        ("电话1391234\n5678", ["1391234\n5678"]),
         # must not match
         ("12812345678", []),
         ("10012345678", []),
@@ -179,6 +201,17 @@ def test_uscc(analyzer: AnalyzerEngine, text: str, expected: list[str]) -> None:
         ("95588", []),
         (RID, []),
         (f"统一社会信用代码{USCC}", []),
+        ("138.12345678", []),  # an amount, not two dots
+        ("1381234.5678", []),
+        ("139.1234-5678", []),  # mixed separators
+        ("1.139.1234.5678", []),  # links of a dotted chain
+        ("139.1234.5678.9", []),
+        ("0571.8888.6666", []),
+        ("139.123.45.67", []),
+        ("13\n912345678", []),  # a line break inside a group
+        ("139\n\n12345678", []),
+        ("2024.01.05", []),
+        ("罚款150000000.00元", []),
     ],
 )
 def test_mobile(analyzer: AnalyzerEngine, text: str, expected: list[str]) -> None:

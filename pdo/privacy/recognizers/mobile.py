@@ -1,4 +1,4 @@
-"""PRC mobile numbers (手机号码), with or without +86 and 3-4-4 separators."""
+"""PRC mobile numbers (手机号码), with or without +86, grouped 3-4-4 or wrapped at a group."""
 
 from __future__ import annotations
 
@@ -7,20 +7,30 @@ from presidio_analyzer import Pattern, PatternRecognizer
 # Not glued to letters/digits, and not one link of a dashed digit chain (0755-…, …-8).
 _NOT_AFTER = r"(?<![0-9A-Za-z+]|[0-9]-)"
 _NOT_BEFORE = r"(?![0-9A-Za-z]|-[0-9])"
-_SEP = r"[ -]?"
+
+
+def _grouped(sep: str) -> str:
+    """3-4-4 digits with sep between the groups."""
+    return r"1[3-9][0-9]" + sep + r"[0-9]{4}" + sep + r"[0-9]{4}"
+
+
+# Spaces and dashes (each optional), a line break at either group (a wrapped line), or two
+# dots; a dotted number is not one link of a longer dotted chain.
+_BODY = (
+    "(?:"
+    + _grouped(r"[ -]?")
+    + "|"
+    + _grouped(r"(?:\r?\n)?")
+    + "|"
+    + r"(?<![0-9]\.)"
+    + _grouped(r"\.")
+    + r"(?!\.[0-9])"
+    + ")"
+)
 
 MOBILE_PATTERN = Pattern(
     name="cn_mobile",
-    regex=(
-        _NOT_AFTER
-        + r"(?:(?:\+|00)?86[ -]?)?"
-        + r"1[3-9][0-9]"
-        + _SEP
-        + r"[0-9]{4}"
-        + _SEP
-        + r"[0-9]{4}"
-        + _NOT_BEFORE
-    ),
+    regex=_NOT_AFTER + r"(?:(?:\+|00)?86[ -]?)?" + _BODY + _NOT_BEFORE,
     score=0.5,
 )
 

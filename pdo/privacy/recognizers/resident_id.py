@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from presidio_analyzer import Pattern, PatternRecognizer
 
 from pdo.privacy.checksums import is_valid_legacy_resident_id, is_valid_resident_id
@@ -10,6 +12,10 @@ from pdo.privacy.checksums import is_valid_legacy_resident_id, is_valid_resident
 _NOT_AFTER = r"(?<![0-9A-Za-z])"
 _NOT_BEFORE = r"(?![0-9A-Za-z])"
 _MMDD = r"(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
+_BIRTH_DATE = r"(?:18|19|20)[0-9]{2}" + _MMDD
+# How people group an ID in free text: 6-8-4 (area, birth date, sequence) with one separator.
+_GROUP_SEPARATORS = (" ", "-", r"\.", r"\r?\n")
+_SEPARATOR_CHARS = re.compile(r"[ .\-\r\n]")
 
 ID18_PATTERN = Pattern(
     name="cn_resident_id_18",
@@ -24,6 +30,30 @@ ID15_PATTERN = Pattern(
     name="cn_resident_id_15",
     regex=_NOT_AFTER + r"[1-9][0-9]{5}[0-9]{2}" + _MMDD + r"[0-9]{3}" + _NOT_BEFORE,
     score=0.4,
+)
+
+
+def _grouped_18(sep: str) -> str:
+    """6-8-4 with sep between the groups, and not one link of a longer chain of sep groups."""
+    body = r"[1-9][0-9]{5}" + sep + _BIRTH_DATE + sep + r"[0-9]{3}[0-9Xx]"
+    link = sep.replace(r"\r?", "")  # a lookbehind must have a fixed width
+    return rf"(?<![0-9]{link}){body}(?!{sep}[0-9])"
+
+
+ID18_GROUPED_PATTERN = Pattern(
+    name="cn_resident_id_18_grouped",
+    regex=_NOT_AFTER
+    + "(?:"
+    + "|".join(_grouped_18(sep) for sep in _GROUP_SEPARATORS)
+    + ")"
+    + _NOT_BEFORE,
+    score=0.5,
+)
+# A line wrapped inside the ID: one line break anywhere (validated as 18 characters).
+ID18_WRAPPED_PATTERN = Pattern(
+    name="cn_resident_id_18_wrapped",
+    regex=_NOT_AFTER + r"[1-9][0-9]{0,16}\r?\n[0-9]{0,16}[0-9Xx]" + _NOT_BEFORE,
+    score=0.5,
 )
 
 CONTEXT = ["身份证", "身份证号", "公民身份号码", "证件号", "身份号码", "居民身份证"]
@@ -43,14 +73,30 @@ class ResidentIdRecognizer(PatternRecognizer):
             patterns=[
                 Pattern(ID18_PATTERN.name, ID18_PATTERN.regex, ID18_PATTERN.score),
                 Pattern(ID15_PATTERN.name, ID15_PATTERN.regex, ID15_PATTERN.score),
+                Pattern(
+                    ID18_GROUPED_PATTERN.name,
+                    ID18_GROUPED_PATTERN.regex,
+                    ID18_GROUPED_PATTERN.score,
+                ),
+                Pattern(
+                    ID18_WRAPPED_PATTERN.name,
+                    ID18_WRAPPED_PATTERN.regex,
+                    ID18_WRAPPED_PATTERN.score,
+                ),
             ],
             context=list(CONTEXT),
         )
 
     def validate_result(self, pattern_text: str) -> bool | None:
-        """True (1.0) for a valid 18-char ID; None keeps the legacy score; False drops the match."""
-        if len(pattern_text) == 18:
-            return is_valid_resident_id(pattern_text)
+        """True (1.0) for a valid 18-char ID; None keeps the legacy score; False drops the match.
+
+        A grouped or wrapped match is checked without its separators, and only as an 18-char ID.
+        """
+        compact = _SEPARATOR_CHARS.sub("", pattern_text)
+        if len(compact) == 18:
+            return is_valid_resident_id(compact)
+        if compact != pattern_text:
+            return False
         if is_valid_legacy_resident_id(pattern_text):
             return None
         return False
