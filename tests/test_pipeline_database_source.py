@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,9 +17,10 @@ from typer.testing import CliRunner
 from flows.ingest import read_as_text
 from pdo.cli import app
 from pdo.ledger.db import session_scope
-from pdo.ledger.models import DatasetVersion, PipelineRun, StageRun
+from pdo.ledger.models import AuditEvent, DatasetVersion, PipelineRun, StageRun
+from pdo.privacy.checksums import resident_id_check_char, uscc_check_char
 from pdo.settings import Settings
-from pdo.sources.tables import TAX_CREDIT
+from pdo.sources.tables import PENALTIES, TAX_CREDIT
 from pdo.workspace import Workspace
 
 KEY = "cd" * 32
@@ -161,3 +163,43 @@ def test_bad_database_source_specs_are_refused(tmp_path: Path, spec: str, messag
     _prepare(home)
     code, out = _pdo(home, "run", "--from-db", spec)
     assert code == 1 and message in out
+
+
+SYNTHETIC_RID = "33010619850412301" + resident_id_check_char("33010619850412301")
+
+
+def _penalties_with_a_gbk_cell(path: Path) -> None:
+    """A department's SQLite penalties table whose second summary a legacy GBK client wrote:
+    bytes that are not UTF-8, stored as TEXT, holding a resident ID."""
+    uscc = "91330106MA2B7K3Q4" + uscc_check_char("91330106MA2B7K3Q4")
+    summary = f"法定代表人身份证号{SYNTHETIC_RID}，责令改正。"
+    c = sqlite3.connect(path)
+    c.execute(f"create table pen ({', '.join(n + ' text' for n in PENALTIES.column_names)})")
+    row = "?, ?, '2026-03-01', NULL, '杭州市市场监督管理局', '1000.00'"
+    c.execute(f"insert into pen values ({row}, ?)", ("杭市监罚〔2026〕1号", uscc, summary))
+    c.execute(
+        f"insert into pen values ({row}, CAST(X'{summary.encode('gbk').hex()}' AS TEXT))",
+        ("杭市监罚〔2026〕2号", uscc),
+    )
+    c.commit()
+    c.close()
+
+
+def test_an_undecodable_cell_is_reported_by_table_and_column_never_by_its_content(
+    prefect_harness: None, tmp_path: Path
+) -> None:
+    db = tmp_path / "department.sqlite"
+    _penalties_with_a_gbk_cell(db)
+    home = tmp_path / "home"
+    _prepare(home)
+    code, out = _pdo(home, "run", "--from-db", f"penalties=sqlite:///{db}#pen")
+    assert code != 0
+    assert "pen at sqlite:///" in out and "cannot be read" in out and "'summary'" in out
+    with session_scope(Workspace.open(Settings(home=home)).engine) as s:
+        errors = [run.error or "" for run in s.exec(select(PipelineRun)).all()]
+        audit = [
+            json.dumps(e.details, ensure_ascii=False) for e in s.exec(select(AuditEvent)).all()
+        ]
+    assert any("'summary'" in e for e in errors)
+    for text in (out, *errors, *audit):
+        assert SYNTHETIC_RID not in text

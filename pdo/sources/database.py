@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -77,6 +78,28 @@ def _driver_message(exc: BaseException) -> str:
     text = str(orig if orig is not None else exc).strip()
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return " ".join(lines[:3]) or type(exc).__name__
+
+
+def _read_failure(exc: BaseException, names: Sequence[str]) -> str:
+    """Why rows could not be read, without the driver's words: they may quote a cell's value."""
+    orig = getattr(exc, "orig", None) or exc
+    parts = [type(orig).__name__]
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
+    if code:
+        parts.append(str(code))
+    column = _named_column(str(orig), names)
+    if column is not None:
+        parts.append(f"column {column!r}")
+    return ", ".join(parts)
+
+
+_COLUMN_IN_MESSAGE = re.compile(r"column ['\"]?([^'\"\s]+)")
+
+
+def _named_column(message: str, names: Sequence[str]) -> str | None:
+    """The contract column a driver's message names (SQLite's decode error does), if any."""
+    found = [m for m in _COLUMN_IN_MESSAGE.findall(message) if m in names]
+    return found[0] if found else None
 
 
 def render_value(value: Any) -> str | None:
@@ -224,9 +247,9 @@ class DatabaseTableReader:
                     chunk = frame.with_row_index(ROW, offset=self.rows_read + 1)
                     self.rows_read += frame.height
                     yield chunk
-            except SQLAlchemyError as exc:
+            except (SQLAlchemyError, UnicodeError) as exc:
                 raise DatabaseSourceError(
-                    f"{self.where}: cannot be read ({_scrub(_driver_message(exc), url)})"
+                    f"{self.where}: cannot be read ({_read_failure(exc, names)})"
                 ) from None
 
     def _check_columns(
