@@ -145,8 +145,10 @@ def scan_residual(
     redacted: Iterable[str] = (),
     code_formats: Mapping[str, str] | None = None,
     scanned: Mapping[str, Mapping[str, list[Result]]] | None = None,
+    money: Iterable[str] = (),
 ) -> ResidualScan:
-    """Deny by default: every distinct value of every text or integer column is scanned.
+    """Deny by default: every distinct value of every text or integer column is scanned, except
+    amounts (the `money` columns, integer fen): 1.5亿 yuan is 15000000000 fen, a mobile's shape.
 
     The scanner stands for the full Presidio analyzer (patterns, checksums and NER); personal
     entities are counted per column, kept ones (enterprise codes, organisations) are not, nor
@@ -167,10 +169,13 @@ def scan_residual(
     code_columns = set(codes)
     redacted_columns = set(redacted)
     code_formats = code_formats or {}
+    money_columns = set(money)
     default_kept = kept_entities()
     for name, dtype in frame.schema.items():
         if not (dtype == pl.String or dtype.is_integer()):
             continue  # dates and floats cannot hold an identifier
+        if dtype.is_integer() and name in money_columns:
+            continue  # a parsed amount of money, not personal data
         values = frame[name].cast(pl.String).drop_nulls().unique()
         kept = default_kept | frozenset(disclosed.get(name, ()))
         ner = not (scanner.ner_entities <= kept or name in code_columns or dtype.is_integer())
@@ -229,6 +234,11 @@ def redact_again(
 def _codes(table: SourceTable) -> list[str]:
     """Columns our own policies turn into codes: entity keys and pseudonyms."""
     return [c.name for c in table.columns if c.policy in (Policy.ENTITY_KEY, Policy.PSEUDONYMIZE)]
+
+
+def _money(table: SourceTable) -> list[str]:
+    """Columns the contract declares DECIMAL: amounts, read at ingest as integer fen."""
+    return [c.name for c in table.columns if c.type is ColumnType.DECIMAL]
 
 
 def release_hash(table: SourceTable) -> str:
@@ -305,6 +315,7 @@ def desensitize_part(
         _redacted(table),
         _code_formats(table),
         scanned=rescanned,
+        money=_money(table),
     )
     return residual.repair(frame), residual
 
@@ -357,6 +368,7 @@ def release_and_risk(
                 _disclosed(table),
                 _codes(table),
                 code_formats=_code_formats(table),
+                money=_money(table),
             ).found
             if leftover:  # generalization only coarsens: this would be a bug, never a release
                 raise ResidualPIIError(_residual_message(table, leftover))

@@ -445,6 +445,33 @@ def test_numbers_written_in_groups_inside_free_text_are_redacted(scanner, tmp_pa
     ]
 
 
+def test_amounts_of_mobile_shape_in_fen_are_money_not_personal_data(
+    scanner, tmp_path: Path
+) -> None:
+    """1.5亿 yuan is 15000000000 fen: 11 digits starting 15, yet an amount, not a mobile."""
+    court = [
+        [
+            "(2024)浙0106执1号",
+            SYNTHETIC_USCC,
+            "执行案件",
+            "2024-01-05",
+            "",
+            "150000000.00",
+            "执行中",
+        ],
+        ["(2024)浙0106执2号", SYNTHETIC_USCC, "执行案件", "2024-02-05", "", "20000.00", "执行中"],
+    ]
+    tax = [[SYNTHETIC_USCC, "2024", "A", "138500000.00"], [SYNTHETIC_USCC, "2023", "A", "90000.00"]]
+    for contract, rows, column, fen in (
+        (COURT_CASES, court, "amount", [15_000_000_000, 2_000_000]),
+        (TAX_CREDIT, tax, "tax_paid", [13_850_000_000, 9_000_000]),
+    ):
+        clean = _delivered(tmp_path, contract, rows)
+        assert clean[column].to_list() == fen
+        out = desensitize(clean, contract, PSEUDO, scanner)
+        assert out.residual == {} and out.frame[column].to_list() == fen
+
+
 def test_amount_bands() -> None:
     fen = pl.Series([0, 999_999, 1_000_000, 50_000_000_00, None], dtype=pl.Int64)
     assert amount_band(fen).to_list() == ["<1万", "<1万", "1万-10万", "1000万-1亿", None]
