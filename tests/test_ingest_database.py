@@ -457,3 +457,45 @@ def test_a_timestamp_column_holding_dates_reads_as_dates(db_url: str) -> None:
     assert result.clean["issued_on"].to_list() == [dt.date(2023, 1, 5), dt.date(2023, 1, 6)]
     assert result.quarantine["reason"].to_list() == ["issued_on: cannot parse as date"]
     assert result.reconciles
+
+
+def _set_server_date_style(url: str, style: str) -> None:
+    """The database's default DateStyle for new sessions (as its administrator may set it)."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            database = make_url(url).database
+            conn.exec_driver_sql(f"ALTER DATABASE \"{database}\" SET DateStyle = '{style}'")
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("removed_on", [Date(), DateTime()], ids=["date", "timestamp"])
+def test_postgres_dates_it_cannot_load_are_quarantined_like_a_files(
+    removed_on: TypeEngine[Any], tmp_path: Path
+) -> None:
+    """infinity (PostgreSQL's open end) and a BC date quarantine their row, as in a file,
+    instead of failing the table; a timestamp at midnight still reads as its date, whatever
+    the server's DateStyle."""
+    from pdo.sources.tables import ABNORMAL_OPERATIONS
+    from tests.pg import fresh_database
+
+    uscc = _uscc("91330106MA2B7K3Q4")
+    ends = ["infinity", "2025-06-01", "-infinity", "0044-03-15 BC", None]
+    rows = [
+        {"uscc": uscc, "listed_on": f"2025-0{i}-01", "reason": f"原因{i}", "removed_on": end}
+        for i, end in enumerate(ends, 1)
+    ]
+    types = {"uscc": Text(), "listed_on": Date(), "reason": Text(), "removed_on": removed_on}
+    with fresh_database() as url:
+        name = _create(url, types, rows)
+        _set_server_date_style(url, "SQL, DMY")  # a server whose dates read 01/06/2025
+        got = ingest_database(url, name, ABNORMAL_OPERATIONS)
+    want = _file_result(rows, ABNORMAL_OPERATIONS, tmp_path / "abnormal.csv")
+    assert got.quarantine["reason"].to_list() == ["removed_on: cannot parse as date"] * 3
+    assert got.clean["removed_on"].to_list() == [dt.date(2025, 6, 1), None]
+    assert_frame_equal(got.clean, want.clean)
+    # the same rows for the same reason (a timestamp's text holds a time: "... 00:00:00 BC")
+    assert_frame_equal(got.quarantine.drop("raw_values"), want.quarantine.drop("raw_values"))
+    assert got.reconciles

@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 import polars as pl
-from sqlalchemy import JSON, Text, cast, column, create_engine, inspect, select
+from sqlalchemy import JSON, Date, DateTime, Text, cast, column, create_engine, inspect, select
 from sqlalchemy import table as sql_table
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
@@ -226,13 +226,19 @@ class DatabaseTableReader:
             ) from None
         with conn:
             types = self._check_columns(conn, url, schema, name, names)
+            dates_as_text = _reads_dates_as_text(conn)
             src = sql_table(name, *[column(c) for c in names], schema=schema)
             order = [
                 # PostgreSQL cannot order json values: their text gives the same total order
                 cast(src.c[c], Text) if isinstance(types[c], JSON) else src.c[c]
                 for c in self.order_by()
             ]
-            stmt = select(*[src.c[c] for c in names]).order_by(*order)
+            stmt = select(
+                *[
+                    cast(src.c[c], Text) if dates_as_text and _is_calendar(types[c]) else src.c[c]
+                    for c in names
+                ]
+            ).order_by(*order)
             try:
                 result = conn.execution_options(
                     stream_results=True, yield_per=self.chunk_rows
@@ -272,6 +278,21 @@ class DatabaseTableReader:
                 f"{self.where}: missing columns {missing} (contract {self.table.name})"
             )
         return {c: present[c] for c in names}
+
+
+def _reads_dates_as_text(conn: Connection) -> bool:
+    """On PostgreSQL, dates and timestamps are read as its ISO text: the driver cannot load
+    infinity or a BC date, which must be quarantined like a file's unparsable date, not fail
+    the table."""
+    if conn.dialect.name != "postgresql":
+        return False
+    conn.exec_driver_sql("SET DateStyle TO ISO, YMD")  # the server's default may be another
+    return True
+
+
+def _is_calendar(type_: Any) -> bool:
+    """A date or timestamp column (as reflected)."""
+    return isinstance(type_, Date | DateTime)
 
 
 def _engine_kwargs(url: URL) -> dict[str, Any]:
