@@ -595,6 +595,28 @@ def test_checkpoints_chain_and_a_repeat_is_a_no_op(ledger: Ledger, tmp_path: Pat
     assert ledger.verify()[0] == 0
 
 
+def test_a_checkpoint_file_that_cannot_be_written_is_one_line_and_signs_nothing_first(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    """A directory given as the file is refused before signing; a file that cannot be written
+    after signing says the checkpoint stands and how to write it again."""
+    made_before = len(ledger.rows())
+    code, out = ledger.pdo("audit", "checkpoint", "--out", str(tmp_path))
+    assert code == 1 and "is a directory" in out and "Traceback" not in out
+    assert len(ledger.rows()) == made_before  # nothing signed, nothing chained
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    code, out = ledger.pdo("audit", "checkpoint", "--out", str(blocker / "cp.json"))
+    assert code == 1 and "is made and stored" in out and "export-checkpoint" in out
+    (stored,) = [r for r in ledger.rows() if r["action"] == "audit.checkpoint"][-1:]
+    code, out = ledger.pdo("audit", "export-checkpoint", "1", "--out", str(tmp_path))
+    assert code == 1 and "cannot write" in out and "Traceback" not in out
+    code, out = ledger.pdo("audit", "export-checkpoint", "1", "--out", str(tmp_path / "1.json"))
+    assert code == 0 and checkpoints.signature_valid(json.loads((tmp_path / "1.json").read_text()))
+    assert stored["details"]["last_seq"] >= made_before
+
+
 def test_a_broken_chain_is_never_signed(ledger: Ledger) -> None:
     _sql(
         ledger, "UPDATE audit_event SET actor = 'mallory' WHERE seq = :seq", seq=len(ledger.rows())

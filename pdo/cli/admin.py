@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 from pdo import audit, checkpoints
 from pdo.checkpoints import CheckpointError, create_checkpoint
 from pdo.cli.root import console, emit_json, err_console, fail, workspace
+from pdo.exports import write_atomically
 from pdo.ledger.db import read_scope, session_scope, snapshot_scope
 from pdo.ledger.models import AuditCheckpoint, Authorization
 from pdo.registration import (
@@ -311,6 +312,8 @@ def register(app: typer.Typer) -> None:
         """生成检查点 / Sign a checkpoint: the Merkle root of the events since the last one."""
         ws = workspace()
         key = ws.settings.read_audit_signing_key()
+        if out is not None and out.is_dir():  # found before signing, not after
+            raise fail(f"cannot write the checkpoint to {out}: it is a directory; name a file")
         try:
             with session_scope(ws.engine) as s:
                 before = audit.head(s)
@@ -320,8 +323,14 @@ def register(app: typer.Typer) -> None:
         except CheckpointError as exc:
             raise fail(str(exc)) from exc
         path = out or ws.settings.resolved_home / "checkpoints" / f"audit-{row['last_seq']}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(checkpoints.dumps(document), encoding="utf-8")
+        try:
+            write_atomically(path, checkpoints.dumps(document).encode())
+        except OSError as exc:
+            raise fail(
+                f"checkpoint #{row['id']} is made and stored, but {path} cannot be written "
+                f"({exc.strerror or type(exc).__name__}): write it with `pdo audit "
+                f"export-checkpoint {row['id']} --out FILE`"
+            ) from exc
         if as_json:
             emit_json(row | {"file": str(path), "document": document})
             return
@@ -366,8 +375,10 @@ def register(app: typer.Typer) -> None:
             document = cp.document if cp else None
         if document is None:
             raise fail(f"no checkpoint #{checkpoint_id}")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(checkpoints.dumps(document), encoding="utf-8")
+        try:
+            write_atomically(out, checkpoints.dumps(document).encode())
+        except OSError as exc:
+            raise fail(f"cannot write {out}: {exc.strerror or type(exc).__name__}") from exc
         console.print(f"checkpoint #{checkpoint_id} written to {out}", markup=False)
 
     @aud.command("verify")
