@@ -121,7 +121,7 @@ def test_knockouts_carry_their_codes_and_the_worst_grade(inputs, built) -> None:
 def test_dishonest_debtor_listed_after_the_date_is_no_knockout(inputs, built) -> None:
     frozen = FrozenScorecard.from_dict(built.model)
     court = inputs["court_cases"]
-    listed = court.filter(pl.col("kind") == "失信被执行人")
+    listed = court.filter((pl.col("kind") == "失信被执行人") & (pl.col("status") != "已全部履行"))
     assert listed.height > 0
     first = listed.sort("published_on").row(0, named=True)
     before = first["published_on"] - dt.timedelta(days=1)
@@ -132,6 +132,21 @@ def test_dishonest_debtor_listed_after_the_date_is_no_knockout(inputs, built) ->
     on_the_day = score_frame(frozen, inputs, first["published_on"])
     row = on_the_day.filter(pl.col("uscc") == first["uscc"])
     assert "KO03" in row["knockouts"].list.eval(pl.element().struct.field("code")).to_list()[0]
+
+
+def test_a_dishonest_debtor_who_has_paid_in_full_is_no_knockout(inputs, built) -> None:
+    """已全部履行 takes an enterprise off the 失信 list: no grade E, no KO03 to alert banks on
+    (an entry with no status stays listed)."""
+    entries = inputs["court_cases"].filter(pl.col("kind") == "失信被执行人")
+    paid_off = pl.col("status").fill_null("") == "已全部履行"
+    per_firm = entries.group_by("uscc").agg(paid=paid_off.all())
+    paid, unpaid = per_firm.filter("paid")["uscc"], per_firm.filter(~pl.col("paid"))["uscc"]
+    assert paid.len() > 0 and unpaid.len() > 0
+    codes = built.scores.select(
+        "uscc", ko03=pl.col("knockouts").list.eval(pl.element().struct.field("code") == "KO03")
+    ).with_columns(pl.col("ko03").list.any())
+    assert not codes.filter(pl.col("uscc").is_in(paid))["ko03"].any()
+    assert codes.filter(pl.col("uscc").is_in(unpaid))["ko03"].all()
 
 
 def test_card_holds_an_out_of_time_validation(built) -> None:

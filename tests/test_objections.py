@@ -174,7 +174,9 @@ def dishonest_individual() -> tuple[str, str]:
     """A 个体工商户 (raw code) knocked out only by one 失信被执行人 listing, and its case."""
     raw = city()
     listed = raw["court_cases"].filter(
-        (pl.col("kind") == "失信被执行人") & (pl.col("published_on") <= LIVE_AS_OF)
+        (pl.col("kind") == "失信被执行人")
+        & (pl.col("published_on") <= LIVE_AS_OF)
+        & (pl.col("status") != "已全部履行")  # paid in full: off the list, no KO03
     )
     once = listed.group_by("uscc").len().filter(pl.col("len") == 1)["uscc"]
     operating = raw["enterprise_registry"].filter(

@@ -39,14 +39,20 @@ class StatusKnockout(Knockout):
         return reg.filter(pl.col("status") == self.status)["uscc"]
 
 
+FULLY_PERFORMED = "已全部履行"  # the debtor has paid: the court takes the entry off the list
+
+
 @dataclass(frozen=True)
 class DishonestDebtorKnockout(Knockout):
-    """Listed by a court as a dishonest judgment debtor (失信被执行人), published by the date."""
+    """Listed by a court as a dishonest judgment debtor (失信被执行人), published by the date and
+    still in force: an entry whose obligation is fully performed (已全部履行) no longer lists."""
 
     def strikes(self, inputs: Inputs, as_of: dt.date) -> pl.Series:
         court = eager(inputs, "court_cases")
         listed = court.filter(
-            (pl.col("kind") == "失信被执行人") & (pl.col("published_on") <= as_of)
+            (pl.col("kind") == "失信被执行人")
+            & (pl.col("published_on") <= as_of)
+            & (pl.col("status").fill_null("") != FULLY_PERFORMED)
         )
         return listed["uscc"].unique()
 
