@@ -21,6 +21,7 @@ from flows.stages import record_dataset
 from flows.validate import validate_product
 from pdo import audit
 from pdo.delivery.objections import carry_upheld
+from pdo.delivery.periods import business_month
 from pdo.lake import Manifest
 from pdo.ledger.db import read_scope, session_scope
 from pdo.ledger.models import ProductVersion, ServedScore, StageRun
@@ -39,22 +40,42 @@ class NoScoringDateError(ValueError):
     """The run holds no monthly table to date its products by."""
 
 
-def scoring_date(inputs: Mapping[str, pl.DataFrame | pl.LazyFrame]) -> dt.date:
-    """The as-of date of the data: the end of the last month any monthly table reports."""
-    per_table = [
-        inputs[t].lazy().select(pl.col("month").max()).collect().item()
+class FutureMonthError(ValueError):
+    """A monthly table reports a month after the run's: it would re-date every product."""
+
+
+def scoring_date(
+    inputs: Mapping[str, pl.DataFrame | pl.LazyFrame], run_at: dt.datetime | None = None
+) -> dt.date:
+    """The as-of date of the data: the end of the last month any monthly table reports, which
+    may not be after the month of run_at (Beijing time): one mistyped month must not re-date
+    every product."""
+    per_table = {
+        t: inputs[t].lazy().select(pl.col("month").max()).collect().item()
         for t in MONTHLY_TABLES
         if t in inputs
-    ]
-    months = [str(month) for month in per_table if month is not None]
+    }
+    months = {t: str(month) for t, month in per_table.items() if month is not None}
     if not months:
         raise NoScoringDateError(
             "no social-insurance or utility months in the run: products cannot be dated"
         )
-    latest = max(months)
+    if run_at is not None:
+        refuse_future_months(months, business_month(run_at))
+    latest = max(months.values())
     y, m = int(latest[:4]), int(latest[5:7])
     first_next = dt.date(y + (m // 12), m % 12 + 1, 1)
     return first_next - dt.timedelta(days=1)
+
+
+def refuse_future_months(latest_per_table: Mapping[str, str], run_month: str) -> None:
+    """A month later than the run's is a typo or a clock error, never data to date by."""
+    for name, month in sorted(latest_per_table.items()):
+        if month > run_month:
+            raise FutureMonthError(
+                f"{name} reports month {month}, after this run's month {run_month}: "
+                "products are not dated by it; correct or quarantine the rows"
+            )
 
 
 def check_outputs(spec: ProductSpec, scores: pl.DataFrame) -> None:
@@ -125,7 +146,7 @@ def build_candidate(
     with read_scope(ws.engine) as s:  # upheld objections' records stay out of later versions
         inputs, carried = carry_upheld(s, spec, inputs)
     monthly = {t: ws.lake.scan(datasets[t]) for t in MONTHLY_TABLES if t in datasets}
-    as_of = scoring_date(monthly)  # the run's date, the same for every product
+    as_of = scoring_date(monthly, started)  # the run's date, the same for every product
     built = spec.build(inputs, as_of)
     check_outputs(spec, built.scores)
     checked = validate_product(built.scores, product_name)

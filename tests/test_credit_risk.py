@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from flows.ingest import ingest_file
-from flows.package import scoring_date
+from flows.package import FutureMonthError, scoring_date
 from pdo.scorecard.frozen import FrozenScorecard
 from pdo.sources.tables import table
 from products.credit_risk import SPEC, build, score_frame
@@ -147,6 +147,16 @@ def test_a_dishonest_debtor_who_has_paid_in_full_is_no_knockout(inputs, built) -
     ).with_columns(pl.col("ko03").list.any())
     assert not codes.filter(pl.col("uscc").is_in(paid))["ko03"].any()
     assert codes.filter(pl.col("uscc").is_in(unpaid))["ko03"].all()
+
+
+def test_a_month_after_the_run_does_not_redate_the_products(inputs) -> None:
+    """One mistyped billing month (2062-06) is refused, never taken as the products' as-of date."""
+    run_at = dt.datetime(2026, 12, 3, 8, tzinfo=dt.UTC)
+    assert scoring_date(inputs, run_at) == dt.date(2026, 6, 30)
+    util = inputs["utility_payments"]
+    typo = pl.concat([util, util.head(1).with_columns(month=pl.lit("2062-06"))])
+    with pytest.raises(FutureMonthError, match=r"utility_payments reports month 2062-06, after"):
+        scoring_date(dict(inputs, utility_payments=typo), run_at)
 
 
 def test_card_holds_an_out_of_time_validation(built) -> None:

@@ -28,6 +28,7 @@ COMPLETE = {"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_I
 RID_TYPE = "expect_column_values_to_be_valid_resident_id"
 USCC_TYPE = "expect_column_values_to_be_valid_uscc"
 PII_TYPE = "expect_column_values_to_hold_no_personal_information"
+MONTH_TYPE = "expect_column_values_to_be_month_not_after"
 SHORT = {RID_TYPE: "resident-id", USCC_TYPE: "uscc", PII_TYPE: "pii"}
 
 
@@ -129,7 +130,7 @@ def scanner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     scanner.close()
 
 
-def _validate(batches: Any, kind: str, values: list[Any]) -> tuple[bool, set[int]]:
+def _validate(batches: Any, kind: str, values: list[Any], **kwargs: Any) -> tuple[bool, set[int]]:
     """(success, unexpected row ids) of one expectation over a column holding values."""
     import great_expectations as gx
 
@@ -140,7 +141,7 @@ def _validate(batches: Any, kind: str, values: list[Any]) -> tuple[bool, set[int
         }
     )
     suite = gx.ExpectationSuite(
-        name=kind, expectations=[{"type": kind, "kwargs": {"column": "value"}}]
+        name=kind, expectations=[{"type": kind, "kwargs": {"column": "value", **kwargs}}]
     )
     result = batches.get_batch(batch_parameters={"dataframe": frame}).validate(
         suite, result_format=COMPLETE
@@ -185,6 +186,14 @@ def test_enterprise_usccs_alone_hold_no_personal_information(batches: Any) -> No
     assert success and not unexpected
 
 
+def test_a_month_after_the_bound_or_not_a_month_is_flagged(batches: Any) -> None:
+    """A mistyped future billing month (2062-06) fails; the bound month itself passes."""
+    months = ["2026-06", "2027-01", "2027-02", "2062-06", "2026-6", None]
+    success, unexpected = _validate(batches, MONTH_TYPE, months, max_month="2027-01")
+    assert not success
+    assert unexpected == {FIRST_ROW + 2, FIRST_ROW + 3, FIRST_ROW + 4}
+
+
 def test_suite_from_json_resolves_to_the_custom_classes() -> None:
     import great_expectations as gx
 
@@ -211,6 +220,7 @@ def test_suite_from_json_resolves_to_the_custom_classes() -> None:
     assert type(expectation) is ExpectColumnValuesToBeValidUscc
     assert expectation.column == "uscc"
     assert [cls.expectation_type for cls in CUSTOM_EXPECTATIONS] == [  # type: ignore[attr-defined]
+        MONTH_TYPE,
         RID_TYPE,
         USCC_TYPE,
         PII_TYPE,

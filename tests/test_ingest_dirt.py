@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from flows.ingest import ingest_file
@@ -111,3 +112,23 @@ def test_distribution_bounds_pass_on_delivered_data_and_flag_a_unit_error(
     shifted = validate_raw(wrong_unit, table, RunInputs(window=window)).run
     assert shifted.success  # a warning: shown to the reviewer, never blocks or quarantines
     assert reason in {w.reason for w in shifted.warnings}
+
+
+@pytest.mark.parametrize("name", ["social_insurance", "utility_payments"])
+def test_a_month_after_the_authorization_is_quarantined_not_passed(
+    delivery: Path, name: str
+) -> None:
+    """A mistyped future month (2062-06 for 2026-06) would re-date every product built on it."""
+    table = next(t for t in SOURCE_TABLES if t.name == name)
+    clean = ingest_file(delivery / table.file_name, table).clean
+    typo = clean.head(1).with_columns(
+        month=pl.lit("2062-06"), source_row=pl.lit(clean["source_row"].max() + 1, pl.UInt32)
+    )
+    window = (dt.date(2026, 1, 1), dt.date(2027, 1, 1))
+    result = validate_raw(pl.concat([clean, typo]), table, RunInputs(window=window))
+    assert result.reconciles and result.run.success
+    assert result.quarantine["source_row"].to_list() == typo["source_row"].to_list()
+    assert result.quarantine["reason"].to_list() == [
+        "expect_column_values_to_be_month_not_after(month)"
+    ]
+    assert result.passed["month"].max() <= "2027-01"

@@ -11,7 +11,9 @@ Suites stay declarative: what only the run knows is filled in at run time from `
 column in this run (referential integrity; GX gets them by key, see
 :mod:`pdo.validation.expectations.in_reference`), and ``meta.freshness = "authorization"`` bounds a
 date column by the authorization's validity window, widened back by ``meta.max_age_days``
-(data may predate the grant, but not by more than that, and never postdate its end).
+(data may predate the grant, but not by more than that, and never postdate its end);
+``meta.freshness = "authorization_end_month"`` bounds a YYYY-MM month column by the month the
+authorization ends (history of any age; a mistyped future month is caught).
 
 Nothing returned or stored here holds a data value: GX's COMPLETE results carry the failing
 values, so only row ids and counts are read from them.
@@ -258,16 +260,38 @@ def resolve(
                 kwargs["value_set"] = sorted(set(inputs.references[name]) - {None})
         if lend is not None and config["type"] in TWINS:
             config = {**config, "type": TWINS[config["type"]]}
-        if meta.get("freshness") == "authorization":
+        if meta.get("freshness") in FRESHNESS:
             if inputs.window is None:
                 raise SuiteError(f"{config['type']}: no authorization window to check freshness")
-            start, end = inputs.window
-            start -= dt.timedelta(days=int(meta.get("max_age_days", 0)))
-            # pandas compares its datetime64 columns with datetimes, not dates
-            kwargs["min_value"] = dt.datetime.combine(start, dt.time.min)
-            kwargs["max_value"] = dt.datetime.combine(end, dt.time.max)
+            kwargs |= FRESHNESS[meta["freshness"]](meta, inputs.window)
         resolved.append({**config, "kwargs": kwargs})
     return resolved
+
+
+def _within_authorization(
+    meta: Mapping[str, Any], window: tuple[dt.date, dt.date]
+) -> dict[str, Any]:
+    """Data may predate the grant by meta.max_age_days, never postdate its end."""
+    start, end = window
+    start -= dt.timedelta(days=int(meta.get("max_age_days", 0)))
+    # pandas compares its datetime64 columns with datetimes, not dates
+    return {
+        "min_value": dt.datetime.combine(start, dt.time.min),
+        "max_value": dt.datetime.combine(end, dt.time.max),
+    }
+
+
+def _month_by_authorization_end(
+    meta: Mapping[str, Any], window: tuple[dt.date, dt.date]
+) -> dict[str, Any]:
+    """A YYYY-MM month (any history) never after the month the grant ends."""
+    return {"max_month": window[1].strftime("%Y-%m")}
+
+
+FRESHNESS: dict[str, Callable[[Mapping[str, Any], tuple[dt.date, dt.date]], dict[str, Any]]] = {
+    "authorization": _within_authorization,
+    "authorization_end_month": _month_by_authorization_end,
+}
 
 
 def _observed(result: Mapping[str, Any]) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 # Not in CUSTOM_EXPECTATIONS (stored suites never name it): imported so GX knows the twin the
 # runner hands GX in place of expect_column_pair_values_to_be_in_set (see runner.TWINS).
 from pdo.validation.expectations import pair_in_set  # noqa: F401
+from pdo.validation.expectations.month_not_after import ExpectColumnValuesToBeMonthNotAfter
 from pdo.validation.expectations.no_personal_information import (
     ExpectColumnValuesToHoldNoPersonalInformation,
     configure,
@@ -19,6 +20,7 @@ from pdo.validation.expectations.valid_resident_id import ExpectColumnValuesToBe
 from pdo.validation.expectations.valid_uscc import ExpectColumnValuesToBeValidUscc
 
 CUSTOM_EXPECTATIONS: tuple[type, ...] = (
+    ExpectColumnValuesToBeMonthNotAfter,
     ExpectColumnValuesToBeValidResidentId,
     ExpectColumnValuesToBeValidUscc,
     ExpectColumnValuesToHoldNoPersonalInformation,
@@ -37,6 +39,7 @@ def register() -> None:
 
 __all__ = [
     "CUSTOM_EXPECTATIONS",
+    "ExpectColumnValuesToBeMonthNotAfter",
     "ExpectColumnValuesToBeValidResidentId",
     "ExpectColumnValuesToBeValidUscc",
     "ExpectColumnValuesToHoldNoPersonalInformation",
