@@ -131,6 +131,25 @@ def test_metrics_against_their_definitions() -> None:
     assert csi(np.array([0, 1, 1, 2]), np.array([0, 1, 1, 2]), 3) == pytest.approx(0.0, abs=1e-9)
 
 
+def _ks_at_cutoffs(y: np.ndarray, score: np.ndarray) -> float:
+    """KS by its definition: the bad/good shares at or below each possible cut-off score."""
+    gaps = [(score[y == 1] <= c).mean() - (score[y == 0] <= c).mean() for c in np.unique(score)]
+    return float(np.max(np.abs(gaps)))
+
+
+def test_ks_treats_tied_scores_as_one_cutoff() -> None:
+    """Scorecard scores are sums of integer points, so ties are the rule, not the exception."""
+    constant = np.full(4, 500.0)
+    assert ks(np.array([1, 1, 0, 0]), constant) == 0.0  # no cut-off separates anyone
+    assert ks(np.array([0, 1, 0, 1]), constant) == 0.0  # the same loans listed in another order
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 2, 400)
+    score = rng.integers(560, 600, 400).astype(float) + 5 * y  # many ties, some separation
+    shuffled = rng.permutation(400)
+    assert ks(y, score) == pytest.approx(_ks_at_cutoffs(y, score))
+    assert ks(y[shuffled], score[shuffled]) == ks(y, score)
+
+
 def test_scaling_convention_is_good_to_bad_odds() -> None:
     s = Scaling(base_score=600, base_odds=50, pdo=20)
     assert s.points_at_pd(1 / 51) == pytest.approx(600)  # odds 50:1 at the base score

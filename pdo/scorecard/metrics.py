@@ -25,14 +25,16 @@ def auc(y: np.ndarray, score: np.ndarray) -> float | None:
 
 
 def ks(y: np.ndarray, score: np.ndarray) -> float | None:
-    """Largest gap between the cumulative score distributions of bads and goods."""
+    """Largest gap between the cumulative score distributions of bads and goods, read at each
+    distinct score: tied loans fall on one side of a cut-off together, so row order is moot."""
     y = np.asarray(y).astype(int)
     if len(np.unique(y)) < 2:
         return None
-    order = np.argsort(np.asarray(score, dtype=float), kind="stable")
-    ys = y[order]
-    bad = np.cumsum(ys) / ys.sum()
-    good = np.cumsum(1 - ys) / (1 - ys).sum()
+    cuts, group = np.unique(np.asarray(score, dtype=float), return_inverse=True)
+    bads = np.bincount(group, weights=y, minlength=len(cuts))
+    goods = np.bincount(group, weights=1 - y, minlength=len(cuts))
+    bad = np.cumsum(bads) / bads.sum()
+    good = np.cumsum(goods) / goods.sum()
     return float(np.max(np.abs(bad - good)))
 
 
