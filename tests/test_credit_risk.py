@@ -11,6 +11,7 @@ import pytest
 
 from flows.ingest import ingest_file
 from flows.package import FutureMonthError, scoring_date
+from pdo.scorecard.fit import ScorecardDataError
 from pdo.scorecard.frozen import FrozenScorecard
 from pdo.sources.tables import table
 from products.credit_risk import SPEC, build, score_frame
@@ -157,6 +158,27 @@ def test_a_month_after_the_run_does_not_redate_the_products(inputs) -> None:
     typo = pl.concat([util, util.head(1).with_columns(month=pl.lit("2062-06"))])
     with pytest.raises(FutureMonthError, match=r"utility_payments reports month 2062-06, after"):
         scoring_date(dict(inputs, utility_payments=typo), run_at)
+
+
+def _with_loans(inputs: dict[str, pl.DataFrame], loans: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    return dict(inputs, bank_loans=loans)
+
+
+def test_degenerate_loan_tables_are_refused_with_a_reason(inputs) -> None:
+    """No model rather than a traceback, a misleading message, or one score for everyone."""
+    loans, as_of = inputs["bank_loans"], scoring_date(inputs)
+    with pytest.raises(ScorecardDataError, match="no loan with an outcome"):
+        build(_with_loans(inputs, loans.head(0)), as_of)
+    same_day = loans.with_columns(issued_on=pl.lit(dt.date(2024, 3, 1)))
+    with pytest.raises(ScorecardDataError, match="loans issued on more than one date"):
+        build(_with_loans(inputs, same_day), as_of)
+    first_bad = loans.filter(pl.col("defaulted") == 1).sort("issued_on").head(1)
+    later_goods = loans.filter(
+        (pl.col("defaulted") == 0) & (pl.col("issued_on") > first_bad["issued_on"].item())
+    )
+    one_default = pl.concat([first_bad, later_goods.sort("issued_on").head(29)])
+    with pytest.raises(ScorecardDataError, match=r"1 bads \(1\) and \d+ goods"):
+        build(_with_loans(inputs, one_default), as_of)
 
 
 def test_card_holds_an_out_of_time_validation(built) -> None:

@@ -117,6 +117,22 @@ def test_bad_targets_are_refused(table, target: str, message: str) -> None:
         fit(table, target)
 
 
+def test_too_few_bads_are_refused_before_fitting(table: pl.DataFrame) -> None:
+    one_bad = pl.concat(
+        [table.filter(pl.col("bad") == 1).head(1), table.filter(pl.col("bad") == 0)]
+    )
+    with pytest.raises(ScorecardDataError, match=r"1 bads \(1\) .* needs at least 3 of each"):
+        fit(one_bad, "bad")
+
+
+def test_a_card_that_scores_everyone_the_same_is_refused() -> None:
+    """A feature with the same bad rate in every value leaves one bin: every row one score."""
+    y = np.tile(np.r_[np.ones(5, dtype=int), np.zeros(45, dtype=int)], 2)
+    flat = pl.DataFrame({"x": np.repeat([0.0, 1.0], 50), "bad": y})
+    with pytest.raises(ScorecardDataError, match="gives every row the same score"):
+        fit(flat, "bad")
+
+
 def test_metrics_against_their_definitions() -> None:
     y = np.array([1, 1, 0, 0, 1, 0])
     score = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])  # higher is safer

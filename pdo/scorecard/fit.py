@@ -18,6 +18,12 @@ class ScorecardDataError(ValueError):
     """The table cannot be fitted as given (target, columns); the message says why."""
 
 
+# Fewest bads, and fewest goods, a table must hold to be fitted. A floor against fitting on a
+# handful of outcomes (one default gives a card that scores everyone the same), kept low so small
+# synthetic cities still fit; it is no sample-size standard: judge a card by its validation pack.
+MIN_PER_CLASS = 3
+
+
 @dataclass(frozen=True)
 class Columns:
     """Which columns enter the scorecard, as what, and which were left out (and why)."""
@@ -58,6 +64,26 @@ def target_of(frame: pl.DataFrame, target: str) -> np.ndarray:
             f"found {len(values)} distinct values ({shown})"
         )
     return s.cast(pl.String).cast(pl.Int64).to_numpy()
+
+
+def require_enough_of_each(y: np.ndarray, target: str, minimum: int = MIN_PER_CLASS) -> None:
+    """Refuse before fitting when bads or goods are too few to learn anything from."""
+    bads = int(y.sum())
+    goods = len(y) - bads
+    if min(bads, goods) < minimum:
+        raise ScorecardDataError(
+            f"target {target!r} has {bads} bads (1) and {goods} goods (0); "
+            f"a scorecard needs at least {minimum} of each"
+        )
+
+
+def refuse_constant_card(frozen: FrozenScorecard) -> None:
+    """A card that gives every row the same score ranks nobody: it must not be packaged."""
+    if frozen.min_score == frozen.max_score:
+        raise ScorecardDataError(
+            f"the fitted scorecard gives every row the same score ({frozen.min_score}): "
+            "no feature separates bads from goods in this sample"
+        )
 
 
 def choose_columns(
@@ -152,6 +178,7 @@ def fit(
 
     scaling = scaling or Scaling()
     y = target_of(frame, target)
+    require_enough_of_each(y, target)
     columns = choose_columns(frame, target, features, categorical)
     binning = BinningProcess(
         variable_names=list(columns.features), categorical_variables=list(columns.categorical)
@@ -168,6 +195,7 @@ def fit(
     )
     model.fit(_pandas(frame, columns), y)
     frozen = _freeze(model, columns, scaling, target)
+    refuse_constant_card(frozen)
     development = discrimination(y, frozen.score(frame))
     return FittedScorecard(frozen, columns, development, model)
 

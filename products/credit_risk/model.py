@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pdo.scorecard.fit import FittedScorecard, fit
+from pdo.scorecard.fit import FittedScorecard, ScorecardDataError, fit
 from pdo.scorecard.frozen import FrozenScorecard
 from pdo.scorecard.metrics import (
     APPROVED_GRADES,
@@ -54,8 +54,19 @@ def loan_points(inputs: Inputs) -> pl.DataFrame:
 
 def split_out_of_time(points: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(development, out-of-time): the latest OOT_SHARE of loans by issue date are held out."""
+    if points.is_empty():
+        raise ScorecardDataError(
+            "the partner bank's table holds no loan with an outcome to train on"
+        )
     cut = points["as_of"].sort()[int(points.height * (1 - OOT_SHARE))]
-    return points.filter(pl.col("as_of") < cut), points.filter(pl.col("as_of") >= cut)
+    dev, oot = points.filter(pl.col("as_of") < cut), points.filter(pl.col("as_of") >= cut)
+    if dev.is_empty():
+        raise ScorecardDataError(
+            f"no loan was issued before {cut}, where the latest {OOT_SHARE:.0%} of the "
+            f"{points.height} loans begin: nothing is left to develop the scorecard on "
+            "(the out-of-time split needs loans issued on more than one date)"
+        )
+    return dev, oot
 
 
 def size_band(headcount: pl.Series) -> list[str]:
