@@ -38,6 +38,7 @@ from pdo.ledger.db import make_engine, session_scope
 from pdo.ledger.models import (
     AuditCheckpoint,
     AuditEvent,
+    Plan,
     Product,
     ProductVersion,
     Settlement,
@@ -700,6 +701,48 @@ def test_late_usage_goes_to_the_next_settlement_and_never_rewrites_a_closed_one(
     with Session(books.engine) as s:
         taken = {s.get(UsageEvent, i).settled_period for i in late_ids}  # type: ignore[union-attr]
     assert taken == {"2026-10"}
+
+
+PROVINCE_MONTH = [  # 15 batch files of a million records at 150 fen: 22.5M 元, past 2^31 fen
+    Use(
+        "metered",
+        utc(f"2026-10-{day:02d}T02:00:00"),
+        1_000_000 * 150,
+        units=1_000_000,
+        kind="batch",
+    )
+    for day in range(1, 16)
+]
+
+
+def test_a_month_billing_past_2_to_the_31_fen_settles_and_such_a_plan_is_stored(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    """Fen and count columns are 64-bit: on PostgreSQL a 32-bit INTEGER could not hold a
+    province's month (over 21.47M 元) nor a plan priced inside plans.py's bounds."""
+    opened = open_books(tmp_path, database_url)
+    try:
+        with session_scope(opened.engine) as s:
+            bulk = add_plan(
+                s,
+                product_name="credit_risk",
+                name="bulk",
+                title_zh="大额套餐",
+                price_fen=3_000_000_000,
+                monthly_quota=None,
+                validity_days=365,
+                refund_withheld=True,
+                actor="operator",
+            ).id
+        write_usage(opened, PROVINCE_MONTH)
+        closed = settle_now(opened, "2026-10")
+        assert closed.billed_fen == 2_250_000_000 > 2**31
+        assert_settled_as(opened, "2026-10", PROVINCE_MONTH)
+        with Session(opened.engine) as s:
+            stored = s.get(Plan, bulk)
+            assert stored is not None and stored.price_fen == 3_000_000_000
+    finally:
+        opened.engine.dispose()
 
 
 def test_the_close_is_on_the_audit_chain_and_the_chain_verifies(books: Books) -> None:

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from pdo.ledger.types import UTCDateTime, utcnow
@@ -22,6 +22,11 @@ def _ts_opt() -> Any:
 
 def _json(default: Any) -> Any:
     return Field(default_factory=lambda: type(default)(), sa_column=Column(JSON, nullable=False))
+
+
+def _big(**kw: Any) -> Any:
+    """A 64-bit column: fen and counts outgrow PostgreSQL's 32-bit INTEGER (21.47M 元)."""
+    return Field(sa_type=BigInteger, **kw)
 
 
 def new_id() -> str:
@@ -184,7 +189,7 @@ class Product(SQLModel, table=True):
     title_zh: str
     title_en: str
     purposes: list[str] = _json([])
-    price_fen: int
+    price_fen: int = _big()
 
 
 class ProductVersion(SQLModel, table=True):
@@ -252,10 +257,10 @@ class PlanBase(SQLModel):
     product_name: str = Field(foreign_key="product.name", index=True)
     name: str
     title_zh: str
-    price_fen: int = Field(ge=0)  # per served call or delivered record
-    monthly_quota: int | None = None  # served calls per business month; None = unlimited
+    price_fen: int = _big(ge=0)  # per served call or delivered record
+    monthly_quota: int | None = _big(default=None)  # served calls a business month; None = no limit
     # Price of each call beyond the quota; None = the quota is a hard limit (429 quota_exceeded).
-    overage_price_fen: int | None = Field(default=None, ge=0)
+    overage_price_fen: int | None = _big(default=None, ge=0)
     validity_days: int = 365
     refund_withheld: bool = True  # results withheld as disputed are refunded at settlement
 
@@ -275,9 +280,9 @@ class Subscription(SQLModel, table=True):
     subscriber_id: str = Field(foreign_key="subscriber.id", index=True)
     product_name: str = Field(foreign_key="product.name")
     plan_id: str | None = Field(default=None, foreign_key="plan.id")
-    price_fen: int
-    monthly_quota: int | None = None
-    overage_price_fen: int | None = None
+    price_fen: int = _big()
+    monthly_quota: int | None = _big(default=None)
+    overage_price_fen: int | None = _big(default=None)
     purposes: list[str] = _json([])  # the scope: purposes this bank may declare (⊆ the product's)
     valid_from: dt.datetime = _ts()
     valid_until: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
@@ -296,7 +301,7 @@ class ServingCounter(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     counter: str
     period: str  # "2026-11" or "2026-11-30" (Asia/Shanghai)
-    used: int = 0
+    used: int = _big(default=0)
 
 
 class DisclosedEnterprise(SQLModel, table=True):
@@ -366,8 +371,8 @@ class UsageEvent(SQLModel, table=True):
     uscc: str | None = None  # entity key; None for a batch file
     purpose: str
     consent_id: str | None = None
-    units: int = 1  # calls, alerts or records delivered
-    price_fen: int  # the whole event's price: units × unit price
+    units: int = _big(default=1)  # calls, alerts or records delivered
+    price_fen: int = _big()  # the whole event's price: units × unit price
     overage: bool = False  # served beyond the plan's monthly quota, at its overage price
     # One event per delivery: "alert:<id>", "batch:<id>"; a retry cannot bill twice.
     delivery_key: str | None = Field(default=None, unique=True)
@@ -383,10 +388,10 @@ class Settlement(SQLModel, table=True):
     period: str = Field(primary_key=True)  # "2026-11", a business month (UTC+8)
     closed_at: dt.datetime = _ts()
     closed_by: str
-    events: int
-    billed_fen: int
-    refunded_fen: int
-    net_fen: int
+    events: int = _big()
+    billed_fen: int = _big()
+    refunded_fen: int = _big()
+    net_fen: int = _big()
     digest: str  # sha256 of the canonical lines; recorded in the audit chain
     # Per product version as billed: {"<version>": {"events", "billed_fen", "refunded_fen"}}.
     versions: dict[str, Any] = _json({})
@@ -402,7 +407,7 @@ class SettlementLine(SQLModel, table=True):
     product_version_id: str = Field(foreign_key="product_version.id")
     party: str  # department code, "operator" or a party the authorization names
     weight: int  # the party's weight in the version's rule
-    amount_fen: int
+    amount_fen: int = _big()
 
 
 class StatementLine(SQLModel, table=True):
@@ -416,13 +421,13 @@ class StatementLine(SQLModel, table=True):
     subscription_id: int | None = None
     plan_id: str | None = None
     kind: str  # query | alert | batch
-    monthly_quota: int | None = None
-    units: int
-    overage_units: int
-    withheld_units: int
-    charged_fen: int
-    refunded_fen: int
-    net_fen: int
+    monthly_quota: int | None = _big(default=None)
+    units: int = _big()
+    overage_units: int = _big()
+    withheld_units: int = _big()
+    charged_fen: int = _big()
+    refunded_fen: int = _big()
+    net_fen: int = _big()
 
 
 # --- watchlists, alerts, batch files, objections ------------------------------------------
