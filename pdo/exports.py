@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -82,3 +83,15 @@ def write_atomically(path: Path, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_together(out_dir: Path, files: Mapping[str, bytes]) -> list[Path]:
+    """Files that belong together are staged in a folder beside their targets and moved into
+    place only once every one was written: a failed write leaves none of them behind."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".staging-"))
+    try:
+        staged = [write_atomically(staging / name, data) for name, data in files.items()]
+        return [path.replace(out_dir / path.name) for path in staged]
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

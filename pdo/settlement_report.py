@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 from sqlmodel import Session, select
 
-from pdo.exports import csv_bytes, write_atomically, xlsx_bytes
+from pdo.exports import csv_bytes, write_together, xlsx_bytes
 from pdo.ledger.models import Department, Subscriber
 from pdo.revenue import OPERATOR
 from pdo.settlement import PeriodFigures
@@ -99,24 +99,27 @@ def statement_frame(session: Session, figures: PeriodFigures) -> pl.DataFrame:
     )
 
 
-def export(
-    session: Session, figures: PeriodFigures, out_dir: Path, formats: tuple[str, ...] = FORMATS
-) -> list[Path]:
-    """Write the period's allocations and statements; returns the files written."""
+def check_formats(formats: tuple[str, ...]) -> None:
+    """Refuse an unknown format before anything is settled or written."""
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise ValueError(f"unknown export format(s) {unknown}; choose from {list(FORMATS)}")
+
+
+def export(
+    session: Session, figures: PeriodFigures, out_dir: Path, formats: tuple[str, ...] = FORMATS
+) -> list[Path]:
+    """Write the period's allocations and statements, all or none; returns the files written."""
+    check_formats(formats)
     state = "settled" if figures.settled else "provisional"
     stem = f"settlement-{figures.period}-{state}"
     allocations = allocation_frame(session, figures)
     statements = statement_frame(session, figures)
-    written = []
+    files: dict[str, bytes] = {}
     if "csv" in formats:
-        written.append(
-            write_atomically(out_dir / f"{stem}-allocations.csv", csv_bytes(allocations))
-        )
-        written.append(write_atomically(out_dir / f"{stem}-statements.csv", csv_bytes(statements)))
+        files[f"{stem}-allocations.csv"] = csv_bytes(allocations)
+        files[f"{stem}-statements.csv"] = csv_bytes(statements)
     if "xlsx" in formats:
-        book = xlsx_bytes({"收益分配 allocations": allocations, "对账单 statements": statements})
-        written.append(write_atomically(out_dir / f"{stem}.xlsx", book))
-    return written
+        sheets = {"收益分配 allocations": allocations, "对账单 statements": statements}
+        files[f"{stem}.xlsx"] = xlsx_bytes(sheets)
+    return write_together(out_dir, files)

@@ -1053,6 +1053,35 @@ def test_cli_exports_csv_and_xlsx_that_agree_and_never_run_a_formula(
     assert len(alloc_rows) - 1 == len(allocations) and len(stmt_rows) - 1 == len(statements)
 
 
+def test_cli_a_failed_export_is_one_line_that_says_the_month_is_closed(
+    tmp_path: Path, books: Books
+) -> None:
+    """The files are written after the close commits, staged and moved in together: a failure is
+    a one-line error saying the month was closed, and files named "settled" are true."""
+    out = tmp_path / "exports"
+    stem = "settlement-2026-10-settled"
+    (out / f"{stem}.xlsx").mkdir(parents=True)  # the workbook's name is taken by a folder
+    failed = pdo(books, "settle", "--period", "2026-10", "--export", str(out))
+    assert failed.exit_code == 1 and isinstance(failed.exception, SystemExit)
+    assert "period 2026-10 is closed, but writing its files" in failed.output
+    assert "Traceback" not in failed.output
+    with Session(books.engine) as s:
+        assert s.get(Settlement, "2026-10") is not None
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging left behind
+    (out / f"{stem}.xlsx").rmdir()
+    again = pdo_json(books, "settle", "--period", "2026-10", "--export", str(out))
+    assert {Path(f).name for f in again["files"]} == {
+        f"{stem}-allocations.csv",
+        f"{stem}-statements.csv",
+        f"{stem}.xlsx",
+    }
+    not_a_folder = tmp_path / "not-a-folder"
+    not_a_folder.write_text("x")
+    trial = pdo(books, "settle", "--period", "2026-11", "--dry-run", "--export", str(not_a_folder))
+    assert trial.exit_code == 1 and isinstance(trial.exception, SystemExit)
+    assert "nothing was settled for 2026-11, but writing its files" in trial.output
+
+
 def test_cli_statement_shows_one_banks_lines(books: Books) -> None:
     settle_now(books, "2026-09")
     settle_now(books, "2026-10")

@@ -11,11 +11,11 @@ from sqlmodel import select
 
 from pdo import settlement
 from pdo.checkpoints import create_checkpoint
-from pdo.cli.root import console, emit_json, fail, workspace
+from pdo.cli.root import Workspace, console, emit_json, fail, workspace
 from pdo.ledger.db import read_scope, session_scope
 from pdo.ledger.models import Settlement, Subscriber
 from pdo.ledger.types import utcnow
-from pdo.settlement_report import FORMATS, export, party_names, statement_frame
+from pdo.settlement_report import FORMATS, check_formats, export, party_names, statement_frame
 
 
 def _yuan(fen: int) -> str:
@@ -60,6 +60,23 @@ def _print(summary: dict[str, Any], note: str) -> None:
     console.print(table)
 
 
+def _export(
+    ws: Workspace, figures: settlement.PeriodFigures, out_dir: Path, formats: tuple[str, ...]
+) -> list[Path]:
+    """Write the files once the ledger holds what they show; a failure says whether the month
+    was closed."""
+    try:
+        with read_scope(ws.engine) as s:
+            return export(s, figures, out_dir, formats)
+    except OSError as exc:
+        state = (
+            f"period {figures.period} is closed"
+            if figures.settled
+            else f"nothing was settled for {figures.period}"
+        )
+        raise fail(f"{state}, but writing its files to {out_dir} failed: {exc}") from exc
+
+
 def register(app: typer.Typer) -> None:
     @app.command("settle")
     def settle_command(
@@ -77,12 +94,13 @@ def register(app: typer.Typer) -> None:
         """结算: close a month once; its revenue is split by each version's rule, to the fen."""
         ws = workspace()
         checkpoint: dict[str, Any] | None = None
+        files: list[Path] = []
         try:
+            check_formats(tuple(fmt))
             if dry_run:
                 with read_scope(ws.engine) as s:
                     figures = settlement.figures(s, period)
                     names = party_names(s)
-                    files = export(s, figures, export_dir, tuple(fmt)) if export_dir else []
                 note = "已结算 closed" if figures.settled else "试算 provisional (nothing written)"
                 reconciled = None
             else:
@@ -92,7 +110,6 @@ def register(app: typer.Typer) -> None:
                     figures = settlement.figures(s, period)
                     names = party_names(s)
                     reconciled = settlement.reconciles(s, closed)
-                    files = export(s, figures, export_dir, tuple(fmt)) if export_dir else []
                 note = (
                     "已结算（未变）already closed, unchanged" if before else "结算完成 closed now"
                 )
@@ -106,6 +123,8 @@ def register(app: typer.Typer) -> None:
                         }
         except ValueError as exc:
             raise fail(str(exc)) from exc
+        if export_dir:
+            files = _export(ws, figures, export_dir, tuple(fmt))
         summary = _summary(figures, names) | {
             "reconciles": reconciled,
             "files": [str(f) for f in files],
