@@ -1082,6 +1082,31 @@ def test_cli_a_failed_export_is_one_line_that_says_the_month_is_closed(
     assert "nothing was settled for 2026-11, but writing its files" in trial.output
 
 
+def test_cli_settle_refuses_before_closing_when_the_signing_key_does_not_load(
+    books: Books,
+) -> None:
+    """A close must be sealed by a checkpoint: a key that does not load is found before anything
+    is written, and a rerun seals a close that has no checkpoint yet (e.g. one that failed)."""
+    key = books.settings.audit_signing_key_file or (
+        books.settings.resolved_home / "secrets" / "audit-signing.pem"
+    )
+    key.parent.mkdir(parents=True, exist_ok=True)
+    key.write_text("not a key\n")  # a truncated or mis-mounted secret
+    before = counts(books.engine)
+    refused = pdo(books, "settle", "--period", "2026-10")
+    assert refused.exit_code == 1 and isinstance(refused.exception, SystemExit)
+    assert "the audit signing key does not load, nothing was settled" in refused.output
+    assert counts(books.engine) == before
+    key.unlink()  # fixed: a new key is made on first use
+    closed = settle_now(books, "2026-10")  # closed, but no checkpoint was made
+    rerun = pdo_json(books, "settle", "--period", "2026-10")
+    with Session(books.engine) as s:
+        (close,) = s.exec(select(AuditEvent).where(AuditEvent.action == "settlement.close"))
+        seal = s.get(AuditCheckpoint, rerun["checkpoint"]["id"])
+    assert seal is not None and seal.last_seq >= close.seq and close.subject == closed.period
+    assert pdo_json(books, "settle", "--period", "2026-10")["checkpoint"] is None  # sealed once
+
+
 def test_cli_statement_shows_one_banks_lines(books: Books) -> None:
     settle_now(books, "2026-09")
     settle_now(books, "2026-10")

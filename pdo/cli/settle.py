@@ -6,14 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.table import Table
-from sqlmodel import select
+from sqlmodel import Session, func, select
 
 from pdo import settlement
 from pdo.checkpoints import create_checkpoint
 from pdo.cli.root import Workspace, console, emit_json, fail, workspace
 from pdo.ledger.db import read_scope, session_scope
-from pdo.ledger.models import Settlement, Subscriber
+from pdo.ledger.models import AuditCheckpoint, AuditEvent, Settlement, Subscriber
 from pdo.ledger.types import utcnow
 from pdo.settlement_report import FORMATS, check_formats, export, party_names, statement_frame
 
@@ -60,6 +61,40 @@ def _print(summary: dict[str, Any], note: str) -> None:
     console.print(table)
 
 
+def _signing_key(ws: Workspace) -> Ed25519PrivateKey:
+    """Load the checkpoint key before settling, so a close that could not be sealed is refused
+    with nothing written."""
+    try:
+        return ws.settings.read_audit_signing_key()
+    except (OSError, ValueError) as exc:
+        raise fail(f"the audit signing key does not load, nothing was settled: {exc}") from exc
+
+
+def _close_is_sealed(s: Session, period: str) -> bool:
+    """Whether a checkpoint covers the period's settlement.close record: a rerun seals a close
+    whose checkpoint failed."""
+    close = s.exec(
+        select(func.max(AuditEvent.seq)).where(
+            AuditEvent.action == "settlement.close", AuditEvent.subject == period
+        )
+    ).one()
+    sealed = s.exec(select(func.max(AuditCheckpoint.last_seq))).one()
+    return close is None or (sealed is not None and sealed >= close)
+
+
+def _seal_close(ws: Workspace, key: Ed25519PrivateKey, actor: str, period: str) -> dict[str, Any]:
+    """A checkpoint over the chain up to this close; a failure says the month is closed anyway."""
+    try:
+        with session_scope(ws.engine) as s:
+            sealed = create_checkpoint(s, key, actor)
+            return {"id": sealed.id, "last_seq": sealed.last_seq, "merkle_root": sealed.merkle_root}
+    except ValueError as exc:
+        raise fail(
+            f"period {period} is closed, but its audit checkpoint failed: {exc}; "
+            f"run `pdo settle --period {period}` again to seal it"
+        ) from exc
+
+
 def _export(
     ws: Workspace, figures: settlement.PeriodFigures, out_dir: Path, formats: tuple[str, ...]
 ) -> list[Path]:
@@ -104,23 +139,19 @@ def register(app: typer.Typer) -> None:
                 note = "已结算 closed" if figures.settled else "试算 provisional (nothing written)"
                 reconciled = None
             else:
+                key = _signing_key(ws)
                 with session_scope(ws.engine) as s:
                     before = s.get(Settlement, period)
                     closed = settlement.settle(s, period, actor, utcnow())
                     figures = settlement.figures(s, period)
                     names = party_names(s)
                     reconciled = settlement.reconciles(s, closed)
+                    sealed = _close_is_sealed(s, period)
                 note = (
                     "已结算（未变）already closed, unchanged" if before else "结算完成 closed now"
                 )
-                if before is None:  # each close seals the chain so far: a monthly checkpoint
-                    with session_scope(ws.engine) as s:
-                        sealed = create_checkpoint(s, ws.settings.read_audit_signing_key(), actor)
-                        checkpoint = {
-                            "id": sealed.id,
-                            "last_seq": sealed.last_seq,
-                            "merkle_root": sealed.merkle_root,
-                        }
+                if not sealed:  # each close seals the chain so far: a monthly checkpoint
+                    checkpoint = _seal_close(ws, key, actor, period)
         except ValueError as exc:
             raise fail(str(exc)) from exc
         if export_dir:
