@@ -214,9 +214,26 @@ def _unsettled_before(end: dt.datetime) -> Any:
     return and_(col(UsageEvent.settled_period).is_(None), col(UsageEvent.served_at) < end)
 
 
+def _next_period(period: str) -> str:
+    year, month = int(period[:4]), int(period[5:])
+    return f"{year + month // 12:04d}-{month % 12 + 1:02d}"
+
+
+def refuse_if_before_a_closed_period(session: Session, period: str) -> None:
+    """A month before a closed one can neither be settled nor shown as if it could: its usage
+    was taken in by a later settlement, and late usage goes to the next open month."""
+    latest = session.exec(select(func.max(Settlement.period))).one()
+    if latest is not None and latest > period:
+        raise SettlementError(
+            f"period {latest} is already settled; a period before it cannot be settled any more "
+            f"(its late usage will be billed in {_next_period(latest)}, the next open period)"
+        )
+
+
 def provisional(session: Session, period: str) -> PeriodFigures:
     """The open period as it stands: what settling it now would take in (nothing is written)."""
     _, end = period_bounds(period)
+    refuse_if_before_a_closed_period(session, period)
     return _figures(session, period, False, _unsettled_before(end))
 
 
@@ -316,14 +333,7 @@ def settle(session: Session, period: str, actor: str, now: dt.datetime) -> Settl
     if end > now:
         closes = end.astimezone(BUSINESS_TZ).strftime("%Y-%m-%d %H:%M")
         raise SettlementError(f"period {period} is still open: it closes at {closes} 北京时间")
-    later = session.exec(
-        select(Settlement.period).where(col(Settlement.period) > period).limit(1)
-    ).first()
-    if later is not None:
-        raise SettlementError(
-            f"period {later} is already settled; a period before it cannot be settled any more "
-            "(its late usage was taken in by the next open period)"
-        )
+    refuse_if_before_a_closed_period(session, period)
     session.execute(update(UsageEvent).where(_unsettled_before(end)).values(settled_period=period))
     figures = _figures(session, period, True, col(UsageEvent.settled_period) == period)
     digest = lines_digest(period, figures.versions)

@@ -937,6 +937,31 @@ def test_cli_dry_run_shows_the_figures_and_writes_nothing(books: Books) -> None:
     assert counts(books.engine) == before
 
 
+def test_cli_dry_run_and_statement_refuse_a_month_that_can_no_longer_be_settled(
+    books: Books,
+) -> None:
+    """A dry run says what the real run would do: for a month before a closed one, refuse and
+    name the open month that bills its late usage, never show figures nobody will bill."""
+    settle_now(books, "2026-09")
+    settle_now(books, "2026-10")
+    late = Use("metered", utc("2026-08-20T02:00:00"), 150)  # served in August, committed now
+    write_usage(books, [late])
+    before = counts(books.engine)
+    for args in (
+        ("settle", "--period", "2026-08", "--dry-run"),
+        ("statement", "--period", "2026-08"),
+        ("settle", "--period", "2026-08"),
+    ):
+        refused = pdo(books, *args)
+        assert refused.exit_code == 1, args
+        assert "period 2026-10 is already settled" in refused.output
+        assert "late usage will be billed in 2026-11" in refused.output
+    assert counts(books.engine) == before
+    november = pdo_json(books, "settle", "--period", "2026-11", "--dry-run")
+    assert november["events"] == len([*NOVEMBER, late])
+    assert november["billed_fen"] == expect([*NOVEMBER, late]).billed_fen
+
+
 def test_cli_settle_flags_a_closed_month_whose_events_were_altered(books: Books) -> None:
     pdo_json(books, "settle", "--period", "2026-10")
     with session_scope(books.engine) as s:  # someone edits a billed event behind the ledger's back
