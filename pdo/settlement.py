@@ -35,6 +35,7 @@ from pdo.ledger.models import (
     UsageEvent,
 )
 from pdo.revenue import OPERATOR, allocate
+from pdo.usage_chain import check_usage
 
 # ASCII digits only: a full-width "２０２６-10" would be stored as another period's key, one
 # that sorts after every real month and so blocks every later settlement.
@@ -230,6 +231,19 @@ def refuse_if_before_a_closed_period(session: Session, period: str) -> None:
         )
 
 
+def refuse_usage_the_chain_does_not_vouch_for(session: Session, period: str) -> None:
+    """Bill only usage its audit record vouches for: an event altered or inserted behind the
+    API's back is refused before the month is closed and signed, not billed."""
+    _, end = period_bounds(period)
+    report = check_usage(session, keep=3, where=_unsettled_before(end))
+    if not report.ok:
+        first = "; ".join(f"{usage_id}: {what}" for usage_id, what in report.problems)
+        raise SettlementError(
+            f"period {period} was not settled: {report.problem_count} of its usage events do not "
+            f"match the audit chain ({first}); run `pdo audit verify`"
+        )
+
+
 def provisional(session: Session, period: str) -> PeriodFigures:
     """The open period as it stands: what settling it now would take in (nothing is written)."""
     _, end = period_bounds(period)
@@ -334,6 +348,7 @@ def settle(session: Session, period: str, actor: str, now: dt.datetime) -> Settl
         closes = end.astimezone(BUSINESS_TZ).strftime("%Y-%m-%d %H:%M")
         raise SettlementError(f"period {period} is still open: it closes at {closes} 北京时间")
     refuse_if_before_a_closed_period(session, period)
+    refuse_usage_the_chain_does_not_vouch_for(session, period)
     session.execute(update(UsageEvent).where(_unsettled_before(end)).values(settled_period=period))
     figures = _figures(session, period, True, col(UsageEvent.settled_period) == period)
     digest = lines_digest(period, figures.versions)

@@ -54,15 +54,24 @@ def _chained(session: Session) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _usage(session: Session) -> Iterator[UsageEvent]:
+def _usage(session: Session, where: Any = None) -> Iterator[UsageEvent]:
     query = select(UsageEvent).order_by(col(UsageEvent.served_at), col(UsageEvent.id))
+    if where is not None:
+        query = query.where(where)
     yield from session.execute(query.execution_options(yield_per=CHUNK)).scalars()
 
 
 def check_usage(
-    session: Session, keep: int = 20, progress: Callable[[int], None] | None = None
+    session: Session,
+    keep: int = 20,
+    progress: Callable[[int], None] | None = None,
+    where: Any = None,
 ) -> UsageChainReport:
-    """Compare each usage event with its chain record; missing, duplicated or altered are found."""
+    """Compare each usage event with its chain record; missing, duplicated or altered are found.
+
+    `where` limits the check to some usage rows (what a settlement is about to bill); deleted
+    rows are then left to the full check, which alone sees every row.
+    """
     chained = _chained(session)
     report = UsageChainReport()
 
@@ -72,7 +81,7 @@ def check_usage(
             report.problems.append((usage_id, what))
 
     seen: set[str] = set()
-    for usage in _usage(session):
+    for usage in _usage(session, where):
         report.events += 1
         seen.add(usage.id)
         if progress is not None and report.events % CHUNK == 0:
@@ -90,8 +99,9 @@ def check_usage(
             problem(usage.id, f"differs from its audit record in: {', '.join(changed)}")
         else:
             report.matched += 1
-    for usage_id in sorted(set(chained) - seen):
-        problem(usage_id, "on the audit chain but missing from usage_event (deleted?)")
+    if where is None:
+        for usage_id in sorted(set(chained) - seen):
+            problem(usage_id, "on the audit chain but missing from usage_event (deleted?)")
     if progress is not None:
         progress(report.events % CHUNK)
     return report

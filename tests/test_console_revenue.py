@@ -18,7 +18,8 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.data import revenue
 from dashboard.queries import revenue_report
-from pdo import settlement
+from pdo import audit, settlement
+from pdo.delivery.metering import details_of
 from pdo.delivery.periods import BUSINESS_TZ, business_month
 from pdo.ledger.db import make_engine, read_scope, session_scope
 from pdo.ledger.models import ApiKey, AuditEvent, Subscriber, Subscription, UsageEvent
@@ -72,18 +73,21 @@ def _usage_last_month(home: Path, period: str) -> None:
             ).one()
             key = s.exec(select(ApiKey).where(ApiKey.subscriber_id == sub.id)).one()
             for i in range(served + withheld):
-                s.add(
-                    UsageEvent(
-                        subscriber_id=sub.id,
-                        api_key_id=key.id,
-                        subscription_id=subscription.id,
-                        product_version_id="credit_risk@1",
-                        status="withheld" if i >= served else "served",
-                        uscc=f"91310000MA1K00010{i}",
-                        purpose="贷前审查",
-                        price_fen=PRICE,
-                        served_at=at + dt.timedelta(minutes=i),
-                    )
+                usage = UsageEvent(
+                    subscriber_id=sub.id,
+                    api_key_id=key.id,
+                    subscription_id=subscription.id,
+                    product_version_id="credit_risk@1",
+                    status="withheld" if i >= served else "served",
+                    uscc=f"91310000MA1K00010{i}",
+                    purpose="贷前审查",
+                    price_fen=PRICE,
+                    served_at=at + dt.timedelta(minutes=i),
+                )
+                s.add(usage)
+                s.flush()  # on the audit chain as the API would have put it: settling checks it
+                audit.record(
+                    s, f"subscriber:{sub.id}", "query.serve", usage.id, **details_of(usage)
                 )
     engine.dispose()
 

@@ -25,7 +25,9 @@ from sqlmodel import Session, select
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
+from pdo import audit
 from pdo.delivery.consents import register_consent
+from pdo.delivery.metering import USAGE_ACTIONS, details_of
 from pdo.ledger.db import make_engine, session_scope
 from pdo.ledger.models import (
     AuditEvent,
@@ -200,6 +202,14 @@ def _add_week(s: Session) -> tuple[dict[str, str], dict[str, str]]:
             served_at=c.at,
         )
         s.add(event)
+        s.flush()  # on the audit chain as the API would have put it: settling checks it
+        audit.record(
+            s,
+            f"subscriber:{event.subscriber_id}",
+            USAGE_ACTIONS[c.kind],
+            event.id,
+            **details_of(event),
+        )
         if c.consent:
             ids["consent"] = event.id
         if c.uscc and c.uscc.startswith("p_"):

@@ -745,6 +745,24 @@ def test_a_month_billing_past_2_to_the_31_fen_settles_and_such_a_plan_is_stored(
         opened.engine.dispose()
 
 
+def test_a_month_whose_usage_no_longer_matches_the_audit_chain_is_not_settled(
+    books: Books,
+) -> None:
+    """Settling bills and signs only usage its chain record vouches for: a price lowered in
+    usage_event behind the API's back is refused with the event named, and nothing is written."""
+    with session_scope(books.engine) as s:
+        target = s.exec(select(UsageEvent.id).where(UsageEvent.served_at == OCTOBER[2].at)).one()
+        s.execute(text("UPDATE usage_event SET price_fen = 1 WHERE id = :u"), {"u": target})
+    before = counts(books.engine)
+    refused = pdo(books, "settle", "--period", "2026-10")
+    assert refused.exit_code == 1 and isinstance(refused.exception, SystemExit)
+    assert "period 2026-10 was not settled: 1 of its usage events" in refused.output
+    assert f"{target}: differs from its audit record in: price_fen" in refused.output
+    assert counts(books.engine) == before
+    with Session(books.engine) as s:
+        assert s.get(Settlement, "2026-10") is None and not s.exec(select(AuditCheckpoint)).all()
+
+
 def test_the_close_is_on_the_audit_chain_and_the_chain_verifies(books: Books) -> None:
     closed = settle_now(books, "2026-10")
     settle_now(books, "2026-10")  # settling again appends nothing
