@@ -2,8 +2,10 @@
 
 The chain proves its own records were not rewritten; this check extends that proof to the
 `usage_event` table that billing and settlement read, so a price, a bank or an event quietly
-changed, added or deleted there is found, not billed. It reads the chain, then usage_event: give
-it a `snapshot_scope` session, or on PostgreSQL an event served in between is a false finding.
+changed, added or deleted there is found, not billed; and each closed month's usage rows must
+still give the events and fen it billed, so an event moved out of billing is found too. It reads
+the chain, then usage_event: give it a `snapshot_scope` session, or on PostgreSQL an event served
+in between is a false finding.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sqlmodel import Session, col
 
 from pdo.audit import Unreadable, decoder
 from pdo.delivery.metering import USAGE_ACTIONS, details_of
-from pdo.ledger.models import AuditEvent, UsageEvent
+from pdo.ledger.models import AuditEvent, Settlement, UsageEvent
 
 CHUNK = 5_000
 
@@ -54,6 +56,29 @@ def _chained(session: Session) -> dict[str, dict[str, Any]]:
     return found
 
 
+def _closed(session: Session) -> dict[str, tuple[int, int]]:
+    """Each closed period's recorded event count and billed fen, what its usage must still give."""
+    rows = session.execute(
+        select(col(Settlement.period), col(Settlement.events), col(Settlement.billed_fen))
+    )
+    return {period: (int(events), int(billed)) for period, events, billed in rows}
+
+
+def _settled_problems(
+    closed: dict[str, tuple[int, int]], billed: dict[str, list[int]]
+) -> Iterator[tuple[str, str]]:
+    """Closed periods whose usage rows (by settled_period) no longer give the recorded totals:
+    an event moved into or out of a billed month behind the ledger's back."""
+    for period, (events, fen) in sorted(closed.items()):
+        now_events, now_fen = billed.get(period, [0, 0])
+        if (now_events, now_fen) != (events, fen):
+            yield (
+                f"settlement {period}",
+                f"its usage events now give {now_events} events, {now_fen} fen; "
+                f"it closed with {events} events, {fen} fen",
+            )
+
+
 def _usage(session: Session, where: Any = None) -> Iterator[UsageEvent]:
     query = select(UsageEvent).order_by(col(UsageEvent.served_at), col(UsageEvent.id))
     if where is not None:
@@ -73,6 +98,8 @@ def check_usage(
     rows are then left to the full check, which alone sees every row.
     """
     chained = _chained(session)
+    closed = _closed(session)
+    billed: dict[str, list[int]] = {}  # settled_period → [events, fen] as the rows give them now
     report = UsageChainReport()
 
     def problem(usage_id: str, what: str) -> None:
@@ -86,6 +113,15 @@ def check_usage(
         seen.add(usage.id)
         if progress is not None and report.events % CHUNK == 0:
             progress(CHUNK)
+        if usage.settled_period is not None:
+            tally = billed.setdefault(usage.settled_period, [0, 0])
+            tally[0] += 1
+            tally[1] += usage.price_fen
+            if usage.settled_period not in closed:
+                problem(
+                    usage.id, f"marked as billed in {usage.settled_period}, a period never closed"
+                )
+                continue
         if usage.id not in chained:
             problem(usage.id, "no record on the audit chain (inserted outside the API?)")
             continue
@@ -102,6 +138,8 @@ def check_usage(
     if where is None:
         for usage_id in sorted(set(chained) - seen):
             problem(usage_id, "on the audit chain but missing from usage_event (deleted?)")
+        for subject, what in _settled_problems(closed, billed):
+            problem(subject, what)
     if progress is not None:
         progress(report.events % CHUNK)
     return report

@@ -3,6 +3,7 @@ and any change, insertion or deletion in `usage_event` afterwards is found."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,10 +16,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
+from pdo import settlement
 from pdo.cli import app
 from pdo.delivery.metering import meter_delivery
+from pdo.delivery.periods import business_month
 from pdo.ledger.db import session_scope, snapshot_scope
 from pdo.ledger.models import Subscription, UsageEvent
+from pdo.ledger.types import utcnow
 from pdo.usage_chain import check_usage
 from tests.delivery_seed import (
     BANKS,
@@ -90,6 +94,13 @@ CASES: list[tuple[str, Tamper, str]] = [
         "on the audit chain but missing from usage_event",
     ),
     (
+        "marked as billed in a month never closed",
+        lambda led, uid: _tamper(
+            led, "UPDATE usage_event SET settled_period = '2000-01' WHERE id = :u", u=uid
+        ),
+        "marked as billed in 2000-01, a period never closed",
+    ),
+    (
         "event inserted outside the API",
         lambda led, uid: _tamper(
             led,
@@ -126,6 +137,34 @@ def test_a_change_to_billed_usage_is_found(
     ((usage_id, what),) = problems
     assert usage_id == ("forged" if forged else target)
     assert what.startswith(finding)
+
+
+def test_an_event_moved_out_of_a_closed_month_is_found(
+    served: DeliveryLedger, tmp_path: Path
+) -> None:
+    """A closed month's usage rows must still give what it billed: an event taken out of it (to
+    be billed again, or never) is found, though each row still matches its chain record."""
+    copy = seed_copy(served, tmp_path)
+    period = business_month(utcnow())
+    _, end = settlement.period_bounds(period)
+    with session_scope(copy.engine) as s:
+        closed = settlement.settle(s, period, "operator", end + dt.timedelta(days=1))
+        events, billed = closed.events, closed.billed_fen
+    target = _usage_ids(copy)[1]
+    with Session(copy.engine) as s:
+        moved = s.get(UsageEvent, target)
+        assert moved is not None
+        price = moved.price_fen
+    _tamper(copy, "UPDATE usage_event SET settled_period = NULL WHERE id = :u", u=target)
+    ok, matched, problems = _check(copy)
+    assert not ok and matched == 3
+    assert problems == [
+        (
+            f"settlement {period}",
+            f"its usage events now give {events - 1} events, {billed - price} fen; "
+            f"it closed with {events} events, {billed} fen",
+        )
+    ]
 
 
 def seed_copy(ledger: DeliveryLedger, tmp_path: Path) -> DeliveryLedger:
