@@ -55,6 +55,7 @@ from tests.test_watchlists import (
     Home,
     call,
     create,
+    dispute,
     publish_v2,
     seed_home,
     watch_all,
@@ -346,6 +347,63 @@ def test_a_parallel_dispatcher_skips_a_pass_still_in_progress(home: Home, api: s
     assert raised * timeout_s > (midway - t0).total_seconds()  # A may still be posting then
     assert b.due == 0 and (first[0].due, first[0].delivered) == (raised, raised)
     assert len(hook.received) == len(set(hook.alert_ids())) == raised  # none sent twice
+
+
+def _dispatch_holding_first_push(
+    home: Home, hook: Receiver, meanwhile: Callable[[], None]
+) -> DispatchReport:
+    """A pass whose first POST the receiver holds open while `meanwhile` happens."""
+    out: list[DispatchReport] = []
+    pass_ = threading.Thread(
+        target=lambda: out.append(dispatch_due(home.engine, server_key(home), timeout_s=60))
+    )
+    pass_.start()
+    assert hook.holding.wait(20)
+    meanwhile()
+    hook.release.set()
+    pass_.join(60)
+    return out[0]
+
+
+def test_an_objection_mid_pass_stops_the_claimed_pushes_of_the_disputed_result(
+    home: Home, api: str
+) -> None:
+    """FALLING's result is disputed while a pass is posting: its alerts claimed by that pass
+    are not sent afterwards, spend no attempt and are not billed."""
+    with receiver(script=["hold"]) as hook:
+        subscribe_hook(home, api, hook, members=[STEADY, FALLING])
+        assert publish_v2(home) == 3  # STEADY new_version; FALLING new_version + grade_drop
+        report = _dispatch_holding_first_push(home, hook, lambda: dispute(home, FALLING))
+    assert [b for b in hook.bodies()[1:] if b["enterprise"] == FALLING] == []
+    with Session(home.engine) as s:
+        falling = [a for a in s.exec(select(Alert)) if a.payload["enterprise"] == FALLING]
+        tried = set(s.exec(select(WebhookAttempt.alert_id)))
+    results = [a for a in falling if a.kind != "dispute_opened"]
+    assert {(a.status, a.attempts) for a in results} == {("withdrawn", 0)}
+    assert tried.isdisjoint(a.id for a in results)
+    assert report.skipped >= 1 and len(metered(home)) == report.delivered
+
+
+def test_a_revocation_mid_pass_sends_nothing_more_and_spends_no_attempts(
+    home: Home, api: str
+) -> None:
+    """The grant is revoked while the first push is in flight: nothing else is sent, and no
+    alert counts a failed attempt (all wait, re-checked, as refused by our own rules)."""
+
+    def revoke() -> None:
+        with session_scope(home.engine) as s:
+            grant = s.exec(select(Authorization)).one()
+            revoke_authorization(s, grant.id, "authority", "超范围使用")
+
+    with receiver(script=["hold"]) as hook:
+        subscribe_hook(home, api, hook, members=[STEADY, FALLING])
+        raised = publish_v2(home)
+        report = _dispatch_holding_first_push(home, hook, revoke)
+    assert len(hook.received) == 1  # only the push already in flight
+    assert (report.refused, report.failed, report.delivered) == (raised, 0, 0)
+    assert metered(home) == []
+    with Session(home.engine) as s:
+        assert {(a.status, a.attempts) for a in s.exec(select(Alert))} == {("pending", 0)}
 
 
 @pytest.mark.parametrize(

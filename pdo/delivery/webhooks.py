@@ -23,7 +23,8 @@ timestamp.encode() + b"." + body, hashlib.sha256).hexdigest(), header)``, then t
 Answer 2xx once stored; anything else (or no answer within a few seconds) is retried later, and
 after the last attempt the alert is dead-lettered and stays available to pull (``GET
 /v1/alerts``). A push our own rules forbid (subscription lapsed, grant revoked) is not an attempt:
-it waits, re-checked, until delivery is lawful again.
+it waits, re-checked, until delivery is lawful again. Each alert is checked again just before its
+POST, so one withdrawn by an objection, or held back by a revocation, while a pass runs is not sent.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 from sqlalchemy.engine import Engine
@@ -204,6 +205,20 @@ def _claim(
         return due
 
 
+def _recheck(factory: SessionFactory, due: _Due, now: dt.datetime) -> _Due | None:
+    """The claimed alert as it stands just before its POST: None when it is no longer pending
+    (withdrawn by an objection, acked, dropped meanwhile), else with today's refusal, if any,
+    since a grant revoked or a subscription lapsed mid-pass must stop what is not yet sent."""
+    with _unit(factory) as s:
+        alert = s.get(Alert, due.alert_id)
+        watchlist = s.get(Watchlist, alert.watchlist_id) if alert is not None else None
+        if alert is None or watchlist is None or alert.status != "pending":
+            return None
+        refusal = delivery_refusal(s, watchlist, now)
+    why = None if refusal is None else f"{refusal.code}: {refusal.message}"
+    return replace(due, refused=why)
+
+
 def _post(client: httpx.Client, due: _Due, sent_at: dt.datetime) -> tuple[int | None, str | None]:
     """(status code, error) of one POST; error None means the receiver took it (2xx)."""
     timestamp = sent_at.isoformat()
@@ -243,12 +258,13 @@ def _settle(
         if due.refused is not None:
             _hold_back(s, alert, due.refused, now, report)
             return
-        alert.attempts += 1
         if error is None:
             try:
                 mark_delivered(s, alert, watchlist, now)
-            except Refusal as refusal:
-                error = f"{refusal.code}: {refusal.message}"
+            except Refusal as refusal:  # revoked or lapsed while in flight: not the bank's fault
+                _hold_back(s, alert, f"{refusal.code}: {refusal.message}", now, report)
+                return
+        alert.attempts += 1
         s.add(WebhookAttempt(alert_id=alert.id, at=now, status_code=status_code,
                              error=error, ok=error is None))  # fmt: skip
         if error is None:
@@ -306,7 +322,11 @@ def dispatch_due(
         timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0)), follow_redirects=False
     )
     try:
-        for item in due:
+        for claimed in due:
+            item = _recheck(factory, claimed, at)
+            if item is None:
+                report.skipped += 1  # withdrawn, acked or dropped since the claim: never sent
+                continue
             if item.refused is None and time.monotonic() + request_bound_s(timeout_s) > deadline:
                 report.skipped += 1  # claimed but out of lease: due again once the lease ends
                 continue
