@@ -305,8 +305,6 @@ def test_a_failing_receiver_is_dead_lettered_then_requeued(home: Home, api: str)
             dead = s.exec(select(AuditEvent).where(AuditEvent.action == "alert.dead")).one()
         assert dead.subject == alert.id and dead.details["attempts"] == 3
 
-        listed = call("GET", f"{api}/v1/alerts", home.bank_key).json()
-        assert [(a["id"], a["status"]) for a in listed] == [(alert.id, "dead")]
         runner = CliRunner()
         shown = runner.invoke(app, ["alerts", "dead", "--json"], env=env)
         assert shown.exit_code == 0, shown.output
@@ -322,6 +320,26 @@ def test_a_failing_receiver_is_dead_lettered_then_requeued(home: Home, api: str)
         assert json.loads(sent.output)["delivered"] == 1
     assert the_alert(home).status == "delivered" and len(metered(home)) == 1
     assert len(hook.received) == 4
+
+
+def test_a_dead_lettered_alert_stays_pullable_and_is_billed_once_listed(
+    home: Home, api: str
+) -> None:
+    """The push gave up; the bank pulls the alert instead: listed, it is delivered and metered."""
+    with receiver(default=503) as hook:
+        subscribe_hook(home, api, hook, members=[STEADY])
+        publish_v2(home)
+        assert dispatch_due(home.engine, server_key(home), max_attempts=1).dead == 1
+    assert metered(home) == []
+    listed = call("GET", f"{api}/v1/alerts", home.bank_key).json()
+    again = call("GET", f"{api}/v1/alerts", home.bank_key).json()
+    alert = the_alert(home)
+    assert (
+        [(a["id"], a["status"]) for a in listed]
+        == [(alert.id, "delivered")]
+        == [(a["id"], a["status"]) for a in again]
+    )
+    assert [u.delivery_key for u in metered(home)] == [f"alert:{alert.id}"]
 
 
 def test_a_parallel_dispatcher_skips_a_pass_still_in_progress(home: Home, api: str) -> None:
@@ -482,45 +500,58 @@ def test_a_slow_receiver_times_out(home: Home, api: str) -> None:
     assert metered(home) == []
 
 
-def test_pulled_alerts_are_acked_and_metered_once(
+def test_pulled_alerts_are_delivered_and_metered_once_when_first_listed(
     home: Home, api: str, scanner: FastScanner
 ) -> None:
-    """Pull (own alerts only, paged), ack twice: delivered, one usage event; others get 404."""
+    """Listing hands over each alert's result: polled three times and never acked, each listed
+    alert is billed once; acking it then bills nothing new (its usage id is the listing's)."""
     wid = create(api, home.bank_key).json()["id"]
     watch_all(api, home.bank_key, wid)
     other = create(api, home.other_key, name="他行组合").json()["id"]
     call("PUT", f"{api}/v1/watchlists/{other}/members", home.other_key, [{"uscc": FALLING}])
     publish_v2(home)
 
-    listed = call("GET", f"{api}/v1/alerts", home.bank_key)
-    alerts = listed.json()
-    assert len(alerts) == 8 and {a["watchlist"] for a in alerts} == {wid}
-    assert {a["status"] for a in alerts} == {"pending"}
-    theirs = call("GET", f"{api}/v1/alerts", home.other_key).json()
-    assert len(theirs) == 2 and {a["watchlist"] for a in theirs} == {other}
-
     first = call("GET", f"{api}/v1/alerts?limit=3", home.bank_key).json()
     rest = call("GET", f"{api}/v1/alerts?after={first[-1]['id']}", home.bank_key).json()
-    assert [a["id"] for a in first + rest] == [a["id"] for a in alerts]
+    for _ in range(3):  # the bank polls; it never acks
+        listed = call("GET", f"{api}/v1/alerts", home.bank_key)
+    alerts = listed.json()
+    assert [a["id"] for a in first + rest] == [a["id"] for a in alerts] and len(alerts) == 8
+    assert {a["watchlist"] for a in alerts} == {wid} and {a["status"] for a in alerts} == {
+        "delivered"
+    }
+    assert any(a["payload"].get("score") is not None for a in alerts)
+    usage = {u.delivery_key: u for u in metered(home) if u.subscriber_id == home.bank_id}
+    assert sorted(usage) == sorted(f"alert:{a['id']}" for a in alerts)  # one each, not three
+    theirs = call("GET", f"{api}/v1/alerts", home.other_key).json()
+    assert len(theirs) == 2 and {a["watchlist"] for a in theirs} == {other}
 
     target = alerts[0]["id"]
     acked = call("POST", f"{api}/v1/alerts/{target}/ack", home.bank_key)
     assert acked.status_code == 200, acked.text
     assert acked.json()["alert"]["status"] == "delivered"
-    again = call("POST", f"{api}/v1/alerts/{target}/ack", home.bank_key).json()
-    assert again["usage_id"] == acked.json()["usage_id"]
-    usage = metered(home)
-    assert [(u.delivery_key, u.price_fen) for u in usage] == [
-        (f"alert:{target}", acked.json()["price_fen"])
-    ]
+    assert acked.json()["usage_id"] == usage[f"alert:{target}"].id
     stolen = call("POST", f"{api}/v1/alerts/{target}/ack", home.other_key)
     assert stolen.status_code == 404 and stolen.json()["error"]["code"] == "alert_not_found"
-    assert len(metered(home)) == 1
+    assert len(metered(home)) == 8 + 2  # this bank's listed alerts and the other bank's
 
-    statuses = {a["id"]: a["status"] for a in call("GET", f"{api}/v1/alerts", home.bank_key).json()}
-    assert statuses[target] == "delivered"
     assert INDIVIDUAL not in listed.text and shown_as(INDIVIDUAL) in listed.text
     assert scanner.count_personal([listed.text, acked.text]) == {}
+
+
+def test_a_listed_alert_is_not_pushed_or_billed_again(home: Home, api: str) -> None:
+    """A webhook watchlist whose alerts the bank listed before the dispatcher ran: delivered
+    then, so the push sends and bills nothing more."""
+    with receiver() as hook:
+        subscribe_hook(home, api, hook, members=[STEADY, FALLING])
+        listed = call("GET", f"{api}/v1/alerts", home.bank_key).json()
+        assert listed == [] and publish_v2(home) == 3
+        listed = call("GET", f"{api}/v1/alerts", home.bank_key).json()
+        report = dispatch_due(home.engine, server_key(home))
+    assert len(listed) == 3 and report.delivered == 0 and hook.received == []
+    assert sorted(u.delivery_key or "" for u in metered(home)) == sorted(
+        f"alert:{a['id']}" for a in listed
+    )
 
 
 def test_since_filters_by_creation_time(home: Home, api: str) -> None:

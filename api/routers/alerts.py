@@ -28,7 +28,7 @@ class AlertPublic(BaseModel):
     product_version: str | None
     payload: dict[str, Any]
     created_at: dt.datetime
-    status: str  # pending | delivered | dead
+    status: str  # delivered: listing, pushing or acking an alert delivers it
     delivered_at: dt.datetime | None
 
 
@@ -59,24 +59,30 @@ def list_alerts(
     after: Annotated[str | None, Query(description="resume after this alert id")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AlertPublic]:
-    """The bank's alerts, oldest first: pending, delivered (pushed or acked) and dead-lettered."""
+    """The bank's alerts, oldest first. Listing hands over each alert's result, so it delivers
+    it: an alert is metered once, when first listed, pushed or acked, under the usage event
+    `alert:<id>` (listing it again, acking or a push never bill it again). Alerts withdrawn by an
+    objection are not listed."""
     if since is not None:
         try:  # a naive time is read as UTC; 9999-12-31T23:59:59-14:00 has no UTC time
             since = since.astimezone(dt.UTC) if since.tzinfo else since.replace(tzinfo=dt.UTC)
         except OverflowError as exc:
             raise ApiError(422, "invalid_request", "missing or invalid: query.since") from exc
-    try:
-        found = al.list_alerts(
-            session,
-            key.subscriber_id,
-            watchlist_id=watchlist,
-            since=since,
-            after=after,
-            limit=limit,
-        )
-    except Refusal as refusal:
-        raise ApiError(refusal.status, refusal.code, refusal.message) from refusal
-    return [_public(a) for a in found]
+
+    def listed() -> list[Alert]:
+        try:
+            return al.list_alerts(
+                session,
+                key.subscriber_id,
+                watchlist_id=watchlist,
+                since=since,
+                after=after,
+                limit=limit,
+            )
+        except Refusal as refusal:
+            raise ApiError(refusal.status, refusal.code, refusal.message) from refusal
+
+    return [_public(a) for a in committed(session, listed)]
 
 
 @router.post(
@@ -92,7 +98,8 @@ def list_alerts(
     ),
 )
 def ack_alert(alert_id: str, key: ApiKeyDep, session: SessionDep) -> AlertAcked:
-    """Acknowledge a pulled alert: it is delivered and metered once, however often it is acked."""
+    """Acknowledge an alert: delivered and metered once, however often it is acked (an alert
+    already listed or pushed answers the usage event written then)."""
 
     def ack() -> tuple[Alert, UsageEvent]:
         try:

@@ -237,8 +237,10 @@ def list_alerts(
     after: str | None = None,
     limit: int = 100,
 ) -> list[Alert]:
-    """The bank's alerts (pending, delivered or dead; not withdrawn ones), oldest first.
+    """The bank's alerts (not withdrawn ones), oldest first, delivered by being listed.
 
+    Listing discloses each alert's payload, so it is the alert's delivery: marked delivered and
+    metered once then (`disclose`), under the same usage event as a push or an ack of it.
     Only on watchlists whose product and purpose a subscription in force covers now and the
     operator's grant allows now: a lapsed subscription, one that dropped the purpose, or a
     suspended or revoked grant lets no more results out, pushed or pulled.
@@ -284,7 +286,35 @@ def list_alerts(
                 and_(col(Alert.created_at) == last.created_at, col(Alert.id) > last.id),
             )
         )
-    return list(session.exec(stmt.order_by(col(Alert.created_at), col(Alert.id)).limit(limit)))
+    page = session.exec(stmt.order_by(col(Alert.created_at), col(Alert.id)).limit(limit))
+    return disclose(session, list(page), now)
+
+
+def disclose(session: Session, alerts: Sequence[Alert], now: dt.datetime) -> list[Alert]:
+    """Deliver and meter each alert not yet delivered, as its payload is about to be handed
+    over; one withdrawn meanwhile, or whose delivery is refused now, is left out unbilled."""
+    shown = []
+    for alert in alerts:
+        if alert.status != "delivered":
+            # the row first, as a push or an ack takes it: a push settling it at the same
+            # moment goes first or second, and the status read now is the one that counts
+            session.refresh(alert, with_for_update=True)
+            if alert.status == "withdrawn" or not _delivered_now(session, alert, now):
+                continue
+        shown.append(alert)
+    return shown
+
+
+def _delivered_now(session: Session, alert: Alert, now: dt.datetime) -> bool:
+    """Mark the alert delivered and metered; False when our own rules refuse it now."""
+    watchlist = session.get(Watchlist, alert.watchlist_id)
+    if watchlist is None:
+        return False
+    try:
+        mark_delivered(session, alert, watchlist, now)
+    except Refusal:
+        return False
+    return True
 
 
 # Alerts that disclose an enterprise's result (score, grade, its change, a knock-out, a listing).
@@ -343,7 +373,8 @@ def own_alert(session: Session, subscriber_id: str, alert_id: str) -> tuple[Aler
 def ack_alert(
     session: Session, subscriber_id: str, alert_id: str, now: dt.datetime | None = None
 ) -> tuple[Alert, UsageEvent]:
-    """A pulled alert acknowledged: delivered and metered once (never billed again if pushed)."""
+    """A pulled alert acknowledged: delivered and metered once (the usage event its listing
+    or push already wrote, if any)."""
     alert, watchlist = own_alert(session, subscriber_id, alert_id)
     # The alert's row first, as the dispatcher takes it: a push settling the same alert at the
     # same moment then goes first or second, never both halfway (a deadlock on PostgreSQL).
