@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from pdo.cli import app
 from pdo.delivery.identity import shown_as
-from pdo.delivery.objections import objection_redactor, raise_objection
+from pdo.delivery.objections import objection_redactor, raise_objection, resolve_objection
 from pdo.delivery.version_events import alerts_for_new_version
 from pdo.delivery.watchlists import in_portfolio
 from pdo.lake import Lake
@@ -31,6 +31,7 @@ from pdo.ledger.models import (
     Alert,
     AuditEvent,
     Authorization,
+    Objection,
     ProductVersion,
     ServedScore,
     UsageEvent,
@@ -402,3 +403,34 @@ def test_an_objection_withdraws_undelivered_alerts_that_disclose_the_result(
         ).one()
     assert [statuses[i] for i in disclosing] == ["withdrawn", "withdrawn"]
     assert billed == len(after)  # the listed alerts, each once; the withdrawn ones never
+
+
+def test_alerts_released_by_a_rejected_objection_come_after_the_banks_cursor(
+    home: Home, api: str
+) -> None:
+    """A pull-only bank polls past dispute_opened; the objection is then rejected: FALLING's
+    withdrawn result alerts are listable again and its next `after=` / `since=` poll has them."""
+    wid = create(api, home.bank_key).json()["id"]
+    watch_all(api, home.bank_key, wid)
+    publish_v2(home)
+    dispute(home, FALLING)  # before the bank's first poll: FALLING's result alerts withdrawn
+    seen = call("GET", f"{api}/v1/alerts", home.bank_key).json()
+    assert [a["kind"] for a in seen if a["enterprise"] == FALLING] == ["dispute_opened"]
+    cursor = seen[-1]["id"]
+
+    with session_scope(home.engine) as s:
+        objection = s.exec(select(Objection)).one()
+        resolve_objection(s, objection.id, outcome="rejected", note="记录有效", actor="rita",
+                          lake=Lake(home.settings.lake_dir),
+                          redact=objection_redactor(home.settings.models_dir))  # fmt: skip
+
+    resumed = call("GET", f"{api}/v1/alerts?after={cursor}", home.bank_key).json()
+    assert {"new_version", "grade_drop"} <= {
+        a["kind"] for a in resumed if a["enterprise"] == FALLING
+    }
+    assert {a["id"] for a in resumed}.isdisjoint(a["id"] for a in seen)
+    since = seen[-1]["queued_at"]  # when the bank's last seen alert became listable
+    queued_since = httpx.get(
+        f"{api}/v1/alerts", params={"since": since}, headers={"X-API-Key": home.bank_key}
+    ).json()
+    assert [a["id"] for a in queued_since] == [a["id"] for a in resumed]

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import ApiKeyDep, SessionDep, committed
 from api.errors import KEYED, ApiError, refusals
@@ -28,6 +28,10 @@ class AlertPublic(BaseModel):
     product_version: str | None
     payload: dict[str, Any]
     created_at: dt.datetime
+    queued_at: dt.datetime = Field(
+        description="when it became listable (raised, or released by a rejected objection): "
+        "pages, `since` and `after` follow it"
+    )
     status: str  # delivered: listing, pushing or acking an alert delivers it
     delivered_at: dt.datetime | None
 
@@ -41,7 +45,12 @@ class AlertAcked(BaseModel):
 
 
 def _public(alert: Alert) -> AlertPublic:
-    return AlertPublic(**al.alert_view(alert), status=alert.status, delivered_at=alert.delivered_at)
+    return AlertPublic(
+        **al.alert_view(alert),
+        queued_at=alert.queued_at,
+        status=alert.status,
+        delivered_at=alert.delivered_at,
+    )
 
 
 @router.get(
@@ -55,14 +64,16 @@ def list_alerts(
     key: ApiKeyDep,
     session: SessionDep,
     watchlist: Annotated[str | None, Query(description="only this watchlist's alerts")] = None,
-    since: Annotated[dt.datetime | None, Query(description="created after (ISO 8601)")] = None,
+    since: Annotated[dt.datetime | None, Query(description="queued_at after (ISO 8601)")] = None,
     after: Annotated[str | None, Query(description="resume after this alert id")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AlertPublic]:
-    """The bank's alerts, oldest first. Listing hands over each alert's result, so it delivers
-    it: an alert is metered once, when first listed, pushed or acked, under the usage event
-    `alert:<id>` (listing it again, acking or a push never bill it again). Alerts withdrawn by an
-    objection are not listed."""
+    """The bank's alerts, in the order they became listable (`queued_at`: raised, or released
+    again when an objection was rejected, so a released alert comes after your cursor).
+
+    Listing hands over each alert's result, so it delivers it: an alert is metered once, when
+    first listed, pushed or acked, under the usage event `alert:<id>` (listing it again, acking
+    or a push never bill it again). Alerts withdrawn by an objection are not listed."""
     if since is not None:
         try:  # a naive time is read as UTC; 9999-12-31T23:59:59-14:00 has no UTC time
             since = since.astimezone(dt.UTC) if since.tzinfo else since.replace(tzinfo=dt.UTC)

@@ -152,6 +152,7 @@ def raise_alerts_bulk(
                 "next_attempt_at": now if d.watchlist.webhook_url else None,
                 "last_error": None,
                 "created_at": now,
+                "queued_at": now,
                 "delivered_at": None,
             }
         )
@@ -244,7 +245,9 @@ def list_alerts(
     Only on watchlists whose product and purpose a subscription in force covers now and the
     operator's grant allows now: a lapsed subscription, one that dropped the purpose, or a
     suspended or revoked grant lets no more results out, pushed or pulled.
-    `since` keeps those created after an instant; `after` (the last alert id a page ended with)
+    Pages follow `queued_at`, when an alert became listable (raised, or released again when an
+    objection was rejected), so a released alert comes after a cursor the bank already holds:
+    `since` keeps those queued after an instant; `after` (the last alert id a page ended with)
     resumes exactly after it, even among the many alerts a version raises in the same instant.
     """
     now = utcnow()
@@ -277,16 +280,16 @@ def list_alerts(
         get_watchlist(session, subscriber_id, watchlist_id)  # another bank's: 404
         stmt = stmt.where(Alert.watchlist_id == watchlist_id)
     if since is not None:
-        stmt = stmt.where(Alert.created_at > since)
+        stmt = stmt.where(Alert.queued_at > since)
     if after is not None:
         last, _ = own_alert(session, subscriber_id, after)
         stmt = stmt.where(
             or_(
-                col(Alert.created_at) > last.created_at,
-                and_(col(Alert.created_at) == last.created_at, col(Alert.id) > last.id),
+                col(Alert.queued_at) > last.queued_at,
+                and_(col(Alert.queued_at) == last.queued_at, col(Alert.id) > last.id),
             )
         )
-    page = session.exec(stmt.order_by(col(Alert.created_at), col(Alert.id)).limit(limit))
+    page = session.exec(stmt.order_by(col(Alert.queued_at), col(Alert.id)).limit(limit))
     return disclose(session, list(page), now)
 
 

@@ -242,6 +242,7 @@ def alerts_for_released_result(
         )
         for alert in withdrawn:
             alert.status, alert.next_attempt_at, alert.last_error = "pending", utcnow(), None
+            alert.queued_at = utcnow()  # listable again now: after the cursors banks hold
             session.add(alert)
         released += len(withdrawn)
     watchlists = {

@@ -476,6 +476,8 @@ class Alert(SQLModel, table=True):
     next_attempt_at: dt.datetime | None = _ts_opt()
     last_error: str | None = None
     created_at: dt.datetime = _ts()
+    # when it became listable: raised, or released again by a rejected objection (pull cursor)
+    queued_at: dt.datetime = _ts()
     delivered_at: dt.datetime | None = _ts_opt()
 
 
