@@ -434,3 +434,30 @@ def test_alerts_released_by_a_rejected_objection_come_after_the_banks_cursor(
         f"{api}/v1/alerts", params={"since": since}, headers={"X-API-Key": home.bank_key}
     ).json()
     assert [a["id"] for a in queued_since] == [a["id"] for a in resumed]
+
+
+def test_a_cursor_on_a_removed_members_alert_still_resumes(home: Home, api: str) -> None:
+    """The bank drops the enterprise its last seen alert was about (the loan is repaid): its
+    next `after=` poll resumes after that alert, without the dropped member's alerts (not
+    listed, not ackable), instead of answering 404 for good."""
+    wid = create(api, home.bank_key).json()["id"]
+    watch_all(api, home.bank_key, wid)
+    publish_v2(home)
+    queue = sorted(alerts_in(home.engine), key=lambda a: (a.queued_at, a.id))
+    page = call("GET", f"{api}/v1/alerts?limit=3", home.bank_key).json()
+    cursor = page[-1]
+    code = {shown_as(c): c for c in SCORES_V1}[cursor["enterprise"]]
+    dropped = call("DELETE", f"{api}/v1/watchlists/{wid}/members/{code}", home.bank_key)
+    assert dropped.status_code == 204
+
+    resumed = call("GET", f"{api}/v1/alerts?after={cursor['id']}", home.bank_key)
+    assert resumed.status_code == 200, resumed.text
+    later = queue[[a.id for a in queue].index(cursor["id"]) + 1 :]
+    assert [a["id"] for a in resumed.json()] == [
+        a.id for a in later if a.payload["enterprise"] != cursor["enterprise"]
+    ]
+    theirs = [a.id for a in queue if a.payload["enterprise"] == cursor["enterprise"]]
+    listed = call("GET", f"{api}/v1/alerts", home.bank_key).json()
+    assert {a["id"] for a in listed}.isdisjoint(theirs)
+    refused = call("POST", f"{api}/v1/alerts/{theirs[0]}/ack", home.bank_key)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (404, "alert_not_found")

@@ -267,6 +267,7 @@ def list_alerts(
         .where(
             Alert.subscriber_id == subscriber_id,
             Alert.status != "withdrawn",
+            col(Alert.member_id).is_not(None),  # a removed member's alerts go with it
             or_(
                 false(),
                 *(
@@ -282,7 +283,7 @@ def list_alerts(
     if since is not None:
         stmt = stmt.where(Alert.queued_at > since)
     if after is not None:
-        last, _ = own_alert(session, subscriber_id, after)
+        last = cursor_alert(session, subscriber_id, after)
         stmt = stmt.where(
             or_(
                 col(Alert.queued_at) > last.queued_at,
@@ -364,11 +365,21 @@ def withdraw_undelivered_results(
     return len(rows)
 
 
-def own_alert(session: Session, subscriber_id: str, alert_id: str) -> tuple[Alert, Watchlist]:
-    """The bank's alert and its watchlist; another bank's alert is not found (404)."""
+def cursor_alert(session: Session, subscriber_id: str, alert_id: str) -> Alert:
+    """The bank's alert an `after=` cursor names, even one of a removed member (its place in
+    the order stays); another bank's alert is not found (404)."""
     alert = session.get(Alert, alert_id)
-    watchlist = session.get(Watchlist, alert.watchlist_id) if alert is not None else None
-    if alert is None or watchlist is None or alert.subscriber_id != subscriber_id:
+    if alert is None or alert.subscriber_id != subscriber_id:
+        raise Refusal(404, "alert_not_found", "no such alert of yours")
+    return alert
+
+
+def own_alert(session: Session, subscriber_id: str, alert_id: str) -> tuple[Alert, Watchlist]:
+    """The bank's alert and its watchlist; another bank's alert, or one of a member since
+    removed from the watchlist, is not found (404)."""
+    alert = cursor_alert(session, subscriber_id, alert_id)
+    watchlist = session.get(Watchlist, alert.watchlist_id)
+    if watchlist is None or alert.member_id is None:
         raise Refusal(404, "alert_not_found", "no such alert of yours")
     return alert, watchlist
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import delete, insert
+from sqlalchemy import insert, update
 from sqlmodel import Session, col, func, select
 
 from pdo import audit
@@ -25,7 +25,6 @@ from pdo.ledger.models import (
     Subscription,
     Watchlist,
     WatchlistMember,
-    WebhookAttempt,
 )
 from pdo.ledger.types import utcnow
 from pdo.privacy.checksums import is_valid_uscc
@@ -279,7 +278,11 @@ def add_members(
 def remove_member(
     session: Session, watchlist: Watchlist, uscc: str, pseudo: Pseudonymizer, actor: str
 ) -> None:
-    """Take an enterprise off the watchlist, with its alerts (their usage events stay billed)."""
+    """Take an enterprise off the watchlist, with its alerts (their usage events stay billed).
+
+    The alerts are detached, not deleted (`detach_alerts`): a bank whose `after=` cursor is one
+    of them still resumes its poll.
+    """
     key = entity_key(valid_uscc(uscc), pseudo)
     member = session.exec(
         select(WatchlistMember).where(
@@ -288,10 +291,7 @@ def remove_member(
     ).first()
     if member is None:
         raise Refusal(404, "member_not_found", "this enterprise is not on the watchlist")
-    dropped = list(session.exec(select(Alert.id).where(Alert.member_id == member.id)))
-    if dropped:
-        session.execute(delete(WebhookAttempt).where(col(WebhookAttempt.alert_id).in_(dropped)))
-        session.execute(delete(Alert).where(col(Alert.id).in_(dropped)))
+    dropped = detach_alerts(session, member)
     session.delete(member)
     session.flush()
     audit.record(
@@ -300,8 +300,28 @@ def remove_member(
         "watchlist.members.remove",
         watchlist.id,
         removed=1,
-        alerts_dropped=len(dropped),
+        alerts_dropped=dropped,
     )
+
+
+def detach_alerts(session: Session, member: WatchlistMember) -> int:
+    """Keep a removed member's alerts as rows no one sees: never listed, pushed, acked or billed
+    again, their dedupe keys freed for a re-added member; only a cursor on one still resolves."""
+    dropped = list(session.exec(select(Alert.id).where(Alert.member_id == member.id)))
+    if dropped:
+        session.execute(
+            update(Alert)
+            .where(col(Alert.id).in_(dropped), col(Alert.status) != "delivered")
+            .values(
+                status="withdrawn", next_attempt_at=None, last_error="withdrawn: member removed"
+            )
+        )
+        session.execute(
+            update(Alert)
+            .where(col(Alert.id).in_(dropped))
+            .values(member_id=None, dedupe_key="removed:" + col(Alert.id))
+        )
+    return len(dropped)
 
 
 def list_members(

@@ -466,7 +466,8 @@ class Alert(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True)
     watchlist_id: str = Field(foreign_key="watchlist.id", index=True)
     subscriber_id: str = Field(foreign_key="subscriber.id", index=True)
-    member_id: int = Field(foreign_key="watchlist_member.id")
+    # None once the member was removed: the row stays, so a bank's `after=` cursor on it resumes
+    member_id: int | None = Field(default=None, foreign_key="watchlist_member.id")
     kind: str  # new_version | grade_drop | dishonest_debtor | abnormal_listing | dispute_*
     product_version_id: str | None = None
     payload: dict[str, Any] = _json({})
