@@ -535,23 +535,7 @@ def test_a_rejected_objection_releases_the_alerts_a_new_version_held_back(home: 
     with session_scope(home.engine) as s:
         s.add(WatchlistMember(watchlist_id=watched, uscc=home.key(undisputed), shown_as=undisputed))
     raised = _object(home, disputed, f"penalties:case_no={case}")
-    knocked_out = {"reasons": [], "knockouts": [{"code": "KO03", "label_zh": "失信被执行人"}]}
-    with session_scope(home.engine) as s:
-        v1 = s.get(ProductVersion, CREDIT)
-        assert v1 is not None
-        v2 = ProductVersion(
-            id="credit_risk@2", product_name="credit_risk", version=2, run_id=v1.run_id,
-            signoff_id=v1.signoff_id, input_hashes=list(v1.input_hashes), output_hash="d" * 64,
-            as_of=v1.as_of, model=dict(v1.model), revenue_weights=dict(v1.revenue_weights),
-        )  # fmt: skip
-        v1.status = "superseded"
-        s.add_all([v1, v2])
-        s.flush()
-        for code in (disputed, undisputed):
-            s.add(ServedScore(product_version_id=v2.id, uscc=home.key(code), score=300,
-                              grade="E", details=knocked_out))  # fmt: skip
-        s.flush()
-        alerts_for_new_version(s, v2)
+    _publish_v2_knocking_out(home, disputed, undisputed)
 
     def kinds(code: str) -> set[str]:
         with session_scope(home.engine) as s:
@@ -659,8 +643,8 @@ def test_an_upheld_objections_records_stay_out_of_the_next_build(home: Home) -> 
     assert [k["code"] for k in signed.details["knockouts"]] == ["KO03"]  # v1 is unchanged
 
 
-def _publish_v2_knocking_out(home: Home, uscc: str) -> None:
-    """credit_risk@2 newly lists the enterprise as a 失信被执行人 (a new case): E with KO03."""
+def _publish_v2_knocking_out(home: Home, *usccs: str) -> None:
+    """credit_risk@2 newly lists the enterprises as 失信被执行人 (a new case): E with KO03."""
     knocked_out = {"reasons": [], "knockouts": [{"code": "KO03", "label_zh": "失信被执行人"}]}
     with session_scope(home.engine) as s:
         v1 = s.get(ProductVersion, CREDIT)
@@ -673,8 +657,9 @@ def _publish_v2_knocking_out(home: Home, uscc: str) -> None:
         v1.status = "superseded"
         s.add_all([v1, v2])
         s.flush()
-        s.add(ServedScore(product_version_id=v2.id, uscc=home.key(uscc), score=300, grade="E",
-                          details=knocked_out))  # fmt: skip
+        for uscc in usccs:
+            s.add(ServedScore(product_version_id=v2.id, uscc=home.key(uscc), score=300,
+                              grade="E", details=knocked_out))  # fmt: skip
         s.flush()
         alerts_for_new_version(s, v2)
 
