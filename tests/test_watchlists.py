@@ -461,3 +461,21 @@ def test_a_cursor_on_a_removed_members_alert_still_resumes(home: Home, api: str)
     assert {a["id"] for a in listed}.isdisjoint(theirs)
     refused = call("POST", f"{api}/v1/alerts/{theirs[0]}/ack", home.bank_key)
     assert (refused.status_code, refused.json()["error"]["code"]) == (404, "alert_not_found")
+
+
+def test_many_simultaneous_keyed_calls_all_answer(home: Home, api: str) -> None:
+    """Each keyed call holds one pooled connection at a time: 40 polls at once all get their
+    page promptly (the key check once held a second connection and the pool ran dry: 500s)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    wid = create(api, home.bank_key).json()["id"]
+    watch_all(api, home.bank_key, wid)
+    publish_v2(home)
+
+    def poll(_: int) -> int:
+        headers = {"X-API-Key": home.bank_key}
+        return httpx.get(f"{api}/v1/alerts", headers=headers, timeout=25).status_code
+
+    with ThreadPoolExecutor(40) as pool:
+        statuses = list(pool.map(poll, range(40)))
+    assert statuses == [200] * 40
