@@ -113,6 +113,14 @@ async def record_refusal(request: Request, status: int, code: str, flagged: bool
 
 
 ROUTING_CODES = {404: "not_found", 405: "method_not_allowed"}
+SQLITE_RETRYABLE = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_FULL"})
+
+
+def _retryable(exc: OperationalError) -> bool:
+    """Whether the ledger may take the call later: SQLite's lock and I/O errors, and PostgreSQL's
+    operational ones (lost connection, deadlock, lock timeout); not SQLite's schema errors."""
+    sqlite_error = getattr(exc.orig, "sqlite_errorname", None)
+    return sqlite_error is None or sqlite_error in SQLITE_RETRYABLE
 
 
 def _answer(err: ApiError) -> JSONResponse:
@@ -149,8 +157,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def _ledger_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
         # a lock not granted within the ledger's busy timeout, a lost connection: nothing this
-        # request did was committed, so the bank may retry; the ledger cannot take a record now
-        log.warning("ledger unavailable on %s: %s", _endpoint(request), type(exc.orig).__name__)
+        # request did was committed, so the bank may retry; the ledger cannot take a record now.
+        # The driver's message names tables and columns, never a statement's values.
+        if not _retryable(exc):  # e.g. a ledger older than this code (no such column)
+            log.error("ledger error on %s: %s", _endpoint(request), exc.orig)
+            return _answer(ApiError(500, "internal_error", "an internal error; please retry"))
+        log.warning("ledger unavailable on %s: %s", _endpoint(request), exc.orig)
         return _answer(LedgerUnavailable())
 
     @app.exception_handler(Exception)

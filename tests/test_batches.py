@@ -634,3 +634,42 @@ def test_a_write_that_cannot_get_the_ledger_answers_503_to_retry(bank: Bank, api
     assert refused.json()["error"]["code"] == "ledger_unavailable"
     assert refused.headers["retry-after"] == "1"
     assert _batch_usage(bank) == []
+
+
+def test_a_ledger_missing_a_column_is_an_internal_error_not_a_retry(bank: Bank, api: str) -> None:
+    """A schema error (a ledger older than the code) will not pass by retrying: 500, not the
+    503 ledger_unavailable that tells the bank's system to try again."""
+    import sqlite3
+
+    with sqlite3.connect(bank.settings.db_url.removeprefix("sqlite:///")) as ledger:
+        ledger.execute("ALTER TABLE batch_file DROP COLUMN rows")
+    answer = httpx.get(f"{api}/v1/batches", headers={"X-API-Key": bank.api_key})
+    assert answer.status_code == 500
+    assert answer.json()["error"]["code"] == "internal_error"
+    assert "retry-after" not in answer.headers
+
+
+def test_a_correction_that_left_the_result_as_it_was_still_allows_a_new_file(
+    bank: Bank, api: str
+) -> None:
+    """An upheld objection whose re-scoring changed nothing still supersedes older files; the
+    re-order must then make a new one, not return the superseded batch for ever."""
+    old = _order(api, bank, "csv").json()["batch"]
+    with session_scope(bank.engine) as s:
+        upheld = _objection(entity_key(SERVED, bank.pseudo), "resolved")
+        s.add(upheld)
+        s.flush()
+        s.add(
+            ScoreCorrection(
+                product_version_id=VERSION,
+                uscc=entity_key(SERVED, bank.pseudo),
+                objection_id=upheld.id,
+                score=642,
+                grade="B",
+                details={"reasons": ["R01", "R07"]},
+            )
+        )
+    assert _fetch(api, bank, old).status_code == 409
+    new = _order(api, bank, "csv")
+    assert new.status_code == 201 and new.json()["batch"] != old
+    assert _fetch(api, bank, new.json()["batch"]).status_code == 200

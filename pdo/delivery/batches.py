@@ -2,7 +2,8 @@
 
 Idempotence: a batch is named by its content. Its id is a hash over the subscriber, the
 watchlist, the product version, the format and every row exactly as it would be written (member
-entity keys, what the bank sees, its references, each status, score, grade and details). Asking
+entity keys, what the bank sees, its references, each status, score, grade and details, and when
+each correction was made). Asking
 again while nothing changed — same members, same version, same format, and no objection opened or
 resolved, no correction filed — yields the same id, so the stored batch is returned and nothing is
 billed. Any change yields a new id, a new file and one new usage event. Two identical requests at
@@ -102,8 +103,8 @@ def build_batch(
     now = utcnow()
     subscription = valid_subscription(session, watchlist, now)
     version = authorized_version(session, watchlist.product_name, watchlist.purpose, now)
-    rows, members = _portfolio_rows(session, watchlist, version)
-    batch_id = _content_id(subscriber_id, watchlist.id, version.id, fmt, rows, members)
+    rows, members, corrected = _portfolio_rows(session, watchlist, version)
+    batch_id = _content_id(subscriber_id, watchlist.id, version.id, fmt, rows, members, corrected)
     existing = session.get(BatchFile, batch_id)
     if existing is not None and batch_path(lake_dir, existing).exists():
         return existing, False
@@ -304,8 +305,10 @@ def _check_grant(
 
 def _portfolio_rows(
     session: Session, watchlist: Watchlist, version: ProductVersion
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every member with its result, correction and open objection, read in one query."""
+) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """Every member with its result, correction and open objection, read in one query; and when
+    each correction was made (a file older than one is not handed out, so a re-order after a
+    correction that left the result as it was must still make a new file)."""
     disputed = (
         select(Objection.uscc)
         .where(Objection.product_name == watchlist.product_name, Objection.status == "open")
@@ -350,7 +353,10 @@ def _portfolio_rows(
                 "details": _json_text(shown.details) if shown else None,
             }
         )
-    return rows, sorted(member.uscc for member, *_ in found)
+    corrected = sorted(
+        f"{c.uscc}@{c.created_at.isoformat()}" for _, _, c, _ in found if c is not None
+    )
+    return rows, sorted(member.uscc for member, *_ in found), corrected
 
 
 def _json_text(details: dict[str, Any]) -> str:
@@ -364,9 +370,11 @@ def _content_id(
     fmt: str,
     rows: list[dict[str, Any]],
     members: list[str],
+    corrected: list[str],
 ) -> str:
-    """The batch id: a hash of everything the file says and whom it is for (see module doc)."""
-    content = {
+    """The batch id: a hash of everything the file says and whom it is for (see module doc), and
+    of its corrections' times when it has any."""
+    content: dict[str, Any] = {
         "subscriber": subscriber_id,
         "watchlist": watchlist_id,
         "product_version": version_id,
@@ -374,6 +382,8 @@ def _content_id(
         "members": members,
         "rows": rows,
     }
+    if corrected:  # absent otherwise: ids of batches without corrections stay as they were
+        content["corrected"] = corrected
     canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
