@@ -297,14 +297,24 @@ def list_alerts(
 def disclose(session: Session, alerts: Sequence[Alert], now: dt.datetime) -> list[Alert]:
     """Deliver and meter each alert not yet delivered, as its payload is about to be handed
     over; one withdrawn meanwhile, or whose delivery is refused now, is left out unbilled."""
+    undelivered = sorted(a.id for a in alerts if a.status != "delivered")
+    if undelivered:
+        # Every row first, in id order, before any metering takes the audit chain's lock: a
+        # push or an ack takes its row, then the chain, so neither waits on the other in a
+        # cycle (row by row, PostgreSQL found deadlocks); the status read now is what counts.
+        session.exec(
+            select(Alert)
+            .where(col(Alert.id).in_(undelivered))
+            .order_by(col(Alert.id))
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).all()
     shown = []
     for alert in alerts:
-        if alert.status != "delivered":
-            # the row first, as a push or an ack takes it: a push settling it at the same
-            # moment goes first or second, and the status read now is the one that counts
-            session.refresh(alert, with_for_update=True)
-            if alert.status == "withdrawn" or not _delivered_now(session, alert, now):
-                continue
+        if alert.status != "delivered" and (
+            alert.status == "withdrawn" or not _delivered_now(session, alert, now)
+        ):
+            continue
         shown.append(alert)
     return shown
 
