@@ -617,6 +617,16 @@ def test_a_checkpoint_file_that_cannot_be_written_is_one_line_and_signs_nothing_
     assert stored["details"]["last_seq"] >= made_before
 
 
+def test_a_signing_key_that_does_not_load_signs_nothing_and_says_so(ledger: Ledger) -> None:
+    key_file = Path(ledger.env["PDO_HOME"]) / "secrets" / "audit-signing.pem"
+    ledger.pdo("audit", "checkpoint")  # the key exists from here on
+    key_file.write_text("not a key")
+    made_before = len(ledger.rows())
+    code, out = ledger.pdo("audit", "checkpoint")
+    assert code == 1 and "the audit signing key does not load, nothing was signed" in out
+    assert len(ledger.rows()) == made_before
+
+
 def test_a_broken_chain_is_never_signed(ledger: Ledger) -> None:
     _sql(
         ledger, "UPDATE audit_event SET actor = 'mallory' WHERE seq = :seq", seq=len(ledger.rows())

@@ -434,6 +434,10 @@ def test_cli_lifecycle_commands_with_clear_errors(ledger: Ledger) -> None:
     )
     assert code == 0, out
     assert json.loads(out)["products"] == ["credit_risk", "operating_status"]
+    spaced = ("grant", "--reference", "授权〔2026〕3号", "--purposes", "贷前审查, 贷后管理")
+    code, out, _ = _pdo(ledger, "authorization", *spaced, "--json")
+    assert code == 0, out  # a space after the comma is how people type lists
+    assert json.loads(out)["reference"] == "授权〔2026〕3号"
 
 
 def test_granting_a_reference_again_says_so_and_refuses_other_terms(ledger: Ledger) -> None:

@@ -40,11 +40,11 @@ def ungrantable(products: list[str], purposes: list[str]) -> str | None:
     from products.registry import PRODUCTS
 
     known = {spec.name: spec for spec in PRODUCTS}
-    unknown = [name for name in products if name not in known]
+    unknown = [name for name in products if name.strip() not in known]  # blanks: refused later
     if unknown:
         return f"unknown product {', '.join(unknown)}; known: {', '.join(known)}"
     lawful = {purpose for name in products for purpose in known[name].purposes}
-    stray = [p for p in purposes if p.strip() and p not in lawful]  # blanks are refused later
+    stray = [p.strip() for p in purposes if p.strip() and p.strip() not in lawful]
     if stray:
         return (
             f"no granted product serves the purpose {', '.join(stray)}; "
@@ -311,7 +311,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """生成检查点 / Sign a checkpoint: the Merkle root of the events since the last one."""
         ws = workspace()
-        key = ws.settings.read_audit_signing_key()
+        try:
+            key = ws.settings.read_audit_signing_key()
+        except (OSError, ValueError) as exc:
+            raise fail(f"the audit signing key does not load, nothing was signed: {exc}") from exc
         if out is not None and out.is_dir():  # found before signing, not after
             raise fail(f"cannot write the checkpoint to {out}: it is a directory; name a file")
         try:

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from pdo.settings import Settings
 from pdo.workspace import Workspace
@@ -35,7 +35,7 @@ def workspace() -> Workspace:
         raise fail(
             f"cannot open the pdo home {current.resolved_home}: {exc.strerror or exc}"
         ) from exc
-    except (ArgumentError, OperationalError) as exc:
+    except (SQLAlchemyError, ImportError) as exc:  # unreachable, not a database, no driver
         where = make_url_safe(current.db_url)
         raise fail(f"cannot open the ledger database {where}: {type(exc).__name__}") from exc
 
