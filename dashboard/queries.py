@@ -553,6 +553,7 @@ _USAGE_REASONS_ZH = (
     ("more than once", "在审计链上被记录了不止一次"),
     ("differs from its audit record", "与其审计记录不符（计费字段被改动）"),
     ("missing from usage_event", "审计链上有记录，但用量表中已不存在（可能被删除）"),
+    ("unreadable", "存储值无法读取（内容被改动）"),
 )
 
 

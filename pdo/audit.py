@@ -228,24 +228,43 @@ _COLUMNS = (
 )
 
 
-def _tolerant(decode: Callable[[Any], Any] | None, column: str) -> Callable[[Any], Any]:
-    """A column's decoding that yields Unreadable instead of raising."""
+def _tolerant(
+    decode: Callable[[Any], Any] | None, column: str, expected: type | None
+) -> Callable[[Any], Any]:
+    """A column's decoding that yields Unreadable instead of raising; a value the backend hands
+    back undecoded must already be of the column's type (SQLite keeps 'x150' in an integer)."""
 
     def read(value: Any) -> Any:
         try:
-            return value if decode is None else decode(value)
+            decoded = value if decode is None else decode(value)
         except (ValueError, TypeError):  # JSONDecodeError is a ValueError
             return Unreadable(column)
+        if (
+            decode is None
+            and expected is not None
+            and not isinstance(value, (expected, type(None)))
+        ):
+            return Unreadable(column)
+        return decoded
 
     return read
 
 
-def decoder(session: Session, column: str) -> Callable[[Any], Any]:
+def _python_type(column_type: Any) -> type | None:
+    """The Python type a column's values have, if its type declares one."""
+    try:
+        return column_type.python_type
+    except NotImplementedError:
+        return None
+
+
+def decoder(session: Session, column: str, table: Any = AuditEvent) -> Callable[[Any], Any]:
     """The typed column's own result processing on this backend, applied to one raw value at a
     time (selected as type_coerce(column, NullType())); what it cannot decode is Unreadable."""
     dialect = session.get_bind().dialect
-    column_type = AuditEvent.__table__.c[column].type  # type: ignore[attr-defined]
-    return _tolerant(column_type.dialect_impl(dialect).result_processor(dialect, None), column)
+    column_type = table.__table__.c[column].type
+    process = column_type.dialect_impl(dialect).result_processor(dialect, None)
+    return _tolerant(process, column, _python_type(column_type))
 
 
 def _decoded(row: Sequence[Any], decoders: Mapping[int, Callable[[Any], Any]]) -> tuple[Any, ...]:

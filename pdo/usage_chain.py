@@ -79,11 +79,29 @@ def _settled_problems(
             )
 
 
-def _usage(session: Session, where: Any = None) -> Iterator[UsageEvent]:
-    query = select(UsageEvent).order_by(col(UsageEvent.served_at), col(UsageEvent.id))
+_DECODED = ("served_at", "price_fen")  # read raw: SQLite keeps whatever text is written there
+
+
+def _raw(column: Any) -> Any:
+    """The column as selected: raw when it is decoded row by row, typed otherwise."""
+    return type_coerce(column, NullType()).label(column.name) if column.name in _DECODED else column
+
+
+def _usage(session: Session, where: Any = None) -> Iterator[tuple[str, UsageEvent | Unreadable]]:
+    """Usage rows in served order by id, each decoded one by one: a stored value that cannot be
+    read is Unreadable (a finding on that event), not an exception ending the check."""
+    columns = UsageEvent.__table__.c  # type: ignore[attr-defined]
+    query = select(*(_raw(c) for c in columns)).order_by(
+        col(UsageEvent.served_at), col(UsageEvent.id)
+    )
     if where is not None:
         query = query.where(where)
-    yield from session.execute(query.execution_options(yield_per=CHUNK)).scalars()
+    decoders = {name: decoder(session, name, UsageEvent) for name in _DECODED}
+    for row in session.execute(query.execution_options(yield_per=CHUNK)):
+        values = dict(row._mapping)
+        values.update({name: read(values[name]) for name, read in decoders.items()})
+        bad = next((v for v in values.values() if isinstance(v, Unreadable)), None)
+        yield values["id"], bad or UsageEvent.model_construct(**values)
 
 
 def check_usage(
@@ -108,11 +126,14 @@ def check_usage(
             report.problems.append((usage_id, what))
 
     seen: set[str] = set()
-    for usage in _usage(session, where):
+    for usage_id, usage in _usage(session, where):
         report.events += 1
-        seen.add(usage.id)
+        seen.add(usage_id)
         if progress is not None and report.events % CHUNK == 0:
             progress(CHUNK)
+        if isinstance(usage, Unreadable):
+            problem(usage_id, f"unreadable {usage.column}: not a valid stored value (changed?)")
+            continue
         if usage.settled_period is not None:
             tally = billed.setdefault(usage.settled_period, [0, 0])
             tally[0] += 1
@@ -143,3 +164,13 @@ def check_usage(
     if progress is not None:
         progress(report.events % CHUNK)
     return report
+
+
+def unreadable_usage(session: Session, where: Any = None) -> list[tuple[str, str]]:
+    """(usage id, column) of each usage row with a stored value that cannot be read: no period
+    filter can tell which month such a row belongs to, nor what it bills."""
+    return [
+        (usage_id, usage.column)
+        for usage_id, usage in _usage(session, where)
+        if isinstance(usage, Unreadable)
+    ]

@@ -140,6 +140,19 @@ def test_an_unreadable_stored_value_fails_the_full_check_without_crashing(sealed
     assert any("第 3 条事件存储值无法读取" in e.value for e in at.error)
 
 
+def test_an_unreadable_usage_event_fails_the_full_check_without_crashing(sealed: Seed) -> None:
+    with _engine(sealed).begin() as conn:
+        uid = conn.execute(text("SELECT id FROM usage_event ORDER BY id LIMIT 1")).scalar_one()
+        conn.execute(
+            text("UPDATE usage_event SET served_at = 'yesterday' WHERE id = :u"), {"u": uid}
+        )
+    at = _as("regina")
+    at.button(key="audit_full_check_button").click().run()
+    assert not at.exception
+    assert any("计费用量核验未通过" in e.value for e in at.error)
+    assert any(uid in m.value and "存储值无法读取" in m.value for m in at.markdown)
+
+
 def test_the_operator_is_refused(sealed: Seed) -> None:
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         _as("olga")  # not in an operator's menu, so not reachable by URL either

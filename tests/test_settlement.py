@@ -763,6 +763,56 @@ def test_a_month_whose_usage_no_longer_matches_the_audit_chain_is_not_settled(
         assert s.get(Settlement, "2026-10") is None and not s.exec(select(AuditCheckpoint)).all()
 
 
+@pytest.fixture
+def sqlite_books(tmp_path: Path) -> Iterator[Books]:
+    """The books on SQLite alone: it keeps any text in a typed column (PostgreSQL refuses it)."""
+    opened = open_books(tmp_path)
+    write_usage(opened, SCENARIO)
+    yield opened
+    opened.engine.dispose()
+
+
+def _garble(books: Books, column: str, value: str, where: str) -> str:
+    """Write an unreadable value into one usage row behind the API's back; its usage id."""
+    with session_scope(books.engine) as s:
+        first = f"SELECT id FROM usage_event WHERE {where} ORDER BY id LIMIT 1"
+        target = str(s.execute(text(first)).scalar_one())
+        s.execute(
+            text(f"UPDATE usage_event SET {column} = :v WHERE id = :u"), {"v": value, "u": target}
+        )
+    return target
+
+
+def test_a_month_is_not_settled_while_an_unsettled_event_cannot_be_read(
+    sqlite_books: Books,
+) -> None:
+    """An October event whose served_at is garbled matches no month's filter: closing October
+    without it would sign 13 of 14 events and never bill the last; settling refuses instead."""
+    october = "served_at >= '2026-10-05' AND served_at < '2026-10-10'"
+    target = _garble(sqlite_books, "served_at", "yesterday", october)
+    before = counts(sqlite_books.engine)
+    refused = pdo(sqlite_books, "settle", "--period", "2026-10")
+    assert refused.exit_code == 1 and isinstance(refused.exception, SystemExit)
+    assert "period 2026-10 was not settled: 1 unsettled usage events cannot be read" in (
+        refused.output
+    )
+    assert f"{target}: unreadable served_at" in refused.output
+    assert counts(sqlite_books.engine) == before
+    with Session(sqlite_books.engine) as s:
+        assert s.get(Settlement, "2026-10") is None
+
+
+def test_verify_names_a_settled_event_whose_price_cannot_be_read(sqlite_books: Books) -> None:
+    settle_now(sqlite_books, "2026-10")
+    target = _garble(sqlite_books, "price_fen", "x150", "settled_period = '2026-10'")
+    result = pdo(sqlite_books, "audit", "verify", "--json")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    usage = json.loads(result.stdout)["usage"]
+    assert [target, "unreadable price_fen: not a valid stored value (changed?)"] in (
+        usage["first_problems"]
+    )
+
+
 def test_the_close_is_on_the_audit_chain_and_the_chain_verifies(books: Books) -> None:
     closed = settle_now(books, "2026-10")
     settle_now(books, "2026-10")  # settling again appends nothing

@@ -115,6 +115,20 @@ CASES: list[tuple[str, Tamper, str]] = [
         "no record on the audit chain",
     ),
     (
+        "served_at made unreadable",
+        lambda led, uid: _tamper(
+            led, "UPDATE usage_event SET served_at = 'yesterday' WHERE id = :u", u=uid
+        ),
+        "unreadable served_at",
+    ),
+    (
+        "price made text",
+        lambda led, uid: _tamper(
+            led, "UPDATE usage_event SET price_fen = 'x150' WHERE id = :u", u=uid
+        ),
+        "unreadable price_fen",
+    ),
+    (
         "its audit record made unreadable",
         lambda led, uid: _tamper(
             led, "UPDATE audit_event SET details = '{not json' WHERE subject = :u", u=uid
