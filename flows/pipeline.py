@@ -229,7 +229,7 @@ def validate_raw_task(
     partitions: int,
 ) -> RawValidationSummary:
     ws = open_workspace(home, database_url)
-    inputs = run_inputs(ws, authorization_id, registry)
+    inputs = run_inputs(ws, run_id, authorization_id, registry)
     return validate_raw_table(ws, run_id, table(table_name), raw, inputs, partitions)
 
 

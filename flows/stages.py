@@ -22,7 +22,7 @@ from flows.ingest import IngestResult, ingest_database, ingest_file
 from pdo import audit
 from pdo.lake import Lake, Manifest
 from pdo.ledger.db import session_scope
-from pdo.ledger.models import DatasetVersion, StageRun, ValidationResult
+from pdo.ledger.models import DatasetVersion, PipelineRun, StageRun, ValidationResult
 from pdo.ledger.types import utcnow
 from pdo.privacy.analyzer import build_analyzer
 from pdo.privacy.fastscan import FastScanner, get_scanner
@@ -352,8 +352,11 @@ def _record_validation(
     )
 
 
-def run_inputs(ws: Workspace, authorization_id: str, registry: Manifest | None) -> RunInputs:
-    """What raw suites may ask of this run: the registry's codes and the authorization window."""
+def run_inputs(
+    ws: Workspace, run_id: str, authorization_id: str, registry: Manifest | None
+) -> RunInputs:
+    """What raw suites may ask of this run: the registry's codes, the authorization window and
+    the run's start (no month after the run's is data, the month packaging dates by)."""
     from pdo.ledger.models import Authorization
 
     with session_scope(ws.engine) as s:
@@ -361,11 +364,15 @@ def run_inputs(ws: Workspace, authorization_id: str, registry: Manifest | None) 
         if auth is None:
             raise ValueError(f"no authorization {authorization_id}")
         window = (auth.valid_from.date(), auth.valid_until.date())
+        run = s.get(PipelineRun, run_id)
+        if run is None:
+            raise ValueError(f"no run {run_id}")
+        run_at = run.started_at
     references: dict[str, set[str]] = {}
     if registry is not None:
         codes = _registry_codes(str(ws.lake.root), registry.zone, registry.table, registry.id)
         references["enterprise_registry.uscc"] = set(codes)
-    return RunInputs(references=references, window=window)
+    return RunInputs(references=references, window=window, run_at=run_at)
 
 
 @functools.lru_cache(maxsize=2)

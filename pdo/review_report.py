@@ -90,7 +90,7 @@ EXPECTATION_ZH = {
     "expect_column_values_to_be_unique": "应唯一的值重复",
     "expect_column_values_to_be_in_set": "取值不在允许范围（或关联表中不存在）",
     "expect_column_values_to_be_between": "数值超出合理范围",
-    "expect_column_values_to_be_month_not_after": "月份晚于授权截止（多为录入错误）",
+    "expect_column_values_to_be_month_not_after": "月份晚于本次运行月份或授权截止（多为录入错误）",
     "expect_column_values_to_match_regex": "格式不符",
     "expect_column_values_to_not_match_regex": "含不应出现的内容（如个人信息）",
     "expect_column_median_to_be_between": "中位数超出合理范围（常见于单位错误）",

@@ -531,3 +531,57 @@ def test_a_blocking_validation_failure_stops_the_run_with_nothing_published(
 
     (site,) = (home / "docs").iterdir()  # what blocked is documented for the data group
     assert "penalties-raw" in {p.batch for p in pages(site)}
+
+
+def test_a_month_after_the_runs_month_is_quarantined_and_the_run_reaches_the_gate(
+    tmp_path: Path,
+) -> None:
+    """A utilities month mistyped as next month, still inside a 365-day grant, is quarantined
+    with its reason; packaging, which dates products by no month after the run's, goes on."""
+    from pdo.delivery.periods import business_month
+    from pdo.gen import generate
+    from pdo.ledger.types import utcnow
+
+    home, source = tmp_path / "home", tmp_path / "delivery"
+    generate(source, enterprises=120, seed=3, progress=False)
+    year, month = map(int, business_month(utcnow()).split("-"))
+    next_month = f"{year + month // 12}-{month % 12 + 1:02d}"
+    utilities = source / "utilities_payments.parquet"
+    delivered = pl.read_parquet(utilities)
+    first = pl.int_range(pl.len()) == 0
+    delivered.with_columns(
+        month=pl.when(first).then(pl.lit(next_month)).otherwise("month")
+    ).write_parquet(utilities)
+    env = {"PDO_HOME": str(home)}
+    runner = CliRunner()
+
+    def pdo(*args: str, input: str | None = None) -> tuple[int, str]:
+        result = runner.invoke(app, list(args), env=env, input=input)
+        return result.exit_code, result.output
+
+    assert pdo("department", "register")[0] == 0
+    assert pdo("user", "add", "alice", "--role", "operator", input=PASSWORD + "\n")[0] == 0
+    code, out = pdo(
+        "authorization", "grant", "--reference", "数授〔2026〕T3号", "--as", "authority"
+    )
+    assert code == 0, out
+    code, out = pdo("run", "--source", str(source), "--as", "alice", "--json")
+    assert code == 0, out
+    result = json.loads(out[out.index("{") :])
+    assert result["status"] == "awaiting_signoff"
+    code, out = pdo("quarantine", "show", result["run_id"], "--table", "utility_payments", "--json")
+    assert code == 0, out
+    shown = json.loads(out[out.index("[") :])
+    assert [r["reason"] for r in shown if "month_not_after" in r["reason"]] == [
+        "expect_column_values_to_be_month_not_after(month)"
+    ]
+    ws = Workspace.open(Settings(home=home))
+    with session_scope(ws.engine) as s:
+        from pdo.ledger.models import PipelineRun
+
+        run = s.get(PipelineRun, result["run_id"])
+        assert run is not None
+        tables = {t["table"]: t for t in run.review_package["tables"]}
+    utility = tables["utility_payments"]
+    assert utility["rows_in"] == utility["rows_out"] + utility["rows_quarantined"]
+    assert utility["rows_quarantined_validation"] >= 1

@@ -132,3 +132,30 @@ def test_a_month_after_the_authorization_is_quarantined_not_passed(
         "expect_column_values_to_be_month_not_after(month)"
     ]
     assert result.passed["month"].max() <= "2027-01"
+
+
+@pytest.mark.parametrize("name", ["social_insurance", "utility_payments"])
+def test_a_month_after_the_runs_month_is_quarantined_within_the_authorization(
+    delivery: Path, name: str
+) -> None:
+    """Packaging refuses to date products by a month after the run's (Beijing time), so such a
+    row is quarantined even while the grant still covers it, and the rest of the table goes on."""
+    table = next(t for t in SOURCE_TABLES if t.name == name)
+    clean = ingest_file(delivery / table.file_name, table).clean
+    typo = clean.head(1).with_columns(
+        month=pl.lit("2027-01"), source_row=pl.lit(clean["source_row"].max() + 1, pl.UInt32)
+    )
+    window = (dt.date(2026, 6, 1), dt.date(2027, 6, 1))
+    december = dt.datetime(2026, 12, 31, 15, 30, tzinfo=dt.UTC)  # 23:30 on the 31st in Beijing
+    delivered = pl.concat([clean, typo])
+    result = validate_raw(delivered, table, RunInputs(window=window, run_at=december))
+    assert result.reconciles and result.run.success
+    assert result.quarantine["source_row"].to_list() == typo["source_row"].to_list()
+    assert result.quarantine["reason"].to_list() == [
+        "expect_column_values_to_be_month_not_after(month)"
+    ]
+    assert result.passed.height == clean.height
+    january = december + dt.timedelta(hours=1)  # still December in UTC, January in Beijing
+    assert validate_raw(delivered, table, RunInputs(window=window, run_at=january)).passed.equals(
+        delivered
+    )

@@ -12,8 +12,9 @@ column in this run (referential integrity; GX gets them by key, see
 :mod:`pdo.validation.expectations.in_reference`), and ``meta.freshness = "authorization"`` bounds a
 date column by the authorization's validity window, widened back by ``meta.max_age_days``
 (data may predate the grant, but not by more than that, and never postdate its end);
-``meta.freshness = "authorization_end_month"`` bounds a YYYY-MM month column by the month the
-authorization ends (history of any age; a mistyped future month is caught).
+``meta.freshness = "run_month"`` bounds a YYYY-MM month column by the run's month (Beijing time)
+or the month the authorization ends, whichever is earlier (history of any age; a mistyped future
+month is caught before packaging would refuse to date products by it).
 
 Nothing returned or stored here holds a data value: GX's COMPLETE results carry the failing
 values, so only row ids and counts are read from them.
@@ -34,6 +35,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
+
+from pdo.delivery.periods import business_month
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -101,10 +104,12 @@ class SuiteError(ValueError):
 
 @dataclass(frozen=True)
 class RunInputs:
-    """What a suite may ask of the run: reference columns and the authorization window."""
+    """What a suite may ask of the run: reference columns, the authorization window and when the
+    run started (None outside a run: months are then bounded by the authorization alone)."""
 
     references: Mapping[str, Collection[Any]] = field(default_factory=dict)
     window: tuple[dt.date, dt.date] | None = None
+    run_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -263,13 +268,13 @@ def resolve(
         if meta.get("freshness") in FRESHNESS:
             if inputs.window is None:
                 raise SuiteError(f"{config['type']}: no authorization window to check freshness")
-            kwargs |= FRESHNESS[meta["freshness"]](meta, inputs.window)
+            kwargs |= FRESHNESS[meta["freshness"]](meta, inputs.window, inputs.run_at)
         resolved.append({**config, "kwargs": kwargs})
     return resolved
 
 
 def _within_authorization(
-    meta: Mapping[str, Any], window: tuple[dt.date, dt.date]
+    meta: Mapping[str, Any], window: tuple[dt.date, dt.date], run_at: dt.datetime | None
 ) -> dict[str, Any]:
     """Data may predate the grant by meta.max_age_days, never postdate its end."""
     start, end = window
@@ -281,16 +286,23 @@ def _within_authorization(
     }
 
 
-def _month_by_authorization_end(
-    meta: Mapping[str, Any], window: tuple[dt.date, dt.date]
+def _month_by_run_and_authorization(
+    meta: Mapping[str, Any], window: tuple[dt.date, dt.date], run_at: dt.datetime | None
 ) -> dict[str, Any]:
-    """A YYYY-MM month (any history) never after the month the grant ends."""
-    return {"max_month": window[1].strftime("%Y-%m")}
+    """A YYYY-MM month (any history) after neither the grant's end month nor the run's month in
+    Beijing time: packaging refuses to date products by a month after the run's, so such a row
+    is quarantined here rather than failing the whole run."""
+    months = [window[1].strftime("%Y-%m")]
+    if run_at is not None:
+        months.append(business_month(run_at))
+    return {"max_month": min(months)}
 
 
-FRESHNESS: dict[str, Callable[[Mapping[str, Any], tuple[dt.date, dt.date]], dict[str, Any]]] = {
+Window = tuple[dt.date, dt.date]
+Freshness = Callable[[Mapping[str, Any], Window, dt.datetime | None], dict[str, Any]]
+FRESHNESS: dict[str, Freshness] = {
     "authorization": _within_authorization,
-    "authorization_end_month": _month_by_authorization_end,
+    "run_month": _month_by_run_and_authorization,
 }
 
 
