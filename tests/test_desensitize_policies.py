@@ -423,12 +423,15 @@ SYNTHETIC_USCC = "91330106MA2B7K3Q4" + uscc_check_char("91330106MA2B7K3Q4")
 
 def test_numbers_written_in_groups_inside_free_text_are_redacted(scanner, tmp_path: Path) -> None:
     r, m = SYNTHETIC_RID, SYNTHETIC_MOBILE
+    seps = ["\t", "  ", "\u2013", " \n"]  # NFKC at ingest folds none of these
     summaries = [
         f"法定代表人身份证号{r[:6]} {r[6:14]} {r[14:]}，责令改正。",
         f"法定代表人身份证号{r[:6]}-{r[6:14]}-{r[14:]}，责令改正。",
         f"法定代表人身份证号{r[:10]}\n{r[10:]}，责令改正。",
+        *[f"法定代表人身份证号{r[:6]}{sep}{r[6:14]}{sep}{r[14:]}，责令改正。" for sep in seps],
         f"联系电话{m[:3]}.{m[3:7]}.{m[7:]}，责令改正。",
         f"联系电话{m[:3]}\n{m[3:7]}\n{m[7:]}，责令改正。",
+        *[f"联系电话{m[:3]}{sep}{m[3:7]}{sep}{m[7:]}，责令改正。" for sep in seps],
     ]
     rows = [
         [f"杭市监罚〔2026〕{i}号", SYNTHETIC_USCC, "2026-03-01", "", "杭州市市场监督管理局",
@@ -440,8 +443,8 @@ def test_numbers_written_in_groups_inside_free_text_are_redacted(scanner, tmp_pa
     assert out.residual == {}
     assert all(re.sub(r"[^0-9Xx]", "", text) == "" for text in redacted), redacted
     assert redacted == [
-        *["法定代表人身份证号〈身份证号〉,责令改正。"] * 3,  # NFKC at ingest
-        *["联系电话〈手机号〉,责令改正。"] * 2,
+        *["法定代表人身份证号〈身份证号〉,责令改正。"] * 7,  # NFKC at ingest
+        *["联系电话〈手机号〉,责令改正。"] * 6,
     ]
 
 

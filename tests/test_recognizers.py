@@ -51,6 +51,11 @@ USCC_BAD_CHECK = bad_check(USCC, uscc_check_char)
 MOBILE = "13812345678"
 
 
+def in_groups(value: str, sep: str, second: str | None = None) -> str:
+    """An 18-char ID written 6-8-4, as people group it in free text."""
+    return value[:6] + sep + value[6:14] + (sep if second is None else second) + value[14:]
+
+
 @pytest.fixture(scope="session")
 def analyzer(tmp_path_factory: pytest.TempPathFactory) -> AnalyzerEngine:
     return build_analyzer(tmp_path_factory.mktemp("models"))
@@ -92,6 +97,21 @@ def test_fixture_values_are_what_they_claim() -> None:
         (f"{RID[:6]}\n{RID[6:14]}\n{RID[14:]}", [f"{RID[:6]}\n{RID[6:14]}\n{RID[14:]}"]),
         (f"号码{RID[:10]}\n{RID[10:]}。", [f"{RID[:10]}\n{RID[10:]}"]),
         (f"{RID_X[:17]}\r\n{RID_X[17:]}", [f"{RID_X[:17]}\r\n{RID_X[17:]}"]),
+        # any whitespace run (one line break at most), any dash, at both places
+        *[
+            (in_groups(value, sep), [in_groups(value, sep)])
+            for value, sep in [
+                (RID, "\t"),
+                (RID, "  "),
+                (RID, " \n"),
+                (RID, "\u3000"),
+                (RID_X, "\u2013"),
+                (RID, "\u2212"),
+            ]
+        ],
+        (in_groups(RID, "\u3000", "\u00a0"), [in_groups(RID, "\u3000", "\u00a0")]),
+        (in_groups(RID, "\u2010", "-"), [in_groups(RID, "\u2010", "-")]),
+        (f"号码{RID[:10]} \n{RID[10:]}。", [f"{RID[:10]} \n{RID[10:]}"]),
         # must not match
         (RID_BAD_CHECK, []),
         (RID_FEB30, []),
@@ -114,6 +134,12 @@ def test_fixture_values_are_what_they_claim() -> None:
         (f"{LEGACY[:6]} {LEGACY[6:12]} {LEGACY[12:]}", []),  # grouped shapes are 18-char only
         (f"{LEGACY[:8]}\n{LEGACY[8:]}", []),
         (f"{RID[:10]}\n\n{RID[10:]}", []),  # a paragraph break separates two numbers
+        (in_groups(RID, " \n\n"), []),
+        (in_groups(RID, "\u2013", "\t"), []),  # mixed separators
+        (in_groups(RID, "\u2013\u2013"), []),  # one dash, not two
+        (in_groups(RID, "    "), []),  # a column gap, not a group separator
+        ("1234\t" + in_groups(RID, "\t"), []),  # one link of a longer chain
+        (in_groups(RID, "\u2013") + "\u20131", []),
         ("第1\n2条，共3301\n0619页", []),
         ("金额 150000000.00 元，2024.01.05 至 2024.12.31", []),
     ],
@@ -183,6 +209,12 @@ def test_uscc(analyzer: AnalyzerEngine, text: str, expected: list[str]) -> None:
         ("联系电话139\n1234\n5678", ["139\n1234\n5678"]),
         ("联系电话139\r\n12345678", ["139\r\n12345678"]),
         ("电话1391234\n5678", ["1391234\n5678"]),
+        ("电话139\t1234\t5678", ["139\t1234\t5678"]),
+        ("电话139  1234  5678", ["139  1234  5678"]),
+        ("电话139\u20131234\u20135678", ["139\u20131234\u20135678"]),
+        ("电话139\u22121234\u20155678", ["139\u22121234\u20155678"]),
+        ("电话139 \n1234 \n5678", ["139 \n1234 \n5678"]),
+        ("电话139\u30001234\u00a05678", ["139\u30001234\u00a05678"]),
         # must not match
         ("12812345678", []),
         ("10012345678", []),
@@ -210,6 +242,11 @@ def test_uscc(analyzer: AnalyzerEngine, text: str, expected: list[str]) -> None:
         ("139.123.45.67", []),
         ("13\n912345678", []),  # a line break inside a group
         ("139\n\n12345678", []),
+        ("139 \n\n1234 \n\n5678", []),
+        ("0755\u201313912345678", []),  # links of a dashed chain, whichever dash
+        ("13912345678\u20131", []),
+        ("139\u2013\u20131234\u2013\u20135678", []),
+        ("139    1234    5678", []),
         ("2024.01.05", []),
         ("罚款150000000.00元", []),
     ],

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from presidio_analyzer import Pattern, PatternRecognizer
 
+from pdo.privacy.recognizers.separators import DASH, DOT, LINE_BREAK, SPACES
+
 # Not glued to letters/digits, and not one link of a dashed digit chain (0755-…, …-8).
-_NOT_AFTER = r"(?<![0-9A-Za-z+]|[0-9]-)"
-_NOT_BEFORE = r"(?![0-9A-Za-z]|-[0-9])"
+_NOT_AFTER = r"(?<![0-9A-Za-z+]|[0-9]" + DASH + ")"
+_NOT_BEFORE = r"(?![0-9A-Za-z]|" + DASH + "[0-9])"
 
 
 def _grouped(sep: str) -> str:
@@ -14,16 +16,16 @@ def _grouped(sep: str) -> str:
     return r"1[3-9][0-9]" + sep + r"[0-9]{4}" + sep + r"[0-9]{4}"
 
 
-# Spaces and dashes (each optional), a line break at either group (a wrapped line), or two
-# dots; a dotted number is not one link of a longer dotted chain.
+# A short run of spaces or one dash (each optional), a line break at either group (a wrapped
+# line), or two dots; a dotted number is not one link of a longer dotted chain.
 _BODY = (
     "(?:"
-    + _grouped(r"[ -]?")
+    + _grouped("(?:" + SPACES + "|" + DASH + ")?")
     + "|"
-    + _grouped(r"(?:\r?\n)?")
+    + _grouped("(?:" + LINE_BREAK + ")?")
     + "|"
     + r"(?<![0-9]\.)"
-    + _grouped(r"\.")
+    + _grouped(DOT)
     + r"(?!\.[0-9])"
     + ")"
 )

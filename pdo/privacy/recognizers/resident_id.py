@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import re
-
 from presidio_analyzer import Pattern, PatternRecognizer
 
 from pdo.privacy.checksums import is_valid_legacy_resident_id, is_valid_resident_id
+from pdo.privacy.recognizers.separators import (
+    DASH,
+    DOT,
+    LINE_BREAK,
+    WHITESPACE,
+    without_separators,
+)
 
 # Chinese text has no spaces, so "not inside a longer alphanumeric run" replaces \b.
 _NOT_AFTER = r"(?<![0-9A-Za-z])"
 _NOT_BEFORE = r"(?![0-9A-Za-z])"
 _MMDD = r"(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
 _BIRTH_DATE = r"(?:18|19|20)[0-9]{2}" + _MMDD
-# How people group an ID in free text: 6-8-4 (area, birth date, sequence) with one separator.
-_GROUP_SEPARATORS = (" ", "-", r"\.", r"\r?\n")
-_SEPARATOR_CHARS = re.compile(r"[ .\-\r\n]")
+# How people group an ID in free text: 6-8-4 (area, birth date, sequence), the same kind of
+# separator (whitespace, a dash, a dot) at both places.
+_GROUP_SEPARATORS = (WHITESPACE, DASH, DOT)
 
 ID18_PATTERN = Pattern(
     name="cn_resident_id_18",
@@ -36,8 +41,7 @@ ID15_PATTERN = Pattern(
 def _grouped_18(sep: str) -> str:
     """6-8-4 with sep between the groups, and not one link of a longer chain of sep groups."""
     body = r"[1-9][0-9]{5}" + sep + _BIRTH_DATE + sep + r"[0-9]{3}[0-9Xx]"
-    link = sep.replace(r"\r?", "")  # a lookbehind must have a fixed width
-    return rf"(?<![0-9]{link}){body}(?!{sep}[0-9])"
+    return rf"(?<![0-9]{sep}){body}(?!{sep}[0-9])"  # the regex module allows any lookbehind
 
 
 ID18_GROUPED_PATTERN = Pattern(
@@ -52,7 +56,7 @@ ID18_GROUPED_PATTERN = Pattern(
 # A line wrapped inside the ID: one line break anywhere (validated as 18 characters).
 ID18_WRAPPED_PATTERN = Pattern(
     name="cn_resident_id_18_wrapped",
-    regex=_NOT_AFTER + r"[1-9][0-9]{0,16}\r?\n[0-9]{0,16}[0-9Xx]" + _NOT_BEFORE,
+    regex=_NOT_AFTER + r"[1-9][0-9]{0,16}" + LINE_BREAK + r"[0-9]{0,16}[0-9Xx]" + _NOT_BEFORE,
     score=0.5,
 )
 
@@ -92,7 +96,7 @@ class ResidentIdRecognizer(PatternRecognizer):
 
         A grouped or wrapped match is checked without its separators, and only as an 18-char ID.
         """
-        compact = _SEPARATOR_CHARS.sub("", pattern_text)
+        compact = without_separators(pattern_text)
         if len(compact) == 18:
             return is_valid_resident_id(compact)
         if compact != pattern_text:
