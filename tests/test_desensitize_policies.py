@@ -475,6 +475,22 @@ def test_amounts_of_mobile_shape_in_fen_are_money_not_personal_data(
         assert out.residual == {} and out.frame[column].to_list() == fen
 
 
+def test_an_amount_ending_a_line_and_a_year_starting_the_next_are_kept(
+    scanner, tmp_path: Path
+) -> None:
+    summaries = [
+        "责令改正，处以罚款1500000\n2024年3月1日前缴清。",
+        "没收违法所得1380000\n2023年度经营额核减。",
+    ]
+    rows = [
+        [f"杭市监罚〔2026〕{i}号", SYNTHETIC_USCC, "2026-03-01", "", "杭州市市场监督管理局",
+         "1000.00", summary]
+        for i, summary in enumerate(summaries, 1)
+    ]  # fmt: skip
+    out = desensitize(_delivered(tmp_path, PENALTIES, rows), PENALTIES, PSEUDO, scanner)
+    assert out.frame["summary"].to_list() == [s.replace("，", ",") for s in summaries]  # NFKC
+
+
 def test_amount_bands() -> None:
     fen = pl.Series([0, 999_999, 1_000_000, 50_000_000_00, None], dtype=pl.Int64)
     assert amount_band(fen).to_list() == ["<1万", "<1万", "1万-10万", "1000万-1亿", None]
