@@ -498,7 +498,8 @@ def _dispute_served(bank: Bank) -> None:
         s.add(_objection(entity_key(SERVED, bank.pseudo), "open"))
 
 
-def _correct_served(bank: Bank) -> None:
+def _correct_served(bank: Bank, score: int = 575, grade: str = "C", *reasons: str) -> None:
+    """An upheld objection re-scored SERVED (by default to a new result, 575 C for R03)."""
     with session_scope(bank.engine) as s:
         upheld = _objection(entity_key(SERVED, bank.pseudo), "resolved")
         s.add(upheld)
@@ -508,9 +509,9 @@ def _correct_served(bank: Bank) -> None:
                 product_version_id=VERSION,
                 uscc=entity_key(SERVED, bank.pseudo),
                 objection_id=upheld.id,
-                score=575,
-                grade="C",
-                details={"reasons": ["R03"]},
+                score=score,
+                grade=grade,
+                details={"reasons": list(reasons or ["R03"])},
             )
         )
 
@@ -655,20 +656,7 @@ def test_a_correction_that_left_the_result_as_it_was_still_allows_a_new_file(
     """An upheld objection whose re-scoring changed nothing still supersedes older files; the
     re-order must then make a new one, not return the superseded batch for ever."""
     old = _order(api, bank, "csv").json()["batch"]
-    with session_scope(bank.engine) as s:
-        upheld = _objection(entity_key(SERVED, bank.pseudo), "resolved")
-        s.add(upheld)
-        s.flush()
-        s.add(
-            ScoreCorrection(
-                product_version_id=VERSION,
-                uscc=entity_key(SERVED, bank.pseudo),
-                objection_id=upheld.id,
-                score=642,
-                grade="B",
-                details={"reasons": ["R01", "R07"]},
-            )
-        )
+    _correct_served(bank, 642, "B", "R01", "R07")  # as signed
     assert _fetch(api, bank, old).status_code == 409
     new = _order(api, bank, "csv")
     assert new.status_code == 201 and new.json()["batch"] != old

@@ -433,12 +433,7 @@ def test_numbers_written_in_groups_inside_free_text_are_redacted(scanner, tmp_pa
         f"联系电话{m[:3]}\n{m[3:7]}\n{m[7:]}，责令改正。",
         *[f"联系电话{m[:3]}{sep}{m[3:7]}{sep}{m[7:]}，责令改正。" for sep in seps],
     ]
-    rows = [
-        [f"杭市监罚〔2026〕{i}号", SYNTHETIC_USCC, "2026-03-01", "", "杭州市市场监督管理局",
-         "1000.00", summary]
-        for i, summary in enumerate(summaries, 1)
-    ]  # fmt: skip
-    out = desensitize(_delivered(tmp_path, PENALTIES, rows), PENALTIES, PSEUDO, scanner)
+    out = desensitize(_penalties(tmp_path, summaries), PENALTIES, PSEUDO, scanner)
     redacted = out.frame["summary"].to_list()
     assert out.residual == {}
     assert all(re.sub(r"[^0-9Xx]", "", text) == "" for text in redacted), redacted
@@ -482,13 +477,18 @@ def test_an_amount_ending_a_line_and_a_year_starting_the_next_are_kept(
         "责令改正，处以罚款1500000\n2024年3月1日前缴清。",
         "没收违法所得1380000\n2023年度经营额核减。",
     ]
+    out = desensitize(_penalties(tmp_path, summaries), PENALTIES, PSEUDO, scanner)
+    assert out.frame["summary"].to_list() == [s.replace("，", ",") for s in summaries]  # NFKC
+
+
+def _penalties(tmp_path: Path, summaries: list[str]) -> pl.DataFrame:
+    """A delivered penalties table with one decision per summary."""
     rows = [
         [f"杭市监罚〔2026〕{i}号", SYNTHETIC_USCC, "2026-03-01", "", "杭州市市场监督管理局",
          "1000.00", summary]
         for i, summary in enumerate(summaries, 1)
     ]  # fmt: skip
-    out = desensitize(_delivered(tmp_path, PENALTIES, rows), PENALTIES, PSEUDO, scanner)
-    assert out.frame["summary"].to_list() == [s.replace("，", ",") for s in summaries]  # NFKC
+    return _delivered(tmp_path, PENALTIES, rows)
 
 
 def test_amount_bands() -> None:

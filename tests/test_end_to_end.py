@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -494,6 +494,22 @@ def test_quarantine_reconciles_and_the_cli_shows_reasons_not_values(loop: dict) 
     assert code != 0 and "no run no-such-run" in out
 
 
+def _operator_home(home: Path, grant: str) -> Callable[..., tuple[int, str]]:
+    """A fresh home with the departments, an operator and a default grant: its pdo command."""
+    env = {"PDO_HOME": str(home)}
+    runner = CliRunner()
+
+    def pdo(*args: str, input: str | None = None) -> tuple[int, str]:
+        result = runner.invoke(app, list(args), env=env, input=input)
+        return result.exit_code, result.output
+
+    assert pdo("department", "register")[0] == 0
+    assert pdo("user", "add", "alice", "--role", "operator", input=PASSWORD + "\n")[0] == 0
+    code, out = pdo("authorization", "grant", "--reference", grant, "--as", "authority")
+    assert code == 0, out
+    return pdo
+
+
 def test_a_blocking_validation_failure_stops_the_run_with_nothing_published(
     tmp_path: Path,
 ) -> None:
@@ -504,19 +520,7 @@ def test_a_blocking_validation_failure_stops_the_run_with_nothing_published(
     generate(source, enterprises=120, seed=3, progress=False)
     penalties = source / "credit_penalties.csv"
     penalties.write_text(penalties.read_text(encoding="utf-8").splitlines()[0] + "\n", "utf-8")
-    env = {"PDO_HOME": str(home)}
-    runner = CliRunner()
-
-    def pdo(*args: str, input: str | None = None) -> tuple[int, str]:
-        result = runner.invoke(app, list(args), env=env, input=input)
-        return result.exit_code, result.output
-
-    assert pdo("department", "register")[0] == 0
-    assert pdo("user", "add", "alice", "--role", "operator", input=PASSWORD + "\n")[0] == 0
-    code, out = pdo(
-        "authorization", "grant", "--reference", "数授〔2026〕T2号", "--as", "authority"
-    )
-    assert code == 0, out
+    pdo = _operator_home(home, "数授〔2026〕T2号")
     code, out = pdo("run", "--source", str(source), "--as", "alice", "--json")
     assert code != 0 and "penalties" in out and "blocking" in out
     ws = Workspace.open(Settings(home=home))
@@ -552,19 +556,7 @@ def test_a_month_after_the_runs_month_is_quarantined_and_the_run_reaches_the_gat
     delivered.with_columns(
         month=pl.when(first).then(pl.lit(next_month)).otherwise("month")
     ).write_parquet(utilities)
-    env = {"PDO_HOME": str(home)}
-    runner = CliRunner()
-
-    def pdo(*args: str, input: str | None = None) -> tuple[int, str]:
-        result = runner.invoke(app, list(args), env=env, input=input)
-        return result.exit_code, result.output
-
-    assert pdo("department", "register")[0] == 0
-    assert pdo("user", "add", "alice", "--role", "operator", input=PASSWORD + "\n")[0] == 0
-    code, out = pdo(
-        "authorization", "grant", "--reference", "数授〔2026〕T3号", "--as", "authority"
-    )
-    assert code == 0, out
+    pdo = _operator_home(home, "数授〔2026〕T3号")
     code, out = pdo("run", "--source", str(source), "--as", "alice", "--json")
     assert code == 0, out
     result = json.loads(out[out.index("{") :])
