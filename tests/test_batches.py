@@ -167,11 +167,14 @@ def _order(base: str, bank: Bank, fmt: str, api_key: str | None = None) -> httpx
         f"{base}/v1/watchlists/{bank.watchlist_id}/batches",
         json={"format": fmt},
         headers={"X-API-Key": api_key or bank.api_key},
+        timeout=30,  # a busy machine (CI installing packages) can take longer than httpx's 5 s
     )
 
 
 def _fetch(base: str, bank: Bank, batch_id: str) -> httpx.Response:
-    return httpx.get(f"{base}/v1/batches/{batch_id}/file", headers={"X-API-Key": bank.api_key})
+    return httpx.get(
+        f"{base}/v1/batches/{batch_id}/file", headers={"X-API-Key": bank.api_key}, timeout=30
+    )
 
 
 def _batch_usage(bank: Bank) -> list[UsageEvent]:
@@ -661,3 +664,19 @@ def test_a_correction_that_left_the_result_as_it_was_still_allows_a_new_file(
     new = _order(api, bank, "csv")
     assert new.status_code == 201 and new.json()["batch"] != old
     assert _fetch(api, bank, new.json()["batch"]).status_code == 200
+
+
+def test_a_file_stops_when_an_enterprise_taken_off_the_watchlist_is_then_disputed(
+    bank: Bank, api: str
+) -> None:
+    """The file still holds a member the bank removed since: its dispute stops the file too."""
+    old = _order(api, bank, "csv").json()["batch"]
+    removed = httpx.delete(
+        f"{api}/v1/watchlists/{bank.watchlist_id}/members/{SERVED}",
+        headers={"X-API-Key": bank.api_key},
+    )
+    assert removed.status_code == 204
+    assert _fetch(api, bank, old).status_code == 200  # removing it changes nothing in the file
+    _dispute_served(bank)
+    refused = _fetch(api, bank, old)
+    assert refused.status_code == 409 and "642" not in refused.text

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import polars as pl
-from sqlalchemy import and_
+from sqlalchemy import and_, insert, union
 from sqlmodel import Session, col, select
 
 from pdo import audit
@@ -35,6 +35,7 @@ from pdo.delivery.watchlists import (
 from pdo.exports import csv_bytes, write_atomically
 from pdo.ledger.models import (
     Authorization,
+    BatchEntity,
     BatchFile,
     Objection,
     PipelineRun,
@@ -164,6 +165,8 @@ def build_batch(
     )
     session.add(batch)
     session.flush()
+    if members:
+        session.execute(insert(BatchEntity), [{"batch_id": batch_id, "uscc": m} for m in members])
     audit.record(
         session,
         actor,
@@ -254,7 +257,11 @@ def check_still_deliverable(session: Session, batch: BatchFile, now: dt.datetime
 def _results_changed_since(session: Session, batch: BatchFile, watchlist: Watchlist) -> bool:
     """Whether a member's result was disputed (still open) or corrected after the batch was made:
     its file would hand out a withheld or a wrong result."""
-    members = select(WatchlistMember.uscc).where(WatchlistMember.watchlist_id == watchlist.id)
+    members = union(  # those it holds (a member since removed too) and, for a batch made
+        # before its enterprises were recorded, the watchlist's members now
+        select(BatchEntity.uscc).where(BatchEntity.batch_id == batch.id),
+        select(WatchlistMember.uscc).where(WatchlistMember.watchlist_id == watchlist.id),
+    )
     disputed = select(Objection.id).where(
         Objection.product_name == watchlist.product_name,
         Objection.status == "open",

@@ -508,6 +508,15 @@ class BatchFile(SQLModel, table=True):
     created_at: dt.datetime = _ts()
 
 
+class BatchEntity(SQLModel, table=True):
+    """An enterprise a batch file holds (entity key): its delivery stops when one of them is
+    disputed or corrected, even after the bank took it off the watchlist."""
+
+    __tablename__ = "batch_entity"
+    batch_id: str = Field(foreign_key="batch_file.id", primary_key=True)
+    uscc: str = Field(primary_key=True, index=True)  # entity key
+
+
 class Objection(SQLModel, table=True):
     """An enterprise's 异议 to a data item; its results are withheld until it is resolved."""
 
