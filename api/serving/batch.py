@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import json
-import uuid
 from collections import defaultdict
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from api.serving.sql import Plan, Query, Reads, Rows, Statements
 from pdo import audit
 from pdo.delivery.metering import USAGE_ACTIONS, usage_details
 from pdo.delivery.periods import business_day, business_month
+from pdo.ledger.models import new_id
 from pdo.registration import authorization_state, state_message
 from pdo.subscribers import hash_secret, split_key
 
@@ -511,7 +511,7 @@ class ServingBatch:
         *,
         overage: bool,
     ) -> None:
-        usage_id = uuid.uuid4().hex
+        usage_id = new_id()
         price_fen = (
             a.overage_price_fen if overage and a.overage_price_fen is not None else a.price_fen
         )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
+from uuid6 import uuid7
 
 from pdo.ledger.types import UTCDateTime, utcnow
 
@@ -30,7 +30,9 @@ def _big(**kw: Any) -> Any:
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """A time-ordered UUID (version 7) as 32 hex digits: new rows land at the end of the key's
+    index instead of on a random page (random keys measured 2-3x the serving batch's commit)."""
+    return uuid7().hex
 
 
 # --- departments, tables, authorizations -------------------------------------------------
@@ -572,7 +574,9 @@ class AuditEvent(SQLModel, table=True):
     subject: str = Field(index=True)  # e.g. a usage id: its record is found without a scan
     details: dict[str, Any] = _json({})
     prev_hash: str
-    hash: str = Field(unique=True)
+    # Not indexed: a random digest put each appended event on a random index page, the largest
+    # part of every serving commit; the rare lookup by hash (diagnosing a break) scans instead.
+    hash: str
 
 
 class AuditCheckpoint(SQLModel, table=True):
