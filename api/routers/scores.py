@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from api.errors import ApiError, Caller, ErrorBody
+from api.query import query_values
 from api.routing import RequestOnlyRoute
 from api.serving.batch import INVALID_KEY, authenticate
 from api.serving.requests import Refusal, RefusedElsewhere, ScoreLookup
@@ -79,6 +80,7 @@ PARAMETERS: list[dict[str, Any]] = [
     },
 ]
 ERROR = {"model": ErrorBody}
+LOOKUP_QUERY = frozenset(p["name"] for p in PARAMETERS if p["in"] == "query")
 
 
 @router.get(
@@ -107,8 +109,9 @@ async def get_score(request: Request) -> Response:
     refuse_nul(request)
     app = request.app
     product, uscc = request.path_params["product"], request.path_params["uscc"]
-    purpose = request.query_params.get("purpose", "")
-    consent = request.query_params.get("consent") or None
+    query = query_values(request.scope["query_string"], LOOKUP_QUERY)
+    purpose = query.get("purpose", "")
+    consent = query.get("consent") or None
     x_api_key = request.headers.get("x-api-key")
     worker: ServingWorker = app.state.serving
     caller = _known_caller(worker, x_api_key)
