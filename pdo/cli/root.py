@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from pdo.settings import Settings
 from pdo.workspace import Workspace
@@ -36,18 +36,10 @@ def workspace() -> Workspace:
             f"cannot open the pdo home {current.resolved_home}: {exc.strerror or exc}"
         ) from exc
     except (SQLAlchemyError, ImportError) as exc:  # unreachable, not a database, no driver
-        where = make_url_safe(current.db_url)
+        from pdo.sources.database import display_url
+
+        where = display_url(current.db_url)
         raise fail(f"cannot open the ledger database {where}: {type(exc).__name__}") from exc
-
-
-def make_url_safe(url: str) -> str:
-    """The ledger URL without its password, or only its scheme when it cannot be parsed."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url.split(":", 1)[0] + ":…"
 
 
 def prepare_prefect() -> None:
