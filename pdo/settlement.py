@@ -24,7 +24,7 @@ from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, func, select
 
 from pdo import audit
-from pdo.delivery.periods import BUSINESS_TZ
+from pdo.delivery.periods import BUSINESS_TZ, month_after
 from pdo.ledger.models import (
     Plan,
     ProductVersion,
@@ -58,7 +58,8 @@ def period_bounds(period: str) -> tuple[dt.datetime, dt.datetime]:
         )
     year, month = int(m.group(1)), int(m.group(2))
     start = dt.datetime(year, month, 1, tzinfo=BUSINESS_TZ)
-    end = dt.datetime(year + month // 12, month % 12 + 1, 1, tzinfo=BUSINESS_TZ)
+    next_year, next_month = map(int, month_after(period).split("-"))
+    end = dt.datetime(next_year, next_month, 1, tzinfo=BUSINESS_TZ)
     return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
 
@@ -215,11 +216,6 @@ def _unsettled_before(end: dt.datetime) -> Any:
     return and_(col(UsageEvent.settled_period).is_(None), col(UsageEvent.served_at) < end)
 
 
-def _next_period(period: str) -> str:
-    year, month = int(period[:4]), int(period[5:])
-    return f"{year + month // 12:04d}-{month % 12 + 1:02d}"
-
-
 def refuse_if_before_a_closed_period(session: Session, period: str) -> None:
     """A month before a closed one can neither be settled nor shown as if it could: its usage
     was taken in by a later settlement, and late usage goes to the next open month."""
@@ -227,7 +223,7 @@ def refuse_if_before_a_closed_period(session: Session, period: str) -> None:
     if latest is not None and latest > period:
         raise SettlementError(
             f"period {latest} is already settled; a period before it cannot be settled any more "
-            f"(its late usage will be billed in {_next_period(latest)}, the next open period)"
+            f"(its late usage will be billed in {month_after(latest)}, the next open period)"
         )
 
 

@@ -20,7 +20,7 @@ from dashboard.data import revenue
 from dashboard.queries import revenue_report
 from pdo import audit, settlement
 from pdo.delivery.metering import details_of
-from pdo.delivery.periods import BUSINESS_TZ, business_month
+from pdo.delivery.periods import BUSINESS_TZ, business_month, month_before
 from pdo.ledger.db import make_engine, read_scope, session_scope
 from pdo.ledger.models import ApiKey, AuditEvent, Subscriber, Subscription, UsageEvent
 from pdo.ledger.types import utcnow
@@ -53,11 +53,6 @@ class Ledger:
     home: Path
     settled: str  # last month, closed by pdo.settlement.settle
     current: str  # this month: the seed's 4 calls (800 fen), provisional
-
-
-def _previous(period: str) -> str:
-    year, month = int(period[:4]), int(period[5:])
-    return f"{year - (month == 1):04d}-{(month - 2) % 12 + 1:02d}"
 
 
 def _usage_last_month(home: Path, period: str) -> None:
@@ -97,7 +92,7 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> Ledger:
     home = tmp_path_factory.mktemp("revenue") / "home"
     seed_console(home)
     current = business_month(utcnow())
-    last = _previous(current)
+    last = month_before(current)
     _usage_last_month(home, last)
     engine = make_engine(Settings(home=home).db_url)
     with session_scope(engine) as s:
@@ -253,7 +248,7 @@ def test_recheck_of_a_settled_month_finds_altered_usage(
 ) -> None:
     home = tmp_path / "home"
     seed_console(home)
-    last = _previous(business_month(utcnow()))
+    last = month_before(business_month(utcnow()))
     _usage_last_month(home, last)
     engine = make_engine(Settings(home=home).db_url)
     with session_scope(engine) as s:
@@ -375,7 +370,7 @@ def test_an_ended_month_without_settlement_is_offered_with_how_to_close_it(
     home = tmp_path / "home"
     seed_console(home)
     current = business_month(utcnow())
-    last = _previous(current)
+    last = month_before(current)
     _usage_last_month(home, last)
     monkeypatch.setenv("PDO_HOME", str(home))
     monkeypatch.delenv("PDO_DATABASE_URL", raising=False)

@@ -542,14 +542,13 @@ def test_a_month_after_the_runs_month_is_quarantined_and_the_run_reaches_the_gat
 ) -> None:
     """A utilities month mistyped as next month, still inside a 365-day grant, is quarantined
     with its reason; packaging, which dates products by no month after the run's, goes on."""
-    from pdo.delivery.periods import business_month
+    from pdo.delivery.periods import business_month, month_after
     from pdo.gen import generate
     from pdo.ledger.types import utcnow
 
     home, source = tmp_path / "home", tmp_path / "delivery"
     generate(source, enterprises=120, seed=3, progress=False)
-    year, month = map(int, business_month(utcnow()).split("-"))
-    next_month = f"{year + month // 12}-{month % 12 + 1:02d}"
+    next_month = month_after(business_month(utcnow()))
     utilities = source / "utilities_payments.parquet"
     delivered = pl.read_parquet(utilities)
     first = pl.int_range(pl.len()) == 0
