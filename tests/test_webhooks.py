@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -597,3 +601,55 @@ def test_a_subscription_no_longer_covering_the_watchlist_sees_no_more_alerts(
             s.add(sub)
         s.commit()
     assert call("GET", f"{api}/v1/alerts", home.bank_key).json() == []
+
+
+def _wait_until(done: Callable[[], bool], what: str, log: Path, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"no {what} within {timeout_s} s; dispatcher said:\n{log.read_text()}"
+            )
+        time.sleep(0.1)
+
+
+DISPATCH = ("alerts", "dispatch")
+
+
+def test_a_failed_pass_does_not_stop_the_dispatcher(home: Home, api: str, tmp_path: Path) -> None:
+    """The ledger fails a pass (here its alert table is away): one line on stderr, then the
+    dispatcher tries again and delivers once the ledger is back; --once exits 1 instead."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PDO_")}
+    env["PDO_HOME"] = str(home.settings.resolved_home)
+    log = tmp_path / "dispatch.log"
+    with receiver(default=200) as hook:
+        subscribe_hook(home, api, hook, members=[STEADY])
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "pdo.cli.entry", *DISPATCH, "--json", "--interval", "0.2"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            _wait_until(lambda: '"due": 0' in log.read_text(), "first pass", log)
+            with home.engine.begin() as conn:
+                conn.exec_driver_sql("ALTER TABLE alert RENAME TO alert_away")
+            _wait_until(lambda: "failure 2 in a row" in log.read_text(), "second failure", log)
+            once = CliRunner().invoke(app, ["alerts", "dispatch", "--once"], env=env)
+            assert once.exit_code == 1 and "Traceback" not in once.output
+            assert "the dispatch pass failed: OperationalError (SQLITE_ERROR)" in once.output
+            with home.engine.begin() as conn:
+                conn.exec_driver_sql("ALTER TABLE alert_away RENAME TO alert")
+            publish_v2(home)
+            _wait_until(lambda: '"delivered": 1' in log.read_text(), "delivery", log)
+            assert process.poll() is None, log.read_text()
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    said = log.read_text()
+    assert "Traceback" not in said and said.count('"delivered": 1') == 1
+    assert "the dispatch pass failed: OperationalError (SQLITE_ERROR)" in said
+    assert len(hook.received) == 1 and the_alert(home).status == "delivered"
+    assert len(metered(home)) == 1

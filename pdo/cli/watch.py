@@ -6,14 +6,27 @@ import time
 from typing import Any
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import select
 
-from pdo.cli.root import console, emit_json, fail, settings, workspace
+from pdo.cli.root import console, emit_json, err_console, fail, settings, workspace
 from pdo.delivery.alerts import alert_view, dead_alerts, requeue_alert
 from pdo.delivery.watchlists import Refusal, list_watchlists, member_counts
 from pdo.delivery.webhooks import dispatch_due
 from pdo.ledger.db import session_scope
 from pdo.ledger.models import Alert, Subscriber
+
+# A failed pass is tried again after the interval, doubling up to this while failures repeat.
+MAX_RETRY_WAIT_S = 300.0
+
+
+def _failure(exc: SQLAlchemyError) -> str:
+    """What failed, without the statement or its parameters (they can hold an alert's data)."""
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlite_errorname", None) or getattr(
+        getattr(orig, "diag", None), "sqlstate", None
+    )
+    return f"{type(exc).__name__} ({code})" if code else type(exc).__name__
 
 
 def _dead_row(alert: Alert) -> dict[str, Any]:
@@ -70,12 +83,31 @@ def register(app: typer.Typer) -> None:
         interval: float = typer.Option(10.0, "--interval", min=0.0, help="seconds between passes"),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
-        """Push due alerts to banks' webhooks (signed, retried with backoff); Ctrl-C to stop."""
+        """Push due alerts to banks' webhooks (signed, retried with backoff); Ctrl-C to stop.
+
+        A pass the ledger fails (locked, restarting, unreachable) sends nothing twice: its claims
+        lapse and are taken up again. The dispatcher says so on stderr and tries again after the
+        interval, doubling the wait while failures repeat; with --once it exits with status 1.
+        """
         ws = workspace()
         server_key = settings().read_pseudonym_key()[1]
+        failures = 0
         try:
             while True:
-                report = dispatch_due(ws.engine, server_key).as_dict()
+                try:
+                    report = dispatch_due(ws.engine, server_key).as_dict()
+                except SQLAlchemyError as exc:
+                    if once:
+                        raise fail(f"the dispatch pass failed: {_failure(exc)}") from exc
+                    failures += 1
+                    wait = min(MAX_RETRY_WAIT_S, max(interval, 1.0) * 2 ** min(failures - 1, 9))
+                    err_console.print(
+                        f"error: the dispatch pass failed: {_failure(exc)}; "
+                        f"trying again in {wait:g} s (failure {failures} in a row)"
+                    )
+                    time.sleep(wait)
+                    continue
+                failures = 0
                 if as_json:
                     emit_json(report)
                 elif report["due"] or once:
