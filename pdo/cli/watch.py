@@ -85,9 +85,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Push due alerts to banks' webhooks (signed, retried with backoff); Ctrl-C to stop.
 
-        A pass the ledger fails (locked, restarting, unreachable) sends nothing twice: its claims
-        lapse and are taken up again. The dispatcher says so on stderr and tries again after the
-        interval, doubling the wait while failures repeat; with --once it exits with status 1.
+        A pass the ledger fails (locked, restarting, unreachable) bills nothing: its claims lapse
+        and a later pass takes them up, so a push whose outcome was not recorded is sent again
+        under the same alert id and metered once. The dispatcher says so on stderr and tries again
+        after the interval, doubling the wait while failures repeat; with --once it exits 1.
         """
         ws = workspace()
         server_key = settings().read_pseudonym_key()[1]
