@@ -334,7 +334,17 @@ def _diagnose(session: Session, found: Finding, row: Sequence[Any]) -> Finding:
     seq, prev_hash, stored = row[0], row[6], row[7]
     if unreadable(row) is not None:  # its content cannot be rehashed under another seq
         return found
-    target = session.exec(select(AuditEvent.seq).where(AuditEvent.hash == prev_hash)).first()
+    # The hash is not unique in the table (it is not indexed): a replayed copy can be stored.
+    original = session.exec(
+        select(AuditEvent.seq)
+        .where(AuditEvent.hash == stored, AuditEvent.seq != seq)
+        .order_by(col(AuditEvent.seq))
+    ).first()
+    if original is not None:
+        return Finding(seq, found.action, f"duplicated: a copy of event {original}")
+    target = session.exec(
+        select(AuditEvent.seq).where(AuditEvent.hash == prev_hash).order_by(col(AuditEvent.seq))
+    ).first()
     if target is None:
         return Finding(seq, found.action, f"{found.reason} (it links to no event in the ledger)")
     if target > seq:
@@ -356,7 +366,11 @@ def _diagnose(session: Session, found: Finding, row: Sequence[Any]) -> Finding:
         return Finding(target + 1, first.action if first else None, reason)
     moved = session.get(AuditEvent, target)
     if moved is not None:
-        came_from = session.exec(select(AuditEvent.seq).where(AuditEvent.hash == moved.prev_hash))
+        came_from = session.exec(
+            select(AuditEvent.seq)
+            .where(AuditEvent.hash == moved.prev_hash)
+            .order_by(col(AuditEvent.seq))
+        )
         if (came_from.first() or 0) > target:  # the event it follows was moved up to target
             reason = f"reordered: its prev_hash links to event {target}, which was moved there"
             return Finding(seq, found.action, reason)

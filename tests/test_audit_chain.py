@@ -338,6 +338,24 @@ def test_an_event_inserted_in_the_middle_by_renumbering_is_named(ledger: Ledger)
     )
 
 
+@pytest.mark.parametrize(("copied", "at"), [(20, None), (10, 25)], ids=["appended", "inserted"])
+def test_a_replayed_copy_of_an_event_is_named_as_the_copy(
+    ledger: Ledger, copied: int, at: int | None
+) -> None:
+    """The hash is not unique in the table, so a genuine event can be stored twice: the copy is
+    named, not the genuine events between the two."""
+    rows = ledger.rows()
+    if at is None:
+        at = len(rows) + 1
+    else:
+        _shift(ledger, at - 1, +1)
+    with ledger.engine.begin() as c:
+        _insert(c, dict(rows[copied - 1]) | {"seq": at})
+    code, report = ledger.verify()
+    assert code == 1 and report["broken_at"] == at
+    assert report["reason"] == f"duplicated: a copy of event {copied}"
+
+
 def test_an_event_forged_at_the_end_is_named(ledger: Ledger) -> None:
     rows = ledger.rows()
     forged = _forged(len(rows) + 1, rows[-1]["hash"]) | {"hash": "f" * 64}  # not its hash
