@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -607,49 +609,82 @@ def _wait_until(done: Callable[[], bool], what: str, log: Path, timeout_s: float
     deadline = time.monotonic() + timeout_s
     while not done():
         if time.monotonic() > deadline:
-            raise AssertionError(
-                f"no {what} within {timeout_s} s; dispatcher said:\n{log.read_text()}"
-            )
+            said = log.read_text()
+            raise AssertionError(f"no {what} within {timeout_s} s; dispatcher said:\n{said}")
         time.sleep(0.1)
 
 
 DISPATCH = ("alerts", "dispatch")
 
 
+def _json_documents(text: str) -> list[Any]:
+    """Every JSON document written one after another; fails on anything else in between."""
+    decoder, at = json.JSONDecoder(), 0
+    found: list[Any] = []
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at == len(text):
+            return found
+        document, at = decoder.raw_decode(text, at)
+        found.append(document)
+
+
+def _cli_env(home: Home) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PDO_")}
+    return env | {"PDO_HOME": str(home.settings.resolved_home)}
+
+
 def test_a_failed_pass_does_not_stop_the_dispatcher(home: Home, api: str, tmp_path: Path) -> None:
     """The ledger fails a pass (here its alert table is away): one line on stderr, then the
-    dispatcher tries again and delivers once the ledger is back; --once exits 1 instead."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PDO_")}
-    env["PDO_HOME"] = str(home.settings.resolved_home)
-    log = tmp_path / "dispatch.log"
+    dispatcher tries again and delivers once the ledger is back; --once exits 1 instead.
+    Stopped with Ctrl-C, its stdout holds only the JSON reports."""
+    env = _cli_env(home)
+    out, err = tmp_path / "dispatch.out", tmp_path / "dispatch.err"
     with receiver(default=200) as hook:
         subscribe_hook(home, api, hook, members=[STEADY])
-        with log.open("wb") as out:
+        with out.open("wb") as stdout, err.open("wb") as stderr:
             process = subprocess.Popen(
                 [sys.executable, "-m", "pdo.cli.entry", *DISPATCH, "--json", "--interval", "0.2"],
                 env=env,
                 stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
+                stdout=stdout,
+                stderr=stderr,
             )
         try:
-            _wait_until(lambda: '"due": 0' in log.read_text(), "first pass", log)
+            _wait_until(lambda: '"due": 0' in out.read_text(), "first pass", err)
             with home.engine.begin() as conn:
                 conn.exec_driver_sql("ALTER TABLE alert RENAME TO alert_away")
-            _wait_until(lambda: "failure 2 in a row" in log.read_text(), "second failure", log)
-            once = CliRunner().invoke(app, ["alerts", "dispatch", "--once"], env=env)
+            _wait_until(lambda: "failure 2 in a row" in err.read_text(), "second failure", err)
+            once = CliRunner().invoke(app, [*DISPATCH, "--once"], env=env)
             assert once.exit_code == 1 and "Traceback" not in once.output
             assert "the dispatch pass failed: OperationalError (SQLITE_ERROR)" in once.output
             with home.engine.begin() as conn:
                 conn.exec_driver_sql("ALTER TABLE alert_away RENAME TO alert")
             publish_v2(home)
-            _wait_until(lambda: '"delivered": 1' in log.read_text(), "delivery", log)
-            assert process.poll() is None, log.read_text()
+            _wait_until(lambda: '"delivered": 1' in out.read_text(), "delivery", err)
+            assert process.poll() is None, err.read_text()
         finally:
-            process.terminate()
-            process.wait(timeout=30)
-    said = log.read_text()
-    assert "Traceback" not in said and said.count('"delivered": 1') == 1
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=30) == 0
+    reports = _json_documents(out.read_text())  # nothing but the reports
+    assert sum(r["delivered"] for r in reports) == 1
+    said = err.read_text()
+    assert "Traceback" not in said and said.rstrip().endswith("stopped")
     assert "the dispatch pass failed: OperationalError (SQLITE_ERROR)" in said
     assert len(hook.received) == 1 and the_alert(home).status == "delivered"
     assert len(metered(home)) == 1
+
+
+def test_an_undecodable_alert_is_one_line_not_a_traceback(home: Home, api: str) -> None:
+    """A stored alert whose JSON no longer decodes fails the pass with one line (the operator
+    mends or drops the row); it is neither sent nor billed."""
+    with receiver(default=200) as hook:
+        subscribe_hook(home, api, hook, members=[STEADY])
+        publish_v2(home)
+        with home.engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE alert SET payload = 'not json{'")
+        once = CliRunner().invoke(app, [*DISPATCH, "--once"], env=_cli_env(home))
+    assert once.exit_code == 1 and "Traceback" not in once.output
+    assert "the dispatch pass failed: JSONDecodeError" in once.output
+    assert hook.received == [] and metered(home) == []

@@ -20,7 +20,12 @@ from pdo.ledger.models import Alert, Subscriber
 MAX_RETRY_WAIT_S = 300.0
 
 
-def _failure(exc: SQLAlchemyError) -> str:
+# What a pass can fail with and still leave the next one worth trying: the ledger's errors, and a
+# stored value that no longer decodes (JSONDecodeError is a ValueError), which the operator mends.
+PASS_FAILURES = (SQLAlchemyError, ValueError, TypeError)
+
+
+def _failure(exc: Exception) -> str:
     """What failed, without the statement or its parameters (they can hold an alert's data)."""
     orig = getattr(exc, "orig", None)
     code = getattr(orig, "sqlite_errorname", None) or getattr(
@@ -85,7 +90,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Push due alerts to banks' webhooks (signed, retried with backoff); Ctrl-C to stop.
 
-        A pass the ledger fails (locked, restarting, unreachable) bills nothing: its claims lapse
+        A pass that fails (the ledger locked, restarting or unreachable; a stored alert that no
+        longer decodes) bills nothing: its claims lapse
         and a later pass takes them up, so a push whose outcome was not recorded is sent again
         under the same alert id and metered once. The dispatcher says so on stderr and tries again
         after the interval, doubling the wait while failures repeat; with --once it exits 1.
@@ -97,7 +103,7 @@ def register(app: typer.Typer) -> None:
             while True:
                 try:
                     report = dispatch_due(ws.engine, server_key).as_dict()
-                except SQLAlchemyError as exc:
+                except PASS_FAILURES as exc:
                     if once:
                         raise fail(f"the dispatch pass failed: {_failure(exc)}") from exc
                     failures += 1
@@ -120,7 +126,7 @@ def register(app: typer.Typer) -> None:
                     return
                 time.sleep(interval)
         except KeyboardInterrupt:
-            console.print("stopped")
+            err_console.print("stopped")  # stdout carries only the reports (JSON lines with --json)
 
     @alerts.command("dead")
     def alerts_dead(as_json: bool = typer.Option(False, "--json")) -> None:
