@@ -324,8 +324,12 @@ def revoke_authorization(
         raise ValueError(
             f"授权 {auth.reference} 已撤销 / authorization {auth.reference} is already revoked"
         )
+    from pdo.privacy.redact import redact_numbers  # Presidio: loaded at a decision, not before
+
     auth.status = "revoked"
-    auth.revoked_at, auth.revoked_by, auth.revoke_reason = utcnow(), actor, reason.strip()
+    # as a sign-off comment: a regulator may quote a complainant's number in the reason
+    auth.revoke_reason = redact_numbers(reason.strip())
+    auth.revoked_at, auth.revoked_by = utcnow(), actor
     session.add(auth)
     session.flush()
     audit.record(

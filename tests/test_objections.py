@@ -355,6 +355,24 @@ def test_an_item_outside_the_products_inputs_is_refused(
         assert s.exec(select(Objection)).all() == []
 
 
+@pytest.mark.parametrize(
+    "item",
+    [
+        "11010519491231002X",  # a resident ID pasted into --item
+        "11010519491231002X:1",  # as the table
+        "penalties:11010519491231002X=1",  # as a column
+        "court_cases:case_no=11010519491231002X",  # as a value naming no record
+    ],
+)
+def test_a_personal_number_typed_into_the_item_is_not_echoed(home: Home, item: str) -> None:
+    uscc, _ = dishonest_individual()
+    code, out = pdo(
+        home, "objection", "add", uscc, "--product", "credit_risk", "--item", item,
+        "--reason", "r", "--as", "olga",
+    )  # fmt: skip
+    assert code == 1 and "error:" in out and "11010519491231002X" not in out, out
+
+
 def test_an_item_that_names_no_record_of_the_enterprise_is_refused(home: Home) -> None:
     """A mistyped record withholds nothing: the item is checked against the version's inputs."""
     uscc, case_no = dishonest_individual()

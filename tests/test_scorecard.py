@@ -198,6 +198,27 @@ def test_cli_fits_any_labelled_table(tmp_path: Path, table: pl.DataFrame) -> Non
     )
 
 
+def test_cli_errors_quote_no_cells(tmp_path: Path) -> None:
+    """A wrong --target or an unreadable file is one line that names no value: a table given
+    to the trainer may hold personal numbers."""
+    ids = [f"1101051984051400{i:02d}" for i in range(40)]
+    mobiles = [f"139100000{i:02d}" for i in range(40)]
+    rows = [f"{p},{m},{100 + i},{i % 2}" for i, (p, m) in enumerate(zip(ids, mobiles, strict=True))]
+    good, broken = tmp_path / "t.csv", tmp_path / "broken.csv"
+    good.write_text("person_id,mobile,capital,bad\n" + "\n".join(rows) + "\n")
+    broken.write_text("person_id,mobile,capital,bad\n" + '"' + "\n".join(rows) + "\n")
+    for data, target, says in [
+        (good, "mobile", "found 40 distinct values"),
+        (broken, "bad", "broken.csv cannot be read as CSV"),
+    ]:
+        result = CliRunner().invoke(
+            app, ["scorecard", "fit", "--data", str(data), "--target", target]
+        )
+        assert result.exit_code == 1 and says in result.output, result.output
+        assert "Traceback" not in result.output
+        assert not any(value in result.output for value in ids + mobiles), result.output
+
+
 def test_cli_reads_csv_and_explains_errors(tmp_path: Path, table: pl.DataFrame) -> None:
     data = tmp_path / "t.csv"
     table.write_csv(data)

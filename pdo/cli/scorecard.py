@@ -19,11 +19,18 @@ def read_table(path: Path) -> Any:
 
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
-    if path.suffix.lower() == ".parquet":
-        return pl.read_parquet(path)
-    if path.suffix.lower() in (".csv", ".txt"):
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv", ".txt"):
+        raise ValueError(f"{path.name}: expected a .csv or .parquet file")
+    try:
+        if suffix == ".parquet":
+            return pl.read_parquet(path)
         return pl.read_csv(path, infer_schema_length=None, try_parse_dates=True)
-    raise ValueError(f"{path.name}: expected a .csv or .parquet file")
+    except pl.exceptions.PolarsError as exc:  # its text quotes the rows it could not read
+        raise ValueError(
+            f"{path.name} cannot be read as {suffix[1:].upper()} ({type(exc).__name__}): "
+            "check its quoting, delimiters and encoding (UTF-8)"
+        ) from None
 
 
 def fit_report(

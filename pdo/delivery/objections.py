@@ -119,10 +119,10 @@ def parse_item(spec: ProductSpec, item: str) -> DisputedItem:
     name, sep, rest = item.strip().partition(":")
     name, rest = name.strip(), rest.strip()
     if not sep or not name or not rest:
-        raise ObjectionError(f"item {item!r} is not of the form {ITEM_FORMAT}")
+        raise ObjectionError(f"the item is not of the form {ITEM_FORMAT}")  # typed text not echoed
     if name not in spec.inputs:
         raise ObjectionError(
-            f"table {name!r} is not an input of {spec.name}; its inputs: {', '.join(spec.inputs)}"
+            f"the item's table is not an input of {spec.name}; its inputs: {', '.join(spec.inputs)}"
         )
     contract = source_table(name)
     if "=" not in rest:
@@ -139,7 +139,7 @@ def parse_item(spec: ProductSpec, item: str) -> DisputedItem:
         column, value = column.strip(), value.strip()
         _check_column(contract, column)
         if not value:
-            raise ObjectionError(f"item {item!r}: column {column!r} has no value")
+            raise ObjectionError(f"the item's column {column} has no value")
         criteria.append((column, value))
     return DisputedItem(name, tuple(criteria))
 
@@ -150,7 +150,7 @@ def _check_column(contract: SourceTable, column: str) -> None:
         raise ObjectionError("the item must not name the uscc: records are the enterprise's own")
     if column not in contract.column_names:
         raise ObjectionError(
-            f"{contract.name} has no column {column!r}; its columns: "
+            f"{contract.name} has no such column; its columns: "
             f"{', '.join(c for c in contract.column_names if c != 'uscc')}"
         )
     spec = contract.column(column)
@@ -255,8 +255,8 @@ def raise_objection(
         raise ObjectionError(f"{version.id} serves no result for {shown_as(code)}")
     if _records_named(session, lake, version, disputed, key) == 0:
         raise ObjectionError(
-            f"item {item.strip()!r} names no record of {shown_as(code)} in {version.id}'s "
-            f"{disputed.table}: check the item ({ITEM_FORMAT})"
+            f"the item names no record of {shown_as(code)} in {version.id}'s {disputed.table} "
+            f"(by {', '.join(c for c, _ in disputed.criteria)}): check the item ({ITEM_FORMAT})"
         )
     normalized = f"{disputed.table}:" + ";".join(f"{c}={v}" for c, v in disputed.criteria)
     duplicate = session.exec(

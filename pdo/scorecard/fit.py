@@ -58,10 +58,10 @@ def target_of(frame: pl.DataFrame, target: str) -> np.ndarray:
         s = s.cast(pl.Int64)
     values = s.cast(pl.String).unique().sort().to_list()
     if not set(values) <= {"0", "1"} or len(values) != 2:
-        shown = ", ".join(values[:5]) + (" …" if len(values) > 5 else "")
+        # the values are not shown: a wrong --target may name a column of personal numbers
         raise ScorecardDataError(
-            f"target {target!r} must hold both 0 and 1; "
-            f"found {len(values)} distinct values ({shown})"
+            f"target {target!r} must hold both 0 and 1 and nothing else; "
+            f"found {len(values)} distinct values"
         )
     return s.cast(pl.String).cast(pl.Int64).to_numpy()
 
