@@ -91,10 +91,10 @@ def register(app: typer.Typer) -> None:
         """Push due alerts to banks' webhooks (signed, retried with backoff); Ctrl-C to stop.
 
         A pass that fails (the ledger locked, restarting or unreachable; a stored alert that no
-        longer decodes) bills nothing: its claims lapse
-        and a later pass takes them up, so a push whose outcome was not recorded is sent again
-        under the same alert id and metered once. The dispatcher says so on stderr and tries again
-        after the interval, doubling the wait while failures repeat; with --once it exits 1.
+        longer decodes) bills nothing: its claims lapse and a later pass takes them up, so a push
+        whose outcome was not recorded is sent again under the same alert id and metered once.
+        The dispatcher says so on stderr and tries again after the interval, doubling the wait
+        while failures repeat; with --once it exits 1.
         """
         ws = workspace()
         server_key = settings().read_pseudonym_key()[1]
@@ -126,7 +126,7 @@ def register(app: typer.Typer) -> None:
                     return
                 time.sleep(interval)
         except KeyboardInterrupt:
-            err_console.print("stopped")  # stdout carries only the reports (JSON lines with --json)
+            err_console.print("stopped")  # stdout: only the reports (JSON documents with --json)
 
     @alerts.command("dead")
     def alerts_dead(as_json: bool = typer.Option(False, "--json")) -> None:
