@@ -676,6 +676,42 @@ def test_concurrent_calls_each_get_exactly_one_usage_event(
     _assert_exactly_once(ledger, _hammer(ledger, api, 300))
 
 
+def _from_two_servers(ledger: DeliveryLedger, calls: int) -> list[httpx.Response]:
+    """`calls` lookups by bank A, half through each of two API processes, all at once."""
+    for i in range(10):
+        ledger.consent(A, COMPANIES[i], f"C-{i}")
+    with (
+        serve_api(ledger.settings) as one,
+        serve_api(ledger.settings) as two,
+        ThreadPoolExecutor(max_workers=2) as pool,
+    ):
+        halves = pool.map(lambda base: lookups(ledger, A, base, calls // 2), (one, two))
+        return [answer for half in halves for answer in half]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_api_processes_at_once_never_serve_past_the_quota_or_the_budget(
+    tmp_path: Path, backend: str
+) -> None:
+    """Counters are read and advanced under one lock shared by every API process."""
+    with delivery_ledger(tmp_path, backend) as ledger:
+        _on_trial_plan(ledger, A, monthly_quota=25)
+        answers = _from_two_servers(ledger, 120)
+        assert sum(a.status_code == 200 for a in answers) == count(ledger, UsageEvent) == 25
+        assert {a.json()["error"]["code"] for a in answers if a.status_code != 200} == {
+            "quota_exceeded"
+        }
+    with delivery_ledger(tmp_path / "budget", backend, daily_enterprise_budget=4) as ledger:
+        answers = _from_two_servers(ledger, 120)
+        served = {a.json()["uscc"] for a in answers if a.status_code == 200}
+        with Session(ledger.engine) as s:
+            billed = set(s.exec(select(UsageEvent.uscc)))
+        assert len(served) == len(billed) == 4
+        assert {a.json()["error"]["code"] for a in answers if a.status_code != 200} == {
+            "disclosure_budget_exceeded"
+        }
+
+
 def test_consents_are_registered_listed_and_withdrawn_by_the_bank(
     ledger: DeliveryLedger, api: str
 ) -> None:

@@ -349,12 +349,6 @@ class ServingBatch:
         entities_in, entities_args = db.isin("uscc", entities)
         counters_in, counters_args = db.isin("counter", sorted(wanted))
         reads: dict[str, Query] = {}
-        locks: list[Query] = []
-        if not db.sqlite:  # one bank's batches in turn across API processes (row locks)
-            lock, lock_args = db.isin("id", subscribers)
-            locks.append(
-                (f"SELECT id FROM subscriber WHERE {lock} ORDER BY id FOR NO KEY UPDATE", lock_args)
-            )
         columns = (
             "id, subscriber_id, reference, uscc, purposes, valid_from, valid_until, revoked_at"
         )
@@ -427,8 +421,10 @@ class ServingBatch:
             f"WHERE {counters_in} AND period IN (?, ?)",
             [*counters_args, day.isoformat(), period],
         )
-        # The chain's tail in the same round trip, its lock after the banks' (one order for all)
-        results = yield from self._read([*reads.values(), self.TAIL], locks + self._chain_lock())
+        # The chain's tail in the same round trip. Its lock, taken before these reads and held
+        # to commit, is what serializes batches across API processes: every serving batch
+        # takes it before reading the counters, so no two read the same quota or budget.
+        results = yield from self._read([*reads.values(), self.TAIL], self._chain_lock())
         self.tail = results[-1]
         got = dict(zip(reads, results[: len(reads)], strict=True))
         consents = {
