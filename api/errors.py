@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
 from api.serving.requests import RefusedElsewhere, recordable
+from pdo.driver_errors import SQLITE_RETRYABLE, sqlite_error_name
 
 log = logging.getLogger(__name__)
 
@@ -113,13 +114,12 @@ async def record_refusal(request: Request, status: int, code: str, flagged: bool
 
 
 ROUTING_CODES = {404: "not_found", 405: "method_not_allowed"}
-SQLITE_RETRYABLE = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_FULL"})
 
 
 def _retryable(exc: OperationalError) -> bool:
     """Whether the ledger may take the call later: SQLite's lock and I/O errors, and PostgreSQL's
     operational ones (lost connection, deadlock, lock timeout); not SQLite's schema errors."""
-    sqlite_error = getattr(exc.orig, "sqlite_errorname", None)
+    sqlite_error = sqlite_error_name(exc)
     return sqlite_error is None or sqlite_error in SQLITE_RETRYABLE
 
 

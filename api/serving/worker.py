@@ -38,6 +38,7 @@ from api.serving.batch import ServingBatch, current_snapshot
 from api.serving.requests import RefusedElsewhere, ScoreLookup
 from api.serving.snapshot import Snapshot, read_generation
 from api.serving.sql import run_plan
+from pdo.driver_errors import SQLITE_LOCK_HELD, sqlite_error_name
 from pdo.ledger.db import make_engine
 from pdo.ledger.types import utcnow
 
@@ -51,7 +52,7 @@ SPLIT_FROM = 8
 
 def _busy(exc: OperationalError) -> bool:
     """SQLite refused the write lock because another connection holds it."""
-    return getattr(exc.orig, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED")
+    return sqlite_error_name(exc) in SQLITE_LOCK_HELD
 
 
 Job = ScoreLookup | RefusedElsewhere

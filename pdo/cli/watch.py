@@ -13,6 +13,7 @@ from pdo.cli.root import console, emit_json, err_console, fail, settings, worksp
 from pdo.delivery.alerts import alert_view, dead_alerts, requeue_alert
 from pdo.delivery.watchlists import Refusal, list_watchlists, member_counts
 from pdo.delivery.webhooks import dispatch_due
+from pdo.driver_errors import driver_error_code
 from pdo.ledger.db import session_scope
 from pdo.ledger.models import Alert, Subscriber
 
@@ -27,10 +28,7 @@ PASS_FAILURES = (SQLAlchemyError, ValueError, TypeError)
 
 def _failure(exc: Exception) -> str:
     """What failed, without the statement or its parameters (they can hold an alert's data)."""
-    orig = getattr(exc, "orig", None)
-    code = getattr(orig, "sqlite_errorname", None) or getattr(
-        getattr(orig, "diag", None), "sqlstate", None
-    )
+    code = driver_error_code(exc)
     return f"{type(exc).__name__} ({code})" if code else type(exc).__name__
 
 

@@ -30,6 +30,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from pdo.driver_errors import driver_error_code
 from pdo.sources.contract import SourceTable
 
 ROW = "source_row"  # the same 1-based row number column flows.ingest gives a file's rows
@@ -84,7 +85,7 @@ def _read_failure(exc: BaseException, names: Sequence[str]) -> str:
     """Why rows could not be read, without the driver's words: they may quote a cell's value."""
     orig = getattr(exc, "orig", None) or exc
     parts = [type(orig).__name__]
-    code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
+    code = driver_error_code(exc)
     if code:
         parts.append(str(code))
     column = _named_column(str(orig), names)
