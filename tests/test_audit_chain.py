@@ -24,7 +24,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import JSON, bindparam, create_engine, insert, text
+from sqlalchemy import JSON, bindparam, create_engine, event, insert, text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 from typer.testing import CliRunner
@@ -395,6 +395,36 @@ def test_two_swapped_events_are_named(ledger: Ledger) -> None:
         "reordered: it was hashed as event 15, which now precedes it",
         "reordered: its prev_hash links to event 15, which was moved there",
     ]
+
+
+def test_many_swapped_pairs_are_each_named_from_two_reads_of_the_hashes(ledger: Ledger) -> None:
+    """The hash is not indexed, so each lookup reads the chain: ten findings, two reads."""
+    pairs = (5, 9, 13, 17)
+    for a in pairs:
+        _sql(
+            ledger,
+            f"UPDATE audit_event SET seq = -1 WHERE seq = {a}",
+            f"UPDATE audit_event SET seq = {a} WHERE seq = {a + 1}",
+            f"UPDATE audit_event SET seq = {a + 1} WHERE seq = -1",
+        )
+    hash_reads: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        where = statement.partition("WHERE")[2]
+        if "FROM audit_event" in statement and "audit_event.hash" in where:
+            hash_reads.append(statement)
+
+    event.listen(ledger.engine, "before_cursor_execute", count)
+    try:
+        with read_scope(ledger.engine) as s:
+            report = audit.verify(s)
+    finally:
+        event.remove(ledger.engine, "before_cursor_execute", count)
+    chain = [f.reason for f in report.findings if f.source == "chain"]
+    for a in pairs[:3]:  # the fourth pair's last findings fall beyond the ten diagnosed
+        assert f"reordered: its prev_hash links to the later event {a + 1}" in chain
+        assert f"reordered: it was hashed as event {a}, which now precedes it" in chain
+    assert len(hash_reads) == 2
 
 
 def test_an_altered_prev_hash_is_named(ledger: Ledger) -> None:
