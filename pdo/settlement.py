@@ -35,7 +35,7 @@ from pdo.ledger.models import (
     UsageEvent,
 )
 from pdo.revenue import OPERATOR, allocate
-from pdo.usage_chain import check_usage, unreadable_usage
+from pdo.usage_chain import check_usage
 
 # ASCII digits only: a full-width "２０２６-10" would be stored as another period's key, one
 # that sorts after every real month and so blocks every later settlement.
@@ -227,23 +227,29 @@ def refuse_if_before_a_closed_period(session: Session, period: str) -> None:
         )
 
 
-def refuse_while_unsettled_usage_is_unreadable(session: Session, period: str) -> None:
-    """An unsettled event whose month or price cannot be read escapes any period filter: close
-    no month while one exists, or it would be signed without that event and never billed."""
-    unreadable = unreadable_usage(session, where=col(UsageEvent.settled_period).is_(None))
-    if unreadable:
-        first = "; ".join(f"{usage_id}: unreadable {column}" for usage_id, column in unreadable[:3])
-        raise SettlementError(
-            f"period {period} was not settled: {len(unreadable)} unsettled usage events cannot "
-            f"be read ({first}); run `pdo audit verify`"
-        )
+def refuse_usage_that_cannot_be_billed(session: Session, period: str) -> None:
+    """One pass over the unsettled usage before a month is closed and signed:
 
-
-def refuse_usage_the_chain_does_not_vouch_for(session: Session, period: str) -> None:
-    """Bill only usage its audit record vouches for: an event altered or inserted behind the
-    API's back is refused before the month is closed and signed, not billed."""
+    - an unsettled event whose month or price cannot be read escapes any period filter: no
+      month is closed while one exists, or it would be signed without that event, never billed;
+    - an event of this month its audit record does not vouch for (altered or inserted behind
+      the API's back) is refused, not billed.
+    """
     _, end = period_bounds(period)
-    report = check_usage(session, keep=3, where=_unsettled_before(end))
+    report = check_usage(
+        session,
+        keep=3,
+        where=col(UsageEvent.settled_period).is_(None),
+        compared=lambda usage: usage.served_at < end,
+    )
+    if report.unreadable_count:
+        first = "; ".join(
+            f"{usage_id}: unreadable {column}" for usage_id, column in report.unreadable
+        )
+        raise SettlementError(
+            f"period {period} was not settled: {report.unreadable_count} unsettled usage events "
+            f"cannot be read ({first}); run `pdo audit verify`"
+        )
     if not report.ok:
         first = "; ".join(f"{usage_id}: {what}" for usage_id, what in report.problems)
         raise SettlementError(
@@ -356,8 +362,7 @@ def settle(session: Session, period: str, actor: str, now: dt.datetime) -> Settl
         closes = end.astimezone(BUSINESS_TZ).strftime("%Y-%m-%d %H:%M")
         raise SettlementError(f"period {period} is still open: it closes at {closes} 北京时间")
     refuse_if_before_a_closed_period(session, period)
-    refuse_while_unsettled_usage_is_unreadable(session, period)
-    refuse_usage_the_chain_does_not_vouch_for(session, period)
+    refuse_usage_that_cannot_be_billed(session, period)
     session.execute(update(UsageEvent).where(_unsettled_before(end)).values(settled_period=period))
     figures = _figures(session, period, True, col(UsageEvent.settled_period) == period)
     digest = lines_digest(period, figures.versions)

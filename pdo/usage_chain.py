@@ -33,6 +33,8 @@ class UsageChainReport:
     matched: int = 0
     problems: list[tuple[str, str]] = field(default_factory=list)  # (usage id, what is wrong)
     problem_count: int = 0
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (usage id, column)
+    unreadable_count: int = 0
 
     @property
     def ok(self) -> bool:
@@ -109,11 +111,14 @@ def check_usage(
     keep: int = 20,
     progress: Callable[[int], None] | None = None,
     where: Any = None,
+    compared: Callable[[UsageEvent], bool] | None = None,
 ) -> UsageChainReport:
     """Compare each usage event with its chain record; missing, duplicated or altered are found.
 
-    `where` limits the check to some usage rows (what a settlement is about to bill); deleted
-    rows are then left to the full check, which alone sees every row.
+    `where` limits the check to some usage rows; deleted rows are then left to the full check,
+    which alone sees every row. `compared` narrows the comparison further, in the same pass (a
+    settlement compares the month it bills but must see every unsettled row); an unreadable row
+    is reported whatever it says, since no filter can tell which rows it belongs with.
     """
     chained = _chained(session)
     closed = _closed(session)
@@ -132,7 +137,12 @@ def check_usage(
         if progress is not None and report.events % CHUNK == 0:
             progress(CHUNK)
         if isinstance(usage, Unreadable):
+            report.unreadable_count += 1
+            if len(report.unreadable) < keep:
+                report.unreadable.append((usage_id, usage.column))
             problem(usage_id, f"unreadable {usage.column}: not a valid stored value (changed?)")
+            continue
+        if compared is not None and not compared(usage):
             continue
         if usage.settled_period is not None:
             tally = billed.setdefault(usage.settled_period, [0, 0])
@@ -164,13 +174,3 @@ def check_usage(
     if progress is not None:
         progress(report.events % CHUNK)
     return report
-
-
-def unreadable_usage(session: Session, where: Any = None) -> list[tuple[str, str]]:
-    """(usage id, column) of each usage row with a stored value that cannot be read: no period
-    filter can tell which month such a row belongs to, nor what it bills."""
-    return [
-        (usage_id, usage.column)
-        for usage_id, usage in _usage(session, where)
-        if isinstance(usage, Unreadable)
-    ]

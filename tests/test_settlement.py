@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 from typer.testing import CliRunner
@@ -761,6 +761,31 @@ def test_a_month_whose_usage_no_longer_matches_the_audit_chain_is_not_settled(
     assert counts(books.engine) == before
     with Session(books.engine) as s:
         assert s.get(Settlement, "2026-10") is None and not s.exec(select(AuditCheckpoint)).all()
+
+
+def test_a_later_month_altered_does_not_stop_this_one_which_is_read_once(books: Books) -> None:
+    """Closing October compares October's usage with the chain and not November's (that is
+    November's close to refuse), reading the unsettled usage in one pass."""
+    with session_scope(books.engine) as s:
+        later = s.exec(select(UsageEvent.id).where(UsageEvent.served_at == NOVEMBER[0].at)).one()
+        s.execute(text("UPDATE usage_event SET price_fen = 1 WHERE id = :u"), {"u": later})
+    usage_reads: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().startswith("SELECT") and "FROM usage_event" in statement:
+            usage_reads.append(statement)
+
+    settle_now(books, "2026-09")
+    event.listen(books.engine, "before_cursor_execute", count)
+    try:
+        closed = settle_now(books, "2026-10")
+    finally:
+        event.remove(books.engine, "before_cursor_execute", count)
+    assert closed.events == len(OCTOBER)
+    scans = [q for q in usage_reads if "settled_period IS NULL" in q]
+    assert len(scans) == 1, scans
+    refused = pdo(books, "settle", "--period", "2026-11")
+    assert refused.exit_code == 1 and f"{later}: differs from its audit record" in refused.output
 
 
 @pytest.fixture
