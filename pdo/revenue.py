@@ -43,6 +43,8 @@ class RevenueRule:
         clash = ({OPERATOR} | set(self.departments_bp)) & set(self.others_bp)
         if clash:
             raise ValueError(f"parties declared twice: {', '.join(sorted(clash))}")
+        if OPERATOR in self.departments_bp:  # its weight would be replaced by the remainder
+            raise ValueError(f"{OPERATOR!r} is not a department: it takes what the others leave")
 
     def describe(self) -> dict[str, Any]:
         """The rule as declared, for the ledger and the review package."""
@@ -64,6 +66,8 @@ class RevenueRule:
         n = sum(tables.values())
         if n == 0:
             raise ValueError("a rule by inputs needs at least one input table")
+        if OPERATOR in tables:
+            raise ValueError(f"{OPERATOR!r} is not a department: it takes what the others leave")
         clash = set(tables) & set(self.others_bp)
         if clash:
             raise ValueError(

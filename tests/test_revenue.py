@@ -2,7 +2,7 @@
 
 import pytest
 
-from pdo.revenue import OPERATOR, allocate, split_fen
+from pdo.revenue import OPERATOR, RevenueRule, allocate, split_fen
 from products.registry import PRODUCTS
 
 SHARES = {"market": 1500, "tax": 1500, "hrss": 1000, "court": 333}
@@ -34,3 +34,27 @@ def test_every_product_price_splits_exactly(spec) -> None:
     weights = spec.revenue_weights()
     assert sum(allocate(spec.price_fen, weights).values()) == spec.price_fen
     assert OPERATOR in weights and all(w > 0 for w in weights.values())
+
+
+@pytest.mark.parametrize(
+    ("make", "refused"),
+    [
+        (lambda: RevenueRule(departments_bp={"market": 2000, OPERATOR: 5000}), "not a department"),
+        (lambda: RevenueRule(inputs_pool_bp=3000).weights(["tax", OPERATOR]), "not a department"),
+        (lambda: RevenueRule(departments_bp={"a": 6000}, others_bp={"b": 5000}), "exceed 100%"),
+        (lambda: RevenueRule(departments_bp={"a": 1}, others_bp={OPERATOR: 1}), "declared twice"),
+        (lambda: RevenueRule(departments_bp={"a": 1}, inputs_pool_bp=1), "not both"),
+        (lambda: RevenueRule(departments_bp={"a": -1}), "negative"),
+    ],
+)
+def test_a_rule_that_would_misstate_a_share_is_refused(make, refused: str) -> None:
+    """The operator takes the remainder: a share declared for it would be silently replaced."""
+    with pytest.raises(ValueError, match=refused):
+        make()
+
+
+def test_declared_department_weights_are_kept_exactly() -> None:
+    weights = RevenueRule(departments_bp={"market": 2000}, others_bp={"bank_union": 500}).weights(
+        []
+    )
+    assert weights == {"bank_union": 500, "market": 2000, OPERATOR: 7500}
