@@ -233,9 +233,23 @@ def refuse_usage_that_cannot_be_billed(session: Session, period: str) -> None:
     - an unsettled event whose month or price cannot be read escapes any period filter: no
       month is closed while one exists, or it would be signed without that event, never billed;
     - an event of this month its audit record does not vouch for (altered or inserted behind
-      the API's back) is refused, not billed.
+      the API's back) is refused, not billed;
+    - an event already marked as billed in this month, which was never closed, was marked
+      behind the ledger's back: the close bills every row so marked, and it was checked by
+      neither rule above (they read the unsettled rows).
     """
     _, end = period_bounds(period)
+    in_period = col(UsageEvent.settled_period) == period
+    marked = session.exec(select(func.count()).select_from(UsageEvent).where(in_period)).one()
+    if marked:
+        first = session.exec(
+            select(UsageEvent.id).where(in_period).order_by(col(UsageEvent.id)).limit(3)
+        ).all()
+        raise SettlementError(
+            f"period {period} was not settled: {marked} usage events are already marked as "
+            f"billed in it, though it was never closed ({'; '.join(first)}); "
+            "run `pdo audit verify`"
+        )
     report = check_usage(
         session,
         keep=3,

@@ -788,6 +788,30 @@ def test_a_later_month_altered_does_not_stop_this_one_which_is_read_once(books: 
     assert refused.exit_code == 1 and f"{later}: differs from its audit record" in refused.output
 
 
+@pytest.mark.parametrize("month", ["2026-10-20T01:00:00", "2026-11-10T02:00:00"])
+def test_a_month_is_not_settled_while_events_are_already_marked_as_billed_in_it(
+    books: Books, month: str
+) -> None:
+    """The close bills every row marked with its period, so one marked behind the ledger's back
+    (its price altered too, or served in another month) is refused, not billed unchecked."""
+    settle_now(books, "2026-09")
+    with Session(books.engine) as s:
+        target = s.exec(select(UsageEvent.id).where(UsageEvent.served_at == utc(month))).first()
+    if target is None:  # the later month's event is written by this test
+        (target,) = write_usage(books, [Use("metered", utc(month), 150)])
+    with session_scope(books.engine) as s:
+        marked = "UPDATE usage_event SET price_fen = 9999, settled_period = '2026-10' WHERE id = :u"
+        s.execute(text(marked), {"u": target})
+    before = counts(books.engine)
+    refused = pdo(books, "settle", "--period", "2026-10")
+    assert refused.exit_code == 1 and isinstance(refused.exception, SystemExit)
+    assert "1 usage events are already marked as billed in it" in refused.output
+    assert target in refused.output
+    assert counts(books.engine) == before
+    with Session(books.engine) as s:
+        assert s.get(Settlement, "2026-10") is None
+
+
 @pytest.fixture
 def sqlite_books(tmp_path: Path) -> Iterator[Books]:
     """The books on SQLite alone: it keeps any text in a typed column (PostgreSQL refuses it)."""
