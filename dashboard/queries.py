@@ -56,25 +56,54 @@ from pdo.signoff import approvals, pending, required_approvals
 OPERATOR_ZH = "授权运营单位"
 
 DECISION_ZH = {"approved": "批准", "rejected": "驳回"}
-ACTION_ZH = {
-    "user.add": "新增用户",
-    "departments.register": "登记部门",
-    "authorization.grant": "授予授权",
-    "authorization.revoke": "撤销授权",
-    "authorization.renew": "授权续期",
-    "run.start": "启动运行",
-    "run.failed": "运行失败",
-    "run.awaiting_signoff": "等待签核",
-    "stage.ingest": "采集",
-    "stage.desensitize": "脱敏",
-    "stage.validate_raw": "原始区校验",
-    "stage.validate": "校验",
-    "docs.built": "生成质量报告",
-    "signoff.approved": "签核批准",
-    "signoff.rejected": "签核驳回",
-    "product.publish": "产品发布",
-    "subscriber.add": "接入银行",
-    "apikey.issue": "签发密钥",
+# Every action the ledger records, as the console names it (中文, English); a code missing here
+# is shown as stored (tests/test_console.py checks every action the seeded ledgers record).
+ACTION_LABELS = {
+    "user.add": ("新增用户", "User added"),
+    "departments.register": ("登记部门", "Departments registered"),
+    "authorization.grant": ("授予授权", "Authorization granted"),
+    "authorization.revoke": ("撤销授权", "Authorization revoked"),
+    "authorization.renew": ("授权续期", "Authorization renewed"),
+    "run.start": ("启动运行", "Run started"),
+    "run.failed": ("运行失败", "Run failed"),
+    "run.abandoned": ("运行中止", "Run abandoned"),
+    "run.awaiting_signoff": ("等待签核", "Awaiting sign-off"),
+    "stage.ingest": ("采集", "Ingest"),
+    "stage.desensitize": ("脱敏", "Desensitization"),
+    "stage.validate_raw": ("原始区校验", "Raw-zone validation"),
+    "stage.validate": ("校验", "Validation"),
+    "stage.package": ("产品打包", "Packaging"),
+    "docs.built": ("生成质量报告", "Quality report built"),
+    "signoff.approved": ("签核批准", "Sign-off approved"),
+    "signoff.rejected": ("签核驳回", "Sign-off rejected"),
+    "product.publish": ("产品发布", "Product published"),
+    "subscriber.add": ("接入银行", "Bank onboarded"),
+    "apikey.issue": ("签发密钥", "API key issued"),
+    "apikey.revoke": ("吊销密钥", "API key revoked"),
+    "plan.add": ("新增套餐", "Plan added"),
+    "subscription.add": ("订阅套餐", "Subscribed to a plan"),
+    "consent.add": ("登记企业授权", "Consent registered"),
+    "consent.revoke": ("撤回企业授权", "Consent withdrawn"),
+    "query.serve": ("查询（计费）", "Lookup served (billed)"),
+    "query.refused": ("查询被拒", "Lookup refused"),
+    "delivery.alert": ("预警交付（计费）", "Alert delivered (billed)"),
+    "delivery.batch": ("批量文件交付（计费）", "Batch file delivered (billed)"),
+    "batch.deliver": ("生成批量文件", "Batch file made"),
+    "watchlist.create": ("新建监测名单", "Watchlist created"),
+    "watchlist.members.add": ("监测名单加入企业", "Watchlist members added"),
+    "watchlist.members.remove": ("监测名单移出企业", "Watchlist members removed"),
+    "alerts.raise": ("生成预警", "Alerts raised"),
+    "alerts.release": ("放行预警", "Alerts released"),
+    "alerts.withdraw": ("撤回预警", "Alerts withdrawn"),
+    "alert.dead": ("预警推送失败", "Alert dead-lettered"),
+    "alert.requeue": ("预警重新推送", "Alert requeued"),
+    "objection.raise": ("登记异议", "Objection raised"),
+    "objection.resolve": ("异议处理", "Objection resolved"),
+    "settlement.close": ("月度结算", "Month settled"),
+    "export.usage": ("导出用量", "Usage exported"),
+    "export.settlement": ("导出结算", "Settlement exported"),
+    "audit.verify": ("审计链核验", "Audit chain verified"),
+    "audit.checkpoint": ("签发检查点", "Checkpoint signed"),
 }
 
 
@@ -494,21 +523,33 @@ def _details(details: dict[str, Any]) -> str:
 _UNREADABLE = "（无法读取）"
 
 
-def latest_audit_events(session: Session, limit: int = 50) -> pl.DataFrame:
+AUDIT_COLUMNS = {  # 中文 → English headers of the latest-events table
+    "序号": "Seq",
+    "时间": "Time",
+    "操作人": "Actor",
+    "动作": "Action",
+    "对象": "Subject",
+    "详情": "Details",
+    "哈希": "Hash",
+}
+
+
+def latest_audit_events(session: Session, limit: int = 50, english: bool = False) -> pl.DataFrame:
     """The newest audit events, newest first, with their (short) chain hashes; read as the
     verification reads them, so a stored value that cannot be decoded shows, not crashes."""
     newest = select(AuditEvent.seq).order_by(col(AuditEvent.seq).desc())
     first = session.exec(newest.offset(limit - 1).limit(1)).first() or 1
     rows = reversed(list(audit.events(session, first)))
-    return pl.DataFrame(
+    label, unreadable = (1, "(unreadable)") if english else (0, _UNREADABLE)
+    frame = pl.DataFrame(
         [
             {
                 "序号": seq,
-                "时间": _UNREADABLE if isinstance(at, audit.Unreadable) else local_time(at),
+                "时间": unreadable if isinstance(at, audit.Unreadable) else local_time(at),
                 "操作人": actor,
-                "动作": ACTION_ZH.get(action, action),
+                "动作": ACTION_LABELS[action][label] if action in ACTION_LABELS else action,
                 "对象": short_hash(subject, 32),
-                "详情": _UNREADABLE if isinstance(details, audit.Unreadable) else _details(details),
+                "详情": unreadable if isinstance(details, audit.Unreadable) else _details(details),
                 "哈希": short_hash(stored),
             }
             for seq, at, actor, action, subject, details, _, stored in rows
@@ -518,6 +559,7 @@ def latest_audit_events(session: Session, limit: int = 50) -> pl.DataFrame:
             **{k: pl.String for k in ("时间", "操作人", "动作", "对象", "详情", "哈希")},
         },
     )
+    return frame.rename(AUDIT_COLUMNS) if english else frame
 
 
 # --- messages ----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from pdo.ledger.models import PipelineRun
 from pdo.revenue import OPERATOR
+from pdo.scorecard.frozen import MISSING
 from pdo.scorecard.scaling import WORST_GRADE
 from pdo.signoff import approvals, package_hash, required_approvals
 from pdo.sources.departments import DEPARTMENTS
@@ -748,6 +749,15 @@ def card_tables(
     ]
 
 
+# The scorecard's own name for the bin of missing values and unseen categories (kept as stored:
+# the frozen model looks bins up by it), as reviewers read it.
+MISSING_BIN_SHOWN = "缺失/未见类别 (Missing)"
+
+
+def _bin_label(stored: Any) -> str:
+    return MISSING_BIN_SHOWN if stored == MISSING else str(stored)
+
+
 def bin_tables(card: Mapping[str, Any]) -> list[CardTable]:
     """Per variable: each bin's count, event rate, WoE and the points it adds to the score."""
     head = (
@@ -765,7 +775,7 @@ def bin_tables(card: Mapping[str, Any]) -> list[CardTable]:
             head,
             [
                 [
-                    str(b.get("bin")),
+                    _bin_label(b.get("bin")),
                     count_text(b.get("count")),
                     share_percent(b.get("event_rate")),
                     decimal4(b.get("woe")),

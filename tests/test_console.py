@@ -17,8 +17,9 @@ from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 
 from dashboard.model_card import CARD_TABS
+from dashboard.queries import ACTION_LABELS, AUDIT_COLUMNS
 from pdo.ledger.db import make_engine
-from pdo.ledger.models import PipelineRun, SignOff
+from pdo.ledger.models import AuditEvent, PipelineRun, SignOff
 from pdo.settings import Settings
 from tests.console_seed import CALLS, PASSWORD, PRICE_FEN, Seed, credit_risk_build, seed_console
 
@@ -459,6 +460,21 @@ def test_revenue_per_department_adds_up_to_billed_usage(seeded: Seed) -> None:
 
 
 # --- audit -------------------------------------------------------------------------------
+
+
+def test_every_action_on_the_chain_is_named_in_both_languages(seeded: Seed) -> None:
+    """The latest-events table names actions, never shows their codes, in either language."""
+    with _session(seeded) as s:
+        recorded = set(s.exec(select(AuditEvent.action).distinct()))
+    assert {"query.serve", "authorization.grant", "user.add"} <= recorded
+    assert recorded - set(ACTION_LABELS) == set()
+    at = _open(_login(_app(), "regina"), "audit")
+    zh = at.dataframe[0].value
+    at.toggle(key="pdo_lang_en").set_value(True).run(timeout=30)
+    en = at.dataframe[0].value
+    assert list(en.columns) == list(AUDIT_COLUMNS.values())
+    assert not any(a in recorded for a in [*zh["动作"], *en["Action"]])
+    assert all(a.isascii() for a in en["Action"]) and not any(a.isascii() for a in zh["动作"])
 
 
 def test_audit_chain_intact_then_broken(seeded: Seed) -> None:

@@ -11,6 +11,7 @@ import pytest
 from dashboard import queries
 from pdo.ledger.models import PipelineRun
 from pdo.review_report import (
+    MISSING_BIN_SHOWN,
     Code,
     Verdict,
     bin_tables,
@@ -106,6 +107,17 @@ def test_the_console_shows_the_same_rows_as_the_page(card: dict[str, Any]) -> No
         for row in frame.rows():
             assert list(row) in page, row
     assert [s.key for s in shown.part("segments")] == ["segments"] * 3
+
+
+def test_the_missing_bin_is_named_for_reviewers_in_both_renderings(card: dict[str, Any]) -> None:
+    """The scorecard stores its last bin as "Missing"; reviewers read it in Chinese too."""
+    package = {"products": [_product("credit_risk", "中小企业信用风险评分", card)]}
+    page = _rows(render_review_html(_run(), package, [], 2))
+    shown = queries.model_card(card)
+    last_rows = [b.frame.row(-1)[0] for b in shown.bins]
+    assert last_rows == [MISSING_BIN_SHOWN] * len(card["bin_tables"])
+    assert all(t["bins"][-1]["bin"] == "Missing" for t in card["bin_tables"])  # stored as it was
+    assert not any(row and row[0] == "Missing" for row in page)
 
 
 def test_a_rule_product_s_card_is_shown_as_its_counts() -> None:

@@ -19,7 +19,7 @@ from pdo.cli import app
 from pdo.lake import Lake
 from pdo.ledger.db import make_engine, session_scope
 from pdo.ledger.models import PipelineRun
-from pdo.review_report import render_review_html, run_review_html
+from pdo.review_report import MISSING_BIN_SHOWN, render_review_html, run_review_html
 from pdo.settings import Settings
 from pdo.signoff import decide
 from tests.console_seed import Seed, seed_console
@@ -463,7 +463,8 @@ def test_every_bin_table_and_every_feature_is_shown(seeded: Seed) -> None:
     for table in card["bin_tables"]:
         assert f"{table['label_zh']} {table['variable']}" in cells.subheadings
         for b in table["bins"]:
-            shown = [b["bin"], f"{b['count']:,}", f"{b['event_rate'] * 100:.2f}%"]
+            label = MISSING_BIN_SHOWN if b["bin"] == "Missing" else b["bin"]
+            shown = [label, f"{b['count']:,}", f"{b['event_rate'] * 100:.2f}%"]
             assert any(r[:3] == shown and r[4] == str(b["points"]) for r in rows), b
     left_out = card["variables_left_out"]
     for f in card["feature_dictionary"]:

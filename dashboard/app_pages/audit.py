@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import auth, queries
 from dashboard.data.audit import RENDER_CHECK_LIMIT, beijing, chain_state
-from dashboard.i18n import t
+from dashboard.i18n import english, t
 from dashboard.state import workspace
 from pdo import audit
 from pdo.checkpoints import dumps
@@ -97,7 +97,7 @@ def _usage_result(usage: dict[str, Any]) -> None:
 
 with read_scope(workspace().engine) as session:
     state = chain_state(session)
-    events = queries.latest_audit_events(session)
+    events = queries.latest_audit_events(session, english=english())
 
 tail = state.tail
 c1, c2, c3, c4 = st.columns(4)
