@@ -25,6 +25,8 @@ from sqlmodel import Session, select
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
+from dashboard.data import anomalies
+from dashboard.data.usage import Window
 from pdo import audit
 from pdo.delivery.consents import register_consent
 from pdo.delivery.metering import USAGE_ACTIONS, details_of
@@ -653,6 +655,30 @@ def test_anomalies_find_the_seeded_week(home: Ledger, user: str) -> None:
     assert budget.to_dict("records") == [{"银行": STEADY, "日期": "2026-03-05", "超限次数": 2}]
     assert drift["版本"].tolist() == [OPS_VERSION]  # credit_risk@1 did not drift
     assert drift.iloc[0]["PSI"] == "0.3100"
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "found"),
+    [
+        ("2026-03-03", "2026-03-03", True),  # its evening is the window's last: read to 06:00
+        ("2026-03-01", "2026-03-03", True),
+        ("2026-03-04", "2026-03-10", False),  # its morning is in here, but it is the 3rd's night
+        ("2026-03-03", "2026-03-04", True),
+    ],
+)
+def test_a_night_belongs_whole_to_the_window_of_its_evening(
+    ledger: Ledger, first: str, last: str, found: bool
+) -> None:
+    """The seeded bank's night of the 3rd (its calls at 02:00 on the 4th) is found in exactly
+    the windows that hold the 3rd; the next morning's hours never count as spikes."""
+    engine = make_engine(Settings(home=ledger.seed.home).db_url)
+    w = Window(dt.date.fromisoformat(first), dt.date.fromisoformat(last))
+    got = anomalies.find(engine, w)
+    engine.dispose()
+    shown = [(r["银行"], r["夜间（起始日期）"]) for r in got.nights.to_dicts()]
+    assert shown == ([(NIGHTLY, "2026-03-03")] if found else [])
+    spike_in_window = w.first <= dt.date(2026, 3, 4) <= w.last
+    assert got.spikes.height == int(spike_in_window)
 
 
 def test_a_normal_day_raises_nothing(home: Ledger) -> None:

@@ -86,11 +86,13 @@ _section(
     found.nights.height,
     t(
         f"规则：某银行在一个夜间（北京时间 {data.NIGHT_START_HOUR:02d}:00 至次日 "
-        f"{data.NIGHT_END_HOUR:02d}:00）调用不少于 {data.NIGHT_MIN_CALLS} 次，夜间按开始的日期记。"
+        f"{data.NIGHT_END_HOUR:02d}:00）调用不少于 {data.NIGHT_MIN_CALLS} 次，夜间按开始的日期记"
+        "（所选期间最后一天的夜间计至次日早上）。"
         "贷前审查与贷后管理通常在营业时间进行，夜间批量查询需核实用途。",
         f"Rule: a bank makes at least {data.NIGHT_MIN_CALLS} calls in one night "
         f"({data.NIGHT_START_HOUR:02d}:00 to {data.NIGHT_END_HOUR:02d}:00 Beijing time, named by "
-        "the evening it starts). Lending checks happen in business hours: ask what these were for.",
+        "the evening it starts; the period's last night runs into the next morning). Lending "
+        "checks happen in business hours: ask what these were for.",
     ),
     found.nights,
     t("所选期间内未发现夜间批量查询。", "No off-hours bulk queries in this period."),

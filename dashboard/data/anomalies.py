@@ -118,10 +118,12 @@ def spikes(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def nights(frame: pl.DataFrame) -> pl.DataFrame:
+def nights(frame: pl.DataFrame, w: Window | None = None) -> pl.DataFrame:
     """Nights (22:00–06:00 Beijing) in which a bank made at least NIGHT_MIN_CALLS calls.
 
     A night is named by the evening it starts on: 01:00 on the 2nd belongs to the night of the 1st.
+    With a window, only the nights starting on its days, whole: `frame` must then also hold
+    the morning after its last day.
     """
     hours = frame.with_columns(
         pl.col("hour").str.slice(0, 10).str.to_date("%Y-%m-%d").alias("date"),
@@ -133,6 +135,11 @@ def nights(frame: pl.DataFrame) -> pl.DataFrame:
             .then(pl.col("date") - pl.duration(days=1))
             .otherwise(pl.col("date"))
             .alias("night")
+        )
+        .filter(
+            pl.lit(True)
+            if w is None
+            else pl.col("night").is_between(pl.lit(w.first), pl.lit(w.last), closed="both")
         )
         .group_by("bank_id", "night")
         .agg(
@@ -316,19 +323,25 @@ def _night_span(first: str, last: str) -> str:
 
 
 def find(engine: Engine, w: Window, t: Text = _zh) -> Anomalies:
-    """Every rule's findings in the window (drift: every version, whatever the window)."""
-    per_hour = hourly(engine, w)
+    """Every rule's findings in the window (drift: every version, whatever the window).
+
+    The hours are read to the morning after the window's last day: the night that starts on
+    that evening is the window's, whole (and the night before its first day is the previous
+    window's: its morning hours in this window are not counted here).
+    """
+    per_hour = hourly(engine, Window(w.first, w.last + dt.timedelta(days=1)))
     with read_scope(engine) as session:
         return _find(session, w, per_hour, t)
 
 
 def _find(session: Session, w: Window, per_hour: pl.DataFrame, t: Text) -> Anomalies:
     banks = _bank_names(session)
-    spike = _bank(spikes(per_hour), banks).with_columns(
+    in_window = per_hour.filter(pl.col("hour").str.slice(0, 10) <= w.last.isoformat())
+    spike = _bank(spikes(in_window), banks).with_columns(
         pl.col("hour").map_elements(_hour_span, return_dtype=pl.String).alias("span"),
         pl.col("median").round(1),
     )
-    night = _bank(nights(per_hour), banks)
+    night = _bank(nights(per_hour, w), banks)
     night = night.with_columns(
         pl.col("night").dt.strftime("%Y-%m-%d"),
         pl.Series(
