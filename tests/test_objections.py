@@ -603,6 +603,38 @@ def test_alerts_withdrawn_by_an_objection_go_out_again_only_if_it_is_rejected(
     assert after == {kind: "pending" if outcome == "rejected" else "withdrawn" for kind in statuses}
 
 
+def test_a_later_rejected_objection_never_releases_what_an_upheld_one_corrected(
+    home: Home,
+) -> None:
+    """Upheld, the first objection corrected the result and withdrew the alerts of the signed
+    one for good; a second objection, rejected, restores the corrected result: the signed
+    result's alerts must not go out again beside it."""
+    uscc, case = dishonest_individual()
+    watched = watch(home, uscc)
+    with session_scope(home.engine) as s:
+        version = s.get(ProductVersion, CREDIT)
+        assert version is not None
+        alerts_for_new_version(s, version)
+    signed = home.served(CREDIT, uscc)
+    for item, outcome in (
+        (f"court_cases:case_no={case}", "upheld"),
+        (_second_record(uscc), "rejected"),
+    ):
+        raised = _object(home, uscc, item)
+        code, out = pdo(
+            home, "objection", "resolve", raised["id"], "--outcome", outcome,
+            "--note", "核实", "--as", "rita",
+        )  # fmt: skip
+        assert code == 0, out
+    corrected = home.correction(CREDIT, uscc)
+    assert corrected is not None and corrected.grade != signed.grade
+    live = [a for a in alerts(home, watched) if a.status in ("pending", "delivered")]
+    shown = {(a.kind, a.payload.get("grade")) for a in live}
+    assert ("new_version", signed.grade) not in shown
+    assert "dishonest_debtor" not in {kind for kind, _ in shown}  # the listing was corrected away
+    assert any(a.kind == "dispute_resolved" for a in live)
+
+
 def test_personal_data_typed_into_a_reason_or_note_is_not_stored(home: Home) -> None:
     """The operator copies an enterprise's letter: a 身份证号, a mobile, a name or an address in
     it are replaced by placeholders before the objection is stored, listed or audited."""

@@ -360,6 +360,11 @@ def result_alerts(
     return list(session.exec(query).all())
 
 
+def withdrawal_note(objection_id: str) -> str:
+    """What a withdrawn alert records as its last error: the objection that withdrew it."""
+    return f"withdrawn: objection {objection_id} disputes the result"
+
+
 def withdraw_undelivered_results(
     session: Session, product_name: str, entity: str, objection_id: str
 ) -> int:
@@ -368,7 +373,7 @@ def withdraw_undelivered_results(
     rows = result_alerts(session, product_name, entity, ("pending", "dead"))
     for alert in rows:
         alert.status, alert.next_attempt_at = "withdrawn", None
-        alert.last_error = f"withdrawn: objection {objection_id} disputes the result"
+        alert.last_error = withdrawal_note(objection_id)
         session.add(alert)
     if rows:
         audit.record(session, "system", "alerts.withdraw", objection_id, alerts=len(rows))

@@ -15,7 +15,13 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from pdo import audit
-from pdo.delivery.alerts import AlertDraft, member_refs, raise_alerts_bulk, result_alerts
+from pdo.delivery.alerts import (
+    AlertDraft,
+    member_refs,
+    raise_alerts_bulk,
+    result_alerts,
+    withdrawal_note,
+)
 from pdo.ledger.models import (
     Objection,
     ProductVersion,
@@ -230,16 +236,30 @@ def alerts_for_released_result(
 ) -> int:
     """What a dispute held back from an enterprise's watchers, once its last objection closed.
 
-    Rejected, the signed result stands: the result alerts withdrawn when it was raised go out
-    again. Either way, a version published during the dispute raised only a withheld
-    new_version; its grade drop, knock-out or listing alerts are raised now from the result
-    served now (kinds already raised for the version are skipped). Returns the alerts released.
+    Rejected, the result served before the dispute stands: the result alerts its objections
+    withdrew go out again, but never those an upheld objection withdrew (their result was
+    corrected away; the correction's dispute_resolved and result alerts said so). Either way,
+    a version published during the dispute raised only a withheld new_version; its grade drop,
+    knock-out or listing alerts are raised now from the result served now (kinds already
+    raised for the version are skipped). Returns the alerts released.
     """
     released = 0
     if outcome == "rejected":
-        withdrawn = result_alerts(
-            session, version.product_name, entity, ("withdrawn",), version_id=version.id
-        )
+        upheld = session.exec(
+            select(Objection.id).where(
+                Objection.uscc == entity,
+                Objection.product_name == version.product_name,
+                Objection.outcome == "upheld",
+            )
+        ).all()
+        superseded = {withdrawal_note(objection_id) for objection_id in upheld}
+        withdrawn = [
+            alert
+            for alert in result_alerts(
+                session, version.product_name, entity, ("withdrawn",), version_id=version.id
+            )
+            if alert.last_error not in superseded
+        ]
         for alert in withdrawn:
             alert.status, alert.next_attempt_at, alert.last_error = "pending", utcnow(), None
             alert.queued_at = utcnow()  # listable again now: after the cursors banks hold
