@@ -12,6 +12,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -263,6 +264,41 @@ def _calendar_cells(frame: pl.DataFrame, table: SourceTable) -> pl.DataFrame:
     )
 
 
+# Excel's error values as its cells show them, by calamine's names: a CSV saved from the same
+# sheet carries these texts, so both formats parse (or quarantine) such a cell alike.
+EXCEL_ERRORS = {
+    "Div0": "#DIV/0!",
+    "NA": "#N/A",
+    "Name": "#NAME?",
+    "Null": "#NULL!",
+    "Num": "#NUM!",
+    "Ref": "#REF!",
+    "Value": "#VALUE!",
+    "GettingData": "#GETTING_DATA",
+}
+_ERROR_CELL = re.compile(r"Error\((\w+)\)")
+
+
+def _with_error_values(frame: pl.DataFrame, errors: Any, where: str) -> pl.DataFrame:
+    """The sheet's text with each error cell (a failed formula) as Excel shows it; fastexcel
+    reads such a cell as empty, which kept the row with its value silently lost."""
+    patches: dict[str, dict[int, str]] = {}
+    for error in errors:
+        row, column = error.offset_position
+        found = _ERROR_CELL.search(error.detail)
+        if found is None or found.group(1) not in EXCEL_ERRORS:  # no cell's text is quoted
+            raise SourceFileError(
+                f"{where}: row {row + 1}, column {frame.columns[column]!r} cannot be read as text"
+            )
+        patches.setdefault(frame.columns[column], {})[row] = EXCEL_ERRORS[found.group(1)]
+    for name, cells in patches.items():
+        values = frame[name].to_list()
+        for row, shown in cells.items():
+            values[row] = shown
+        frame = frame.with_columns(pl.Series(name, values, dtype=pl.String))
+    return frame
+
+
 def _read_xlsx(path: Path, table: SourceTable) -> pl.DataFrame:
     """The table's columns from every visible sheet, as text, one sheet after another (rows past
     Excel's limit continue on further sheets, each with the header). Blank sheets, and hidden
@@ -298,8 +334,11 @@ def _read_xlsx(path: Path, table: SourceTable) -> pl.DataFrame:
             raise SourceFileError(
                 f"{path.name}: sheet {name!r}: the header names {repeated} more than once"
             )
-        frame = pl.from_arrow(sheet.to_arrow())
+        batch, errors = sheet.to_arrow_with_errors()
+        frame = pl.from_arrow(batch)
         assert isinstance(frame, pl.DataFrame)
+        if errors is not None and errors.errors:
+            frame = _with_error_values(frame, errors.errors, f"{path.name}: sheet {name!r}")
         frames.append(
             _calendar_cells(frame.select(pl.col(table.column_names).cast(pl.String)), table)
         )

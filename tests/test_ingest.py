@@ -148,6 +148,41 @@ def test_xlsx_rows_continue_across_sheets(tmp_path) -> None:
     assert frame["insured_headcount"].to_list() == ["12", "12", "12"]
 
 
+@pytest.mark.parametrize("fmt", ["xlsx", "csv"])
+def test_an_error_cell_is_quarantined_as_its_csv_twin_is(tmp_path, fmt: str) -> None:
+    """A failed formula (#DIV/0!, #N/A) is a value that is not a number, in either format; an
+    XLSX read used to turn it into an empty cell and keep the row with the amount lost."""
+    import dataclasses
+
+    from openpyxl import Workbook
+
+    from pdo.sources.tables import BANK_LOANS
+
+    table = dataclasses.replace(BANK_LOANS, file_format=fmt, file_name=f"loans.{fmt}")
+    rows = [
+        ["HZB2024010000001", GOOD, "2024-01-05", "#DIV/0!", "0"],
+        ["HZB2024020000002", GOOD, "2024-02-05", "#N/A", "1"],
+        ["HZB2024030000003", GOOD, "2024-03-05", "1200.50", "0"],
+    ]
+    path = tmp_path / table.file_name
+    if fmt == "xlsx":
+        wb = Workbook()
+        ws = wb.active
+        ws.append(BANK_LOANS.column_names)
+        for row in rows:
+            ws.append(row)
+        for ref in ("D2", "D3"):  # the amounts as the error values a formula left
+            ws[ref].data_type = "e"
+        wb.save(path)
+    else:
+        lines = [BANK_LOANS.column_names, *rows]
+        path.write_text("".join(",".join(line) + "\n" for line in lines), encoding="utf-8")
+    result = ingest_file(path, table)
+    assert (result.rows_in, result.clean.height, result.quarantine.height) == (3, 1, 2)
+    assert result.quarantine["reason"].to_list() == ["amount: cannot parse as decimal"] * 2
+    assert result.quarantine["source_row"].to_list() == [1, 2]
+
+
 def test_checksums_are_left_to_the_raw_suite() -> None:
     """Ingest parses; the GX raw suite quarantines a wrong check character, naming the check."""
     import datetime as dt
