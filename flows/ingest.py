@@ -366,6 +366,23 @@ def read_as_text(path: Path, table: SourceTable) -> pl.DataFrame:
     return df.select(table.column_names).with_row_index(ROW, offset=1)
 
 
+def _typed_calendar(table: SourceTable, schema: Any) -> dict[str, str]:
+    """Per DATE or MONTH column stored as a Parquet date or timestamp, the pattern that reads its
+    text as what the column holds (as `_calendar_cells` does for spreadsheet and database
+    cells): a midnight as its date, a first of the month as its month. Text columns are read
+    as delivered."""
+    patterns: dict[str, str] = {}
+    for c in table.columns:
+        stored = schema.get(c.name)
+        if c.type is ColumnType.DATE and isinstance(stored, pl.Datetime):
+            patterns[c.name] = _MIDNIGHT
+        elif c.type is ColumnType.MONTH and isinstance(stored, pl.Datetime):
+            patterns[c.name] = _FIRST_OF_MONTH_MIDNIGHT
+        elif c.type is ColumnType.MONTH and stored == pl.Date:
+            patterns[c.name] = r"^(\d{4}-\d{2})-01$"
+    return patterns
+
+
 class ParquetText:
     """A Parquet delivery as text with its row numbers, read a slice at a time, so the whole
     table never exists as text (29M utility rows as text took several GB beside their typed
@@ -383,6 +400,7 @@ class ParquetText:
         missing = [c for c in self.names if c not in columns]
         if missing:
             raise SourceFileError(f"{path.name}: missing columns {missing}")
+        self.calendar = _typed_calendar(table, columns)
 
     def _read(self, rows: pl.LazyFrame) -> pl.DataFrame:
         try:
@@ -394,7 +412,13 @@ class ParquetText:
 
     def _text(self) -> pl.LazyFrame:
         return pl.scan_parquet(self.path, row_index_name=ROW, row_index_offset=1).select(
-            pl.col(ROW), pl.col(self.names).cast(pl.String)
+            pl.col(ROW),
+            *(
+                pl.col(name).cast(pl.String).str.replace(self.calendar[name], "${1}")
+                if name in self.calendar
+                else pl.col(name).cast(pl.String)
+                for name in self.names
+            ),
         )
 
     def slice(self, offset: int, length: int | None = None) -> pl.DataFrame:

@@ -183,6 +183,37 @@ def test_an_error_cell_is_quarantined_as_its_csv_twin_is(tmp_path, fmt: str) -> 
     assert result.quarantine["source_row"].to_list() == [1, 2]
 
 
+@pytest.mark.parametrize("stored", ["date", "datetime", "string"])
+def test_a_typed_parquet_month_reads_as_its_month(tmp_path, stored: str) -> None:
+    """A department's Parquet may type a month column as a date or a timestamp (the first of
+    the month): read as the month, as spreadsheet and database cells are; every row used to
+    be quarantined. A text column is read as delivered ("2026-01-01" is not a month)."""
+    import dataclasses
+    import datetime as dt
+
+    from pdo.sources.tables import SOCIAL_INSURANCE
+
+    table = dataclasses.replace(SOCIAL_INSURANCE, file_format="parquet", file_name="si.parquet")
+    firsts = [dt.date(2026, 1, 1), dt.date(2026, 2, 1)]
+    months = {
+        "date": pl.Series("month", firsts, dtype=pl.Date),
+        "datetime": pl.Series("month", firsts, dtype=pl.Date).cast(pl.Datetime("us")),
+        "string": pl.Series("month", [d.isoformat() for d in firsts]),
+    }[stored]
+    frame = pl.DataFrame(
+        {"uscc": [GOOD, GOOD], "month": months, "insured_headcount": pl.Series([12, 13])}
+    )
+    path = tmp_path / table.file_name
+    frame.write_parquet(path)
+    result = ingest_file(path, table)
+    if stored == "string":
+        assert result.clean.height == 0
+        assert set(result.quarantine["reason"]) == {"month: cannot parse as month"}
+    else:
+        assert result.quarantine.height == 0
+        assert result.clean["month"].cast(pl.String).to_list() == ["2026-01", "2026-02"]
+
+
 def test_checksums_are_left_to_the_raw_suite() -> None:
     """Ingest parses; the GX raw suite quarantines a wrong check character, naming the check."""
     import datetime as dt
