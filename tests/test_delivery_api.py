@@ -28,6 +28,7 @@ from api.serving.worker import ServingWorker, serving_engine
 from pdo import audit
 from pdo.delivery.metering import details_of
 from pdo.delivery.plans import add_plan
+from pdo.delivery.version_events import alerts_for_new_version
 from pdo.ledger.db import session_scope
 from pdo.ledger.models import (
     Alert,
@@ -35,6 +36,7 @@ from pdo.ledger.models import (
     AuditEvent,
     Consent,
     Objection,
+    ProductVersion,
     RefusedCall,
     ScoreCorrection,
     UsageEvent,
@@ -668,6 +670,46 @@ def _assert_exactly_once(ledger: DeliveryLedger, answers: list[httpx.Response]) 
     assert stored == ids and len(ids) == len(answers)
     assert billed == PRICE_FEN * len(answers)
     assert sorted(chained) == sorted(ids) and chain.ok  # concurrent batches never fork it
+
+
+def test_a_delivered_result_alert_is_listed_withheld_while_its_result_is_disputed(
+    ledger: DeliveryLedger, api: str
+) -> None:
+    """A bank re-syncing its alerts during a dispute gets no more of the result than a lookup
+    would: the payload says disputed_withheld, until the objection is resolved."""
+    key = {"X-API-Key": ledger.keys[A]}
+    book = httpx.post(
+        f"{api}/v1/watchlists", json={"name": "book", "product": "credit_risk"}, headers=key
+    ).json()["id"]
+    httpx.put(f"{api}/v1/watchlists/{book}/members", json=[{"uscc": COMPANIES[3]}], headers=key)
+    with session_scope(ledger.engine) as s:
+        version = s.get(ProductVersion, VERSION)
+        assert version is not None
+        alerts_for_new_version(s, version)
+    (first,) = [a for a in httpx.get(f"{api}/v1/alerts", headers=key).json()]
+    assert first["kind"] == "new_version" and first["payload"]["grade"] is not None
+    with session_scope(ledger.engine) as s:
+        dispute = Objection(
+            uscc=COMPANIES[3],
+            product_name="credit_risk",
+            item="court_dishonest_debtors:row=7",
+            reason="已履行完毕",
+            raised_by="operator",
+        )
+        s.add(dispute)
+    listed = {a["id"]: a for a in httpx.get(f"{api}/v1/alerts", headers=key).json()}
+    acked = httpx.post(f"{api}/v1/alerts/{first['id']}/ack", headers=key).json()
+    withheld = {
+        "version": VERSION,
+        "as_of": first["payload"]["as_of"],
+        "status": "disputed_withheld",
+    }
+    assert listed[first["id"]]["payload"] == withheld == acked["alert"]["payload"]
+    with session_scope(ledger.engine) as s:
+        s.exec(select(Objection)).one().status = "resolved"
+    after = {a["id"]: a for a in httpx.get(f"{api}/v1/alerts", headers=key).json()}
+    assert after[first["id"]]["payload"]["grade"] == first["payload"]["grade"]
+    assert count(ledger, UsageEvent) == 1  # delivered once, billed once
 
 
 def test_concurrent_calls_each_get_exactly_one_usage_event(

@@ -44,9 +44,9 @@ class AlertAcked(BaseModel):
     price_fen: int
 
 
-def _public(alert: Alert) -> AlertPublic:
+def _public(alert: Alert, withheld: bool = False) -> AlertPublic:
     return AlertPublic(
-        **al.alert_view(alert),
+        **al.alert_view(alert, withheld),
         queued_at=alert.queued_at,
         status=alert.status,
         delivered_at=alert.delivered_at,
@@ -73,7 +73,9 @@ def list_alerts(
 
     Listing hands over each alert's result, so it delivers it: an alert is metered once, when
     first listed, pushed or acked, under the usage event `alert:<id>` (listing it again, acking
-    or a push never bill it again). Alerts withdrawn by an objection are not listed."""
+    or a push never bill it again). Alerts withdrawn by an objection are not listed; one
+    already delivered is listed with its result withheld (`payload.status`:
+    `disputed_withheld`) while the enterprise's result is disputed, as a lookup answers."""
     if since is not None:
         try:  # a naive time is read as UTC; 9999-12-31T23:59:59-14:00 has no UTC time
             since = since.astimezone(dt.UTC) if since.tzinfo else since.replace(tzinfo=dt.UTC)
@@ -93,7 +95,9 @@ def list_alerts(
         except Refusal as refusal:
             raise ApiError(refusal.status, refusal.code, refusal.message) from refusal
 
-    return [_public(a) for a in committed(session, listed)]
+    alerts = committed(session, listed)
+    disputed = al.disputed_now(session, alerts)
+    return [_public(a, a.id in disputed) for a in alerts]
 
 
 @router.post(
@@ -119,4 +123,5 @@ def ack_alert(alert_id: str, key: ApiKeyDep, session: SessionDep) -> AlertAcked:
             raise ApiError(refusal.status, refusal.code, refusal.message) from refusal
 
     alert, usage = committed(session, ack)
-    return AlertAcked(alert=_public(alert), usage_id=usage.id, price_fen=usage.price_fen)
+    withheld = alert.id in al.disputed_now(session, [alert])
+    return AlertAcked(alert=_public(alert, withheld), usage_id=usage.id, price_fen=usage.price_fen)

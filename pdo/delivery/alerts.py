@@ -17,6 +17,7 @@ from pdo.delivery.metering import meter_delivery
 from pdo.delivery.watchlists import Refusal, get_watchlist, in_force
 from pdo.ledger.models import (
     Alert,
+    Objection,
     Subscription,
     UsageEvent,
     Watchlist,
@@ -163,10 +164,20 @@ def raise_alerts_bulk(
     return counts
 
 
-def alert_view(alert: Alert) -> dict[str, Any]:
-    """What the bank receives for an alert, pushed or pulled (JSON-ready, no ledger internals)."""
+WITHHELD_KEPT = ("version", "as_of")  # what a withheld result alert still says
+
+
+def alert_view(alert: Alert, withheld: bool = False) -> dict[str, Any]:
+    """What the bank receives for an alert, pushed or pulled (JSON-ready, no ledger internals).
+
+    withheld: the enterprise's result is disputed now (see `disputed_now`), so the payload of a
+    result alert says so instead of the result, as a lookup answers `disputed_withheld`.
+    """
     payload = dict(alert.payload)
     enterprise, reference = (payload.pop(k, None) for k in MEMBER_KEYS)
+    if withheld and alert.kind in RESULT_KINDS:
+        payload = {k: payload[k] for k in WITHHELD_KEPT if k in payload}
+        payload["status"] = "disputed_withheld"
     return {
         "id": alert.id,
         "kind": alert.kind,
@@ -358,6 +369,38 @@ def result_alerts(
     if version_id is not None:
         query = query.where(Alert.product_version_id == version_id)
     return list(session.exec(query).all())
+
+
+def disputed_now(session: Session, alerts: Sequence[Alert]) -> set[str]:
+    """Ids of the result alerts whose enterprise's result on the alert's product is under an
+    open objection now: already delivered, they are listed and acked with it withheld."""
+    result = [a for a in alerts if a.kind in RESULT_KINDS and a.member_id is not None]
+    if not result:
+        return set()
+    members = dict(
+        session.exec(
+            select(WatchlistMember.id, WatchlistMember.uscc).where(
+                col(WatchlistMember.id).in_({a.member_id for a in result})
+            )
+        ).all()
+    )
+    products = dict(
+        session.exec(
+            select(Watchlist.id, Watchlist.product_name).where(
+                col(Watchlist.id).in_({a.watchlist_id for a in result})
+            )
+        ).all()
+    )
+    disputed = set(
+        session.exec(
+            select(Objection.uscc, Objection.product_name).where(
+                Objection.status == "open", col(Objection.uscc).in_(set(members.values()))
+            )
+        ).all()
+    )
+    return {
+        a.id for a in result if (members.get(a.member_id), products.get(a.watchlist_id)) in disputed
+    }
 
 
 def withdrawal_note(objection_id: str) -> str:
