@@ -299,6 +299,22 @@ def _with_error_values(frame: pl.DataFrame, errors: Any, where: str) -> pl.DataF
     return frame
 
 
+def _header_repeats(reader: Any, sheet_name: str, table: SourceTable) -> list[str]:
+    """Contract columns the sheet's header row names more than once, read as delivered."""
+    header = reader.load_sheet_by_name(sheet_name, header_row=None, n_rows=1, dtypes="string")
+    row = pl.from_arrow(header.to_arrow())
+    assert isinstance(row, pl.DataFrame)
+    cells = row.row(0) if row.height else ()
+    return [c for c in table.column_names if cells.count(c) > 1]
+
+
+def _cause(exc: BaseException) -> str:
+    """A reader's error in one line: its class and first line (polars appends the expression
+    that failed on further lines)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
 def _read_xlsx(path: Path, table: SourceTable) -> pl.DataFrame:
     """The table's columns from every visible sheet, as text, one sheet after another (rows past
     Excel's limit continue on further sheets, each with the header). Blank sheets, and hidden
@@ -329,7 +345,11 @@ def _read_xlsx(path: Path, table: SourceTable) -> pl.DataFrame:
             )
         if missing:
             raise SourceFileError(f"{path.name}: sheet {name!r}: missing columns {missing}")
-        repeated = _repeated_columns(table, columns, r"_\d+")
+        # fastexcel renames a repeated name "month_1", "month_2", …; a column may also be named
+        # so: only then is the header row itself read, to count the names as delivered
+        repeated = _repeated_columns(table, columns, r"_\d+") and _header_repeats(
+            reader, name, table
+        )
         if repeated:
             raise SourceFileError(
                 f"{path.name}: sheet {name!r}: the header names {repeated} more than once"
@@ -359,7 +379,7 @@ def read_as_text(path: Path, table: SourceTable) -> pl.DataFrame:
     except SourceFileError:
         raise
     except Exception as exc:  # a broken file must say which file and why
-        raise SourceFileError(f"{path.name}: cannot be read ({type(exc).__name__}: {exc})") from exc
+        raise SourceFileError(f"{path.name}: cannot be read ({_cause(exc)})") from exc
     missing = [c for c in table.column_names if c not in df.columns]
     if missing:
         raise SourceFileError(f"{path.name}: missing columns {missing}")
@@ -394,9 +414,7 @@ class ParquetText:
             columns = pl.read_parquet_schema(path)
             self.height: int = pl.scan_parquet(path).select(pl.len()).collect().item()
         except Exception as exc:  # a broken file must say which file and why
-            raise SourceFileError(
-                f"{path.name}: cannot be read ({type(exc).__name__}: {exc})"
-            ) from exc
+            raise SourceFileError(f"{path.name}: cannot be read ({_cause(exc)})") from exc
         missing = [c for c in self.names if c not in columns]
         if missing:
             raise SourceFileError(f"{path.name}: missing columns {missing}")
@@ -406,9 +424,7 @@ class ParquetText:
         try:
             return rows.collect()
         except Exception as exc:
-            raise SourceFileError(
-                f"{self.path.name}: cannot be read ({type(exc).__name__}: {exc})"
-            ) from exc
+            raise SourceFileError(f"{self.path.name}: cannot be read ({_cause(exc)})") from exc
 
     def _text(self) -> pl.LazyFrame:
         return pl.scan_parquet(self.path, row_index_name=ROW, row_index_offset=1).select(

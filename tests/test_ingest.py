@@ -214,6 +214,47 @@ def test_a_typed_parquet_month_reads_as_its_month(tmp_path, stored: str) -> None
         assert result.clean["month"].cast(pl.String).to_list() == ["2026-01", "2026-02"]
 
 
+@pytest.mark.parametrize(
+    ("extra", "refused"),
+    [(["month_2"], False), (["month_1"], False), (["month", "month_1"], True)],
+)
+def test_an_extra_column_named_like_a_renamed_repeat_is_read(
+    tmp_path, extra: list[str], refused: bool
+) -> None:
+    """The reader names a repeated header "month_1"; a sheet's own column may be named so too:
+    only a name the header row really repeats is refused."""
+    from openpyxl import Workbook
+
+    from pdo.sources.tables import SOCIAL_INSURANCE
+
+    wb = Workbook()
+    wb.active.append([*SOCIAL_INSURANCE.column_names, *extra])
+    wb.active.append([GOOD, "2026-01", 12, *(["x"] * len(extra))])
+    path = tmp_path / SOCIAL_INSURANCE.file_name
+    wb.save(path)
+    if refused:
+        with pytest.raises(SourceFileError, match=r"the header names \['month'\] more than once"):
+            read_as_text(path, SOCIAL_INSURANCE)
+    else:
+        assert read_as_text(path, SOCIAL_INSURANCE)["month"].to_list() == ["2026-01"]
+
+
+def test_a_parquet_column_that_is_not_text_is_refused_in_one_line(tmp_path) -> None:
+    import dataclasses
+
+    from pdo.sources.tables import SOCIAL_INSURANCE
+
+    table = dataclasses.replace(SOCIAL_INSURANCE, file_format="parquet", file_name="si.parquet")
+    path = tmp_path / table.file_name
+    pl.DataFrame({"uscc": [[GOOD]], "month": ["2026-01"], "insured_headcount": [12]}).write_parquet(
+        path
+    )
+    with pytest.raises(SourceFileError) as refused:
+        ingest_file(path, table)
+    assert str(refused.value).startswith("si.parquet: cannot be read (InvalidOperationError: ")
+    assert "\n" not in str(refused.value) and GOOD not in str(refused.value)
+
+
 def test_checksums_are_left_to_the_raw_suite() -> None:
     """Ingest parses; the GX raw suite quarantines a wrong check character, naming the check."""
     import datetime as dt
