@@ -279,12 +279,17 @@ EXCEL_ERRORS = {
 _ERROR_CELL = re.compile(r"Error\((\w+)\)")
 
 
-def _with_error_values(frame: pl.DataFrame, errors: Any, where: str) -> pl.DataFrame:
-    """The sheet's text with each error cell (a failed formula) as Excel shows it; fastexcel
-    reads such a cell as empty, which kept the row with its value silently lost."""
+def _with_error_values(
+    frame: pl.DataFrame, errors: Any, table: SourceTable, where: str
+) -> pl.DataFrame:
+    """The sheet's text with each error cell (a failed formula) of the table's columns as Excel
+    shows it; fastexcel reads such a cell as empty, which kept the row with its value silently
+    lost. Columns outside the contract are not read, so their cells do not matter."""
     patches: dict[str, dict[int, str]] = {}
     for error in errors:
         row, column = error.offset_position
+        if frame.columns[column] not in table.column_names:
+            continue
         found = _ERROR_CELL.search(error.detail)
         if found is None or found.group(1) not in EXCEL_ERRORS:  # no cell's text is quoted
             raise SourceFileError(
@@ -358,7 +363,7 @@ def _read_xlsx(path: Path, table: SourceTable) -> pl.DataFrame:
         frame = pl.from_arrow(batch)
         assert isinstance(frame, pl.DataFrame)
         if errors is not None and errors.errors:
-            frame = _with_error_values(frame, errors.errors, f"{path.name}: sheet {name!r}")
+            frame = _with_error_values(frame, errors.errors, table, f"{path.name}: sheet {name!r}")
         frames.append(
             _calendar_cells(frame.select(pl.col(table.column_names).cast(pl.String)), table)
         )

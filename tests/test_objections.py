@@ -27,6 +27,7 @@ from flows.ingest import ingest_file
 from flows.publish import served_rows
 from flows.stages import record_dataset
 from pdo.cli import app
+from pdo.delivery.alerts import alert_view, disputed_now, list_alerts
 from pdo.delivery.identity import shown_as
 from pdo.delivery.objections import (
     ObjectionError,
@@ -579,6 +580,16 @@ def test_a_rejected_objection_releases_the_alerts_a_new_version_held_back(home: 
     assert len(released) == 2 and {a.status for a in released} == {"pending"}
 
 
+def _alerted(home: Home, uscc: str) -> str:
+    """A bank watching the enterprise, alerted of the live version's result; the watchlist."""
+    watched = watch(home, uscc)
+    with session_scope(home.engine) as s:
+        version = s.get(ProductVersion, CREDIT)
+        assert version is not None
+        alerts_for_new_version(s, version)
+    return watched
+
+
 @pytest.mark.parametrize("outcome", ["rejected", "upheld"])
 def test_alerts_withdrawn_by_an_objection_go_out_again_only_if_it_is_rejected(
     home: Home, outcome: str
@@ -586,11 +597,7 @@ def test_alerts_withdrawn_by_an_objection_go_out_again_only_if_it_is_rejected(
     """Rejected, the signed result stands and its withdrawn alerts are pending again; upheld,
     they stay withdrawn (their result was corrected) and dispute_resolved says what it is now."""
     uscc, case = dishonest_individual()
-    watched = watch(home, uscc)
-    with session_scope(home.engine) as s:
-        version = s.get(ProductVersion, CREDIT)
-        assert version is not None
-        alerts_for_new_version(s, version)
+    watched = _alerted(home, uscc)
     raised = _object(home, uscc, f"court_cases:case_no={case}")
     statuses = {a.kind: a.status for a in alerts(home, watched) if a.kind != "dispute_opened"}
     assert set(statuses.values()) == {"withdrawn"}
@@ -610,11 +617,7 @@ def test_a_later_rejected_objection_never_releases_what_an_upheld_one_corrected(
     one for good; a second objection, rejected, restores the corrected result: the signed
     result's alerts must not go out again beside it."""
     uscc, case = dishonest_individual()
-    watched = watch(home, uscc)
-    with session_scope(home.engine) as s:
-        version = s.get(ProductVersion, CREDIT)
-        assert version is not None
-        alerts_for_new_version(s, version)
+    watched = _alerted(home, uscc)
     signed = home.served(CREDIT, uscc)
     for item, outcome in (
         (f"court_cases:case_no={case}", "upheld"),
@@ -633,6 +636,35 @@ def test_a_later_rejected_objection_never_releases_what_an_upheld_one_corrected(
     assert ("new_version", signed.grade) not in shown
     assert "dishonest_debtor" not in {kind for kind, _ in shown}  # the listing was corrected away
     assert any(a.kind == "dispute_resolved" for a in live)
+
+
+def test_a_new_dispute_withholds_the_grade_an_earlier_resolution_told(home: Home) -> None:
+    """dispute_resolved told the corrected grade; while a second objection disputes that result,
+    a bank listing its alerts again gets the outcome, not the grade (nor any result alert's)."""
+    uscc, case = dishonest_individual()
+    watched = _alerted(home, uscc)
+    first = _object(home, uscc, f"court_cases:case_no={case}")
+    code, out = pdo(
+        home, "objection", "resolve", first["id"], "--outcome", "upheld",
+        "--note", "核实", "--as", "rita",
+    )  # fmt: skip
+    assert code == 0, out
+    told = [a for a in alerts(home, watched) if a.kind == "dispute_resolved"]
+    assert [a.payload.get("grade") for a in told] == [home.correction(CREDIT, uscc).grade]
+    _object(home, uscc, _second_record(uscc))
+    with session_scope(home.engine) as s:
+        bank = s.exec(select(Watchlist.subscriber_id).where(Watchlist.id == watched)).one()
+        listed = list_alerts(s, bank, watchlist_id=watched)
+        views = [alert_view(a, a.id in disputed_now(s, listed)) for a in listed]
+    resolved = [v["payload"] for v in views if v["kind"] == "dispute_resolved"]
+    assert resolved and all(
+        "grade" not in p and p["status"] == "disputed_withheld" for p in resolved
+    )
+    assert all(
+        v["payload"].get("status") == "disputed_withheld"
+        for v in views
+        if v["kind"] not in ("dispute_opened",)
+    )
 
 
 def test_personal_data_typed_into_a_reason_or_note_is_not_stored(home: Home) -> None:

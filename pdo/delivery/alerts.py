@@ -175,7 +175,10 @@ def alert_view(alert: Alert, withheld: bool = False) -> dict[str, Any]:
     """
     payload = dict(alert.payload)
     enterprise, reference = (payload.pop(k, None) for k in MEMBER_KEYS)
-    if withheld and alert.kind in RESULT_KINDS:
+    if withheld and alert.kind == "dispute_resolved":
+        payload = {k: v for k, v in payload.items() if k != "grade"}
+        payload["status"] = "disputed_withheld"
+    elif withheld and alert.kind in RESULT_KINDS:
         payload = {k: payload[k] for k in WITHHELD_KEPT if k in payload}
         payload["status"] = "disputed_withheld"
     return {
@@ -344,6 +347,9 @@ def _delivered_now(session: Session, alert: Alert, now: dt.datetime) -> bool:
 
 # Alerts that disclose an enterprise's result (score, grade, its change, a knock-out, a listing).
 RESULT_KINDS = ("new_version", "grade_drop", "dishonest_debtor", "abnormal_listing")
+# ... and dispute_resolved, which may tell the grade a result moved to: withheld in listings
+# while the result is disputed again.
+WITHHELD_KINDS = (*RESULT_KINDS, "dispute_resolved")
 
 
 def result_alerts(
@@ -372,9 +378,9 @@ def result_alerts(
 
 
 def disputed_now(session: Session, alerts: Sequence[Alert]) -> set[str]:
-    """Ids of the result alerts whose enterprise's result on the alert's product is under an
-    open objection now: already delivered, they are listed and acked with it withheld."""
-    result = [a for a in alerts if a.kind in RESULT_KINDS and a.member_id is not None]
+    """Ids of the alerts that tell a result (WITHHELD_KINDS) whose enterprise's result on the
+    alert's product is under an open objection now: listed and acked with it withheld."""
+    result = [a for a in alerts if a.kind in WITHHELD_KINDS and a.member_id is not None]
     if not result:
         return set()
     members = dict(
