@@ -57,7 +57,7 @@ OPERATOR_ZH = "授权运营单位"
 
 DECISION_ZH = {"approved": "批准", "rejected": "驳回"}
 # Every action the ledger records, as the console names it (中文, English); a code missing here
-# is shown as stored (tests/test_console.py checks every action the seeded ledgers record).
+# would show as stored (tests/test_action_labels.py reads every action the code records).
 ACTION_LABELS = {
     "user.add": ("新增用户", "User added"),
     "departments.register": ("登记部门", "Departments registered"),

@@ -12,14 +12,17 @@ SQLITE_LOCK_HELD = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED"})
 SQLITE_RETRYABLE = SQLITE_LOCK_HELD | {"SQLITE_IOERR", "SQLITE_FULL"}
 
 
-def driver_error_code(exc: BaseException) -> str | None:
-    """The driver's code for exc (or for the DBAPI error SQLAlchemy wrapped in it), if any."""
-    orig = getattr(exc, "orig", None) or exc
-    code = getattr(orig, "sqlite_errorname", None) or getattr(orig, "sqlstate", None)
-    return str(code) if code else None
+def _dbapi_error(exc: BaseException) -> BaseException:
+    """The driver's own error: the one SQLAlchemy wrapped in exc, or exc itself."""
+    return getattr(exc, "orig", None) or exc
 
 
 def sqlite_error_name(exc: BaseException) -> str | None:
     """SQLite's name for exc's error; None when the driver is not sqlite3."""
-    orig = getattr(exc, "orig", None) or exc
-    return getattr(orig, "sqlite_errorname", None)
+    return getattr(_dbapi_error(exc), "sqlite_errorname", None)
+
+
+def driver_error_code(exc: BaseException) -> str | None:
+    """The driver's code for exc (SQLite's error name or PostgreSQL's SQLSTATE), if any."""
+    code = sqlite_error_name(exc) or getattr(_dbapi_error(exc), "sqlstate", None)
+    return str(code) if code else None

@@ -17,6 +17,8 @@ from typing import Any
 
 OPERATOR = "operator"
 FULL_BP = 10_000
+# A share declared for the operator would be replaced by the remainder it takes.
+OPERATOR_IS_NO_DEPARTMENT = f"{OPERATOR!r} is not a department: it takes what the others leave"
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,8 @@ class RevenueRule:
         clash = ({OPERATOR} | set(self.departments_bp)) & set(self.others_bp)
         if clash:
             raise ValueError(f"parties declared twice: {', '.join(sorted(clash))}")
-        if OPERATOR in self.departments_bp:  # its weight would be replaced by the remainder
-            raise ValueError(f"{OPERATOR!r} is not a department: it takes what the others leave")
+        if OPERATOR in self.departments_bp:
+            raise ValueError(OPERATOR_IS_NO_DEPARTMENT)
 
     def describe(self) -> dict[str, Any]:
         """The rule as declared, for the ledger and the review package."""
@@ -67,7 +69,7 @@ class RevenueRule:
         if n == 0:
             raise ValueError("a rule by inputs needs at least one input table")
         if OPERATOR in tables:
-            raise ValueError(f"{OPERATOR!r} is not a department: it takes what the others leave")
+            raise ValueError(OPERATOR_IS_NO_DEPARTMENT)
         clash = set(tables) & set(self.others_bp)
         if clash:
             raise ValueError(

@@ -510,6 +510,15 @@ def _object(home: Home, uscc: str, item: str) -> dict[str, Any]:
     )  # fmt: skip
 
 
+def _resolve(home: Home, objection_id: str, outcome: str, note: str, actor: str) -> None:
+    """Resolve an objection through the CLI, as the operator does; it must succeed."""
+    code, out = pdo(
+        home, "objection", "resolve", objection_id, "--outcome", outcome, "--note", note,
+        "--as", actor,
+    )  # fmt: skip
+    assert code == 0, out
+
+
 def test_resolving_one_of_two_objections_tells_watchers_nothing_of_the_withheld_result(
     home: Home,
 ) -> None:
@@ -520,11 +529,7 @@ def test_resolving_one_of_two_objections_tells_watchers_nothing_of_the_withheld_
     first = _object(home, uscc, f"court_cases:case_no={case}")
     second = _object(home, uscc, _second_record(uscc))
     for objection in (first, second):
-        code, out = pdo(
-            home, "objection", "resolve", objection["id"], "--outcome", "upheld",
-            "--note", "核实", "--as", "olga",
-        )  # fmt: skip
-        assert code == 0, out
+        _resolve(home, objection["id"], "upheld", "核实", "olga")
         done = [a.payload for a in alerts(home, watched) if a.kind == "dispute_resolved"]
         if objection is first:
             assert [
@@ -565,11 +570,7 @@ def test_a_rejected_objection_releases_the_alerts_a_new_version_held_back(home: 
 
     assert {"grade_drop", "dishonest_debtor"} <= kinds(undisputed)
     assert not held_back & kinds(disputed)  # withheld while the objection is open
-    code, out = pdo(
-        home, "objection", "resolve", raised["id"], "--outcome", "rejected",
-        "--note", "处罚决定有效", "--as", "rita",
-    )  # fmt: skip
-    assert code == 0, out
+    _resolve(home, raised["id"], "rejected", "处罚决定有效", "rita")
     assert held_back <= kinds(disputed)
     with session_scope(home.engine) as s:
         released = s.exec(
@@ -601,11 +602,7 @@ def test_alerts_withdrawn_by_an_objection_go_out_again_only_if_it_is_rejected(
     raised = _object(home, uscc, f"court_cases:case_no={case}")
     statuses = {a.kind: a.status for a in alerts(home, watched) if a.kind != "dispute_opened"}
     assert set(statuses.values()) == {"withdrawn"}
-    code, out = pdo(
-        home, "objection", "resolve", raised["id"], "--outcome", outcome,
-        "--note", "核实", "--as", "rita",
-    )  # fmt: skip
-    assert code == 0, out
+    _resolve(home, raised["id"], outcome, "核实", "rita")
     after = {a.kind: a.status for a in alerts(home, watched) if a.kind in statuses}
     assert after == {kind: "pending" if outcome == "rejected" else "withdrawn" for kind in statuses}
 
@@ -624,11 +621,7 @@ def test_a_later_rejected_objection_never_releases_what_an_upheld_one_corrected(
         (_second_record(uscc), "rejected"),
     ):
         raised = _object(home, uscc, item)
-        code, out = pdo(
-            home, "objection", "resolve", raised["id"], "--outcome", outcome,
-            "--note", "核实", "--as", "rita",
-        )  # fmt: skip
-        assert code == 0, out
+        _resolve(home, raised["id"], outcome, "核实", "rita")
     corrected = home.correction(CREDIT, uscc)
     assert corrected is not None and corrected.grade != signed.grade
     live = [a for a in alerts(home, watched) if a.status in ("pending", "delivered")]
@@ -644,11 +637,7 @@ def test_a_new_dispute_withholds_the_grade_an_earlier_resolution_told(home: Home
     uscc, case = dishonest_individual()
     watched = _alerted(home, uscc)
     first = _object(home, uscc, f"court_cases:case_no={case}")
-    code, out = pdo(
-        home, "objection", "resolve", first["id"], "--outcome", "upheld",
-        "--note", "核实", "--as", "rita",
-    )  # fmt: skip
-    assert code == 0, out
+    _resolve(home, first["id"], "upheld", "核实", "rita")
     told = [a for a in alerts(home, watched) if a.kind == "dispute_resolved"]
     assert [a.payload.get("grade") for a in told] == [home.correction(CREDIT, uscc).grade]
     _object(home, uscc, _second_record(uscc))
@@ -699,11 +688,7 @@ def test_an_upheld_objections_records_stay_out_of_the_next_build(home: Home) -> 
 
     uscc, case = dishonest_individual()
     raised = _object(home, uscc, f"court_cases:case_no={case}")
-    code, out = pdo(
-        home, "objection", "resolve", raised["id"], "--outcome", "upheld",
-        "--note", "法院确认已撤销", "--as", "olga",
-    )  # fmt: skip
-    assert code == 0, out
+    _resolve(home, raised["id"], "upheld", "法院确认已撤销", "olga")
     ws = Workspace.open(home.settings)
     with session_scope(home.engine) as s:
         live = s.get(ProductVersion, CREDIT)
