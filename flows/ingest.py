@@ -320,6 +320,21 @@ def _cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
+def raw_values(frame: pl.DataFrame, names: list[str]) -> pl.Series:
+    """Each row's named values as one JSON object (what the quarantine keeps), built on the
+    calling thread: as a polars UDF it ran on polars' worker threads, which then wait for the
+    GIL, and a pipeline task holding the GIL in a polars call that waits for those same workers
+    (`to_pandas`) hung the run."""
+    return pl.Series(
+        "raw_values",
+        [
+            json.dumps(row, ensure_ascii=False, default=str)
+            for row in frame.select(names).iter_rows(named=True)
+        ],
+        dtype=pl.String,
+    )
+
+
 def _read_xlsx(path: Path, table: SourceTable) -> pl.DataFrame:
     """The table's columns from every visible sheet, as text, one sheet after another (rows past
     Excel's limit continue on further sheets, each with the header). Blank sheets, and hidden
@@ -728,12 +743,9 @@ def normalize(
         .to_series()
     )
     clean = _keep(parsed_parts, ~bad)  # ROW stays: validation quarantines by it
-    quarantine = _gather(raw, _rows(bad)).select(
-        pl.col(ROW),
-        reason.alias("reason"),
-        pl.struct(names)
-        .map_elements(lambda r: json.dumps(r, ensure_ascii=False), return_dtype=pl.String)
-        .alias("raw_values"),
+    quarantined = _gather(raw, _rows(bad))
+    quarantine = quarantined.select(
+        pl.col(ROW), reason.alias("reason"), raw_values(quarantined, names)
     )
     return IngestResult(clean=clean, quarantine=quarantine, rows_in=raw.height, file_sha256="")
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 
-from flows.ingest import ROW
+from flows.ingest import ROW, raw_values
 from pdo.sources.contract import SourceTable
 from pdo.validation.runner import RunInputs, SuiteRun, run_suite
 
@@ -66,7 +66,8 @@ def validate_raw(frame: pl.DataFrame, table: SourceTable, inputs: RunInputs) -> 
     reasons = run.quarantined
     failing = pl.Series(ROW, sorted(reasons), dtype=frame[ROW].dtype)
     bad = frame[ROW].is_in(failing)
-    quarantine = frame.filter(bad).select(
+    failed = frame.filter(bad)
+    quarantine = failed.select(
         pl.col(ROW),
         pl.col(ROW)
         .replace_strict(
@@ -74,11 +75,7 @@ def validate_raw(frame: pl.DataFrame, table: SourceTable, inputs: RunInputs) -> 
         )
         .cast(pl.String)  # with nothing failing the mapping is empty and keeps the row-id type
         .alias("reason"),
-        pl.struct(table.column_names)
-        .map_elements(
-            lambda r: json.dumps(r, ensure_ascii=False, default=str), return_dtype=pl.String
-        )
-        .alias("raw_values"),
+        raw_values(failed, table.column_names),
     )
     return RawValidation(frame.filter(~bad), quarantine, run, skipped)
 
