@@ -113,8 +113,9 @@ def tile(base: pl.DataFrame, rows: int, keys: str) -> pl.DataFrame:
     for copy in range(copies):
         part = base
         if copy and keys == "rekey":
+            rekey = _rekeyer(copy)
             part = part.with_columns(
-                pl.col("uscc").map_elements(_rekeyer(copy), return_dtype=pl.String)
+                pl.Series("uscc", [rekey(c) for c in part["uscc"].to_list()], dtype=pl.String)
             )
         parts.append(part)
     frame = pl.concat(parts).head(rows)

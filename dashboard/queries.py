@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,6 +108,15 @@ ACTION_LABELS = {
 
 
 # --- formatting: exact money, local time, short hashes -----------------------------------
+
+
+def each(series: pl.Series, function: Callable[[Any], str | None], name: str) -> pl.Series:
+    """function over each non-null value, on the calling thread: a polars UDF runs on polars'
+    workers, which wait for the GIL, and another page's thread holding it in a polars call that
+    waits for those workers (`to_pandas`) would hang both (tests/test_no_polars_udfs.py)."""
+    return pl.Series(
+        name, [None if v is None else function(v) for v in series.to_list()], dtype=pl.String
+    )
 
 
 def yuan(fen: int) -> str:

@@ -29,6 +29,7 @@ from dashboard.data.usage import (
     named,
     time_bucket,
 )
+from dashboard.queries import each
 from pdo.delivery.periods import BUSINESS_TZ
 from pdo.ledger.db import read_scope
 from pdo.ledger.models import Product, ProductVersion, RefusedCall, Subscriber, UsageEvent
@@ -337,10 +338,8 @@ def find(engine: Engine, w: Window, t: Text = _zh) -> Anomalies:
 def _find(session: Session, w: Window, per_hour: pl.DataFrame, t: Text) -> Anomalies:
     banks = _bank_names(session)
     in_window = per_hour.filter(pl.col("hour").str.slice(0, 10) <= w.last.isoformat())
-    spike = _bank(spikes(in_window), banks).with_columns(
-        pl.col("hour").map_elements(_hour_span, return_dtype=pl.String).alias("span"),
-        pl.col("median").round(1),
-    )
+    spike = _bank(spikes(in_window), banks)
+    spike = spike.with_columns(each(spike["hour"], _hour_span, "span"), pl.col("median").round(1))
     night = _bank(nights(per_hour, w), banks)
     night = night.with_columns(
         pl.col("night").dt.strftime("%Y-%m-%d"),
@@ -350,8 +349,9 @@ def _find(session: Session, w: Window, per_hour: pl.DataFrame, t: Text) -> Anoma
             dtype=pl.String,
         ),
     )
-    summary = _bank(out_of_scope_summary(session, w), banks).with_columns(
-        pl.col("code").map_elements(lambda c: refusal_label(c, t), return_dtype=pl.String),
+    summary = _bank(out_of_scope_summary(session, w), banks)
+    summary = summary.with_columns(
+        each(summary["code"], lambda c: refusal_label(c, t), "code"),
         pl.col("last").dt.convert_time_zone(BUSINESS_TZ.key).dt.strftime("%Y-%m-%d %H:%M:%S"),
     )
     latest = pl.DataFrame(

@@ -18,7 +18,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from dashboard.queries import OPERATOR_ZH, percent, yuan
+from dashboard.queries import OPERATOR_ZH, each, percent, yuan
 from pdo import audit, settlement
 from pdo.delivery.periods import BUSINESS_TZ, business_month
 from pdo.exports import csv_bytes, xlsx_bytes
@@ -269,7 +269,7 @@ def statement_table(session: Session, figures: PeriodFigures, t: Text = _zh) -> 
     frame = statement_frame(session, figures)
     kinds = {k: t(zh, en) for k, (zh, en) in KIND_ZH.items()}
     as_yuan = [
-        pl.col(c).map_elements(yuan, return_dtype=pl.String).alias(label)
+        each(frame[c], yuan, label)
         for c, label in (
             ("计费（分）charged", t("计费（元）", "Charged (CNY)")),
             ("退款（分）refunded", t("退款（元）", "Refunded (CNY)")),

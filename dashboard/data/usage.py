@@ -27,7 +27,7 @@ from sqlalchemy import select as sql_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from dashboard.queries import OPERATOR_ZH, yuan
+from dashboard.queries import OPERATOR_ZH, each, yuan
 from pdo.delivery.identity import shown_as
 from pdo.delivery.periods import BUSINESS_TZ
 from pdo.ledger.db import read_scope
@@ -397,9 +397,7 @@ def _totals(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
 
 
 def _money(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.with_columns(
-        pl.col("fen").map_elements(yuan, return_dtype=pl.String).alias("yuan_text")
-    )
+    return frame.with_columns(each(frame["fen"], yuan, "yuan_text"))
 
 
 def audit(engine: Engine, f: UsageFilter, opts: Options, t: Text = _zh) -> UsageAudit:
@@ -428,9 +426,8 @@ def audit(engine: Engine, f: UsageFilter, opts: Options, t: Text = _zh) -> Usage
     departments = _totals(
         pl.DataFrame(dept_rows, schema={"code": pl.String, "calls": pl.Int64, "fen": pl.Int64}),
         ["code"],
-    ).with_columns(
-        pl.col("code").map_elements(opts.department_name, return_dtype=pl.String).alias("name")
     )
+    departments = departments.with_columns(each(departments["code"], opts.department_name, "name"))
     per_day = c.group_by("day").agg(pl.col("calls").sum(), pl.col("fen").sum())
     calendar = pl.DataFrame({"day": [d.isoformat() for d in f.window.dates()]})
     days = (
@@ -540,11 +537,8 @@ def _labelled(session: Session, raw: pl.DataFrame, opts: Options, t: Text) -> pl
         .replace_strict(references, default=None)
         .fill_null("—")
         .alias("consent"),
-        pl.col("uscc")
-        .map_elements(entity_label, return_dtype=pl.String)
-        .fill_null("—")
-        .alias("enterprise"),
-        pl.col("fen").map_elements(yuan, return_dtype=pl.String).alias("price"),
+        each(raw["uscc"], entity_label, "enterprise").fill_null("—"),
+        each(raw["fen"], yuan, "price"),
     )
     return named(frame, _CALL_COLUMNS, t)
 

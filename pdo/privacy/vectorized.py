@@ -30,9 +30,9 @@ database leaves unassigned are recomputed with the Python function, so the resul
 the Python function's.
 
 Entry points: ``mask_series(kind, s)``, ``generalize_address_series(s)``,
-``date_to_month_series(s)`` on whole columns, and ``MASK_EXPRS[kind](expr)`` /
-``generalize_address_expr`` / ``date_to_month_expr`` for use inside ``select`` and
-``with_columns`` (the same code, run per batch of rows).
+``date_to_month_series(s)`` on whole columns. There are no expression forms: a Python
+function inside an expression runs on polars' worker threads, which must take the GIL, and a
+thread holding it in a polars call that waits for those workers (`to_pandas`) hangs both.
 """
 
 from __future__ import annotations
@@ -991,26 +991,6 @@ def date_to_month_series(series: pl.Series, *, strict: bool = True) -> pl.Series
     return out.alias(series.name)
 
 
-def _as_expr(function: Callable[[pl.Series], pl.Series]) -> Callable[[pl.Expr], pl.Expr]:
-    def build(e: pl.Expr) -> pl.Expr:
-        return e.map_batches(function, return_dtype=pl.Utf8)
-
-    build.__doc__ = f"{function.__doc__ or function.__name__} (as an expression)"
-    return build
-
-
-MASK_EXPRS: dict[str, Callable[[pl.Expr], pl.Expr]] = {
-    kind: _as_expr(functools.partial(mask_series, kind)) for kind in _MASKS
-}
-mask_name_expr = MASK_EXPRS["name"]
-mask_mobile_expr = MASK_EXPRS["mobile"]
-mask_resident_id_expr = MASK_EXPRS["resident_id"]
-mask_bank_card_expr = MASK_EXPRS["bank_card"]
-mask_address_expr = MASK_EXPRS["address"]
-generalize_address_expr = _as_expr(generalize_address_series)
-date_to_month_expr = _as_expr(functools.partial(date_to_month_series, strict=False))
-
-
 def warm_up() -> None:
     """Enumerate the character classes now (about a second, once per process)."""
     for build in (
@@ -1028,16 +1008,8 @@ def warm_up() -> None:
 
 
 __all__ = [
-    "MASK_EXPRS",
-    "date_to_month_expr",
     "date_to_month_series",
-    "generalize_address_expr",
     "generalize_address_series",
-    "mask_address_expr",
-    "mask_bank_card_expr",
-    "mask_mobile_expr",
-    "mask_name_expr",
-    "mask_resident_id_expr",
     "mask_series",
     "nfkc",
     "python_whitespace",
