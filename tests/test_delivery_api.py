@@ -263,6 +263,32 @@ def test_the_monthly_quota_stops_the_call_after_the_last_one_paid_for(
     assert count(ledger, UsageEvent) == 3
 
 
+def test_a_used_up_quota_still_answers_a_withheld_result_the_plan_refunds(
+    ledger: DeliveryLedger, api: str
+) -> None:
+    """A withheld answer the plan refunds takes no call of the quota, so it is not refused."""
+    _on_trial_plan(ledger, A, monthly_quota=1)
+    ledger.consent(A, COMPANIES[0], "C-1")
+    ledger.consent(A, COMPANIES[1], "C-2")
+    with session_scope(ledger.engine) as s:
+        s.add(
+            Objection(
+                uscc=COMPANIES[1],
+                product_name="credit_risk",
+                item="tax_credit:2024",
+                reason="企业称纳税信用等级有误",
+                raised_by="operator",
+            )
+        )
+    paid = ask(api, ledger.keys[A])
+    withheld = ask(api, ledger.keys[A], COMPANIES[1], consent="C-2")
+    over = ask(api, ledger.keys[A])
+    assert paid.status_code == 200, paid.text
+    assert withheld.status_code == 200, withheld.text
+    assert withheld.json()["status"] == "disputed_withheld"
+    assert over.json()["error"]["code"] == "quota_exceeded"
+
+
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 

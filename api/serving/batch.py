@@ -176,13 +176,17 @@ def _lookup_refusal(
     *,
     in_portfolio: bool,
     found: bool,
+    free: bool,
     used: int,
     period: str,
     new_today: bool,
     disclosed_today: int,
     day: dt.date,
 ) -> Refusal | None:
-    """Portfolio, existence, monthly quota and the daily disclosure budget, in that order."""
+    """Portfolio, existence, monthly quota and the daily disclosure budget, in that order.
+
+    A free answer (withheld under an objection, refunded by the plan) takes no call of the
+    quota, so a quota used up does not refuse it."""
     if a.job.purpose in PORTFOLIO_PURPOSES and not in_portfolio:
         return Refusal(
             403,
@@ -194,7 +198,8 @@ def _lookup_refusal(
         return Refusal(
             404, "unknown_enterprise", f"no result for this enterprise in {a.version_id}"
         )
-    if a.monthly_quota is not None and used >= a.monthly_quota and a.overage_price_fen is None:
+    quota_left = a.monthly_quota is None or used < a.monthly_quota
+    if not (free or quota_left or a.overage_price_fen is not None):
         return Refusal(
             429,
             "quota_exceeded",
@@ -457,10 +462,13 @@ class ServingBatch:
             seen = (a.key.subscriber_id, a.job.entity)
             found = served.get((a.version_id, a.job.entity))
             consent = consents.get((a.key.subscriber_id, a.job.consent_ref or ""))
+            withheld = (a.job.product, a.job.entity) in disputed
+            free = withheld and a.refunds_withheld  # takes no call of the quota
             refusal = _consent_refusal(consent, a, self.now) or _lookup_refusal(
                 a,
                 in_portfolio=(a.key.subscriber_id, a.job.product, a.job.entity) in portfolio,
                 found=found is not None,
+                free=free,
                 used=used.get(a.subscription_id, 0),
                 period=period,
                 new_today=seen not in disclosed,
@@ -475,10 +483,8 @@ class ServingBatch:
                 disclosed.add(seen)
                 disclosed_count[a.key.subscriber_id] += 1
                 new_disclosures.append((seen[0], db.day_in(day), seen[1]))
-            withheld = (a.job.product, a.job.entity) in disputed
             overage = False
-            if a.monthly_quota is not None and not (withheld and a.refunds_withheld):
-                # a withheld answer the plan refunds is free: it takes no call of the quota
+            if a.monthly_quota is not None and not free:
                 overage = used.get(a.subscription_id, 0) >= a.monthly_quota
                 used[a.subscription_id] = used.get(a.subscription_id, 0) + 1
             self._serve(a, found, withheld, consent.id, overage=overage)
