@@ -209,16 +209,25 @@ def test_revoke_needs_a_reason_and_the_authority_or_a_regulator(ledger: Ledger) 
         _in_session(ledger, revoke_authorization, ledger.authorization_id, "authority", "再次")
 
 
-def test_personal_numbers_in_a_revocation_reason_are_not_stored(ledger: Ledger) -> None:
-    """A regulator may quote a complainant's number in the reason: as in a sign-off comment,
-    it is replaced by its placeholder in the grant and on the audit chain."""
-    reason = "举报人 13912345678（身份证 11010519491231002X）投诉：超范围使用"
+FULL_WIDTH = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
+
+
+@pytest.mark.parametrize("typed", ["ascii", "full width"])
+def test_personal_numbers_in_a_revocation_reason_are_not_stored(ledger: Ledger, typed: str) -> None:
+    """A regulator may quote a complainant's number in the reason, in full width from a Chinese
+    input method too: as in a sign-off comment, it is replaced by its placeholder in the grant
+    and on the audit chain."""
+    mobile, resident_id = "13912345678", "11010519491231002X"
+    if typed == "full width":
+        mobile, resident_id = mobile.translate(FULL_WIDTH), resident_id.translate(FULL_WIDTH)
+    reason = f"举报人 {mobile}（身份证 {resident_id}）投诉：超范围使用"
     with session_scope(ledger.engine) as s:
         revoke_authorization(s, ledger.reference, "regina", reason)
     stored = _authorization(ledger).revoke_reason or ""
     (event,) = _events(ledger, "authorization.revoke")
-    for shown in (stored, str(event.details)):
-        assert "13912345678" not in shown and "11010519491231002X" not in shown
+    assert stored.startswith("举报人 〈手机号〉（身份证 〈身份证号〉）")  # the rest as typed
+    for shown in (stored, json.dumps(event.details, ensure_ascii=False)):
+        assert mobile not in shown and resident_id not in shown
         assert "〈手机号〉" in shown and "〈身份证号〉" in shown and "超范围使用" in shown
 
 

@@ -656,20 +656,26 @@ def test_a_new_dispute_withholds_the_grade_an_earlier_resolution_told(home: Home
     )
 
 
-def test_personal_data_typed_into_a_reason_or_note_is_not_stored(home: Home) -> None:
-    """The operator copies an enterprise's letter: a 身份证号, a mobile, a name or an address in
-    it are replaced by placeholders before the objection is stored, listed or audited."""
+@pytest.mark.parametrize("typed", ["ascii", "full width"])
+def test_personal_data_typed_into_a_reason_or_note_is_not_stored(home: Home, typed: str) -> None:
+    """The operator copies an enterprise's letter (with a Chinese input method's full-width
+    digits too): a 身份证号, a mobile, a name or an address in it are replaced by placeholders
+    before the objection is stored, listed or audited."""
     uscc, case = dishonest_individual()
-    personal = ("11010519491231002X", "13812345678", "张伟", "文三路100号")
+    resident_id, mobile = "11010519491231002X", "13812345678"
+    if typed == "full width":
+        wide = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
+        resident_id, mobile = resident_id.translate(wide), mobile.translate(wide)
+    personal = (resident_id, mobile, "张伟", "文三路100号")
     raised = pdo_json(
         home, "objection", "add", uscc, "--product", "credit_risk",
         "--item", f"court_cases:case_no={case}", "--as", "olga", "--reason",
-        "法定代表人张伟（身份证 11010519491231002X，手机 13812345678）称该案已结",
+        f"法定代表人张伟（身份证 {resident_id}，手机 {mobile}）称该案已结",
     )  # fmt: skip
     assert "〈身份证号〉" in raised["reason"] and "〈手机号〉" in raised["reason"]
     resolved = pdo_json(
         home, "objection", "resolve", raised["id"], "--outcome", "rejected", "--as", "rita",
-        "--note", "致电 13812345678 张伟核实，住址浙江省杭州市西湖区文三路100号，记录有效",
+        "--note", f"致电 {mobile} 张伟核实，住址浙江省杭州市西湖区文三路100号，记录有效",
     )  # fmt: skip
     shown = json.dumps([raised, resolved], ensure_ascii=False) + pdo(home, "objection", "list")[1]
     with session_scope(home.engine) as s:

@@ -169,8 +169,15 @@ def free_text_redactor(scanner: FastScanner) -> Redact:
     project's recognizers find (身份证号, 手机号, 银行卡号; names and addresses with a NER scanner)
     replaced by its placeholder. The operator types these from an enterprise's letter."""
 
+    from pdo.privacy.fastscan.anonymize import anonymize
+    from pdo.privacy.redact import half_width, kept_entities
+
+    keep = kept_entities()
+
     def redact(text: str) -> str:
-        return scanner.fast_redact([mask_codes(text)])[0] or ""
+        masked = mask_codes(text)
+        found = scanner.scan(half_width(masked))  # full-width digits typed from the letter too
+        return anonymize(masked, [r for r in found if r.entity_type not in keep])
 
     return redact
 

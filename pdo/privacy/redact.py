@@ -88,15 +88,30 @@ def _pattern_recognizers() -> tuple[PatternRecognizer, ...]:
     return tuple(r for r in (cls() for cls in RECOGNIZERS) if isinstance(r, PatternRecognizer))
 
 
+# Full-width forms of ASCII (an input method's １３８…, ＡＢ, －) and the ideographic space: one
+# character for one, so what is found in the half-width probe is replaced in the text as typed.
+_HALF_WIDTH = str.maketrans(
+    {chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)} | {"\u3000": " "}
+)
+
+
+def half_width(text: str) -> str:
+    """The text for recognizers that read ASCII digits: full-width forms made half-width, each
+    at its own offset (pipeline values are NFKC-normalized at ingest; typed text is not)."""
+    return text.translate(_HALF_WIDTH)
+
+
 def redact_numbers(text: str) -> str:
     """The text with every personal value the registry's pattern recognizers find (身份证号,
-    手机号, 个体工商户代码, 银行卡号, …) replaced by its placeholder; no NLP model is loaded, so
-    a reviewer's comment is redacted at the click that records it. Names are not caught."""
+    手机号, 个体工商户代码, 银行卡号, …, typed in full width too) replaced by its placeholder;
+    no NLP model is loaded, so a reviewer's comment is redacted at the click that records it.
+    Names are not caught."""
     keep = kept_entities()
+    probe = half_width(text)
     results = [
         found
         for recognizer in _pattern_recognizers()
-        for found in recognizer.analyze(text, recognizer.supported_entities, None)
+        for found in recognizer.analyze(probe, recognizer.supported_entities, None)
         if found.score > 0 and found.entity_type not in keep
     ]
     if not results:
