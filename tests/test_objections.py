@@ -36,6 +36,7 @@ from pdo.delivery.objections import (
     resolve_objection,
 )
 from pdo.delivery.version_events import alerts_for_new_version
+from pdo.delivery.webhooks import dispatch_due, webhook_secret
 from pdo.gen import generate
 from pdo.lake import Lake
 from pdo.ledger.db import session_scope
@@ -64,6 +65,7 @@ from pdo.workspace import Workspace
 from products import credit_risk, operating_status
 from products.operating_status.rule import verify
 from tests.console_seed import CITY_ENTERPRISES, CITY_SEED, LIVE_AS_OF, seed_console
+from tests.webhook_receiver import receiver
 
 CREDIT = "credit_risk@1"
 STATUS = "operating_status@1"
@@ -654,6 +656,31 @@ def test_a_new_dispute_withholds_the_grade_an_earlier_resolution_told(home: Home
         for v in views
         if v["kind"] not in ("dispute_opened",)
     )
+
+
+def test_a_push_withholds_the_grade_a_new_dispute_withholds(home: Home) -> None:
+    """Pushed as a pull shows it: a dispute_resolved still pending when a second objection
+    disputes the result is sent with the outcome, not the corrected grade."""
+    uscc, case = dishonest_individual()
+    watched = watch(home, uscc)
+    server_key = home.settings.read_pseudonym_key()[1]
+    with receiver() as hook:
+        hook.secret = webhook_secret(server_key, watched)
+        with session_scope(home.engine) as s:
+            watchlist = s.get(Watchlist, watched)
+            version = s.get(ProductVersion, CREDIT)
+            assert watchlist is not None and version is not None
+            watchlist.webhook_url = hook.url
+            s.add(watchlist)
+            s.flush()
+            alerts_for_new_version(s, version)
+        assert dispatch_due(home.engine, server_key).delivered >= 1  # the version's alerts
+        first = _object(home, uscc, f"court_cases:case_no={case}")
+        _resolve(home, first["id"], "upheld", "核实", "rita")  # dispute_resolved, with the grade
+        _object(home, uscc, _second_record(uscc))
+        dispatch_due(home.engine, server_key)
+    pushed = [b["payload"] for b in hook.bodies() if b["kind"] == "dispute_resolved"]
+    assert pushed == [{"outcome": "upheld", "changed": True, "status": "disputed_withheld"}]
 
 
 @pytest.mark.parametrize("typed", ["ascii", "full width"])

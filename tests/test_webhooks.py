@@ -494,6 +494,27 @@ def test_a_bad_stored_url_fails_its_alert_and_spares_the_others(home: Home, api:
     assert dead.status == "dead" and (dead.last_error or "").startswith("InvalidURL")
 
 
+def test_each_push_is_billed_and_rescheduled_at_its_own_time(home: Home, api: str) -> None:
+    """A pass takes as long as its receivers: a push is billed when it was delivered and a
+    failed one waits its backoff from its own attempt, not from the pass's start."""
+    with receiver(script=["slow", "slow", 500]) as hook:  # 'slow' answers 200 after 1.5 s
+        subscribe_hook(home, api, hook, members=[STEADY, FALLING])
+        assert publish_v2(home) == 3
+        report = dispatch_due(home.engine, server_key(home), base_delay_s=2.0)
+    assert (report.delivered, report.failed) == (2, 1)
+    sent = [dt.datetime.fromisoformat(h[TIMESTAMP_HEADER]) for h, _ in hook.received]
+    assert sent[2] - sent[0] >= dt.timedelta(seconds=3)  # the third POST went out 3 s later
+    billed = sorted(u.served_at for u in metered(home))
+    assert len(billed) == 2  # each billed when its slow answer came back
+    assert all(b >= t + dt.timedelta(seconds=1.5) for b, t in zip(billed, sent, strict=False))
+    with Session(home.engine) as s:
+        failed = s.exec(select(Alert).where(Alert.status == "pending")).one()
+        (attempt,) = s.exec(select(WebhookAttempt).where(col(WebhookAttempt.ok).is_(False)))
+    assert attempt.at >= sent[2]
+    assert failed.next_attempt_at is not None
+    assert failed.next_attempt_at - attempt.at >= dt.timedelta(seconds=1.5)  # 2 s ± 25%
+
+
 def test_a_slow_receiver_times_out(home: Home, api: str) -> None:
     """No answer within the timeout counts as a failed attempt, with the reason kept."""
     with receiver(script=["slow"]) as hook:

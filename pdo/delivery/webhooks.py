@@ -9,7 +9,9 @@ Receiver recipe (for banks). Each POST carries a JSON body and three headers:
 - ``X-PDO-Signature: sha256=<hex>`` — HMAC-SHA256, under the watchlist's signing secret (returned
   once when the watchlist was created), of the timestamp header's value, a ``.``, then the exact
   body bytes: a captured push replayed with another timestamp does not verify;
-- ``X-PDO-Alert-Id`` — the alert's id: store it and ignore an alert you have already seen.
+- ``X-PDO-Alert-Id`` — the alert's id, for routing. It is not signed: deduplicate on the
+  verified body's ``id`` (store it and ignore an alert you have already seen), never on the
+  header, which a replayed push could carry changed.
 
 Verify before parsing, on the raw bytes (not on re-serialized JSON), and refuse a timestamp more
 than five minutes from your clock (a replay of an old push)::
@@ -44,7 +46,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from pdo import audit
-from pdo.delivery.alerts import alert_view, delivery_refusal, mark_delivered
+from pdo.delivery.alerts import alert_view, delivery_refusal, disputed_now, mark_delivered
 from pdo.delivery.watchlists import Refusal
 from pdo.ledger.models import Alert, Watchlist, WebhookAttempt
 from pdo.ledger.types import utcnow
@@ -101,9 +103,10 @@ def verify_signature(
     return hmac.compare_digest(sign(secret, body, timestamp), header)
 
 
-def encode_body(alert: Alert) -> bytes:
-    """The exact bytes pushed (and signed) for an alert."""
-    return json.dumps(alert_view(alert), ensure_ascii=False, separators=(",", ":")).encode()
+def encode_body(alert: Alert, withheld: bool = False) -> bytes:
+    """The exact bytes pushed (and signed) for an alert; withheld as `alert_view` says."""
+    view = alert_view(alert, withheld)
+    return json.dumps(view, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def backoff_s(attempts: int, base_delay_s: float, rng: random.Random | None = None) -> float:
@@ -150,7 +153,7 @@ class _Due:
     alert_id: str
     url: str
     secret: str
-    body: bytes
+    body: bytes = b""  # built just before the POST (`_recheck`), as the alert stands then
     refused: str | None = None  # why it must not be sent at all (e.g. no subscription)
 
 
@@ -198,8 +201,7 @@ def _claim(
                     alert.id,
                     str(watchlist.webhook_url),
                     webhook_secret(server_key, watchlist.id),
-                    encode_body(alert),
-                    refused[watchlist.id],
+                    refused=refused[watchlist.id],
                 )
             )
         return due
@@ -208,15 +210,17 @@ def _claim(
 def _recheck(factory: SessionFactory, due: _Due, now: dt.datetime) -> _Due | None:
     """The claimed alert as it stands just before its POST: None when it is no longer pending
     (withdrawn by an objection, acked, dropped meanwhile), else with today's refusal, if any,
-    since a grant revoked or a subscription lapsed mid-pass must stop what is not yet sent."""
+    since a grant revoked or a subscription lapsed mid-pass must stop what is not yet sent,
+    and its body as a pull would show it now (a result disputed meanwhile is withheld)."""
     with _unit(factory) as s:
         alert = s.get(Alert, due.alert_id)
         watchlist = s.get(Watchlist, alert.watchlist_id) if alert is not None else None
         if alert is None or watchlist is None or alert.status != "pending":
             return None
         refusal = delivery_refusal(s, watchlist, now)
+        body = encode_body(alert, alert.id in disputed_now(s, [alert]))
     why = None if refusal is None else f"{refusal.code}: {refusal.message}"
-    return replace(due, refused=why)
+    return replace(due, body=body, refused=why)
 
 
 def _post(client: httpx.Client, due: _Due, sent_at: dt.datetime) -> tuple[int | None, str | None]:
@@ -307,9 +311,15 @@ def dispatch_due(
     """Push every pending alert due by `now` (at most `limit`) to its watchlist's webhook.
 
     The ledger is not held open during HTTP calls: due alerts are claimed in one short
-    transaction, posted, and each outcome committed in its own.
+    transaction, posted, and each outcome committed in its own. Each alert is checked, billed
+    and rescheduled at the time of its own POST (a pass may take minutes), unless `now` is
+    given, which then stands for the whole pass.
     """
     at, started = now or utcnow(), time.monotonic()
+
+    def clock() -> dt.datetime:
+        return now or utcnow()
+
     factory = _factory(source)
     due = _claim(factory, server_key, at, timeout_s, limit)
     # Post only while the lease still covers a whole request: never after a parallel re-claim.
@@ -323,7 +333,7 @@ def dispatch_due(
     )
     try:
         for claimed in due:
-            item = _recheck(factory, claimed, at)
+            item = _recheck(factory, claimed, clock())
             if item is None:
                 report.skipped += 1  # withdrawn, acked or dropped since the claim: never sent
                 continue
@@ -331,7 +341,7 @@ def dispatch_due(
                 report.skipped += 1  # claimed but out of lease: due again once the lease ends
                 continue
             outcome = (None, item.refused) if item.refused else _post(http, item, utcnow())
-            _settle(factory, item, outcome, at, max_attempts, base_delay_s, report)
+            _settle(factory, item, outcome, clock(), max_attempts, base_delay_s, report)
     finally:
         if own:
             http.close()
