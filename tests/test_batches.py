@@ -544,6 +544,22 @@ def test_a_file_made_before_a_result_was_disputed_or_corrected_is_not_handed_out
     assert {k: rows[shown_as(SERVED)][k] for k in now_reads} == now_reads
 
 
+def test_a_second_objection_on_a_withheld_result_leaves_the_file_deliverable(
+    bank: Bank, api: str
+) -> None:
+    """The file already withholds a disputed result: another objection on it changes nothing
+    there, so the file is still handed out (a re-order returns it, and it must be fetchable)."""
+    _dispute_served(bank)
+    made = _order(api, bank, "csv")
+    assert made.status_code == 201 and made.json()["counts"]["disputed_withheld"] >= 1
+    _dispute_served(bank)  # a second item of the same enterprise disputed
+    assert _fetch(api, bank, made.json()["batch"]).status_code == 200
+    again = _order(api, bank, "csv")
+    assert again.status_code == 200 and again.json()["batch"] == made.json()["batch"]
+    assert _fetch(api, bank, again.json()["batch"]).status_code == 200
+    assert len(_batch_usage(bank)) == 1
+
+
 def test_an_objection_rejected_after_the_file_was_made_leaves_it_deliverable(
     bank: Bank, api: str
 ) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import polars as pl
-from sqlalchemy import and_, insert, union
+from sqlalchemy import and_, insert, or_, union
 from sqlmodel import Session, col, select
 
 from pdo import audit
@@ -256,17 +256,25 @@ def check_still_deliverable(session: Session, batch: BatchFile, now: dt.datetime
 
 def _results_changed_since(session: Session, batch: BatchFile, watchlist: Watchlist) -> bool:
     """Whether a member's result was disputed (still open) or corrected after the batch was made:
-    its file would hand out a withheld or a wrong result."""
+    its file would hand out a withheld or a wrong result. A new objection on a member the file
+    already withholds (disputed when it was made) changes nothing in it."""
     members = union(  # those it holds (a member since removed too) and, for a batch made
         # before its enterprises were recorded, the watchlist's members now
         select(BatchEntity.uscc).where(BatchEntity.batch_id == batch.id),
         select(WatchlistMember.uscc).where(WatchlistMember.watchlist_id == watchlist.id),
     )
+    made = batch.created_at
+    withheld_then = select(Objection.uscc).where(  # rows the file already withholds
+        Objection.product_name == watchlist.product_name,
+        col(Objection.raised_at) <= made,
+        or_(col(Objection.status) == "open", col(Objection.resolved_at) > made),
+    )
     disputed = select(Objection.id).where(
         Objection.product_name == watchlist.product_name,
         Objection.status == "open",
-        col(Objection.raised_at) > batch.created_at,
+        col(Objection.raised_at) > made,
         col(Objection.uscc).in_(members),
+        col(Objection.uscc).not_in(withheld_then),
     )
     corrected = select(ScoreCorrection.id).where(
         ScoreCorrection.product_version_id == batch.product_version_id,
