@@ -113,6 +113,11 @@ def subscribe(
     return subscription
 
 
+# Bounds a bank's settings must hold: what a ledger's integer column stores and the API can use.
+MAX_DAILY_BUDGET = 10**9
+MAX_RATE_LIMIT = 10**6
+
+
 def add_subscriber(
     session: Session,
     name: str,
@@ -124,6 +129,10 @@ def add_subscriber(
 ) -> tuple[Subscriber, str]:
     """Onboard a bank on each product's standard plan, and issue its key."""
     checked_name("subscriber", name)
+    if not 1 <= daily_enterprise_budget <= MAX_DAILY_BUDGET:
+        raise ValueError(f"a daily budget must be 1 to {MAX_DAILY_BUDGET:,} enterprises")
+    if not 1 <= rate_limit_per_second <= MAX_RATE_LIMIT:
+        raise ValueError(f"a rate limit must be 1 to {MAX_RATE_LIMIT:,} calls a second")
     if session.exec(select(Subscriber).where(Subscriber.name == name)).first() is not None:
         raise ValueError(f"subscriber {name!r} already exists")
     subscriber = Subscriber(

@@ -12,7 +12,7 @@ from sqlmodel import select
 from api.deps import ApiKeyDep, PseudonymizerDep, ReadSessionDep, SessionDep, committed
 from api.errors import KEYED, ApiError, refusals
 from api.text import Text, Uscc
-from pdo.delivery.consents import consents_of, register_consent, revoke_consent
+from pdo.delivery.consents import MAX_REFERENCE, consents_of, register_consent, revoke_consent
 from pdo.delivery.identity import shown_as
 from pdo.ledger.models import Consent, Subscriber
 from pdo.privacy.entity_key import entity_key
@@ -24,7 +24,9 @@ class ConsentCreate(BaseModel):
     """A consent the enterprise signed: for which bank purposes and until when."""
 
     uscc: Uscc = Field(description="统一社会信用代码 of the enterprise")
-    reference: Text = Field(min_length=1, max_length=120, description="your consent document no.")
+    reference: Text = Field(
+        min_length=1, max_length=MAX_REFERENCE, description="your consent document no."
+    )
     purposes: list[Text] = Field(min_length=1)
     valid_from: dt.datetime
     valid_until: dt.datetime

@@ -18,6 +18,7 @@ from api.serving.requests import Refusal, RefusedElsewhere, ScoreLookup
 from api.serving.snapshot import KeyEntry
 from api.serving.worker import ServingWorker
 from api.text import USCC_PATTERN, refuse_nul
+from pdo.delivery.consents import MAX_REFERENCE
 from pdo.delivery.identity import shown_as
 from pdo.privacy.checksums import is_valid_uscc
 from pdo.privacy.entity_key import entity_key
@@ -68,7 +69,7 @@ PARAMETERS: list[dict[str, Any]] = [
         "name": "consent",
         "in": "query",
         "required": False,
-        "schema": {"type": "string", "maxLength": 120},
+        "schema": {"type": "string", "maxLength": MAX_REFERENCE},
         "description": "the enterprise's consent reference, registered before (POST /v1/consents)",
     },
     {
@@ -122,7 +123,7 @@ async def get_score(request: Request) -> Response:
         for name, bad in (
             ("path.uscc", not is_valid_uscc(uscc)),  # alphabet, length and check character
             ("query.purpose", not purpose),
-            ("query.consent", consent is not None and len(consent) > 120),
+            ("query.consent", consent is not None and len(consent) > MAX_REFERENCE),
         )
         if bad
     ]

@@ -12,6 +12,8 @@ from pdo.delivery.identity import PERSONAL_NUMBER_IN_TEXT, holds_personal_number
 from pdo.ledger.models import Consent, Product, Subscriber
 from pdo.ledger.types import utcnow
 
+MAX_REFERENCE = 120  # characters of a consent reference (a lookup names it in its query)
+
 
 def register_consent(
     session: Session,
@@ -33,6 +35,8 @@ def register_consent(
     reference = reference.strip()
     if not reference:
         raise ValueError("a consent needs the bank's consent reference")
+    if len(reference) > MAX_REFERENCE:
+        raise ValueError(f"a consent reference is at most {MAX_REFERENCE} characters")
     if holds_personal_number(reference):  # stored, chained and shown as sent
         raise ValueError(PERSONAL_NUMBER_IN_TEXT)
     if valid_from.tzinfo is None or valid_until.tzinfo is None:
