@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from pdo import audit
 from pdo.delivery import generation
+from pdo.delivery.periods import business_day
 from pdo.ledger.models import (
     Authorization,
     Department,
@@ -235,10 +236,10 @@ def state_message(auth: GrantTerms, state: str) -> str:
     if state == "revoked":
         return f"授权 {ref} 已撤销 / authorization {ref} is revoked"
     if state == "expired":
-        day = f"{auth.valid_until:%Y-%m-%d}"
+        day = business_day(auth.valid_until)
         return f"授权 {ref} 已于 {day} 到期 / authorization {ref} expired on {day}"
     if state == "not_yet_valid":
-        day = f"{auth.valid_from:%Y-%m-%d}"
+        day = business_day(auth.valid_from)
         return f"授权 {ref} 自 {day} 起生效 / authorization {ref} is not valid before {day}"
     return f"授权 {ref} 状态为 {state} / authorization {ref} is {state}"
 

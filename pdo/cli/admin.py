@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 from pdo import audit, checkpoints
 from pdo.checkpoints import CheckpointError, create_checkpoint
 from pdo.cli.root import console, emit_json, err_console, fail, workspace
+from pdo.delivery.periods import business_day
 from pdo.exports import write_atomically
 from pdo.ledger.db import read_scope, session_scope, snapshot_scope
 from pdo.ledger.models import AuditCheckpoint, Authorization
@@ -181,6 +182,7 @@ def register(app: typer.Typer) -> None:
                     min_department_share_bp=min_department_share,
                     revenue_parties=revenue_party,
                 )
+                ends = a.valid_until
                 out = {
                     "id": a.id,
                     "reference": a.reference,
@@ -201,7 +203,7 @@ def register(app: typer.Typer) -> None:
         else:
             console.print(
                 f"authorization {out['reference']} was already granted: id {out['id']}, "
-                f"{out['state']} until {out['valid_until']:%Y-%m-%d} (nothing changed)"
+                f"{out['state']} until {business_day(ends)} (nothing changed)"
             )
 
     @auth.command("revoke")

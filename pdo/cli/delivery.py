@@ -15,7 +15,7 @@ from pdo.cli.root import console, emit_json, fail, settings, workspace
 from pdo.delivery.consents import consents_of, register_consent, revoke_consent
 from pdo.delivery.identity import shown_as
 from pdo.delivery.objections import NOT_A_USCC
-from pdo.delivery.periods import BUSINESS_TZ
+from pdo.delivery.periods import BUSINESS_TZ, business_day
 from pdo.delivery.plans import add_plan, list_plans
 from pdo.ledger.db import session_scope
 from pdo.ledger.models import Consent
@@ -118,7 +118,8 @@ def register(app: typer.Typer) -> None:
                 until = made.valid_until
         except ValueError as exc:
             raise fail(str(exc)) from exc
-        console.print(f"{subscriber} subscribed to {plan_id} until {until:%Y-%m-%d}")
+        ends = f"{until.astimezone(BUSINESS_TZ):%Y-%m-%d %H:%M} (北京时间)"
+        console.print(f"{subscriber} subscribed to {plan_id} until {ends}")
 
     @key.command("issue")
     def key_issue(
@@ -240,7 +241,7 @@ def register(app: typer.Typer) -> None:
             emit_json(rows)
             return
         for r in rows:
-            state = "已撤回" if r["revoked"] else f"至 {r['valid_until']:%Y-%m-%d}"
+            state = "已撤回" if r["revoked"] else f"至 {business_day(r['valid_until'])}"
             console.print(
                 f"{r['id']}  {r['reference']}  {','.join(r['purposes'])}  {state}", markup=False
             )
