@@ -11,6 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from sqlalchemy import Column, MetaData, Table, Text, create_engine
+from sqlalchemy.engine import URL
 from sqlmodel import select
 from typer.testing import CliRunner
 
@@ -20,6 +21,7 @@ from pdo.ledger.db import session_scope
 from pdo.ledger.models import AuditEvent, DatasetVersion, PipelineRun, StageRun
 from pdo.privacy.checksums import resident_id_check_char, uscc_check_char
 from pdo.settings import Settings
+from pdo.sources.database import display_url, secret_parameter
 from pdo.sources.tables import PENALTIES, TAX_CREDIT
 from pdo.workspace import Workspace
 
@@ -136,10 +138,23 @@ def test_a_table_read_from_a_database_is_ingested_like_its_file(
         ("tax_credit=postgresql+psycopg://tax:s3cr3t-pw@db/tax#grades", "~/.pgpass"),
         ("tax_credit=postgresql+psycopg://tax@db/tax?password=s3cr3t-pw#grades", "~/.pgpass"),
         ("tax_credit=postgresql+psycopg://tax@db/tax?sslpassword=s3cr3t-pw#grades", "~/.pgpass"),
+        ("tax_credit=mysql+pymysql://tax@db/tax?passwd=s3cr3t-pw#grades", "~/.pgpass"),
+        (
+            "tax_credit=mssql+pyodbc:///?odbc_connect="
+            "DRIVER%3D%7BODBC+Driver+18%7D%3BSERVER%3Dtaxdb%3BUID%3Dsa%3BPWD%3Ds3cr3t-pw#dbo.grades",
+            "~/.pgpass",
+        ),
         # the TABLE= prefix forgotten: the query's "=" must not make the URL a table name
         ("postgresql+psycopg://tax:s3cr3t-pw@db/tax?sslmode=require#grades", "TABLE=URL"),
     ],
-    ids=["user:password@", "?password=", "?sslpassword=", "no TABLE= prefix"],
+    ids=[
+        "user:password@",
+        "?password=",
+        "?sslpassword=",
+        "?passwd=",
+        "ODBC PWD=",
+        "no TABLE= prefix",
+    ],
 )
 def test_a_password_in_the_url_is_refused_and_not_shown(
     tmp_path: Path, spec: str, message: str
@@ -203,3 +218,27 @@ def test_an_undecodable_cell_is_reported_by_table_and_column_never_by_its_conten
     assert any("'summary'" in e for e in errors)
     for text in (out, *errors, *audit):
         assert SYNTHETIC_RID not in text
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "secret"),
+    [
+        ("password", "x", True),
+        ("sslpassword", "x", True),
+        ("passwd", "x", True),
+        ("PWD", "x", True),
+        ("access_token", "x", True),
+        ("odbc_connect", "DRIVER={ODBC Driver 18};SERVER=db", True),
+        ("connect_args", "UID=sa;Pwd = x", True),
+        ("sslmode", "require", False),
+        ("application_name", "pdo", False),
+        ("options", "-c search_path=tax", False),
+        ("sslrootcert", "/etc/ssl/root.crt", False),
+        ("target_session_attrs", "read-write", False),
+    ],
+)
+def test_which_url_parameters_are_treated_as_secrets(key: str, value: str, secret: bool) -> None:
+    """Refused in a source URL and hidden wherever a URL is shown, for any driver's naming."""
+    assert secret_parameter(key, value) is secret
+    shown = display_url(URL.create("postgresql+psycopg", "tax", host="db", query={key: value}))
+    assert (f"{key}=***" in shown) is secret

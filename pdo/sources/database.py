@@ -43,15 +43,29 @@ class DatabaseSourceError(ValueError):
 
 
 # libpq reads these from the URL's query too (?password=...): as secret as user:password@.
-SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
+# Query parameters that hold a secret, by name (libpq's password and sslpassword, MySQL's passwd,
+# tokens and keys) or by content (an ODBC connection string's PWD=...), for any driver.
+SECRET_QUERY_NAME = re.compile(r"pass|pwd|secret|token|credential|odbc_connect|auth", re.I)
+SECRET_IN_VALUE = re.compile(r"(?:pwd|passw(?:or)?d|secret|token)\s*=", re.I)
+
+
+def _values(value: str | tuple[str, ...]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def secret_parameter(key: str, value: str | tuple[str, ...]) -> bool:
+    """Whether a URL query parameter may carry a secret, by its name or by what it holds."""
+    return bool(SECRET_QUERY_NAME.search(key)) or any(
+        SECRET_IN_VALUE.search(v) for v in _values(value)
+    )
 
 
 def url_secrets(url: URL) -> list[str]:
     """Every secret the URL carries: its password, and any secret query parameter's values."""
     found = [str(url.password)] if url.password else []
     for key, value in url.query.items():
-        if key.lower() in SECRET_QUERY_KEYS:
-            found.extend([value] if isinstance(value, str) else list(value))
+        if secret_parameter(key, value):
+            found.extend(_values(value))
     return [secret for secret in found if secret]
 
 
@@ -59,7 +73,7 @@ def display_url(url: str | URL) -> str:
     """The URL as it may be shown in messages and logs: password and secret parameters hidden."""
     try:
         parsed = make_url(url)
-        hidden = {k: "***" for k in parsed.query if k.lower() in SECRET_QUERY_KEYS}
+        hidden = {k: "***" for k, v in parsed.query.items() if secret_parameter(k, v)}
         shown = parsed.update_query_dict(hidden).render_as_string(hide_password=True)
         return shown.replace("%2A%2A%2A", "***")
     except Exception:  # an unparsable URL may still hold a password: never echo it
