@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from flows import desensitize as desensitize_mod
@@ -57,21 +58,29 @@ class RawValidationSummary:
 
 
 def record_dataset(session: Session, m: Manifest, path: Path) -> None:
-    if session.get(DatasetVersion, m.id) is None:
-        session.add(
-            DatasetVersion(
-                id=m.id,
-                table_name=m.table,
-                zone=m.zone,
-                path=str(path),
-                row_count=m.row_count,
-                schema_=m.schema,
-                parents=m.parents,
-                stage=m.stage,
-                policy_hash=m.policy_hash,
-                code_hash=m.code_hash,
+    """Record a dataset version once: it is content-addressed, so two runs at once may make the
+    same one (the same delivery twice); the one committing second finds it recorded."""
+    if session.get(DatasetVersion, m.id) is not None:
+        return
+    try:
+        with session.begin_nested():  # a savepoint: losing the race leaves the run's work intact
+            session.add(
+                DatasetVersion(
+                    id=m.id,
+                    table_name=m.table,
+                    zone=m.zone,
+                    path=str(path),
+                    row_count=m.row_count,
+                    schema_=m.schema,
+                    parents=m.parents,
+                    stage=m.stage,
+                    policy_hash=m.policy_hash,
+                    code_hash=m.code_hash,
+                )
             )
-        )
+    except IntegrityError:
+        if session.get(DatasetVersion, m.id) is None:
+            raise  # not the same version recorded by another run: a real conflict
 
 
 def ingest_table(ws: Workspace, run_id: str, table: SourceTable, path: Path) -> IngestSummary:
