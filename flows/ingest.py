@@ -248,8 +248,13 @@ def _check_workbook(path: Path) -> None:
 
 # An Excel date cell as calamine renders it (dates are numbers with a format in the workbook),
 # and a database timestamp as its driver does (SQLite's text keeps zero microseconds).
-_MIDNIGHT = r"^(\d{4}-\d{2}-\d{2})[ T]00:00:00(?:\.0+)?$"
-_FIRST_OF_MONTH_MIDNIGHT = r"^(\d{4}-\d{2})-01[ T]00:00:00(?:\.0+)?$"
+# A midnight: a database's timestamp with time zone is read in Beijing time (+08), as the
+# business day it names; a midnight anywhere else is not a plain date here.
+_AT_MIDNIGHT = r"[ T]00:00:00(?:\.0+)?(?:\+08(?::?00)?)?"
+_MIDNIGHT = rf"^(\d{{4}}-\d{{2}}-\d{{2}}){_AT_MIDNIGHT}$"
+_FIRST_OF_MONTH_MIDNIGHT = rf"^(\d{{4}}-\d{{2}})-01{_AT_MIDNIGHT}$"
+# A MONTH column stored as a date type (in a database or Parquet): the first of the month.
+_FIRST_OF_MONTH = rf"^(\d{{4}}-\d{{2}})-01(?:{_AT_MIDNIGHT})?$"
 
 
 def _calendar_cells(frame: pl.DataFrame, table: SourceTable) -> pl.DataFrame:
@@ -419,7 +424,7 @@ def _typed_calendar(table: SourceTable, schema: Any) -> dict[str, str]:
         elif c.type is ColumnType.MONTH and isinstance(stored, pl.Datetime):
             patterns[c.name] = _FIRST_OF_MONTH_MIDNIGHT
         elif c.type is ColumnType.MONTH and stored == pl.Date:
-            patterns[c.name] = r"^(\d{4}-\d{2})-01$"
+            patterns[c.name] = _FIRST_OF_MONTH
     return patterns
 
 
@@ -794,8 +799,14 @@ def ingest_database(
     try:
         for chunk in reader:
             # a timestamp column holding dates (Oracle's DATE always does) reads as an XLSX
-            # date cell does: midnight as the date, any other time quarantined
-            parts.append(normalize(_calendar_cells(chunk, table), table, seen=seen))
+            # date cell does: midnight as the date, any other time quarantined; a month
+            # stored as a date reads as its month, as a Parquet date column does
+            cells = _calendar_cells(chunk, table).with_columns(
+                pl.col(c.name).str.replace(_FIRST_OF_MONTH, "${1}")
+                for c in table.columns
+                if c.type is ColumnType.MONTH and c.name in reader.date_columns
+            )
+            parts.append(normalize(cells, table, seen=seen))
             if progress is not None:
                 progress(reader.rows_read)
     except DatabaseSourceError as exc:

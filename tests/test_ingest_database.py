@@ -459,6 +459,80 @@ def test_a_timestamp_column_holding_dates_reads_as_dates(db_url: str) -> None:
     assert result.reconciles
 
 
+def test_a_month_stored_as_a_date_reads_as_its_month(db_url: str) -> None:
+    """A month kept as its first day (a DATE column) is that month, as a Parquet date is; any
+    other day is not a month and is quarantined."""
+    from pdo.sources.tables import SOCIAL_INSURANCE
+
+    types: dict[str, TypeEngine[Any]] = {
+        "uscc": String(), "month": Date(), "insured_headcount": Integer(),
+    }  # fmt: skip
+    days = [dt.date(2026, 1, 1), dt.date(2026, 2, 1), dt.date(2026, 3, 15)]
+    rows = [
+        {ID: i, "uscc": _uscc(f"9133010000000{i:04d}"), "month": day, "insured_headcount": 9}
+        for i, day in enumerate(days)
+    ]
+    result = ingest_database(db_url, _create(db_url, types, rows), SOCIAL_INSURANCE)
+    assert result.clean["month"].to_list() == ["2026-01", "2026-02"]
+    assert result.quarantine["reason"].to_list() == ["month: cannot parse as month"]
+    assert result.reconciles
+
+
+def test_amounts_of_a_wider_scale_read_as_the_yuan_and_fen_they_hold(db_url: str) -> None:
+    """numeric(18,4) writes 1234.5000: the yuan and fen it holds, as a CSV's 1234.50 would be;
+    a real fraction of a fen is not an amount here and is quarantined."""
+    types: dict[str, TypeEngine[Any]] = {
+        "uscc": String(), "year": Integer(), "grade": String(), "tax_paid": Numeric(18, 4),
+    }  # fmt: skip
+    paid = [Decimal("1234.5000"), Decimal("7.0000"), Decimal("1.2345")]
+    rows = [
+        {ID: i, "uscc": _uscc(f"9133010000000{i:04d}"), "year": 2025, "grade": "A",
+         "tax_paid": amount}
+        for i, amount in enumerate(paid)
+    ]  # fmt: skip
+    result = ingest_database(db_url, _create(db_url, types, rows), TAX_CREDIT)
+    assert result.clean["tax_paid"].to_list() == [123450, 700]
+    assert result.quarantine["reason"].to_list() == ["tax_paid: cannot parse as decimal"]
+    assert result.reconciles
+
+
+@pytest.mark.postgres
+def test_a_timestamp_with_time_zone_reads_as_the_beijing_day_it_names() -> None:
+    """timestamptz stores an instant: its Beijing midnight is the business day it names,
+    whatever the server's TimeZone; midnight UTC is 08:00 in Beijing, not a plain date."""
+    from pdo.sources.tables import ABNORMAL_OPERATIONS
+    from tests.pg import fresh_database
+
+    beijing = dt.timezone(dt.timedelta(hours=8))
+    types: dict[str, TypeEngine[Any]] = {
+        "uscc": String(), "listed_on": DateTime(timezone=True), "reason": String(),
+        "removed_on": DateTime(timezone=True),
+    }  # fmt: skip
+    at = [dt.datetime(2026, 1, 31, tzinfo=beijing), dt.datetime(2026, 1, 31, tzinfo=dt.UTC)]
+    rows = [
+        {ID: i, "uscc": _uscc(f"9133010000000{i:04d}"), "listed_on": when, "reason": "无法联系",
+         "removed_on": None}
+        for i, when in enumerate(at)
+    ]  # fmt: skip
+    with fresh_database() as url:
+        _set_server_time_zone(url, "America/New_York")
+        result = ingest_database(url, _create(url, types, rows), ABNORMAL_OPERATIONS)
+    assert result.clean["listed_on"].to_list() == [dt.date(2026, 1, 31)]
+    assert result.quarantine["reason"].to_list() == ["listed_on: cannot parse as date"]
+    assert result.reconciles
+
+
+def _set_server_time_zone(url: str, zone: str) -> None:
+    """The database's default TimeZone for new sessions (as its administrator may set it)."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            database = make_url(url).database
+            conn.exec_driver_sql(f"ALTER DATABASE \"{database}\" SET TimeZone = '{zone}'")
+    finally:
+        engine.dispose()
+
+
 def _set_server_date_style(url: str, style: str) -> None:
     """The database's default DateStyle for new sessions (as its administrator may set it)."""
     engine = create_engine(url)

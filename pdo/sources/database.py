@@ -30,6 +30,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from pdo.delivery.periods import BUSINESS_TZ
 from pdo.driver_errors import driver_error_code
 from pdo.sources.contract import SourceTable
 
@@ -126,10 +127,15 @@ def render_value(value: Any) -> str | None:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, Decimal):
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -2 and value == round(value, 2):
+            value = round(value, 2)  # numeric(18,4)'s 1234.5000: the yuan and fen it holds
         return format(value, "f")  # keeps the column's scale ("12.50"), never "1E+3"
     if isinstance(value, float):
         return _float_text(value)
     if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:  # as the business day and time it names, like PostgreSQL's
+            return value.astimezone(BUSINESS_TZ).isoformat(sep=" ").replace("+08:00", "+08")
         return value.isoformat(sep=" ")
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()
@@ -178,6 +184,8 @@ class DatabaseTableReader:
     table: SourceTable
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     rows_read: int = field(default=0, init=False)
+    # contract columns the table stores as a date type (not a timestamp); known once read
+    date_columns: frozenset[str] = field(default=frozenset(), init=False)
     _sha256: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -241,6 +249,9 @@ class DatabaseTableReader:
             ) from None
         with conn:
             types = self._check_columns(conn, url, schema, name, names)
+            self.date_columns = frozenset(
+                c for c, t in types.items() if isinstance(t, Date) and not isinstance(t, DateTime)
+            )
             dates_as_text = _reads_dates_as_text(conn)
             src = sql_table(name, *[column(c) for c in names], schema=schema)
             order = [
@@ -302,6 +313,8 @@ def _reads_dates_as_text(conn: Connection) -> bool:
     if conn.dialect.name != "postgresql":
         return False
     conn.exec_driver_sql("SET DateStyle TO ISO, YMD")  # the server's default may be another
+    # a timestamp with time zone as the business day it names (ingest reads +08 midnights)
+    conn.exec_driver_sql("SET TimeZone TO 'Asia/Shanghai'")
     return True
 
 
