@@ -39,6 +39,7 @@ KEYED = refusals(
     {
         401: "missing_api_key; invalid_api_key (unknown or revoked key)",
         422: "invalid_request: a malformed parameter or body",
+        429: "rate_limited: over the key's calls per second; retry after Retry-After",
         503: "ledger_unavailable: the call could not be recorded; nothing served or billed",
     }
 )

@@ -7,12 +7,13 @@ import hashlib
 import hmac
 import secrets
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from pdo import audit
 from pdo.delivery import generation
+from pdo.delivery.periods import business_month
 from pdo.delivery.plans import DEFAULT_PLAN, ensure_default_plan
-from pdo.ledger.models import ApiKey, Plan, Product, Subscriber, Subscription
+from pdo.ledger.models import ApiKey, Plan, Product, ServingCounter, Subscriber, Subscription
 from pdo.ledger.types import utcnow
 from pdo.names import checked_name
 
@@ -86,6 +87,7 @@ def subscribe(
     if outside:
         raise ValueError(f"purposes {outside} are not allowed for {product.name}")
     now = utcnow()
+    replaced: list[int] = []
     for current in session.exec(
         select(Subscription).where(
             Subscription.subscriber_id == subscriber.id,
@@ -95,6 +97,8 @@ def subscribe(
         if current.cancelled_at is None and current.valid_until > now:
             current.cancelled_at = now  # one live subscription per product: the new one replaces
             session.add(current)
+            assert current.id is not None
+            replaced.append(current.id)
     subscription = Subscription(
         subscriber_id=subscriber.id,
         product_name=plan.product_name,
@@ -108,9 +112,29 @@ def subscribe(
     )
     session.add(subscription)
     session.flush()
+    _carry_monthly_calls(session, replaced, subscription, business_month(now))
     audit.record(session, actor, "subscription.add", subscriber.name, plan=plan.id, purposes=scope)
     generation.bump(session)
     return subscription
+
+
+def _carry_monthly_calls(
+    session: Session, replaced: list[int], subscription: Subscription, month: str
+) -> None:
+    """The calls this month's quota already counted go on counting under the subscription that
+    replaces it: subscribing again (to narrow the purposes, say) starts no fresh quota."""
+    if not replaced:
+        return
+    counters = [f"quota:{sub_id}" for sub_id in replaced]
+    used = sum(
+        session.exec(
+            select(ServingCounter.used).where(
+                col(ServingCounter.counter).in_(counters), ServingCounter.period == month
+            )
+        )
+    )
+    if used:
+        session.add(ServingCounter(counter=f"quota:{subscription.id}", period=month, used=used))
 
 
 # Bounds a bank's settings must hold: what a ledger's integer column stores and the API can use.

@@ -36,6 +36,7 @@ from pdo.ledger.models import (
     AuditEvent,
     Consent,
     Objection,
+    Plan,
     ProductVersion,
     RefusedCall,
     ScoreCorrection,
@@ -263,6 +264,22 @@ def test_the_monthly_quota_stops_the_call_after_the_last_one_paid_for(
     assert count(ledger, UsageEvent) == 3
 
 
+def test_subscribing_again_within_the_month_starts_no_fresh_quota(
+    ledger: DeliveryLedger, api: str
+) -> None:
+    """Re-subscribed mid-month (to narrow its purposes), the bank's calls so far still count."""
+    _on_trial_plan(ledger, A, monthly_quota=2)
+    ledger.consent(A, COMPANIES[0], "C-1")
+    assert [ask(api, ledger.keys[A]).status_code for _ in range(2)] == [200, 200]
+    with session_scope(ledger.engine) as s:
+        bank = find_subscriber(s, A)
+        (trial,) = s.exec(select(Plan.id).where(Plan.name == "trial"))
+        subscribe(s, bank, trial, "operator", ["贷前审查"])
+    refused = ask(api, ledger.keys[A])
+    assert refused.json()["error"]["code"] == "quota_exceeded", refused.text
+    assert count(ledger, UsageEvent) == 2
+
+
 def test_a_used_up_quota_still_answers_a_withheld_result_the_plan_refunds(
     ledger: DeliveryLedger, api: str
 ) -> None:
@@ -364,6 +381,23 @@ def test_the_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
     assert int(limited[0].headers["Retry-After"]) >= 1
     served = 7 - len(limited)
     assert count(ledger, UsageEvent) == served
+    assert count(ledger, RefusedCall, RefusedCall.code == "rate_limited") == len(limited)
+
+
+def test_the_rate_limit_holds_on_every_keyed_endpoint(tmp_path: Path) -> None:
+    """The key's calls per second count on consents, watchlists, alerts and batches too (a
+    batch order rescores the whole portfolio), in the one bucket lookups draw on."""
+    ledger = seed_delivery(tmp_path, rate_limit_per_second=2)
+    key = {"X-API-Key": ledger.keys[A]}
+    with serve_api(ledger.settings) as base:
+        answers = [
+            httpx.get(f"{base}{path}", headers=key)
+            for path in ("/v1/consents", "/v1/watchlists", "/v1/alerts") * 3
+        ]
+    limited = [a for a in answers if a.status_code == 429]
+    assert [a.status_code for a in answers[:2]] == [200, 200]  # a second's burst goes through
+    assert limited and all(a.json()["error"]["code"] == "rate_limited" for a in limited)
+    assert int(limited[0].headers["Retry-After"]) >= 1
     assert count(ledger, RefusedCall, RefusedCall.code == "rate_limited") == len(limited)
 
 
