@@ -351,6 +351,27 @@ _TRADE_SUFFIX = re.compile(
 )
 
 
+_COMPOUND_SURNAMES = frozenset(COMPOUND_SURNAMES)
+
+
+def whole_compound_names(text: str, spans: Iterable[Span], tokens: Sequence[Token]) -> list[Span]:
+    """A person span that is only a compound surname (the model stopped at 司马 in
+    "司马相如经营的…") takes its given name too: where it ends is read as after a role title,
+    and when that is unclear, two characters (a name half left costs more than a word)."""
+    token_ends = {t.end for t in tokens}
+    out: list[Span] = []
+    for s in spans:
+        if s.entity == PERSON and s.text(text) in _COMPOUND_SURNAMES:
+            end = _name_at(text, s.start, token_ends)
+            if end is None:
+                end = s.end
+                while end < min(len(text), s.end + 2) and _HAN.match(text[end]):
+                    end += 1
+            s = Span(PERSON, s.start, end, s.score)
+        out.append(s)
+    return out
+
+
 def drop_non_names(text: str, spans: Iterable[Span]) -> list[Span]:
     """Last checks. Names and addresses inside a document or case number go; masked names
     go (张*, 王某, 方xx); a "name" that ends with an organisation suffix ("林祥供应链店") or,

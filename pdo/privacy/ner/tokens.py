@@ -30,6 +30,7 @@ from pdo.privacy.ner.rules import (
     places_by_context,
     propagate_names,
     venues_to_places,
+    whole_compound_names,
 )
 
 
@@ -99,4 +100,5 @@ def spans_from_tokens(text: str, tokens: list[Token], rules: bool = True) -> lis
     spans = overlay(spans, person_rule_spans(text, tokens))
     spans = overlay(spans, propagate_names(text, spans))
     spans = overlay(spans, alias_spans(text, spans))
+    spans = whole_compound_names(text, spans, tokens)
     return resolve_overlaps(drop_non_names(text, spans))
