@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,6 +55,12 @@ MOBILE = "13812345678"
 def in_groups(value: str, sep: str, second: str | None = None) -> str:
     """An 18-char ID written 6-8-4, as people group it in free text."""
     return value[:6] + sep + value[6:14] + (sep if second is None else second) + value[14:]
+
+
+def blocks(value: str, sizes: tuple[int, ...], sep: str) -> str:
+    """value cut into groups of sizes, sep between them."""
+    cuts = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+    return sep.join(value[a:b] for a, b in itertools.pairwise(cuts))
 
 
 @pytest.fixture(scope="session")
@@ -111,6 +118,17 @@ def test_fixture_values_are_what_they_claim() -> None:
         ],
         (in_groups(RID, "\u3000", "\u00a0"), [in_groups(RID, "\u3000", "\u00a0")]),
         (in_groups(RID, "\u2010", "-"), [in_groups(RID, "\u2010", "-")]),
+        # other groupings people write: the date split, or even blocks as a card is written
+        *[
+            (f"身份证号{blocks(value, sizes, sep)}。", [blocks(value, sizes, sep)])
+            for value, sizes, sep in [
+                (RID, (6, 4, 4, 4), " "),
+                (RID_X, (6, 4, 4, 4), "-"),
+                (RID, (3, 3, 4, 4, 4), " "),
+                (RID, (4, 4, 4, 4, 2), " "),
+                (RID_X, (4, 4, 4, 4, 2), "."),
+            ]
+        ],
         (f"号码{RID[:10]} \n{RID[10:]}。", [f"{RID[:10]} \n{RID[10:]}"]),
         # must not match
         (RID_BAD_CHECK, []),
@@ -138,6 +156,9 @@ def test_fixture_values_are_what_they_claim() -> None:
         (in_groups(RID, "\u2013", "\t"), []),  # mixed separators
         (in_groups(RID, "\u2013\u2013"), []),  # one dash, not two
         (in_groups(RID, "    "), []),  # a column gap, not a group separator
+        (blocks(RID_BAD_CHECK, (4, 4, 4, 4, 2), " "), []),
+        (blocks(RID, (4, 4, 4, 4, 2), " ") + " 12", []),  # one link of a longer chain
+        (blocks(RID, (5, 5, 4, 4), " "), []),  # not a grouping people write
         ("1234\t" + in_groups(RID, "\t"), []),  # one link of a longer chain
         (in_groups(RID, "\u2013") + "\u20131", []),
         ("第1\n2条，共3301\n0619页", []),

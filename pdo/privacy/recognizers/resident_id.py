@@ -18,9 +18,11 @@ _NOT_AFTER = r"(?<![0-9A-Za-z])"
 _NOT_BEFORE = r"(?![0-9A-Za-z])"
 _MMDD = r"(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
 _BIRTH_DATE = r"(?:18|19|20)[0-9]{2}" + _MMDD
-# How people group an ID in free text: 6-8-4 (area, birth date, sequence), the same kind of
-# separator (whitespace, a dash, a dot) at both places.
+# How people group an ID in free text: 6-8-4 (area, birth date, sequence), 6-4-4-4 (the date
+# as year and month-day), and in even blocks as a card is written, 3-3-4-4-4 and 4-4-4-4-2;
+# the same kind of separator (whitespace, a dash, a dot) at every place.
 _GROUP_SEPARATORS = (WHITESPACE, DASH, DOT)
+_GROUPINGS = ((6, 8, 4), (6, 4, 4, 4), (3, 3, 4, 4, 4), (4, 4, 4, 4, 2))
 
 ID18_PATTERN = Pattern(
     name="cn_resident_id_18",
@@ -38,9 +40,16 @@ ID15_PATTERN = Pattern(
 )
 
 
-def _grouped_18(sep: str) -> str:
-    """6-8-4 with sep between the groups, and not one link of a longer chain of sep groups."""
-    body = r"[1-9][0-9]{5}" + sep + _BIRTH_DATE + sep + r"[0-9]{3}[0-9Xx]"
+def _grouped_18(sep: str, sizes: tuple[int, ...]) -> str:
+    """The 18 characters in groups of sizes, sep between them, and not one link of a longer
+    chain of sep groups (the check character and birth date are validated afterwards)."""
+    if sizes == (6, 8, 4):  # the birth date whole: checked here, as it always was
+        groups = [r"[1-9][0-9]{5}", _BIRTH_DATE, r"[0-9]{3}[0-9Xx]"]
+    else:
+        groups = [f"[0-9]{{{n}}}" for n in sizes]
+        groups[0] = f"[1-9][0-9]{{{sizes[0] - 1}}}"
+        groups[-1] = f"[0-9]{{{sizes[-1] - 1}}}[0-9Xx]"
+    body = sep.join(groups)
     return rf"(?<![0-9]{sep}){body}(?!{sep}[0-9])"  # the regex module allows any lookbehind
 
 
@@ -48,7 +57,7 @@ ID18_GROUPED_PATTERN = Pattern(
     name="cn_resident_id_18_grouped",
     regex=_NOT_AFTER
     + "(?:"
-    + "|".join(_grouped_18(sep) for sep in _GROUP_SEPARATORS)
+    + "|".join(_grouped_18(sep, sizes) for sizes in _GROUPINGS for sep in _GROUP_SEPARATORS)
     + ")"
     + _NOT_BEFORE,
     score=0.5,
