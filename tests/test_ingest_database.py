@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -57,7 +58,9 @@ def db_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'department.sqlite'}"
+        path = tmp_path_factory.mktemp("db") / "department.sqlite"
+        sqlite3.connect(path).close()  # the department's database exists, its tables come later
+        yield f"sqlite:///{path}"
     else:
         from tests.pg import fresh_database
 
@@ -322,6 +325,14 @@ def test_missing_column_is_refused_by_name(db_url: str) -> None:
 def test_missing_table_is_refused(db_url: str) -> None:
     with pytest.raises(SourceFileError, match=r"no_such_table.*no such table"):
         ingest_database(db_url, "no_such_table", TAX_CREDIT)
+
+
+def test_a_mistyped_sqlite_path_is_refused_and_creates_nothing(tmp_path: Path) -> None:
+    """Connecting would create an empty database there and then report "no such table"."""
+    path = tmp_path / "departmnet.sqlite"
+    with pytest.raises(SourceFileError, match=r"no database file at .*departmnet\.sqlite"):
+        ingest_database(f"sqlite:///{path}", "grades", TAX_CREDIT)
+    assert not path.exists()
 
 
 def test_values_render_as_csv_text(db_url: str) -> None:

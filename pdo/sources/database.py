@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -220,6 +221,9 @@ class DatabaseTableReader:
             raise DatabaseSourceError(
                 f"{self.source_table}: not a valid SQLAlchemy database URL"
             ) from None
+        missing = _missing_sqlite_file(url)
+        if missing is not None:  # connecting would create an empty database there
+            raise DatabaseSourceError(f"{self.source_table}: no database file at {missing}")
         self.rows_read = 0
         self._sha256 = None
         names = self.table.column_names
@@ -321,6 +325,16 @@ def _reads_dates_as_text(conn: Connection) -> bool:
 def _is_calendar(type_: Any) -> bool:
     """A date or timestamp column (as reflected)."""
     return isinstance(type_, Date | DateTime)
+
+
+def _missing_sqlite_file(url: URL) -> str | None:
+    """A SQLite source's file when it does not exist (a mistyped path), else None."""
+    if url.get_backend_name() != "sqlite" or url.query.get("uri"):
+        return None
+    database = url.database or ""
+    if database in ("", ":memory:") or Path(database).exists():
+        return None
+    return database
 
 
 def _engine_kwargs(url: URL) -> dict[str, Any]:
