@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from pdo.delivery.periods import BUSINESS_TZ
 from pdo.sources.contract import ColumnType, SourceTable, matches_code_format
 from pdo.sources.database import DatabaseSourceError, read_table_chunks
 
@@ -248,9 +249,8 @@ def _check_workbook(path: Path) -> None:
 
 # An Excel date cell as calamine renders it (dates are numbers with a format in the workbook),
 # and a database timestamp as its driver does (SQLite's text keeps zero microseconds).
-# A midnight: a database's timestamp with time zone is read in Beijing time (+08), as the
-# business day it names; a midnight anywhere else is not a plain date here.
-_AT_MIDNIGHT = r"[ T]00:00:00(?:\.0+)?(?:\+08(?::?00)?)?"
+# A midnight (a database's timestamp with time zone is read as Beijing's wall-clock time).
+_AT_MIDNIGHT = r"[ T]00:00:00(?:\.0+)?"
 _MIDNIGHT = rf"^(\d{{4}}-\d{{2}}-\d{{2}}){_AT_MIDNIGHT}$"
 _FIRST_OF_MONTH_MIDNIGHT = rf"^(\d{{4}}-\d{{2}})-01{_AT_MIDNIGHT}$"
 # A MONTH column stored as a date type (in a database or Parquet): the first of the month.
@@ -444,6 +444,12 @@ class ParquetText:
         if missing:
             raise SourceFileError(f"{path.name}: missing columns {missing}")
         self.calendar = _typed_calendar(table, columns)
+        # an instant (a timestamp with a time zone) as the wall-clock time in Beijing it names
+        self.instants = {
+            c
+            for c in self.calendar
+            if isinstance(stored := columns[c], pl.Datetime) and stored.time_zone is not None
+        }
 
     def _read(self, rows: pl.LazyFrame) -> pl.DataFrame:
         try:
@@ -455,12 +461,17 @@ class ParquetText:
         return pl.scan_parquet(self.path, row_index_name=ROW, row_index_offset=1).select(
             pl.col(ROW),
             *(
-                pl.col(name).cast(pl.String).str.replace(self.calendar[name], "${1}")
+                self._local(name).cast(pl.String).str.replace(self.calendar[name], "${1}")
                 if name in self.calendar
                 else pl.col(name).cast(pl.String)
                 for name in self.names
             ),
         )
+
+    def _local(self, name: str) -> pl.Expr:
+        if name not in self.instants:
+            return pl.col(name)
+        return pl.col(name).dt.convert_time_zone(BUSINESS_TZ.key).dt.replace_time_zone(None)
 
     def slice(self, offset: int, length: int | None = None) -> pl.DataFrame:
         """Rows offset to offset + length (to the end without a length)."""

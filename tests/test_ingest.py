@@ -183,6 +183,38 @@ def test_an_error_cell_is_quarantined_as_its_csv_twin_is(tmp_path, fmt: str) -> 
     assert result.quarantine["source_row"].to_list() == [1, 2]
 
 
+def test_a_parquet_instant_reads_as_the_beijing_day_it_names(tmp_path) -> None:
+    """pandas and Arrow write a timestamp with a time zone in UTC: a Beijing midnight is
+    16:00 the day before there, and reads as its Beijing day (as a database's timestamptz);
+    a UTC midnight is 08:00 in Beijing, not a plain date."""
+    import dataclasses
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from pdo.sources.tables import ABNORMAL_OPERATIONS
+
+    table = dataclasses.replace(ABNORMAL_OPERATIONS, file_format="parquet", file_name="ab.parquet")
+    beijing = ZoneInfo("Asia/Shanghai")
+    listed = [
+        dt.datetime(2026, 1, 31, tzinfo=beijing),
+        dt.datetime(1988, 5, 1, tzinfo=beijing),  # daylight saving: +09
+        dt.datetime(2026, 1, 31, tzinfo=dt.UTC),
+    ]
+    frame = pl.DataFrame(
+        {
+            "uscc": [GOOD] * 3,
+            "listed_on": pl.Series(listed).dt.convert_time_zone("UTC"),
+            "reason": ["无法联系"] * 3,
+            "removed_on": pl.Series([None] * 3, dtype=pl.Date),
+        }
+    )
+    path = tmp_path / table.file_name
+    frame.write_parquet(path)
+    result = ingest_file(path, table)
+    assert result.clean["listed_on"].to_list() == [dt.date(2026, 1, 31), dt.date(1988, 5, 1)]
+    assert result.quarantine["reason"].to_list() == ["listed_on: cannot parse as date"]
+
+
 @pytest.mark.parametrize("stored", ["date", "datetime", "string"])
 def test_a_typed_parquet_month_reads_as_its_month(tmp_path, stored: str) -> None:
     """A department's Parquet may type a month column as a date or a timestamp (the first of

@@ -17,6 +17,7 @@ from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
@@ -385,6 +386,14 @@ def test_render_value() -> None:
     assert render_value(Decimal("12.50")) == "12.50" and render_value(Decimal("1E+3")) == "1000"
     assert render_value(dt.date(2026, 1, 31)) == "2026-01-31"
     assert render_value(dt.datetime(2026, 1, 31, 8, 0, 5)) == "2026-01-31 08:00:05"
+    # an instant as the wall-clock time in Beijing it names, also in a daylight-saving summer
+    assert render_value(dt.datetime(2026, 1, 30, 16, tzinfo=dt.UTC)) == "2026-01-31 00:00:00"
+    assert render_value(dt.datetime(1988, 4, 30, 15, tzinfo=dt.UTC)) == "1988-05-01 00:00:00"
+    assert render_value(Decimal("1234.5000")) == "1234.50" and render_value(Decimal("1.2345")) == (
+        "1.2345"
+    )
+    huge = Decimal("12345678901234567890123456789.1000")  # beyond 28 digits: as it is
+    assert render_value(huge) == "12345678901234567890123456789.1000"
     assert render_value(b"\x01\xff") == "\\x01ff"
     assert [render_value(v) for v in (12.0, -0.5, 0.1, 1e20, 1e-05)] == [
         "12", "-0.5", "0.1", "1e+20", "1e-05"
@@ -519,7 +528,12 @@ def test_a_timestamp_with_time_zone_reads_as_the_beijing_day_it_names() -> None:
         "uscc": String(), "listed_on": DateTime(timezone=True), "reason": String(),
         "removed_on": DateTime(timezone=True),
     }  # fmt: skip
-    at = [dt.datetime(2026, 1, 31, tzinfo=beijing), dt.datetime(2026, 1, 31, tzinfo=dt.UTC)]
+    summer_1988 = dt.datetime(1988, 5, 1, tzinfo=ZoneInfo("Asia/Shanghai"))  # DST: +09
+    at = [
+        dt.datetime(2026, 1, 31, tzinfo=beijing),
+        summer_1988,
+        dt.datetime(2026, 1, 31, tzinfo=dt.UTC),
+    ]
     rows = [
         {ID: i, "uscc": _uscc(f"9133010000000{i:04d}"), "listed_on": when, "reason": "无法联系",
          "removed_on": None}
@@ -528,7 +542,10 @@ def test_a_timestamp_with_time_zone_reads_as_the_beijing_day_it_names() -> None:
     with fresh_database() as url:
         _set_server_time_zone(url, "America/New_York")
         result = ingest_database(url, _create(url, types, rows), ABNORMAL_OPERATIONS)
-    assert result.clean["listed_on"].to_list() == [dt.date(2026, 1, 31)]
+    assert sorted(result.clean["listed_on"].to_list()) == [
+        dt.date(1988, 5, 1),
+        dt.date(2026, 1, 31),
+    ]
     assert result.quarantine["reason"].to_list() == ["listed_on: cannot parse as date"]
     assert result.reconciles
 

@@ -457,3 +457,19 @@ def test_cluener_recall_floor(name: str) -> None:
     recall = cluener_recall(get_backend(name), 500)
     for kind, floor in FLOORS[name].items():
         assert recall[kind] >= floor, (name, kind, recall)
+
+
+def test_a_compound_surname_alone_takes_no_punctuation_or_letter() -> None:
+    """The model tagged 欧阳 alone and the tokenizer ends a word after 男: the comma between
+    is no part of a name, so the span stays 欧阳."""
+    from pdo.privacy.ner.rules import whole_compound_names
+    from pdo.privacy.ner.tokens import Token
+
+    text = "欧阳，男，汉族"
+    words = [("欧阳", "PER"), ("，", "w"), ("男", "n"), ("，", "w"), ("汉族", "nz")]
+    tokens, at = [], 0
+    for word, tag in words:
+        tokens.append(Token(word, tag, at, at + len(word)))
+        at += len(word)
+    (span,) = whole_compound_names(text, [Span(PERSON, 0, 2, 0.85)], tokens)
+    assert span.text(text) == "欧阳"

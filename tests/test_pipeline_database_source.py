@@ -228,7 +228,11 @@ def test_an_undecodable_cell_is_reported_by_table_and_column_never_by_its_conten
         ("passwd", "x", True),
         ("PWD", "x", True),
         ("access_token", "x", True),
-        ("odbc_connect", "DRIVER={ODBC Driver 18};SERVER=db", True),
+        ("odbc_connect", "DRIVER={ODBC Driver 18};SERVER=db;UID=sa;PWD=x", True),
+        ("odbc_connect", "DRIVER={ODBC Driver 18};SERVER=db;Trusted_Connection=yes", False),
+        ("passfile", "/secure/pgpass", False),  # where the password is kept, as advised
+        ("auth_plugin", "mysql_native_password", False),
+        ("Authentication", "ActiveDirectoryIntegrated", False),
         ("connect_args", "UID=sa;Pwd = x", True),
         ("sslmode", "require", False),
         ("application_name", "pdo", False),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,9 +20,15 @@ class RateLimiter:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._buckets: dict[str, _Bucket] = {}
         self._clock = clock
+        # lookups take on the event loop, the other endpoints' key check in the thread pool
+        self._lock = threading.Lock()
 
     def take(self, key_id: str, rate: int) -> float:
         """0 when the call may go ahead, else the seconds until it may (for Retry-After)."""
+        with self._lock:
+            return self._take(key_id, rate)
+
+    def _take(self, key_id: str, rate: int) -> float:
         now = self._clock()
         bucket = self._buckets.get(key_id)
         if bucket is None:

@@ -13,6 +13,7 @@ The URL's password never appears in an error: URLs are shown through ``display_u
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -20,12 +21,23 @@ import re
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import JSON, Date, DateTime, Text, cast, column, create_engine, inspect, select
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Text,
+    cast,
+    column,
+    create_engine,
+    func,
+    inspect,
+    select,
+)
 from sqlalchemy import table as sql_table
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
@@ -46,8 +58,9 @@ class DatabaseSourceError(ValueError):
 
 # libpq reads these from the URL's query too (?password=...): as secret as user:password@.
 # Query parameters that hold a secret, by name (libpq's password and sslpassword, MySQL's passwd,
-# tokens and keys) or by content (an ODBC connection string's PWD=...), for any driver.
-SECRET_QUERY_NAME = re.compile(r"pass|pwd|secret|token|credential|odbc_connect|auth", re.I)
+# tokens) or by content (an ODBC connection string's PWD=...), for any driver; not a parameter
+# that names where a secret is kept (libpq's passfile) or how to authenticate (auth_plugin).
+SECRET_QUERY_NAME = re.compile(r"^(?:.*password|passwd|pwd|.*secret|.*token|credentials?)$", re.I)
 SECRET_IN_VALUE = re.compile(r"(?:pwd|passw(?:or)?d|secret|token)\s*=", re.I)
 
 
@@ -129,14 +142,16 @@ def render_value(value: Any) -> str | None:
         return str(value)
     if isinstance(value, Decimal):
         exponent = value.as_tuple().exponent
-        if isinstance(exponent, int) and exponent < -2 and value == round(value, 2):
-            value = round(value, 2)  # numeric(18,4)'s 1234.5000: the yuan and fen it holds
+        if isinstance(exponent, int) and exponent < -2:
+            with contextlib.suppress(InvalidOperation):  # beyond 28 digits: left as it is
+                if value == round(value, 2):
+                    value = round(value, 2)  # numeric(18,4)'s 1234.5000: its yuan and fen
         return format(value, "f")  # keeps the column's scale ("12.50"), never "1E+3"
     if isinstance(value, float):
         return _float_text(value)
     if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:  # as the business day and time it names, like PostgreSQL's
-            return value.astimezone(BUSINESS_TZ).isoformat(sep=" ").replace("+08:00", "+08")
+        if value.tzinfo is not None:  # the wall-clock time in Beijing it names (no offset)
+            value = value.astimezone(BUSINESS_TZ).replace(tzinfo=None)
         return value.isoformat(sep=" ")
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()
@@ -264,10 +279,7 @@ class DatabaseTableReader:
                 for c in self.order_by()
             ]
             stmt = select(
-                *[
-                    cast(src.c[c], Text) if dates_as_text and _is_calendar(types[c]) else src.c[c]
-                    for c in names
-                ]
+                *[_calendar_text(src.c[c], types[c]) if dates_as_text else src.c[c] for c in names]
             ).order_by(*order)
             try:
                 result = conn.execution_options(
@@ -317,9 +329,18 @@ def _reads_dates_as_text(conn: Connection) -> bool:
     if conn.dialect.name != "postgresql":
         return False
     conn.exec_driver_sql("SET DateStyle TO ISO, YMD")  # the server's default may be another
-    # a timestamp with time zone as the business day it names (ingest reads +08 midnights)
-    conn.exec_driver_sql("SET TimeZone TO 'Asia/Shanghai'")
     return True
+
+
+def _calendar_text(value: Any, type_: Any) -> Any:
+    """A date or timestamp column as its ISO text (other columns as they are); a timestamp with
+    time zone as the wall-clock time in Beijing it names, without an offset (which is +09 in
+    the daylight-saving summers of 1986-1991), whatever the server's TimeZone."""
+    if not _is_calendar(type_):
+        return value
+    if isinstance(type_, DateTime) and type_.timezone:
+        value = func.timezone(BUSINESS_TZ.key, value)
+    return cast(value, Text)
 
 
 def _is_calendar(type_: Any) -> bool:

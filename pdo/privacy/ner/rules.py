@@ -356,13 +356,16 @@ _COMPOUND_SURNAMES = frozenset(COMPOUND_SURNAMES)
 
 def whole_compound_names(text: str, spans: Iterable[Span], tokens: Sequence[Token]) -> list[Span]:
     """A person span that is only a compound surname (the model stopped at 司马 in
-    "司马相如经营的…") takes its given name too: where it ends is read as after a role title,
-    and when that is unclear, two characters (a name half left costs more than a word)."""
+    "司马相如经营的…") takes its given name too: where it ends is read as for a name after a
+    role title (a boundary, or the tokenizer's word end), and when that is unclear, up to two
+    Han characters (a name half left costs more than a redacted word)."""
     token_ends = {t.end for t in tokens}
     out: list[Span] = []
     for s in spans:
         if s.entity == PERSON and s.text(text) in _COMPOUND_SURNAMES:
             end = _name_at(text, s.start, token_ends)
+            if end is not None and not all(_HAN.match(c) for c in text[s.end : end]):
+                end = None  # a word end after punctuation or a letter ("欧阳，男") is no name
             if end is None:
                 end = s.end
                 while end < min(len(text), s.end + 2) and _HAN.match(text[end]):
