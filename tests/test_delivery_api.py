@@ -280,6 +280,20 @@ def test_subscribing_again_within_the_month_starts_no_fresh_quota(
     assert count(ledger, UsageEvent) == 2
 
 
+def _open_objection(ledger: DeliveryLedger, uscc: str, item: str, reason: str) -> None:
+    """An open objection to a credit_risk result, as the operator records it."""
+    with session_scope(ledger.engine) as s:
+        s.add(
+            Objection(
+                uscc=uscc,
+                product_name="credit_risk",
+                item=item,
+                reason=reason,
+                raised_by="operator",
+            )
+        )
+
+
 def test_a_used_up_quota_still_answers_a_withheld_result_the_plan_refunds(
     ledger: DeliveryLedger, api: str
 ) -> None:
@@ -287,16 +301,7 @@ def test_a_used_up_quota_still_answers_a_withheld_result_the_plan_refunds(
     _on_trial_plan(ledger, A, monthly_quota=1)
     ledger.consent(A, COMPANIES[0], "C-1")
     ledger.consent(A, COMPANIES[1], "C-2")
-    with session_scope(ledger.engine) as s:
-        s.add(
-            Objection(
-                uscc=COMPANIES[1],
-                product_name="credit_risk",
-                item="tax_credit:2024",
-                reason="企业称纳税信用等级有误",
-                raised_by="operator",
-            )
-        )
+    _open_objection(ledger, COMPANIES[1], "tax_credit:2024", "企业称纳税信用等级有误")
     paid = ask(api, ledger.keys[A])
     withheld = ask(api, ledger.keys[A], COMPANIES[1], consent="C-2")
     over = ask(api, ledger.keys[A])
@@ -330,16 +335,8 @@ def test_a_disputed_result_is_withheld_and_a_corrected_one_served(
 ) -> None:
     ledger.consent(A, COMPANIES[0], "C-1")
     ledger.consent(A, COMPANIES[1], "C-2")
+    _open_objection(ledger, COMPANIES[0], "court_dishonest_debtors:row=7", "已履行完毕")
     with session_scope(ledger.engine) as s:
-        s.add(
-            Objection(
-                uscc=COMPANIES[0],
-                product_name="credit_risk",
-                item="court_dishonest_debtors:row=7",
-                reason="已履行完毕",
-                raised_by="operator",
-            )
-        )
         upheld = Objection(
             uscc=COMPANIES[1],
             product_name="credit_risk",

@@ -540,7 +540,7 @@ def test_a_timestamp_with_time_zone_reads_as_the_beijing_day_it_names() -> None:
         for i, when in enumerate(at)
     ]  # fmt: skip
     with fresh_database() as url:
-        _set_server_time_zone(url, "America/New_York")
+        _set_server_default(url, "TimeZone", "America/New_York")
         result = ingest_database(url, _create(url, types, rows), ABNORMAL_OPERATIONS)
     assert sorted(result.clean["listed_on"].to_list()) == [
         dt.date(1988, 5, 1),
@@ -550,24 +550,14 @@ def test_a_timestamp_with_time_zone_reads_as_the_beijing_day_it_names() -> None:
     assert result.reconciles
 
 
-def _set_server_time_zone(url: str, zone: str) -> None:
-    """The database's default TimeZone for new sessions (as its administrator may set it)."""
+def _set_server_default(url: str, setting: str, value: str) -> None:
+    """The database's default for new sessions (DateStyle, TimeZone), as its administrator may
+    set it."""
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
             database = make_url(url).database
-            conn.exec_driver_sql(f"ALTER DATABASE \"{database}\" SET TimeZone = '{zone}'")
-    finally:
-        engine.dispose()
-
-
-def _set_server_date_style(url: str, style: str) -> None:
-    """The database's default DateStyle for new sessions (as its administrator may set it)."""
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            database = make_url(url).database
-            conn.exec_driver_sql(f"ALTER DATABASE \"{database}\" SET DateStyle = '{style}'")
+            conn.exec_driver_sql(f"ALTER DATABASE \"{database}\" SET {setting} = '{value}'")
     finally:
         engine.dispose()
 
@@ -592,7 +582,7 @@ def test_postgres_dates_it_cannot_load_are_quarantined_like_a_files(
     types = {"uscc": Text(), "listed_on": Date(), "reason": Text(), "removed_on": removed_on}
     with fresh_database() as url:
         name = _create(url, types, rows)
-        _set_server_date_style(url, "SQL, DMY")  # a server whose dates read 01/06/2025
+        _set_server_default(url, "DateStyle", "SQL, DMY")  # a server whose dates read 01/06/2025
         got = ingest_database(url, name, ABNORMAL_OPERATIONS)
     want = _file_result(rows, ABNORMAL_OPERATIONS, tmp_path / "abnormal.csv")
     assert got.quarantine["reason"].to_list() == ["removed_on: cannot parse as date"] * 3
