@@ -500,7 +500,7 @@ def test_pii_scan_cli(tmp_path: Path) -> None:
     lines = (
         "\n".join(
             json.dumps({"text": t}, ensure_ascii=False)
-            for t in ["联系电话13812345678。", "无个人信息"]
+            for t in ["联系电话13812345678。", "无个人信息", "联系电话１３８１２３４５６７８。"]
         )
         + "\n"
     )
@@ -508,9 +508,10 @@ def test_pii_scan_cli(tmp_path: Path) -> None:
         app, ["pii", "scan", "--json"], input=lines, env={"PDO_HOME": str(tmp_path)}
     )
     assert result.exit_code == 0, result.output
-    first, second = (json.loads(x) for x in result.output.strip().splitlines())
+    first, second, wide = (json.loads(x) for x in result.output.strip().splitlines())
     assert first["entities"] == [{"type": "CN_MOBILE", "start": 4, "end": 15, "score": 0.5}]
     assert second["entities"] == []
+    assert wide["entities"] == first["entities"]  # typed in full width: found at the same place
     bad = CliRunner().invoke(
         app, ["pii", "scan"], input="not json\n", env={"PDO_HOME": str(tmp_path)}
     )

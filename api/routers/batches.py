@@ -190,8 +190,8 @@ def get_batch(batch_id: str, key: ApiKeyDep, session: ReadSessionDep) -> BatchMa
         **refusals(
             {
                 403: "no_subscription; purpose_not_subscribed; purpose_not_allowed; "
-                "authorization_revoked / _expired / _not_yet_valid; product_not_authorized; "
-                "purpose_not_authorized: delivery has stopped",
+                "authorization_missing / _revoked / _expired / _not_yet_valid; "
+                "product_not_authorized; purpose_not_authorized: delivery has stopped",
                 404: UNKNOWN_BATCH,
                 409: "batch_superseded: a result in it was disputed or corrected since it was "
                 "made; order a new batch",

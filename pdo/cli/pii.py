@@ -16,6 +16,7 @@ from pdo.cli.root import console, fail, settings
 def scan_records(lines: Iterable[str], models_dir: Path) -> Iterator[dict[str, Any]]:
     """Per input line {"text": ...}: its entities with type, start, end (exclusive) and score."""
     from pdo.privacy.analyzer import build_analyzer, find_pii
+    from pdo.privacy.redact import half_width
 
     analyzer = build_analyzer(models_dir)
     for number, line in enumerate(lines, start=1):
@@ -29,7 +30,7 @@ def scan_records(lines: Iterable[str], models_dir: Path) -> Iterator[dict[str, A
             raise ValueError(f"line {number}: 'text' must be a string")
         entities = [
             {"type": r.entity_type, "start": r.start, "end": r.end, "score": round(r.score, 4)}
-            for r in find_pii(analyzer, text)
+            for r in find_pii(analyzer, half_width(text))  # full-width digits too, same offsets
         ]
         yield {"line": number, "entities": entities}
 
