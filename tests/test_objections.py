@@ -9,6 +9,7 @@ scorecard into the serving store, so a re-score can be checked against a full re
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import tempfile
@@ -36,7 +37,7 @@ from pdo.delivery.objections import (
     resolve_objection,
 )
 from pdo.delivery.version_events import alerts_for_new_version
-from pdo.delivery.webhooks import dispatch_due, webhook_secret
+from pdo.delivery.webhooks import MAX_ATTEMPTS, dispatch_due, webhook_secret
 from pdo.gen import generate
 from pdo.lake import Lake
 from pdo.ledger.db import session_scope
@@ -52,6 +53,7 @@ from pdo.ledger.models import (
     Watchlist,
     WatchlistMember,
 )
+from pdo.ledger.types import utcnow
 from pdo.privacy.analyzer import build_analyzer
 from pdo.privacy.entity_key import entity_key, entity_key_series
 from pdo.privacy.fastscan import FastScanner
@@ -681,6 +683,35 @@ def test_a_push_withholds_the_grade_a_new_dispute_withholds(home: Home) -> None:
         dispatch_due(home.engine, server_key)
     pushed = [b["payload"] for b in hook.bodies() if b["kind"] == "dispute_resolved"]
     assert pushed == [{"outcome": "upheld", "changed": True, "status": "disputed_withheld"}]
+
+
+def test_a_released_alert_is_pushed_with_a_fresh_budget_of_attempts(home: Home) -> None:
+    """A result alert dead-lettered before the dispute, withdrawn by it and released when the
+    objection is rejected, is queued anew (as a requeue is): a failed push leaves it pending
+    for its retries, not dead again at once."""
+    uscc, case = dishonest_individual()
+    watched = watch(home, uscc)
+    server_key = home.settings.read_pseudonym_key()[1]
+    with receiver(default=500) as hook:
+        hook.secret = webhook_secret(server_key, watched)
+        with session_scope(home.engine) as s:
+            watchlist = s.get(Watchlist, watched)
+            version = s.get(ProductVersion, CREDIT)
+            assert watchlist is not None and version is not None
+            watchlist.webhook_url = hook.url
+            s.add(watchlist)
+            s.flush()
+            alerts_for_new_version(s, version)
+        start = utcnow()
+        for attempt in range(MAX_ATTEMPTS):  # each after the backoff before it (at most minutes)
+            dispatch_due(home.engine, server_key, now=start + dt.timedelta(hours=attempt + 1))
+        dead = {a.id for a in alerts(home, watched) if a.status == "dead"}
+        assert dead
+        raised = _object(home, uscc, f"court_cases:case_no={case}")
+        _resolve(home, raised["id"], "rejected", "核实", "rita")
+        dispatch_due(home.engine, server_key, now=start + dt.timedelta(hours=MAX_ATTEMPTS + 1))
+    released = [a for a in alerts(home, watched) if a.id in dead]
+    assert [(a.status, a.attempts) for a in released] == [("pending", 1)] * len(dead)
 
 
 @pytest.mark.parametrize("typed", ["ascii", "full width"])

@@ -262,6 +262,7 @@ def alerts_for_released_result(
         ]
         for alert in withdrawn:
             alert.status, alert.next_attempt_at, alert.last_error = "pending", utcnow(), None
+            alert.attempts = 0  # queued anew, as a requeue is: a fresh budget of pushes
             alert.queued_at = utcnow()  # listable again now: after the cursors banks hold
             session.add(alert)
         released += len(withdrawn)
