@@ -67,7 +67,7 @@ from pdo.workspace import Workspace
 from products import credit_risk, operating_status
 from products.operating_status.rule import verify
 from tests.console_seed import CITY_ENTERPRISES, CITY_SEED, LIVE_AS_OF, seed_console
-from tests.webhook_receiver import receiver
+from tests.webhook_receiver import Receiver, receiver
 
 CREDIT = "credit_risk@1"
 STATUS = "operating_status@1"
@@ -660,6 +660,19 @@ def test_a_new_dispute_withholds_the_grade_an_earlier_resolution_told(home: Home
     )
 
 
+def _hooked(home: Home, watched: str, hook: Receiver, server_key: bytes) -> None:
+    """The watchlist pushes to hook; the live version's alerts are raised for it."""
+    hook.secret = webhook_secret(server_key, watched)
+    with session_scope(home.engine) as s:
+        watchlist = s.get(Watchlist, watched)
+        version = s.get(ProductVersion, CREDIT)
+        assert watchlist is not None and version is not None
+        watchlist.webhook_url = hook.url
+        s.add(watchlist)
+        s.flush()
+        alerts_for_new_version(s, version)
+
+
 def test_a_push_withholds_the_grade_a_new_dispute_withholds(home: Home) -> None:
     """Pushed as a pull shows it: a dispute_resolved still pending when a second objection
     disputes the result is sent with the outcome, not the corrected grade."""
@@ -667,15 +680,7 @@ def test_a_push_withholds_the_grade_a_new_dispute_withholds(home: Home) -> None:
     watched = watch(home, uscc)
     server_key = home.settings.read_pseudonym_key()[1]
     with receiver() as hook:
-        hook.secret = webhook_secret(server_key, watched)
-        with session_scope(home.engine) as s:
-            watchlist = s.get(Watchlist, watched)
-            version = s.get(ProductVersion, CREDIT)
-            assert watchlist is not None and version is not None
-            watchlist.webhook_url = hook.url
-            s.add(watchlist)
-            s.flush()
-            alerts_for_new_version(s, version)
+        _hooked(home, watched, hook, server_key)
         assert dispatch_due(home.engine, server_key).delivered >= 1  # the version's alerts
         first = _object(home, uscc, f"court_cases:case_no={case}")
         _resolve(home, first["id"], "upheld", "核实", "rita")  # dispute_resolved, with the grade
@@ -693,15 +698,7 @@ def test_a_released_alert_is_pushed_with_a_fresh_budget_of_attempts(home: Home) 
     watched = watch(home, uscc)
     server_key = home.settings.read_pseudonym_key()[1]
     with receiver(default=500) as hook:
-        hook.secret = webhook_secret(server_key, watched)
-        with session_scope(home.engine) as s:
-            watchlist = s.get(Watchlist, watched)
-            version = s.get(ProductVersion, CREDIT)
-            assert watchlist is not None and version is not None
-            watchlist.webhook_url = hook.url
-            s.add(watchlist)
-            s.flush()
-            alerts_for_new_version(s, version)
+        _hooked(home, watched, hook, server_key)
         start = utcnow()
         for attempt in range(MAX_ATTEMPTS):  # each after the backoff before it (at most minutes)
             dispatch_due(home.engine, server_key, now=start + dt.timedelta(hours=attempt + 1))
