@@ -496,6 +496,13 @@ def test_a_lost_file_is_restored_byte_for_byte_without_billing(bank: Bank, api: 
     assert len(_batch_usage(bank)) == 1
 
 
+def _tells_the_score(answer: httpx.Response, bank: Bank, batch_id: str) -> bool:
+    """Whether a refusal shows SERVED's score (642): the ids it names are random hex, which
+    may hold those digits too."""
+    text = answer.text.replace(bank.watchlist_id, "").replace(batch_id, "")
+    return "642" in text
+
+
 def _dispute_served(bank: Bank) -> None:
     with session_scope(bank.engine) as s:
         s.add(_objection(entity_key(SERVED, bank.pseudo), "open"))
@@ -535,7 +542,7 @@ def test_a_file_made_before_a_result_was_disputed_or_corrected_is_not_handed_out
     refused = _fetch(api, bank, old)
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "batch_superseded"
-    assert "642" not in refused.text
+    assert not _tells_the_score(refused, bank, old)
     new = _order(api, bank, "csv")
     assert new.status_code == 201 and new.json()["batch"] != old
     fetched = _fetch(api, bank, new.json()["batch"])
@@ -695,4 +702,4 @@ def test_a_file_stops_when_an_enterprise_taken_off_the_watchlist_is_then_dispute
     assert _fetch(api, bank, old).status_code == 200  # removing it changes nothing in the file
     _dispute_served(bank)
     refused = _fetch(api, bank, old)
-    assert refused.status_code == 409 and "642" not in refused.text
+    assert refused.status_code == 409 and not _tells_the_score(refused, bank, old)
