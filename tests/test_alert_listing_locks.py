@@ -96,3 +96,44 @@ def test_listing_while_the_bank_acks_one_of_the_page_meters_each_alert_once(
             ).one()
         assert failures == {}
         assert billed == 2
+
+
+def test_an_alert_raised_before_but_committed_after_a_polled_one_is_still_listed(
+    tmp_path: Path,
+) -> None:
+    """A bank pulling with `after=` moves its cursor past what it listed: an alert whose
+    transaction was still open then must come after that cursor once it commits."""
+    with delivery_ledger(tmp_path, "postgresql") as ledger:
+        bank = ledger.subscriber_ids["甲银行"]
+        with session_scope(ledger.engine) as s:
+            watchlist = Watchlist(name="贷后组合", product_name="credit_risk", subscriber_id=bank)
+            s.add(watchlist)
+            s.flush()
+            for code in COMPANIES[:2]:
+                member = WatchlistMember(
+                    watchlist_id=watchlist.id, uscc=ledger.entity(code), shown_as=code
+                )
+                s.add(member)
+        first, second = (ledger.entity(code) for code in COMPANIES[:2])
+
+        def raise_on(s: Session, entity: str) -> list[Alert]:
+            return al.raise_alerts_for(
+                s, product_name="credit_risk", uscc=entity, kind="grade_drop", event_key="e1"
+            )
+
+        slow = Session(ledger.engine, expire_on_commit=False)  # a long publish, say
+        try:
+            (held,) = raise_on(slow, first)
+            with session_scope(ledger.engine) as s:  # a short one raised after it, committed first
+                (quick,) = raise_on(s, second)
+            with session_scope(ledger.engine) as s:
+                page = al.list_alerts(s, bank)
+            assert [a.id for a in page] == [quick.id]
+            slow.commit()
+        finally:
+            slow.close()
+        with session_scope(ledger.engine) as s:
+            resumed = al.list_alerts(s, bank, after=page[-1].id)
+            since = al.list_alerts(s, bank, since=page[-1].queued_at)
+        assert [a.id for a in resumed] == [held.id]
+        assert [a.id for a in since] == [held.id]

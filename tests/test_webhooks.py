@@ -581,17 +581,17 @@ def test_a_listed_alert_is_not_pushed_or_billed_again(home: Home, api: str) -> N
     )
 
 
-def test_since_filters_by_creation_time(home: Home, api: str) -> None:
-    """`since` leaves out alerts raised before the instant."""
+def test_since_filters_by_queued_time(home: Home, api: str) -> None:
+    """`since` leaves out alerts queued (their raising committed) up to the instant."""
     wid = create(api, home.bank_key).json()["id"]
     watch_all(api, home.bank_key, wid)
     publish_v2(home)
-    created = call("GET", f"{api}/v1/alerts", home.bank_key).json()[0]["created_at"]
+    queued = call("GET", f"{api}/v1/alerts", home.bank_key).json()[0]["queued_at"]
     later = httpx.get(
-        f"{api}/v1/alerts", params={"since": created}, headers={"X-API-Key": home.bank_key}
+        f"{api}/v1/alerts", params={"since": queued}, headers={"X-API-Key": home.bank_key}
     )
     assert later.status_code == 200 and later.json() == []
-    earlier = (dt.datetime.fromisoformat(created) - dt.timedelta(seconds=1)).isoformat()
+    earlier = (dt.datetime.fromisoformat(queued) - dt.timedelta(seconds=1)).isoformat()
     before = httpx.get(
         f"{api}/v1/alerts", params={"since": earlier}, headers={"X-API-Key": home.bank_key}
     )

@@ -29,8 +29,8 @@ class AlertPublic(BaseModel):
     payload: dict[str, Any]
     created_at: dt.datetime
     queued_at: dt.datetime = Field(
-        description="when it became listable (raised, or released by a rejected objection): "
-        "pages, `since` and `after` follow it"
+        description="when it became listable (its raising, or its release by a rejected "
+        "objection, committed): pages, `since` and `after` follow it"
     )
     status: str  # delivered: listing, pushing or acking an alert delivers it
     delivered_at: dt.datetime | None

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from pdo import audit
 from pdo.delivery.batches import authorized_version, valid_subscription
 from pdo.delivery.metering import meter_delivery
+from pdo.delivery.queueing import queue_on_commit
 from pdo.delivery.watchlists import Refusal, get_watchlist, in_force
 from pdo.ledger.models import (
     Alert,
@@ -99,6 +100,7 @@ def raise_alerts_for(
         session.add(alert)
         raised.append(alert)
     session.flush()
+    queue_on_commit(session, (a.id for a in raised))
     return raised
 
 
@@ -161,6 +163,7 @@ def raise_alerts_bulk(
     for start in range(0, len(rows), _INSERT_CHUNK):
         session.execute(insert(Alert), rows[start : start + _INSERT_CHUNK])
     session.flush()
+    queue_on_commit(session, (row["id"] for row in rows))
     return counts
 
 

@@ -22,6 +22,7 @@ from pdo.delivery.alerts import (
     result_alerts,
     withdrawal_note,
 )
+from pdo.delivery.queueing import queue_on_commit
 from pdo.ledger.models import (
     Objection,
     ProductVersion,
@@ -263,8 +264,8 @@ def alerts_for_released_result(
         for alert in withdrawn:
             alert.status, alert.next_attempt_at, alert.last_error = "pending", utcnow(), None
             alert.attempts = 0  # queued anew, as a requeue is: a fresh budget of pushes
-            alert.queued_at = utcnow()  # listable again now: after the cursors banks hold
             session.add(alert)
+        queue_on_commit(session, (alert.id for alert in withdrawn))  # after the banks' cursors
         released += len(withdrawn)
     watchlists = {
         w.id: w
