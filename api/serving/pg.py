@@ -6,16 +6,17 @@ process and the database share the cores, and blocking the loop on every round t
 idle in turn. The transaction is spelled out (`BEGIN` goes with the first reads, `COMMIT` with
 the writes) on an autocommit connection, so no round trip is spent on either.
 
-Each round trip carries as few statements as it can: psycopg spends about 70 µs of the API
-process's time on every statement it sends and reads back (measured: 15 trivial statements in
-a pipeline cost 1.0 ms, one cost 0.3 ms). So a round's queries, which only read, go as one
-statement whose columns are their rows as JSON (after the locks, which must come first and in
-order, each its own statement), and a batch's writes as one statement of data-modifying CTEs.
+Each round trip carries as few statements as it can, each costing the API process time to send
+and read back (through psycopg's cursors about 70 µs; `api.serving.wire` drives libpq directly
+instead). So a round's queries, which only read, go as one statement whose columns are their
+rows as JSON (after the locks, which must come first and in order, each its own statement),
+and a batch's writes as one statement of data-modifying CTEs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from api.serving.batch import ServingBatch
 from api.serving.requests import RefusedElsewhere, ScoreLookup
 from api.serving.snapshot import GENERATION_SQL, Snapshot
 from api.serving.sql import Query, Reads, Rows, advance
+from api.serving.wire import WireConnection
 from pdo.ledger.types import utcnow
 
 # A snapshot that keeps changing under a batch is reloaded this often before the batch fails.
@@ -37,27 +39,17 @@ def conninfo(url: URL) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def connect(url: URL) -> psycopg.AsyncConnection[Any]:
+async def connect(url: URL) -> WireConnection:
     """The serving connection; its statements keep one generic plan once prepared.
 
-    psycopg prepares a statement from its fifth run; PostgreSQL would still re-plan it for
-    every batch's array parameters, and planning cost more than running (pg_stat_statements:
-    about 0.4 ms a batch). Each statement is written so that its only plan is index probes.
+    PostgreSQL would otherwise re-plan a prepared statement for every batch's array parameters,
+    and planning cost more than running (pg_stat_statements: about 0.4 ms a batch). Each
+    statement is written so that its only plan is index probes.
     """
-    return await psycopg.AsyncConnection.connect(
+    conn = await psycopg.AsyncConnection.connect(
         conninfo(url), autocommit=True, options="-c plan_cache_mode=force_generic_plan"
     )
-
-
-async def pipelined(conn: psycopg.AsyncConnection[Any], queries: Sequence[Query]) -> list[Rows]:
-    """Run queries in one round trip, in order; the rows of each (empty for a write)."""
-    cursors = []
-    async with conn.pipeline():
-        for sql, params in queries:
-            cursor = conn.cursor()
-            await cursor.execute(sql, tuple(params) if params else None)
-            cursors.append(cursor)
-    return [await c.fetchall() if c.description else [] for c in cursors]
+    return WireConnection(conn)
 
 
 def combined_reads(queries: Sequence[Query]) -> Query:
@@ -70,14 +62,16 @@ def combined_reads(queries: Sequence[Query]) -> Query:
     return "SELECT " + ", ".join(columns), params
 
 
-def read_back(row: tuple[Any, ...]) -> tuple[int, list[Rows]]:
-    """The generation and each query's rows from the combined SELECT's one row.
+def read_back(row: tuple[str | None, ...]) -> tuple[int, list[Rows]]:
+    """The generation and each query's rows from the combined SELECT's one row (as text).
 
     A JSON row keeps its columns in order (the queries name each column once); timestamps
     come back as ISO text, which the plan's `ts_out` reads.
     """
     generation, *columns = row
-    return int(generation or 0), [[tuple(r.values()) for r in rows] for rows in columns]
+    return int(generation or 0), [
+        [tuple(r.values()) for r in json.loads(rows or "[]")] for rows in columns
+    ]
 
 
 def combined_writes(writes: Sequence[Query]) -> list[Query]:
@@ -98,15 +92,15 @@ def combined_writes(writes: Sequence[Query]) -> list[Query]:
 
 
 async def read_round(
-    conn: psycopg.AsyncConnection[Any], reads: Reads, head: Sequence[Query] = ()
+    conn: WireConnection, reads: Reads, head: Sequence[Query] = ()
 ) -> tuple[int, list[Rows]]:
     """One round trip: `head`, the locks in order, then every query in one statement."""
-    results = await pipelined(conn, [*head, *reads.locks, combined_reads(reads.queries)])
+    results = await conn.round([*head, *reads.locks, combined_reads(reads.queries)])
     return read_back(results[-1][0])
 
 
 async def serve(
-    conn: psycopg.AsyncConnection[Any],
+    conn: WireConnection,
     jobs: list[ScoreLookup | RefusedElsewhere],
     snapshot: Snapshot,
     reload: Callable[[dt.datetime], Snapshot],
@@ -123,7 +117,7 @@ async def serve(
         reads = advance(plan, None)
         generation, rows = await read_round(conn, reads or Reads([]), [("BEGIN", ())])
         if generation != snapshot.generation:
-            await conn.execute("ROLLBACK")
+            await conn.round([("ROLLBACK", ())])
             snapshot = reload(utcnow())
             continue
         while reads is not None:
@@ -131,6 +125,6 @@ async def serve(
             if reads is not None:
                 _, rows = await read_round(conn, reads)
         writes = [(w.sql, w.params) for w in batch.db.writes]
-        await pipelined(conn, [*combined_writes(writes), ("COMMIT", ())])
+        await conn.round([*combined_writes(writes), ("COMMIT", ())])
         return snapshot
     raise RuntimeError(f"the serving snapshot changed {MAX_RELOADS} times under one batch")

@@ -1,0 +1,94 @@
+"""The serving worker's libpq pipeline (`api.serving.wire`) against a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+import pytest
+from psycopg import errors
+from sqlalchemy.engine import make_url
+
+from api.serving import pg, wire
+from tests.conftest import POSTGRES_URL
+
+pytestmark = pytest.mark.postgres
+
+ODD_ITEMS = ["plain", 'quote"d', "back\\slash", "comma,brace{}", "空 格", "NULL", ""]
+
+
+def _run(work: Any) -> Any:
+    async def main() -> Any:
+        assert POSTGRES_URL is not None
+        conn = await pg.connect(make_url(POSTGRES_URL))
+        try:
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("sql", "value", "expected"),
+    [
+        ("SELECT %b::text", "贷前审查", "贷前审查"),
+        ("SELECT %b::text IS NULL", None, "t"),
+        ("SELECT %b::int + 1", 41, "42"),
+        ("SELECT %b::date + 1", dt.date(2026, 12, 31), "2027-01-01"),
+        ("SELECT %b::boolean", True, "t"),
+        ("SELECT array_to_json(%b::text[])", ODD_ITEMS, None),
+    ],
+)
+def test_a_parameter_reaches_postgresql_as_sent(sql: str, value: Any, expected: str | None) -> None:
+    async def work(conn: wire.WireConnection) -> list[wire.TextRows]:
+        return await conn.round([(sql, [value])])
+
+    ((row,),) = _run(work)
+    if expected is None:  # the array: every element back as it was, in order
+        import json
+
+        assert json.loads(row[0] or "") == ODD_ITEMS
+    else:
+        assert row == (expected,)
+
+
+def test_a_round_answers_each_query_in_order_and_skips_statements_without_rows() -> None:
+    async def work(conn: wire.WireConnection) -> list[wire.TextRows]:
+        return await conn.round(
+            [
+                ("BEGIN", ()),
+                ("SELECT g FROM generate_series(1, %b) g", [3]),
+                ("SELECT %b::text || 'b'", ["a"]),
+                ("COMMIT", ()),
+            ]
+        )
+
+    assert _run(work) == [[], [("1",), ("2",), ("3",)], [("ab",)], []]
+
+
+def test_a_failing_statement_raises_its_error_and_skips_the_rest() -> None:
+    async def work(conn: wire.WireConnection) -> list[wire.TextRows]:
+        return await conn.round([("SELECT %b::int", ["not a number"]), ("SELECT 1", ())])
+
+    with pytest.raises(errors.InvalidTextRepresentation):
+        _run(work)
+
+
+def test_statements_beyond_the_prepared_limit_are_released_and_still_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(wire, "MAX_PREPARED", 3)
+
+    async def work(conn: wire.WireConnection) -> tuple[list[str], int]:
+        answers = []
+        for k in [*range(6), 0, 1]:  # the first ones were released, then prepared again
+            ((row,),) = await conn.round([(f"SELECT %b::int + {k}", [100])])
+            answers.append(row[0] or "")
+        ((held,),) = await conn.round([("SELECT count(*) FROM pg_prepared_statements", ())])
+        return answers, int(held[0] or 0)
+
+    answers, held = _run(work)
+    assert answers == ["100", "101", "102", "103", "104", "105", "100", "101"]
+    assert held <= 3
