@@ -27,7 +27,6 @@ import threading
 import time
 from typing import Any
 
-import psycopg
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
@@ -38,6 +37,7 @@ from api.serving.batch import ServingBatch, current_snapshot
 from api.serving.requests import RefusedElsewhere, ScoreLookup
 from api.serving.snapshot import Snapshot, read_generation
 from api.serving.sql import run_plan
+from api.serving.wire import WireConnection
 from pdo.driver_errors import SQLITE_LOCK_HELD, sqlite_error_name
 from pdo.ledger.db import make_engine
 from pdo.ledger.types import utcnow
@@ -115,7 +115,7 @@ class ServingWorker:
         self._checkpointer = Checkpointer(database) if database else None
         self._conn: Connection | None = None
         self._async = engine.dialect.name == "postgresql"
-        self._aconn: psycopg.AsyncConnection[Any] | None = None
+        self._aconn: WireConnection | None = None
         self._drainer: asyncio.Task[None] | None = None
         self._pending: list[tuple[Job, asyncio.Future[Job]]] = []
         self._open = 0  # jobs submitted whose submitter has not resumed yet
@@ -155,7 +155,7 @@ class ServingWorker:
     def stop(self) -> None:
         self._close_connection()
         if self._aconn is not None:
-            self._aconn.pgconn.finish()  # the loop is closing: no round trip to say goodbye
+            self._aconn.finish()  # the loop is closing: no round trip to say goodbye
             self._aconn = None
         if self._checkpointer is not None:
             self._checkpointer.stop()
