@@ -155,6 +155,7 @@ async def get_score(request: Request) -> Response:
             recorded=True,
         )
     job = ScoreLookup(x_api_key, product, shown_as(uscc), entity, purpose, consent, endpoint)
+    job.authenticated, job.checked_on = caller, worker.snapshot
     await worker.submit(job)
     outcome = job.outcome
     if isinstance(outcome, Refusal):

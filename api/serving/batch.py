@@ -34,6 +34,8 @@ from pdo.registration import authorization_state, state_message
 from pdo.subscribers import hash_secret, split_key
 
 INVALID_KEY = "the API key is unknown or revoked"
+# An answer's JSON, by one encoder (json.dumps with options builds a new one per call).
+_ANSWER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def authenticate(snapshot: Snapshot, presented: str | None) -> KeyEntry | Refusal:
@@ -279,7 +281,10 @@ class ServingBatch:
             if isinstance(job, RefusedElsewhere):
                 self._refuse_elsewhere(job)
                 continue
-            key = authenticate(self.snapshot, job.presented_key)
+            if job.authenticated is not None and job.checked_on is self.snapshot:
+                key: KeyEntry | Refusal = job.authenticated
+            else:
+                key = authenticate(self.snapshot, job.presented_key)
             if isinstance(key, Refusal):
                 self._refuse(job, None, key)
                 continue
@@ -566,7 +571,7 @@ class ServingBatch:
                 ),
             )
         )
-        head = json.dumps(
+        head = _ANSWER.encode(
             {
                 "uscc": a.job.shown_as,
                 "product": a.job.product,
@@ -579,9 +584,7 @@ class ServingBatch:
                 "consent": a.job.consent_ref,
                 "usage_id": usage_id,
                 "price_fen": price_fen,
-            },
-            ensure_ascii=False,
-            separators=(",", ":"),
+            }
         )
         a.job.outcome = f'{head[:-1]},"details":{_json_text(details)}}}'.encode()
 
@@ -672,7 +675,7 @@ def _json_text(details: Any) -> str:
     """A stored details value as JSON text: SQLite hands back the text itself, psycopg a dict."""
     if isinstance(details, str) and details not in ("", "null"):
         return details
-    return json.dumps(details or {}, ensure_ascii=False, separators=(",", ":"))
+    return _ANSWER.encode(details or {})
 
 
 def current_snapshot(conn: Connection, held: Snapshot | None, now: dt.datetime) -> Snapshot:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pdo.delivery.watchlists import PORTFOLIO_PURPOSES  # post-loan: only enterprises watched
+
+if TYPE_CHECKING:
+    from api.serving.snapshot import KeyEntry, Snapshot
 
 __all__ = ["PORTFOLIO_PURPOSES"]
 
@@ -35,6 +38,10 @@ class ScoreLookup:
     consent_ref: str | None
     endpoint: str
     outcome: bytes | Refusal | None = None  # the answer's JSON body, or why not
+    # The key the endpoint already authenticated against snapshot `checked_on`: a batch decided
+    # on that same snapshot takes it instead of hashing the secret again.
+    authenticated: KeyEntry | None = None
+    checked_on: Snapshot | None = None
 
 
 @dataclass
