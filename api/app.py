@@ -49,6 +49,11 @@ def _bare_app() -> FastAPI:
             '"message"}}` and is audited, never billed.'
         ),
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry spans, metrics and logs stay off: a span carries the
+        # request's path and query (a 个体工商户's code, a consent reference) and its logs the
+        # exception texts, which would leave the authorized domain with any exporter the
+        # process has configured. Each request also paid for checking whether one was.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     errors.install(app)
     for router in ROUTERS:
