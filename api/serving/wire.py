@@ -134,30 +134,29 @@ class WireConnection:
         await self._flush()
         return await self._results(wanted)
 
+    async def _socket_ready(self, *, write: bool) -> None:
+        """Until the connection's socket can be written (write) or read, the loop free meanwhile."""
+        loop, socket = asyncio.get_running_loop(), self.pgconn.socket
+        ready: asyncio.Future[None] = loop.create_future()
+        (loop.add_writer if write else loop.add_reader)(socket, ready.set_result, None)
+        try:
+            await ready
+        finally:
+            (loop.remove_writer if write else loop.remove_reader)(socket)
+
     async def _flush(self) -> None:
-        pg, loop = self.pgconn, asyncio.get_running_loop()
-        while pg.flush():  # 1: the socket's buffer is full, the rest goes when it drains
-            writable = loop.create_future()
-            loop.add_writer(pg.socket, writable.set_result, None)
-            try:
-                await writable
-            finally:
-                loop.remove_writer(pg.socket)
+        while self.pgconn.flush():  # 1: the socket's buffer is full, the rest goes as it drains
+            await self._socket_ready(write=True)
 
     async def _results(self, wanted: list[bool]) -> list[TextRows]:
-        pg, loop = self.pgconn, asyncio.get_running_loop()
+        pg = self.pgconn
         out: list[TextRows] = []
         rows: TextRows = []
         failure: errors.Error | None = None
         group = 0
         while True:
             while pg.is_busy():
-                readable = loop.create_future()
-                loop.add_reader(pg.socket, readable.set_result, None)
-                try:
-                    await readable
-                finally:
-                    loop.remove_reader(pg.socket)
+                await self._socket_ready(write=False)
                 pg.consume_input()
             result = pg.get_result()
             if result is None:  # the end of one statement's results
