@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlmodel import Session, func, select
 
+from pdo import audit
 from pdo.delivery import alerts as al
 from pdo.ledger.db import session_scope
 from pdo.ledger.models import Alert, UsageEvent, Watchlist, WatchlistMember
@@ -137,3 +139,47 @@ def test_an_alert_raised_before_but_committed_after_a_polled_one_is_still_listed
             since = al.list_alerts(s, bank, since=page[-1].queued_at)
         assert [a.id for a in resumed] == [held.id]
         assert [a.id for a in since] == [held.id]
+
+
+def test_alerts_raised_in_a_savepoint_take_the_chain_lock_only_at_commit(tmp_path: Path) -> None:
+    """The stamp waits for the real commit: a savepoint's release must not take the chain's
+    lock while the transaction may still go on to lock alert rows (an ack's order is row, then
+    chain)."""
+    with delivery_ledger(tmp_path, "postgresql") as ledger:
+        bank = ledger.subscriber_ids["甲银行"]
+        with session_scope(ledger.engine) as s:
+            watchlist = Watchlist(name="贷后组合", product_name="credit_risk", subscriber_id=bank)
+            s.add(watchlist)
+            s.flush()
+            s.add(
+                WatchlistMember(
+                    watchlist_id=watchlist.id,
+                    uscc=ledger.entity(COMPANIES[0]),
+                    shown_as=COMPANIES[0],
+                )
+            )
+
+        def chain_locks() -> int:
+            with Session(ledger.engine) as probe:
+                held = probe.execute(
+                    text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :k"
+                    ),
+                    {"k": audit.CHAIN_LOCK},
+                ).scalar_one()
+            return int(held)
+
+        with Session(ledger.engine, expire_on_commit=False) as s:
+            with s.begin_nested():
+                (raised,) = al.raise_alerts_for(
+                    s,
+                    product_name="credit_risk",
+                    uscc=ledger.entity(COMPANIES[0]),
+                    kind="grade_drop",
+                    event_key="e1",
+                )
+            assert chain_locks() == 0
+            s.commit()
+        with session_scope(ledger.engine) as s:
+            stored = s.get(Alert, raised.id)
+            assert stored is not None and stored.queued_at >= stored.created_at

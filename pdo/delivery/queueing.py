@@ -35,6 +35,8 @@ def queue_on_commit(session: Session, alert_ids: Iterable[str]) -> None:
 
 
 def _stamp_queued(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint's release: the stamp waits for the commit
+        return
     ids = session.info.pop(_TO_STAMP, None)
     if not ids:
         return
