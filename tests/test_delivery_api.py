@@ -1130,3 +1130,30 @@ def test_an_ack_and_a_push_of_the_same_alert_at_once_settle_it_once(tmp_path: Pa
             settled = s.get(Alert, alert_id)
             assert len(billed) == 1 and settled is not None and settled.status == "delivered"
             assert audit.verify(s).ok
+
+
+def test_consents_are_listed_newest_first_a_page_at_a_time(
+    ledger: DeliveryLedger, api: str
+) -> None:
+    for i, company in enumerate(COMPANIES[:5]):
+        ledger.consent(A, company, f"PAGE-{i}")
+    ledger.consent(B, COMPANIES[0], "OTHER-BANK")
+    key = {"X-API-Key": ledger.keys[A]}
+    everything = httpx.get(f"{api}/v1/consents", headers=key).json()
+    pages, before = [], None
+    while True:
+        params = {"limit": 2} | ({"before": before} if before else {})
+        page = httpx.get(f"{api}/v1/consents", params=params, headers=key).json()
+        if not page:
+            break
+        pages.append(page)
+        before = page[-1]["id"]
+    assert [len(p) for p in pages] == [2, 2, 1]
+    assert [c["id"] for p in pages for c in p] == [c["id"] for c in everything]
+    assert [c["reference"] for c in everything] == [f"PAGE-{i}" for i in range(4, -1, -1)]
+    with Session(ledger.engine) as s:
+        theirs = s.exec(select(Consent).where(Consent.reference == "OTHER-BANK")).one()
+    other = httpx.get(f"{api}/v1/consents", params={"before": theirs.id}, headers=key)
+    assert other.status_code == 404 and other.json()["error"]["code"] == "unknown_consent"
+    too_many = httpx.get(f"{api}/v1/consents", params={"limit": 1001}, headers=key)
+    assert too_many.status_code == 422

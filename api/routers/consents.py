@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field, field_validator
 from sqlmodel import select
 
@@ -112,10 +112,30 @@ def add_consent(
     return _public(consent, shown_as(body.uscc))
 
 
-@router.get("", response_model=list[ConsentPublic])
-def list_consents(key: ApiKeyDep, session: ReadSessionDep) -> list[ConsentPublic]:
-    """Your registered consents, newest first (up to 1000)."""
-    return [_public(c, _shown(c)) for c in consents_of(session, key.subscriber_id)]
+@router.get(
+    "",
+    response_model=list[ConsentPublic],
+    responses=refusals({404: "unknown_consent (before=): no such consent of yours"}),
+)
+def list_consents(
+    key: ApiKeyDep,
+    session: ReadSessionDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="consents per page")] = 1000,
+    before: Annotated[
+        str | None,
+        Query(max_length=64, description="the next page: older than this consent (its id)"),
+    ] = None,
+) -> list[ConsentPublic]:
+    """Your registered consents, newest first, a page at a time: pass the last id as `before`."""
+    last = None
+    if before is not None:
+        last = session.exec(
+            select(Consent).where(Consent.id == before, Consent.subscriber_id == key.subscriber_id)
+        ).first()
+        if last is None:
+            raise ApiError(404, "unknown_consent", "no such consent of yours")
+    page = consents_of(session, key.subscriber_id, limit=limit, before=last)
+    return [_public(c, _shown(c)) for c in page]
 
 
 @router.delete(

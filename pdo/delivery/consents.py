@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import update
+from sqlalchemy import and_, or_, update
 from sqlmodel import Session, col, select
 
 from pdo import audit
@@ -97,13 +97,17 @@ def revoke_consent(session: Session, consent: Consent, actor: str) -> Consent:
     return consent
 
 
-def consents_of(session: Session, subscriber_id: str, limit: int = 1000) -> list[Consent]:
-    """A bank's consents, newest first."""
-    return list(
-        session.exec(
-            select(Consent)
-            .where(Consent.subscriber_id == subscriber_id)
-            .order_by(col(Consent.created_at).desc())
-            .limit(limit)
+def consents_of(
+    session: Session, subscriber_id: str, limit: int = 1000, before: Consent | None = None
+) -> list[Consent]:
+    """A bank's consents, newest first; after `before` (the last of a page), the older ones."""
+    stmt = select(Consent).where(Consent.subscriber_id == subscriber_id)
+    if before is not None:
+        stmt = stmt.where(
+            or_(
+                col(Consent.created_at) < before.created_at,
+                and_(col(Consent.created_at) == before.created_at, col(Consent.id) < before.id),
+            )
         )
-    )
+    order = (col(Consent.created_at).desc(), col(Consent.id).desc())
+    return list(session.exec(stmt.order_by(*order).limit(limit)))
