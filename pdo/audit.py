@@ -117,11 +117,17 @@ def link(tail: tuple[int, str] | None, at: dt.datetime, entries: Sequence[Entry]
     return linked
 
 
+def hold_chain(session: Session) -> None:
+    """Take the chain's lock until the transaction ends (PostgreSQL; SQLite's writers are
+    serialized already). Serving batches take it before reading quotas and budgets, so a
+    transaction holding it also reads their counters as no batch is changing them."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})"))
+
+
 def record(session: Session, actor: str, action: str, subject: str, **details: Any) -> AuditEvent:
     """Append one event to the chain inside the caller's transaction."""
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        session.execute(text(f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})"))
+    hold_chain(session)
     last = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1)).first()
     (placed,) = link(
         (last.seq, last.hash) if last else None,

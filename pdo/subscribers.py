@@ -125,6 +125,9 @@ def _carry_monthly_calls(
     replaces it: subscribing again (to narrow the purposes, say) starts no fresh quota."""
     if not replaced:
         return
+    # Read under the chain's lock, as serving batches count: a batch that counted a call and
+    # had not yet committed would otherwise be left out of the sum (PostgreSQL).
+    audit.hold_chain(session)
     counters = [f"quota:{sub_id}" for sub_id in replaced]
     used = sum(
         session.exec(

@@ -41,8 +41,8 @@ def _stamp_queued(session: Session) -> None:
     if not ids:
         return
     session.flush()  # alerts added but not yet inserted get their rows first
+    audit.hold_chain(session)
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"SELECT pg_advisory_xact_lock({audit.CHAIN_LOCK})"))
         now = session.execute(text("SELECT clock_timestamp()")).scalar_one()
     else:
         now = utcnow()
