@@ -100,6 +100,18 @@ def test_listing_while_the_bank_acks_one_of_the_page_meters_each_alert_once(
         assert billed == 2
 
 
+def _watch(ledger: DeliveryLedger, bank: str, codes: list[str]) -> None:
+    """A credit_risk watchlist of the bank holding these companies, committed."""
+    with session_scope(ledger.engine) as s:
+        watchlist = Watchlist(name="贷后组合", product_name="credit_risk", subscriber_id=bank)
+        s.add(watchlist)
+        s.flush()
+        for code in codes:
+            s.add(
+                WatchlistMember(watchlist_id=watchlist.id, uscc=ledger.entity(code), shown_as=code)
+            )
+
+
 def test_an_alert_raised_before_but_committed_after_a_polled_one_is_still_listed(
     tmp_path: Path,
 ) -> None:
@@ -107,15 +119,7 @@ def test_an_alert_raised_before_but_committed_after_a_polled_one_is_still_listed
     transaction was still open then must come after that cursor once it commits."""
     with delivery_ledger(tmp_path, "postgresql") as ledger:
         bank = ledger.subscriber_ids["甲银行"]
-        with session_scope(ledger.engine) as s:
-            watchlist = Watchlist(name="贷后组合", product_name="credit_risk", subscriber_id=bank)
-            s.add(watchlist)
-            s.flush()
-            for code in COMPANIES[:2]:
-                member = WatchlistMember(
-                    watchlist_id=watchlist.id, uscc=ledger.entity(code), shown_as=code
-                )
-                s.add(member)
+        _watch(ledger, bank, COMPANIES[:2])
         first, second = (ledger.entity(code) for code in COMPANIES[:2])
 
         def raise_on(s: Session, entity: str) -> list[Alert]:
@@ -147,17 +151,7 @@ def test_alerts_raised_in_a_savepoint_take_the_chain_lock_only_at_commit(tmp_pat
     chain)."""
     with delivery_ledger(tmp_path, "postgresql") as ledger:
         bank = ledger.subscriber_ids["甲银行"]
-        with session_scope(ledger.engine) as s:
-            watchlist = Watchlist(name="贷后组合", product_name="credit_risk", subscriber_id=bank)
-            s.add(watchlist)
-            s.flush()
-            s.add(
-                WatchlistMember(
-                    watchlist_id=watchlist.id,
-                    uscc=ledger.entity(COMPANIES[0]),
-                    shown_as=COMPANIES[0],
-                )
-            )
+        _watch(ledger, bank, COMPANIES[:1])
 
         def chain_locks() -> int:
             with Session(ledger.engine) as probe:
