@@ -16,6 +16,8 @@ from tests.conftest import POSTGRES_URL
 pytestmark = pytest.mark.postgres
 
 ODD_ITEMS = ["plain", 'quote"d', "back\\slash", "comma,brace{}", "空 格", "NULL", ""]
+# Without quotes or backslashes: these take the one-join path, which must quote them the same.
+QUOTELESS_ITEMS = ["plain", "comma,brace{}", "空 格", "NULL", "", " lead", "a\x1fb"]
 
 
 def _run(work: Any) -> Any:
@@ -39,6 +41,9 @@ def _run(work: Any) -> Any:
         ("SELECT %b::date + 1", dt.date(2026, 12, 31), "2027-01-01"),
         ("SELECT %b::boolean", True, "t"),
         ("SELECT array_to_json(%b::text[])", ODD_ITEMS, None),
+        ("SELECT array_to_json(%b::text[])", QUOTELESS_ITEMS, None),
+        ("SELECT array_to_json(%b::text[])", [], None),
+        ("SELECT array_to_json(%b::text[])", [""], None),
     ],
 )
 def test_a_parameter_reaches_postgresql_as_sent(sql: str, value: Any, expected: str | None) -> None:
@@ -49,7 +54,7 @@ def test_a_parameter_reaches_postgresql_as_sent(sql: str, value: Any, expected: 
     if expected is None:  # the array: every element back as it was, in order
         import json
 
-        assert json.loads(row[0] or "") == ODD_ITEMS
+        assert json.loads(row[0] or "") == value
     else:
         assert row == (expected,)
 
@@ -92,3 +97,9 @@ def test_statements_beyond_the_prepared_limit_are_released_and_still_run(
     answers, held = _run(work)
     assert answers == ["100", "101", "102", "103", "104", "105", "100", "101"]
     assert held <= 3
+
+
+@pytest.mark.parametrize("items", [[1, "a"], ["a", None], [b"bytes"]])
+def test_only_lists_of_strings_are_sent_as_arrays(items: list[Any]) -> None:
+    with pytest.raises(TypeError, match="only lists of strings"):
+        wire.encoded(items)

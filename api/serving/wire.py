@@ -47,6 +47,19 @@ def _array_item(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _text_array(items: Sequence[Any]) -> str:
+    """A `text[]` literal; items without quotes or backslashes (nearly all) are joined in one go."""
+    try:
+        flat = "\x1f".join(items)  # also checks that every item is a string
+    except TypeError:
+        raise TypeError("only lists of strings are sent as arrays") from None
+    if not items:
+        return "{}"
+    if '"' in flat or "\\" in flat:
+        return "{" + ",".join(_array_item(item) for item in items) + "}"
+    return '{"' + '","'.join(items) + '"}'
+
+
 def encoded(value: Any) -> tuple[bytes | None, int]:
     """A parameter's text form and the type PostgreSQL is told it has."""
     if value is None:
@@ -60,9 +73,7 @@ def encoded(value: Any) -> tuple[bytes | None, int]:
     if isinstance(value, dt.date):  # datetime too, with its offset
         return value.isoformat().encode(), UNKNOWN_OID
     if isinstance(value, list | tuple):
-        if not all(isinstance(item, str) for item in value):
-            raise TypeError("only lists of strings are sent as arrays")
-        return ("{" + ",".join(_array_item(item) for item in value) + "}").encode(), TEXT_ARRAY_OID
+        return _text_array(value).encode(), TEXT_ARRAY_OID
     raise TypeError(f"no text form for a {type(value).__name__} parameter")
 
 
