@@ -124,6 +124,7 @@ def side_jobs(
 ) -> None:
     """Batch files and alert rounds on their own schedules until stop is set."""
     from pdo.delivery.alerts import raise_alerts_for
+    from pdo.delivery.egress import Egress
     from pdo.delivery.webhooks import dispatch_due
     from pdo.ledger.db import make_engine, session_scope
     from pdo.settings import Settings
@@ -171,7 +172,8 @@ def side_jobs(
                         payload={"grade": "D"},
                     )
                     jobs.alerts_raised += len(raised)
-                report = dispatch_due(engine, server_key)
+                # the receiver listens on loopback, which pushes reach only when allowed
+                report = dispatch_due(engine, server_key, egress=Egress.allowing(["127.0.0.0/8"]))
                 jobs.alerts_delivered += report.delivered
     engine.dispose()
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -59,8 +60,22 @@ class Settings(BaseSettings):
     partitions: int = Field(default=0, ge=0)
     partition_rows: int = Field(default=1_000_000, ge=1)
     partition_text_rows: int = Field(default=20_000, ge=1)
+    # Private networks that banks' webhooks may reach besides public addresses (a JSON list of
+    # CIDRs, e.g. ["10.8.0.0/16"] for banks on a private line); nothing else private is posted to.
+    webhook_allowed_networks: list[str] = Field(default_factory=list)
     # A console login lasts this long; then the user logs in again.
     console_session_minutes: int = Field(default=30, ge=1)
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        """A typo in an allowed network stops the dispatcher at start, not at the first push."""
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr.strip(), strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not a network (CIDR such as 10.8.0.0/16): {cidr!r}") from exc
+        return value
 
     @property
     def resolved_home(self) -> Path:

@@ -64,7 +64,7 @@ from pdo.settings import Settings
 from pdo.signoff import package_hash
 from pdo.sources.tables import SOURCE_TABLES
 from pdo.workspace import Workspace
-from tests.webhook_receiver import receiver
+from tests.webhook_receiver import LOOPBACK, LOOPBACK_ENV, receiver
 
 pytestmark = pytest.mark.slow
 
@@ -89,7 +89,7 @@ WAIT_S = 420.0
 def cli_env(home: Path) -> dict[str, str | None]:
     """CliRunner's environment: this home only, whatever PDO_* the caller's shell holds."""
     cleared: dict[str, str | None] = {k: None for k in os.environ if k.startswith("PDO_")}
-    return cleared | {"PDO_HOME": str(home)}
+    return cleared | {"PDO_HOME": str(home)} | LOOPBACK_ENV
 
 
 def pdo(home: Path, *args: str, stdin: str | None = None) -> str:
@@ -249,6 +249,7 @@ def spawn(city: City, home: Path, *args: str) -> Process:
         "PREFECT_LOGGING_LEVEL": "WARNING",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "GX_ANALYTICS_ENABLED": "false",
+        **LOOPBACK_ENV,  # the test's bank listens on loopback
     }
     log = city.scratch / f"{args[0]}-{time.monotonic_ns()}.log"
     with log.open("wb") as out:
@@ -573,7 +574,9 @@ def test_a_dispatcher_killed_mid_push_delivers_every_alert_and_bills_it_once(
         assert "0 due" in pdo(home, "alerts", "dispatch", "--once")  # leased to the dead one
         lease = lease_for(raised, TIMEOUT_S)  # what the killed dispatcher claimed
         later = utcnow() + lease + dt.timedelta(seconds=1)
-        report = dispatch_due(ws.engine, settings.read_pseudonym_key()[1], now=later)
+        report = dispatch_due(
+            ws.engine, settings.read_pseudonym_key()[1], now=later, egress=LOOPBACK
+        )
         assert (report.due, report.delivered) == (raised - 2, raised - 2)
 
     with Session(ws.engine) as s:

@@ -1066,7 +1066,7 @@ def test_an_ack_and_a_push_of_the_same_alert_at_once_settle_it_once(tmp_path: Pa
 
     from pdo.delivery.alerts import raise_alerts_for
     from pdo.delivery.webhooks import dispatch_due
-    from tests.webhook_receiver import receiver
+    from tests.webhook_receiver import LOOPBACK, receiver
 
     with delivery_ledger(tmp_path, "postgres") as ledger, receiver(verify=False) as hook:
         headers = {"X-API-Key": ledger.keys[A]}
@@ -1105,7 +1105,7 @@ def test_an_ack_and_a_push_of_the_same_alert_at_once_settle_it_once(tmp_path: Pa
             def dispatch() -> None:
                 try:
                     results["dispatch"] = dispatch_due(
-                        ledger.engine, ledger.settings.read_pseudonym_key()[1]
+                        ledger.engine, ledger.settings.read_pseudonym_key()[1], egress=LOOPBACK
                     )
                 except Exception as exc:  # the failure this test is about
                     results["dispatch"] = exc

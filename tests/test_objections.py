@@ -67,7 +67,7 @@ from pdo.workspace import Workspace
 from products import credit_risk, operating_status
 from products.operating_status.rule import verify
 from tests.console_seed import CITY_ENTERPRISES, CITY_SEED, LIVE_AS_OF, seed_console
-from tests.webhook_receiver import Receiver, receiver
+from tests.webhook_receiver import LOOPBACK, Receiver, receiver
 
 CREDIT = "credit_risk@1"
 STATUS = "operating_status@1"
@@ -681,11 +681,13 @@ def test_a_push_withholds_the_grade_a_new_dispute_withholds(home: Home) -> None:
     server_key = home.settings.read_pseudonym_key()[1]
     with receiver() as hook:
         _hooked(home, watched, hook, server_key)
-        assert dispatch_due(home.engine, server_key).delivered >= 1  # the version's alerts
+        assert (
+            dispatch_due(home.engine, server_key, egress=LOOPBACK).delivered >= 1
+        )  # the version's alerts
         first = _object(home, uscc, f"court_cases:case_no={case}")
         _resolve(home, first["id"], "upheld", "核实", "rita")  # dispute_resolved, with the grade
         _object(home, uscc, _second_record(uscc))
-        dispatch_due(home.engine, server_key)
+        dispatch_due(home.engine, server_key, egress=LOOPBACK)
     pushed = [b["payload"] for b in hook.bodies() if b["kind"] == "dispute_resolved"]
     assert pushed == [{"outcome": "upheld", "changed": True, "status": "disputed_withheld"}]
 
@@ -701,12 +703,22 @@ def test_a_released_alert_is_pushed_with_a_fresh_budget_of_attempts(home: Home) 
         _hooked(home, watched, hook, server_key)
         start = utcnow()
         for attempt in range(MAX_ATTEMPTS):  # each after the backoff before it (at most minutes)
-            dispatch_due(home.engine, server_key, now=start + dt.timedelta(hours=attempt + 1))
+            dispatch_due(
+                home.engine,
+                server_key,
+                egress=LOOPBACK,
+                now=start + dt.timedelta(hours=attempt + 1),
+            )
         dead = {a.id for a in alerts(home, watched) if a.status == "dead"}
         assert dead
         raised = _object(home, uscc, f"court_cases:case_no={case}")
         _resolve(home, raised["id"], "rejected", "核实", "rita")
-        dispatch_due(home.engine, server_key, now=start + dt.timedelta(hours=MAX_ATTEMPTS + 1))
+        dispatch_due(
+            home.engine,
+            server_key,
+            egress=LOOPBACK,
+            now=start + dt.timedelta(hours=MAX_ATTEMPTS + 1),
+        )
     released = [a for a in alerts(home, watched) if a.id in dead]
     assert [(a.status, a.attempts) for a in released] == [("pending", 1)] * len(dead)
 

@@ -25,6 +25,7 @@ from sqlmodel import Session, col, func, select
 from typer.testing import CliRunner
 
 from pdo.cli import app
+from pdo.delivery.egress import Egress
 from pdo.delivery.identity import shown_as
 from pdo.delivery.watchlists import valid_webhook_url
 from pdo.delivery.webhooks import (
@@ -53,6 +54,7 @@ from pdo.privacy.analyzer import build_analyzer
 from pdo.privacy.entity_key import entity_key
 from pdo.privacy.fastscan import FastScanner
 from pdo.registration import revoke_authorization
+from pdo.settings import Settings
 from tests.live_api import serve_api
 from tests.test_watchlists import (
     FALLING,
@@ -66,7 +68,7 @@ from tests.test_watchlists import (
     seed_home,
     watch_all,
 )
-from tests.webhook_receiver import Receiver, receiver
+from tests.webhook_receiver import LOOPBACK, LOOPBACK_CIDRS, LOOPBACK_ENV, Receiver, receiver
 
 
 @pytest.fixture
@@ -134,7 +136,7 @@ def test_a_replayed_push_does_not_verify(home: Home, api: str) -> None:
     with receiver() as hook:
         subscribe_hook(home, api, hook, members=[STEADY])
         publish_v2(home)
-        assert dispatch_due(home.engine, server_key(home)).delivered == 1
+        assert dispatch_due(home.engine, server_key(home), egress=LOOPBACK).delivered == 1
     ((headers, body),) = hook.received
     sent, signature = headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER]
     assert verify_signature(hook.secret, body, sent, signature)
@@ -151,9 +153,9 @@ def test_alerts_are_pushed_signed_and_metered_once(
         wid = subscribe_hook(home, api, hook)
         assert hook.secret == webhook_secret(server_key(home), wid)
         raised = publish_v2(home)
-        report = dispatch_due(home.engine, server_key(home))
+        report = dispatch_due(home.engine, server_key(home), egress=LOOPBACK)
         assert (report.due, report.delivered, report.failed, report.dead) == (raised, raised, 0, 0)
-        assert dispatch_due(home.engine, server_key(home)).due == 0  # nothing left
+        assert dispatch_due(home.engine, server_key(home), egress=LOOPBACK).due == 0  # nothing left
 
     bodies = hook.bodies()
     assert len(bodies) == raised == 8
@@ -195,7 +197,7 @@ def test_nothing_is_pushed_or_billed_while_the_grant_is_revoked(home: Home, api:
         with session_scope(home.engine) as s:
             grant = s.exec(select(Authorization)).one()
             revoke_authorization(s, grant.id, "authority", "超范围使用")
-        report = dispatch_due(home.engine, server_key(home))
+        report = dispatch_due(home.engine, server_key(home), egress=LOOPBACK)
     assert report.due == report.refused == raised > 0 and report.delivered == 0
     assert hook.received == [] and metered(home) == []
     with Session(home.engine) as s:
@@ -217,7 +219,9 @@ def test_a_lapsed_subscription_spends_no_attempts_and_delivers_once_renewed(
         at = utcnow()
         reports = []
         for _ in range(5):
-            reports.append(dispatch_due(home.engine, server_key(home), now=at, max_attempts=3))
+            reports.append(
+                dispatch_due(home.engine, server_key(home), egress=LOOPBACK, now=at, max_attempts=3)
+            )
             at += dt.timedelta(seconds=REFUSAL_RECHECK_S + 1)
         assert [(r.refused, r.failed, r.dead) for r in reports] == [(raised, 0, 0)] * 5
         with Session(home.engine) as s:
@@ -228,7 +232,9 @@ def test_a_lapsed_subscription_spends_no_attempts_and_delivers_once_renewed(
         assert {(a.error or "").split(":")[0] for a in refusals} == {"no_subscription"}
 
         _set_cancelled(home, None)
-        renewed = dispatch_due(home.engine, server_key(home), now=at, max_attempts=3)
+        renewed = dispatch_due(
+            home.engine, server_key(home), egress=LOOPBACK, now=at, max_attempts=3
+        )
     assert (renewed.due, renewed.delivered) == (raised, raised)
     assert len(hook.received) == raised == len(metered(home))
 
@@ -246,22 +252,36 @@ def test_retried_with_backoff_and_delivered_on_the_third_attempt(home: Home, api
         subscribe_hook(home, api, hook, members=[STEADY])
         assert publish_v2(home) == 1
         t0 = utcnow()
-        first = dispatch_due(home.engine, server_key(home), now=t0, base_delay_s=10)
+        first = dispatch_due(
+            home.engine, server_key(home), egress=LOOPBACK, now=t0, base_delay_s=10
+        )
         assert (first.due, first.failed) == (1, 1)
         alert = the_alert(home)
         assert alert.next_attempt_at is not None
         first_delay = (alert.next_attempt_at - t0).total_seconds()
         assert 7.5 <= first_delay <= 12.5 and alert.attempts == 1
         assert alert.last_error == "HTTP 500"
-        assert dispatch_due(home.engine, server_key(home), now=t0, base_delay_s=10).due == 0
+        assert (
+            dispatch_due(
+                home.engine, server_key(home), egress=LOOPBACK, now=t0, base_delay_s=10
+            ).due
+            == 0
+        )
 
         t1 = t0 + dt.timedelta(seconds=13)
-        assert dispatch_due(home.engine, server_key(home), now=t1, base_delay_s=10).failed == 1
+        assert (
+            dispatch_due(
+                home.engine, server_key(home), egress=LOOPBACK, now=t1, base_delay_s=10
+            ).failed
+            == 1
+        )
         alert = the_alert(home)
         assert alert.next_attempt_at is not None
         assert 15 <= (alert.next_attempt_at - t1).total_seconds() <= 25  # doubled
         t2 = t1 + dt.timedelta(seconds=26)
-        third = dispatch_due(home.engine, server_key(home), now=t2, base_delay_s=10)
+        third = dispatch_due(
+            home.engine, server_key(home), egress=LOOPBACK, now=t2, base_delay_s=10
+        )
         assert (third.due, third.delivered) == (1, 1)
 
     alert = the_alert(home)
@@ -278,13 +298,13 @@ def test_a_resend_after_a_crash_is_not_billed_twice(home: Home, api: str) -> Non
     with receiver() as hook:
         subscribe_hook(home, api, hook, members=[STEADY])
         publish_v2(home)
-        dispatch_due(home.engine, server_key(home))
+        dispatch_due(home.engine, server_key(home), egress=LOOPBACK)
         with Session(home.engine) as s:  # as if the delivered mark had never been committed
             alert = s.exec(select(Alert)).one()
             alert.status, alert.next_attempt_at = "pending", utcnow()
             s.add(alert)
             s.commit()
-        assert dispatch_due(home.engine, server_key(home)).delivered == 1
+        assert dispatch_due(home.engine, server_key(home), egress=LOOPBACK).delivered == 1
     ids = hook.alert_ids()
     assert len(ids) == 2 and len(set(ids)) == 1  # the receiver can deduplicate
     assert len(metered(home)) == 1
@@ -292,18 +312,30 @@ def test_a_resend_after_a_crash_is_not_billed_twice(home: Home, api: str) -> Non
 
 def test_a_failing_receiver_is_dead_lettered_then_requeued(home: Home, api: str) -> None:
     """Always 503 → dead after max_attempts, unbilled, audited; requeued from the CLI it goes."""
-    env = {"PDO_HOME": str(home.settings.resolved_home), "PDO_DATABASE_URL": None}
+    env = {"PDO_HOME": str(home.settings.resolved_home), "PDO_DATABASE_URL": None} | LOOPBACK_ENV
     with receiver(default=503) as hook:
         subscribe_hook(home, api, hook, members=[STEADY])
         publish_v2(home)
         at = utcnow()
         outcomes = []
         for _ in range(3):
-            r = dispatch_due(home.engine, server_key(home), now=at, max_attempts=3, base_delay_s=1)
+            r = dispatch_due(
+                home.engine,
+                server_key(home),
+                egress=LOOPBACK,
+                now=at,
+                max_attempts=3,
+                base_delay_s=1,
+            )
             outcomes.append((r.failed, r.dead))
             at += dt.timedelta(seconds=10)
         assert outcomes == [(1, 0), (1, 0), (0, 1)]
-        assert dispatch_due(home.engine, server_key(home), now=at + dt.timedelta(days=1)).due == 0
+        assert (
+            dispatch_due(
+                home.engine, server_key(home), egress=LOOPBACK, now=at + dt.timedelta(days=1)
+            ).due
+            == 0
+        )
         alert = the_alert(home)
         assert (alert.status, alert.attempts, alert.next_attempt_at) == ("dead", 3, None)
         assert metered(home) == []
@@ -335,7 +367,9 @@ def test_a_dead_lettered_alert_stays_pullable_and_is_billed_once_listed(
     with receiver(default=503) as hook:
         subscribe_hook(home, api, hook, members=[STEADY])
         publish_v2(home)
-        assert dispatch_due(home.engine, server_key(home), max_attempts=1).dead == 1
+        assert (
+            dispatch_due(home.engine, server_key(home), egress=LOOPBACK, max_attempts=1).dead == 1
+        )
     assert metered(home) == []
     listed = call("GET", f"{api}/v1/alerts", home.bank_key).json()
     again = call("GET", f"{api}/v1/alerts", home.bank_key).json()
@@ -359,13 +393,17 @@ def test_a_parallel_dispatcher_skips_a_pass_still_in_progress(home: Home, api: s
         first: list[DispatchReport] = []
         a = threading.Thread(
             target=lambda: first.append(
-                dispatch_due(home.engine, server_key(home), now=t0, timeout_s=timeout_s)
+                dispatch_due(
+                    home.engine, server_key(home), egress=LOOPBACK, now=t0, timeout_s=timeout_s
+                )
             )
         )
         a.start()
         assert hook.holding.wait(10)
         midway = t0 + dt.timedelta(seconds=timeout_s * 4 + 60 + 1)
-        b = dispatch_due(home.engine, server_key(home), now=midway, timeout_s=timeout_s)
+        b = dispatch_due(
+            home.engine, server_key(home), egress=LOOPBACK, now=midway, timeout_s=timeout_s
+        )
         hook.release.set()
         a.join(timeout=60)
     assert raised * timeout_s > (midway - t0).total_seconds()  # A may still be posting then
@@ -379,7 +417,9 @@ def _dispatch_holding_first_push(
     """A pass whose first POST the receiver holds open while `meanwhile` happens."""
     out: list[DispatchReport] = []
     pass_ = threading.Thread(
-        target=lambda: out.append(dispatch_due(home.engine, server_key(home), timeout_s=60))
+        target=lambda: out.append(
+            dispatch_due(home.engine, server_key(home), egress=LOOPBACK, timeout_s=60)
+        )
     )
     pass_.start()
     assert hook.holding.wait(20)
@@ -483,9 +523,9 @@ def test_a_bad_stored_url_fails_its_alert_and_spares_the_others(home: Home, api:
              [{"uscc": STEADY}])  # fmt: skip
         assert publish_v2(home) == 2
         at = utcnow()
-        first = dispatch_due(home.engine, server_key(home), now=at, max_attempts=2)
-        second = dispatch_due(home.engine, server_key(home), now=at + dt.timedelta(hours=1),
-                              max_attempts=2)  # fmt: skip
+        first = dispatch_due(home.engine, server_key(home), egress=LOOPBACK, now=at, max_attempts=2)
+        second = dispatch_due(home.engine, server_key(home), egress=LOOPBACK,
+                              now=at + dt.timedelta(hours=1), max_attempts=2)  # fmt: skip
     assert (first.due, first.delivered, first.failed) == (2, 1, 1)
     assert (second.due, second.dead) == (1, 1)
     assert [json.loads(b)["watchlist"] for _, b in hook.received] == [created["id"]]
@@ -500,7 +540,7 @@ def test_each_push_is_billed_and_rescheduled_at_its_own_time(home: Home, api: st
     with receiver(script=["slow", "slow", 500]) as hook:  # 'slow' answers 200 after 1.5 s
         subscribe_hook(home, api, hook, members=[STEADY, FALLING])
         assert publish_v2(home) == 3
-        report = dispatch_due(home.engine, server_key(home), base_delay_s=2.0)
+        report = dispatch_due(home.engine, server_key(home), egress=LOOPBACK, base_delay_s=2.0)
     assert (report.delivered, report.failed) == (2, 1)
     sent = [dt.datetime.fromisoformat(h[TIMESTAMP_HEADER]) for h, _ in hook.received]
     assert sent[2] - sent[0] >= dt.timedelta(seconds=3)  # the third POST went out 3 s later
@@ -520,7 +560,7 @@ def test_a_slow_receiver_times_out(home: Home, api: str) -> None:
     with receiver(script=["slow"]) as hook:
         subscribe_hook(home, api, hook, members=[STEADY])
         publish_v2(home)
-        report = dispatch_due(home.engine, server_key(home), timeout_s=0.3)
+        report = dispatch_due(home.engine, server_key(home), egress=LOOPBACK, timeout_s=0.3)
     assert report.failed == 1
     alert = the_alert(home)
     assert alert.status == "pending" and "Timeout" in (alert.last_error or "")
@@ -574,7 +614,7 @@ def test_a_listed_alert_is_not_pushed_or_billed_again(home: Home, api: str) -> N
         listed = call("GET", f"{api}/v1/alerts", home.bank_key).json()
         assert listed == [] and publish_v2(home) == 3
         listed = call("GET", f"{api}/v1/alerts", home.bank_key).json()
-        report = dispatch_due(home.engine, server_key(home))
+        report = dispatch_due(home.engine, server_key(home), egress=LOOPBACK)
     assert len(listed) == 3 and report.delivered == 0 and hook.received == []
     assert sorted(u.delivery_key or "" for u in metered(home)) == sorted(
         f"alert:{a['id']}" for a in listed
@@ -653,7 +693,7 @@ def _json_documents(text: str) -> list[Any]:
 
 def _cli_env(home: Home) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PDO_")}
-    return env | {"PDO_HOME": str(home.settings.resolved_home)}
+    return env | {"PDO_HOME": str(home.settings.resolved_home)} | LOOPBACK_ENV
 
 
 def test_a_failed_pass_does_not_stop_the_dispatcher(home: Home, api: str, tmp_path: Path) -> None:
@@ -709,3 +749,60 @@ def test_an_undecodable_alert_is_one_line_not_a_traceback(home: Home, api: str) 
     assert once.exit_code == 1 and "Traceback" not in once.output
     assert "the dispatch pass failed: JSONDecodeError" in once.output
     assert hook.received == [] and metered(home) == []
+
+
+def due_again_now(home: Home, url: str | None = None) -> None:
+    """The refused alert due at once (not after its backoff), its watchlist's URL changed."""
+    with Session(home.engine) as s:
+        alert = s.exec(select(Alert)).one()
+        alert.next_attempt_at = utcnow()
+        s.add(alert)
+        if url is not None:
+            watchlist = s.get(Watchlist, alert.watchlist_id)
+            assert watchlist is not None
+            watchlist.webhook_url = url
+            s.add(watchlist)
+        s.commit()
+
+
+def test_a_push_to_loopback_is_a_failed_attempt_unless_allowed(home: Home, api: str) -> None:
+    """Refused: nothing reaches the receiver, the attempt says why, nothing is billed. Allowed,
+    a URL naming the host is sent to the checked address under the name's Host header."""
+    with receiver() as hook:
+        subscribe_hook(home, api, hook, members=[STEADY])
+        publish_v2(home)
+        refused = dispatch_due(home.engine, server_key(home))
+        assert (refused.due, refused.delivered, refused.failed) == (1, 0, 1)
+        assert hook.received == [] and metered(home) == []
+        with Session(home.engine) as s:
+            (attempt,) = s.exec(select(WebhookAttempt)).all()
+            assert s.exec(select(Alert)).one().status == "pending"
+        assert attempt.error is not None and attempt.error.startswith("refused: ")
+        assert "127.0.0.1" not in attempt.error
+
+        named = hook.url.replace("127.0.0.1", "localhost")
+        due_again_now(home, named)
+        egress = Egress.allowing([*LOOPBACK_CIDRS, "::1/128"])  # localhost may also be ::1
+        assert dispatch_due(home.engine, server_key(home), egress=egress).delivered == 1
+        assert len(metered(home)) == 1
+    ((headers, _),) = hook.received  # verified by the receiver's signature check too
+    assert headers["Host"] == named.split("/")[2]
+
+
+def test_the_dispatcher_reads_allowed_networks_from_settings(home: Home, api: str) -> None:
+    """`pdo alerts dispatch` refuses loopback by default and reaches it once the operator allows
+    it; a malformed network is refused when the settings are read."""
+    with pytest.raises(ValueError, match="not a network"):
+        Settings(webhook_allowed_networks=["10.8.0.0/33"])
+    with receiver() as hook:
+        subscribe_hook(home, api, hook, members=[STEADY])
+        publish_v2(home)
+        env = {"PDO_HOME": str(home.settings.resolved_home), "PDO_DATABASE_URL": None}
+        closed = CliRunner().invoke(app, ["alerts", "dispatch", "--once", "--json"], env=env)
+        assert closed.exit_code == 0, closed.output
+        assert json.loads(closed.output)["failed"] == 1 and hook.received == []
+        due_again_now(home)
+        env["PDO_WEBHOOK_ALLOWED_NETWORKS"] = json.dumps(LOOPBACK_CIDRS)
+        opened = CliRunner().invoke(app, ["alerts", "dispatch", "--once", "--json"], env=env)
+        assert opened.exit_code == 0, opened.output
+        assert json.loads(opened.output)["delivered"] == 1 and len(hook.received) == 1

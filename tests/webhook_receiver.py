@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from pdo.delivery.egress import Egress
 from pdo.delivery.webhooks import (
     ALERT_ID_HEADER,
     SIGNATURE_HEADER,
@@ -18,6 +19,10 @@ from pdo.delivery.webhooks import (
 )
 
 HOLD_S = 30.0
+# The receiver listens on loopback, which the dispatcher only reaches when the operator allows it.
+LOOPBACK_CIDRS = ["127.0.0.0/8"]
+LOOPBACK = Egress.allowing(LOOPBACK_CIDRS)
+LOOPBACK_ENV = {"PDO_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]'}
 
 
 @dataclass

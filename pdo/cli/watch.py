@@ -11,6 +11,7 @@ from sqlmodel import select
 
 from pdo.cli.root import console, emit_json, err_console, fail, settings, workspace
 from pdo.delivery.alerts import alert_view, dead_alerts, requeue_alert
+from pdo.delivery.egress import Egress
 from pdo.delivery.watchlists import Refusal, list_watchlists, member_counts
 from pdo.delivery.webhooks import dispatch_due
 from pdo.driver_errors import driver_error_code
@@ -95,12 +96,14 @@ def register(app: typer.Typer) -> None:
         while failures repeat; with --once it exits 1.
         """
         ws = workspace()
-        server_key = settings().read_pseudonym_key()[1]
+        config = settings()
+        server_key = config.read_pseudonym_key()[1]
+        egress = Egress.allowing(config.webhook_allowed_networks)
         failures = 0
         try:
             while True:
                 try:
-                    report = dispatch_due(ws.engine, server_key).as_dict()
+                    report = dispatch_due(ws.engine, server_key, egress=egress).as_dict()
                 except PASS_FAILURES as exc:
                     if once:
                         raise fail(f"the dispatch pass failed: {_failure(exc)}") from exc

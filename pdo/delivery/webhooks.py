@@ -47,6 +47,7 @@ from sqlmodel import Session, col, select
 
 from pdo import audit
 from pdo.delivery.alerts import alert_view, delivery_refusal, disputed_now, mark_delivered
+from pdo.delivery.egress import Egress, EgressRefused
 from pdo.delivery.watchlists import Refusal
 from pdo.ledger.models import Alert, Watchlist, WebhookAttempt
 from pdo.ledger.types import utcnow
@@ -65,6 +66,7 @@ BATCH = 100
 _ERROR_CHARS = 200
 
 SessionFactory = Callable[[], Session]
+PUBLIC_ONLY = Egress()
 
 
 def webhook_secret(server_key: bytes, watchlist_id: str) -> str:
@@ -223,7 +225,9 @@ def _recheck(factory: SessionFactory, due: _Due, now: dt.datetime) -> _Due | Non
     return replace(due, body=body, refused=why)
 
 
-def _post(client: httpx.Client, due: _Due, sent_at: dt.datetime) -> tuple[int | None, str | None]:
+def _post(
+    client: httpx.Client, egress: Egress, due: _Due, sent_at: dt.datetime
+) -> tuple[int | None, str | None]:
     """(status code, error) of one POST; error None means the receiver took it (2xx)."""
     timestamp = sent_at.isoformat()
     headers = {
@@ -233,7 +237,10 @@ def _post(client: httpx.Client, due: _Due, sent_at: dt.datetime) -> tuple[int | 
         ALERT_ID_HEADER: due.alert_id,
     }
     try:  # a bad stored URL (InvalidURL, UnicodeError) fails this alert, never the whole pass
-        response = client.post(due.url, content=due.body, headers=headers)
+        url, host, extensions = egress.pinned(due.url)
+        response = client.post(url, content=due.body, headers=headers | host, extensions=extensions)
+    except EgressRefused as exc:  # an attempt like any other the bank's address made fail
+        return None, f"refused: {exc}"[:_ERROR_CHARS]
     except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
         return None, f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS]
     if 200 <= response.status_code < 300:
@@ -307,8 +314,12 @@ def dispatch_due(
     base_delay_s: float = BASE_DELAY_S,
     timeout_s: float = TIMEOUT_S,
     limit: int = BATCH,
+    egress: Egress = PUBLIC_ONLY,
 ) -> DispatchReport:
     """Push every pending alert due by `now` (at most `limit`) to its watchlist's webhook.
+
+    A webhook reaches public addresses only, and the networks `egress` allows (see
+    `pdo.delivery.egress`); a refused one is a failed attempt, retried and dead-lettered.
 
     The ledger is not held open during HTTP calls: due alerts are claimed in one short
     transaction, posted, and each outcome committed in its own. Each alert is checked, billed
@@ -329,7 +340,9 @@ def dispatch_due(
         return report
     own = client is None
     http = client or httpx.Client(
-        timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0)), follow_redirects=False
+        timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0)),
+        follow_redirects=False,
+        trust_env=False,  # no proxy from the environment: egress decides where pushes go
     )
     try:
         for claimed in due:
@@ -340,7 +353,7 @@ def dispatch_due(
             if item.refused is None and time.monotonic() + request_bound_s(timeout_s) > deadline:
                 report.skipped += 1  # claimed but out of lease: due again once the lease ends
                 continue
-            outcome = (None, item.refused) if item.refused else _post(http, item, utcnow())
+            outcome = (None, item.refused) if item.refused else _post(http, egress, item, utcnow())
             _settle(factory, item, outcome, clock(), max_attempts, base_delay_s, report)
     finally:
         if own:
