@@ -806,3 +806,34 @@ def test_the_dispatcher_reads_allowed_networks_from_settings(home: Home, api: st
         opened = CliRunner().invoke(app, ["alerts", "dispatch", "--once", "--json"], env=env)
         assert opened.exit_code == 0, opened.output
         assert json.loads(opened.output)["delivered"] == 1 and len(hook.received) == 1
+
+
+def test_a_hanging_endpoint_holds_up_only_its_own_alerts(home: Home, api: str) -> None:
+    """While one bank endpoint holds its push open, another endpoint's alert is delivered."""
+    with receiver(script=["hold"]) as stuck, receiver() as fine:
+        stuck_id = subscribe_hook(home, api, stuck, members=[STEADY])
+        other = create(api, home.bank_key, name="第二组合", webhook_url=fine.url).json()
+        fine.secret = other["webhook_secret"]
+        members = [{"uscc": STEADY}]
+        call("PUT", f"{api}/v1/watchlists/{other['id']}/members", home.bank_key, members)
+        assert publish_v2(home) == 2
+        with session_scope(home.engine) as s:  # the held endpoint's alert is first in the queue
+            for alert in s.exec(select(Alert).where(Alert.watchlist_id == stuck_id)):
+                alert.next_attempt_at = utcnow() - dt.timedelta(minutes=1)
+                s.add(alert)
+        reports: list[DispatchReport] = []
+        passing = threading.Thread(
+            target=lambda: reports.append(
+                dispatch_due(home.engine, server_key(home), egress=LOOPBACK, timeout_s=60)
+            )
+        )
+        passing.start()
+        assert stuck.holding.wait(20)
+        deadline = time.monotonic() + 20
+        while not fine.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        delivered_meanwhile, still_held = len(fine.received), passing.is_alive()
+        stuck.release.set()
+        passing.join(timeout=60)
+    assert (delivered_meanwhile, still_held) == (1, True)  # while the other endpoint held it
+    assert (reports[0].due, reports[0].delivered) == (2, 2) and len(metered(home)) == 2

@@ -38,6 +38,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -63,6 +64,9 @@ LEASE_MARGIN_S = 60.0
 # A lapse or a revocation is lifted by people, not by retrying: re-check at a fixed, unhurried pace.
 REFUSAL_RECHECK_S = 300.0
 BATCH = 100
+# Endpoints (a webhook URL's host and port) pushed to at once in a pass. Alerts for one endpoint
+# go one after another in queue order, so a slow or dead bank endpoint holds up only its own.
+PARALLEL_ENDPOINTS = 8
 _ERROR_CHARS = 200
 
 SessionFactory = Callable[[], Session]
@@ -130,6 +134,19 @@ class DispatchReport:
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
+
+    def add(self, part: DispatchReport) -> None:
+        """Count in what one endpoint's pushes did (`due` is counted once, for the pass)."""
+        for name in ("delivered", "failed", "dead", "skipped", "refused"):
+            setattr(self, name, getattr(self, name) + getattr(part, name))
+
+
+def endpoint_of(url: str) -> str:
+    """The host and port a webhook URL reaches: pushes to one endpoint go one at a time."""
+    try:
+        return httpx.URL(url).netloc.decode("ascii")
+    except (httpx.InvalidURL, ValueError):  # pushed anyway, and failed by `_post` with the reason
+        return url
 
 
 def _factory(source: Engine | SessionFactory) -> SessionFactory:
@@ -318,6 +335,9 @@ def dispatch_due(
 ) -> DispatchReport:
     """Push every pending alert due by `now` (at most `limit`) to its watchlist's webhook.
 
+    Up to `PARALLEL_ENDPOINTS` endpoints are pushed to at once, each endpoint's alerts in
+    queue order: a bank whose endpoint hangs delays its own alerts, not every bank's.
+
     A webhook reaches public addresses only, and the networks `egress` allows (see
     `pdo.delivery.egress`); a refused one is a failed attempt, retried and dead-lettered.
 
@@ -344,17 +364,30 @@ def dispatch_due(
         follow_redirects=False,
         trust_env=False,  # no proxy from the environment: egress decides where pushes go
     )
-    try:
-        for claimed in due:
+
+    def push(queue: list[_Due]) -> DispatchReport:
+        """One endpoint's alerts, in queue order."""
+        part = DispatchReport()
+        for claimed in queue:
             item = _recheck(factory, claimed, clock())
             if item is None:
-                report.skipped += 1  # withdrawn, acked or dropped since the claim: never sent
+                part.skipped += 1  # withdrawn, acked or dropped since the claim: never sent
                 continue
             if item.refused is None and time.monotonic() + request_bound_s(timeout_s) > deadline:
-                report.skipped += 1  # claimed but out of lease: due again once the lease ends
+                part.skipped += 1  # claimed but out of lease: due again once the lease ends
                 continue
             outcome = (None, item.refused) if item.refused else _post(http, egress, item, utcnow())
-            _settle(factory, item, outcome, clock(), max_attempts, base_delay_s, report)
+            _settle(factory, item, outcome, clock(), max_attempts, base_delay_s, part)
+        return part
+
+    queues: dict[str, list[_Due]] = {}
+    for claimed in due:
+        queues.setdefault(endpoint_of(claimed.url), []).append(claimed)
+    try:
+        workers = min(PARALLEL_ENDPOINTS, len(queues))
+        with ThreadPoolExecutor(workers, thread_name_prefix="pdo-webhook") as pool:
+            for part in pool.map(push, queues.values()):
+                report.add(part)
     finally:
         if own:
             http.close()
