@@ -363,6 +363,9 @@ def dispatch_due(
         timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0)),
         follow_redirects=False,
         trust_env=False,  # no proxy from the environment: egress decides where pushes go
+        # Connections are pooled by the checked address: a TLS connection verified for one
+        # bank's name must not carry a push for another name at the same address.
+        limits=httpx.Limits(max_keepalive_connections=0),
     )
 
     def push(queue: list[_Due]) -> DispatchReport:
