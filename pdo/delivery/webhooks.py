@@ -173,7 +173,7 @@ class _Due:
     url: str
     secret: str
     body: bytes = b""  # built just before the POST (`_recheck`), as the alert stands then
-    refused: str | None = None  # why it must not be sent at all (e.g. no subscription)
+    refused: str | None = None  # why it must not be sent at all (`_recheck`: no subscription, …)
 
 
 def request_bound_s(timeout_s: float) -> float:
@@ -207,21 +207,11 @@ def _claim(
         ).all()
         lease = lease_for(len(rows), timeout_s)
         due = []
-        refused: dict[str, str | None] = {}  # by watchlist: nothing is sent when not lawful
-        for alert, watchlist in rows:
-            if watchlist.id not in refused:
-                refusal = delivery_refusal(s, watchlist, now)
-                why = None if refusal is None else f"{refusal.code}: {refusal.message}"
-                refused[watchlist.id] = why
+        for alert, watchlist in rows:  # whether each may be sent is decided just before its POST
             alert.next_attempt_at = now + lease
             s.add(alert)
             due.append(
-                _Due(
-                    alert.id,
-                    str(watchlist.webhook_url),
-                    webhook_secret(server_key, watchlist.id),
-                    refused=refused[watchlist.id],
-                )
+                _Due(alert.id, str(watchlist.webhook_url), webhook_secret(server_key, watchlist.id))
             )
         return due
 
