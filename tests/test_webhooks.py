@@ -821,19 +821,14 @@ def test_a_hanging_endpoint_holds_up_only_its_own_alerts(home: Home, api: str) -
             for alert in s.exec(select(Alert).where(Alert.watchlist_id == stuck_id)):
                 alert.next_attempt_at = utcnow() - dt.timedelta(minutes=1)
                 s.add(alert)
-        reports: list[DispatchReport] = []
-        passing = threading.Thread(
-            target=lambda: reports.append(
-                dispatch_due(home.engine, server_key(home), egress=LOOPBACK, timeout_s=60)
-            )
-        )
-        passing.start()
-        assert stuck.holding.wait(20)
-        deadline = time.monotonic() + 20
-        while not fine.received and time.monotonic() < deadline:
-            time.sleep(0.05)
-        delivered_meanwhile, still_held = len(fine.received), passing.is_alive()
-        stuck.release.set()
-        passing.join(timeout=60)
-    assert (delivered_meanwhile, still_held) == (1, True)  # while the other endpoint held it
-    assert (reports[0].due, reports[0].delivered) == (2, 2) and len(metered(home)) == 2
+        seen: list[int] = []
+
+        def meanwhile() -> None:  # the other endpoint's alert, while this push is held open
+            deadline = time.monotonic() + 20
+            while not fine.received and time.monotonic() < deadline:
+                time.sleep(0.05)
+            seen.append(len(fine.received))
+
+        report = _dispatch_holding_first_push(home, stuck, meanwhile)
+    assert seen == [1]
+    assert (report.due, report.delivered) == (2, 2) and len(metered(home)) == 2
