@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.routers import alerts, batches, consents, health, scores, watchlists
+from api.routing import serve_fast_paths
 from api.serving.ratelimit import RateLimiter
 from api.serving.worker import ServingWorker, serving_engine
 from pdo.privacy.pseudonym import Pseudonymizer
@@ -58,6 +59,7 @@ def _bare_app() -> FastAPI:
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    serve_fast_paths(app, ROUTERS)
     return app
 
 

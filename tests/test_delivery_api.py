@@ -111,6 +111,26 @@ def test_a_consented_lookup_is_answered_and_metered_once(ledger: DeliveryLedger,
     assert count(ledger, RefusedCall) == 0
 
 
+def test_the_lookup_answers_get_alone_and_records_refusals_by_its_path_template(
+    ledger: DeliveryLedger, api: str
+) -> None:
+    """HEAD (an answer billed whose body is never sent) and POST are 405 and bill nothing; every
+    refusal on the lookup path names the endpoint by its template, never a 个体工商户's code."""
+    ledger.consent(A, INDIVIDUAL, "C-P")
+    url = f"{api}/v1/products/credit_risk/scores/{INDIVIDUAL}"
+    params, headers = {"purpose": "贷前审查", "consent": "C-P"}, {"X-API-Key": ledger.keys[A]}
+    for method in ("HEAD", "POST"):
+        answer = httpx.request(method, url, params=params, headers=headers)
+        assert answer.status_code == 405, (method, answer.text)
+    assert ask(api, ledger.keys[A], INDIVIDUAL, purpose="营销", consent="C-P").status_code == 403
+    assert ask(api, ledger.keys[A], INDIVIDUAL, consent="C" * 500).status_code == 422
+    assert count(ledger, UsageEvent) == 0
+    with Session(ledger.engine) as s:  # the worker's refusal, then the endpoint's own
+        recorded = sorted((r.status, r.endpoint) for r in s.exec(select(RefusedCall)))
+    template = "/v1/products/{product}/scores/{uscc}"
+    assert recorded == [(403, f"GET {template}"), (422, f"GET {template}")]  # 405s: not recorded
+
+
 def test_a_sole_traders_code_never_comes_back_and_is_stored_only_as_a_pseudonym(
     ledger: DeliveryLedger, api: str
 ) -> None:
