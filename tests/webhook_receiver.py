@@ -22,7 +22,7 @@ HOLD_S = 30.0
 # The receiver listens on loopback, which the dispatcher only reaches when the operator allows it.
 LOOPBACK_CIDRS = ["127.0.0.0/8"]
 LOOPBACK = Egress.allowing(LOOPBACK_CIDRS)
-LOOPBACK_ENV = {"PDO_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]'}
+LOOPBACK_ENV = {"PDO_WEBHOOK_ALLOWED_NETWORKS": json.dumps(LOOPBACK_CIDRS)}
 
 
 @dataclass

@@ -85,7 +85,7 @@ class Egress:
         port = parsed.port or DEFAULT_PORTS.get(parsed.scheme)
         if port is None:
             raise EgressRefused("the webhook URL is not http(s)")
-        address = self.address_for(host.strip("[]"), port)
+        address = self.address_for(host, port)  # raw_host: IPv6 without brackets, IDNA as ASCII
         return (
             parsed.copy_with(host=address),
             {"Host": parsed.netloc.decode("ascii")},
