@@ -14,6 +14,7 @@ from api.routers import alerts, batches, consents, health, scores, watchlists
 from api.routing import serve_fast_paths
 from api.serving.ratelimit import RateLimiter
 from api.serving.worker import ServingWorker, serving_engine
+from pdo.delivery.egress import Egress
 from pdo.privacy.pseudonym import Pseudonymizer
 from pdo.settings import Settings
 from pdo.workspace import Workspace
@@ -76,4 +77,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.pseudonymizer = Pseudonymizer.from_settings(settings)
     app.state.serving = ServingWorker(serving_engine(settings.db_url))
     app.state.rate_limiter = RateLimiter()
+    app.state.egress = Egress.allowing(settings.webhook_allowed_networks)
     return app

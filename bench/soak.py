@@ -50,6 +50,7 @@ import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
+LOOPBACK_NETWORKS = ["127.0.0.0/8"]  # where the soak's own webhook receiver listens
 # Run as a script, this file's folder leads sys.path and bench/api.py would shadow the api package:
 # the folder goes last (bench/loadgen.py is found there), after the project root.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
@@ -173,7 +174,7 @@ def side_jobs(
                     )
                     jobs.alerts_raised += len(raised)
                 # the receiver listens on loopback, which pushes reach only when allowed
-                report = dispatch_due(engine, server_key, egress=Egress.allowing(["127.0.0.0/8"]))
+                report = dispatch_due(engine, server_key, egress=Egress.allowing(LOOPBACK_NETWORKS))
                 jobs.alerts_delivered += report.delivered
     engine.dispose()
 
@@ -239,7 +240,9 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
         home = loadgen.seed_home(Path(tmp), None, args.scores, rng)
         samples: list[tuple[float, float]] = []
         jobs, stop = SideJobs(), threading.Event()
-        with loadgen.server("lookup", home.env) as base:
+        # the receiver listens on loopback: allowed, as an operator allows a bank's private line
+        allowed = {"PDO_WEBHOOK_ALLOWED_NETWORKS": json.dumps(LOOPBACK_NETWORKS)}
+        with loadgen.server("lookup", home.env | allowed) as base:
             key = {"X-API-Key": home.api_key}
             created = httpx.post(
                 f"{base}/v1/watchlists",

@@ -557,6 +557,7 @@ def test_a_dispatcher_killed_mid_push_delivers_every_alert_and_bills_it_once(
                 product_name="credit_risk",
                 actor="bank",
                 webhook_url=hook.url,
+                egress=LOOPBACK,
             )
             add_members(s, watchlist, [NewMember(c) for c in codes],
                         Pseudonymizer.from_settings(settings), "bank")  # fmt: skip

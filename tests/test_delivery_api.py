@@ -1086,11 +1086,11 @@ def test_an_ack_and_a_push_of_the_same_alert_at_once_settle_it_once(tmp_path: Pa
 
     from pdo.delivery.alerts import raise_alerts_for
     from pdo.delivery.webhooks import dispatch_due
-    from tests.webhook_receiver import LOOPBACK, receiver
+    from tests.webhook_receiver import LOOPBACK, allowing_loopback, receiver
 
     with delivery_ledger(tmp_path, "postgres") as ledger, receiver(verify=False) as hook:
         headers = {"X-API-Key": ledger.keys[A]}
-        with serve_api(ledger.settings) as base:
+        with serve_api(allowing_loopback(ledger.settings)) as base:
             book = httpx.post(f"{base}/v1/watchlists", headers=headers, json={
                 "name": "推送组合", "product": "credit_risk", "webhook_url": hook.url,
             }).json()["id"]  # fmt: skip

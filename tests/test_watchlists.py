@@ -279,6 +279,34 @@ def test_no_subscription_no_invalid_input(home: Home, api: str) -> None:
     assert lapsed.status_code == 403 and lapsed.json()["error"]["code"] == "no_subscription"
 
 
+def test_a_webhook_url_naming_an_inward_address_is_refused_at_registration(
+    home: Home, api: str
+) -> None:
+    """Loopback, the metadata address, private networks: 422 at once, naming no address, and
+    nothing created; a private line the operator allows is registered."""
+    for url in (
+        "http://127.0.0.1:9/hook",
+        "http://localhost:8080/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "https://10.8.1.1/hook",
+        "http://[::1]/hook",
+    ):
+        refused = create(api, home.bank_key, webhook_url=url)
+        assert refused.status_code == 422, url
+        error = refused.json()["error"]
+        assert error["code"] == "webhook_url_not_public", url
+        assert httpx.URL(url).host not in error["message"]
+    assert call("GET", f"{api}/v1/watchlists", home.bank_key).json() == []
+    assert create(api, home.bank_key, webhook_url="https://bank.example/hooks").status_code == 201
+
+    private_line = home.settings.model_copy(update={"webhook_allowed_networks": ["10.8.0.0/16"]})
+    with serve_api(private_line) as allowing:
+        inside = create(allowing, home.bank_key, name="专线组合", webhook_url="https://10.8.1.1/h")
+        assert inside.status_code == 201, inside.text
+        outside = create(allowing, home.bank_key, name="他网组合", webhook_url="https://10.9.0.1/h")
+        assert outside.json()["error"]["code"] == "webhook_url_not_public"
+
+
 def test_a_new_version_alerts_on_what_changed(home: Home, api: str) -> None:
     """credit_risk@2 alerts every watched member, plus grade drops, new KO03 and new listings."""
     wid = create(api, home.bank_key).json()["id"]
@@ -320,7 +348,7 @@ def test_a_new_version_alerts_on_what_changed(home: Home, api: str) -> None:
 
 def test_operator_lists_watchlists(home: Home, api: str) -> None:
     """`pdo watchlist list --json` shows every bank's watchlists, without member codes."""
-    wid = create(api, home.bank_key, webhook_url="http://127.0.0.1:9/hook").json()["id"]
+    wid = create(api, home.bank_key, webhook_url="https://bank.example/hooks/pdo").json()["id"]
     watch_all(api, home.bank_key, wid)
     env = {"PDO_HOME": str(home.settings.resolved_home), "PDO_DATABASE_URL": None}
     result = CliRunner().invoke(app, ["watchlist", "list", "--json"], env=env)

@@ -45,6 +45,31 @@ def test_which_addresses_a_push_may_reach(address: str, egress: Egress, permitte
     assert egress.permits(ipaddress.ip_address(address)) is permitted
 
 
+@pytest.mark.parametrize(
+    ("url", "egress", "refused"),
+    [
+        ("https://bank.example/hook", Egress(), False),  # a name: judged at each push
+        ("https://8.8.8.8/hook", Egress(), False),
+        ("https://[2606:4700::1111]:8443/hook", Egress(), False),
+        ("http://127.0.0.1:9/hook", Egress(), True),
+        ("http://[::1]/hook", Egress(), True),
+        ("http://[::ffff:169.254.169.254]/latest", Egress(), True),
+        ("http://169.254.169.254/latest/meta-data", Egress(), True),
+        ("http://10.8.1.1/hook", Egress(), True),
+        ("http://localhost:8080/hook", Egress(), True),  # loopback by definition (RFC 6761)
+        ("http://LOCALHOST./hook", Egress(), True),
+        ("http://api.localhost/hook", Egress(), True),
+        ("http://localhost.bank.example/hook", Egress(), False),  # a name like any other
+        ("http://10.8.1.1/hook", PRIVATE_LINE, False),
+        ("http://10.9.0.1/hook", PRIVATE_LINE, True),
+        ("http://localhost/hook", LOOPBACK, False),
+    ],
+)
+def test_which_webhook_urls_are_refused_as_written(url: str, egress: Egress, refused: bool) -> None:
+    """Registration refuses a URL whose host is, without DNS, an address pushes may not reach."""
+    assert egress.refuses_named_host(url) is refused
+
+
 def test_a_name_pointing_inward_is_refused_without_naming_the_address() -> None:
     with pytest.raises(EgressRefused) as refused:
         Egress().pinned("http://localhost:8080/hook")

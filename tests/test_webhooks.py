@@ -68,7 +68,14 @@ from tests.test_watchlists import (
     seed_home,
     watch_all,
 )
-from tests.webhook_receiver import LOOPBACK, LOOPBACK_CIDRS, LOOPBACK_ENV, Receiver, receiver
+from tests.webhook_receiver import (
+    LOOPBACK,
+    LOOPBACK_CIDRS,
+    LOOPBACK_ENV,
+    Receiver,
+    allowing_loopback,
+    receiver,
+)
 
 
 @pytest.fixture
@@ -78,7 +85,7 @@ def home(tmp_path: Path) -> Home:
 
 @pytest.fixture
 def api(home: Home) -> Iterator[str]:
-    with serve_api(home.settings) as base:
+    with serve_api(allowing_loopback(home.settings)) as base:
         yield base
 
 

@@ -17,12 +17,18 @@ from pdo.delivery.webhooks import (
     TIMESTAMP_HEADER,
     verify_signature,
 )
+from pdo.settings import Settings
 
 HOLD_S = 30.0
 # The receiver listens on loopback, which the dispatcher only reaches when the operator allows it.
 LOOPBACK_CIDRS = ["127.0.0.0/8"]
 LOOPBACK = Egress.allowing(LOOPBACK_CIDRS)
 LOOPBACK_ENV = {"PDO_WEBHOOK_ALLOWED_NETWORKS": json.dumps(LOOPBACK_CIDRS)}
+
+
+def allowing_loopback(settings: Settings) -> Settings:
+    """The settings of an operator who allows loopback: the API then registers our receiver."""
+    return settings.model_copy(update={"webhook_allowed_networks": LOOPBACK_CIDRS})
 
 
 @dataclass

@@ -118,7 +118,9 @@ def server_key(request: Request) -> bytes:
             "allowed by the product or your subscription)",
             404: "unknown_product",
             409: "watchlist_exists: you already have a watchlist of that name",
-            422: "invalid_request: a malformed body; invalid_webhook_url",
+            422: "invalid_request: a malformed body; invalid_webhook_url; "
+            "webhook_url_not_public: the URL names a loopback, private or link-local address "
+            "(or localhost) that the operator has not allowed",
         }
     ),
 )
@@ -140,6 +142,7 @@ def create_watchlist(
                 product_name=body.product,
                 purpose=body.purpose,
                 webhook_url=body.webhook_url,
+                egress=request.app.state.egress,
                 actor=f"apikey:{key.id}",
             )
         ),

@@ -24,6 +24,7 @@ import httpx
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 DEFAULT_PORTS = {"http": 80, "https": 443}
+LOOPBACK = ipaddress.IPv4Address("127.0.0.1")
 
 
 class EgressRefused(Exception):
@@ -58,6 +59,21 @@ class Egress:
             return True
         return address.is_global and not address.is_multicast
 
+    def refuses_named_host(self, url: str) -> bool:
+        """Whether the URL's host is, without asking DNS, one pushes may not reach.
+
+        An address literal is judged as it is; ``localhost`` is loopback by definition (RFC
+        6761). Any other name is judged when it is resolved, just before each push.
+        """
+        host = httpx.URL(url).raw_host.decode("ascii").lower().rstrip(".")
+        if host == "localhost" or host.endswith(".localhost"):
+            return not self.permits(LOOPBACK)
+        try:
+            address = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        return not self.permits(address)
+
     def address_for(self, host: str, port: int) -> str:
         """The checked address to connect to for host, or EgressRefused.
 
@@ -91,3 +107,6 @@ class Egress:
             {"Host": parsed.netloc.decode("ascii")},
             {"sni_hostname": host},
         )
+
+
+PUBLIC_ONLY = Egress()  # no private network allowed: the default wherever none is configured

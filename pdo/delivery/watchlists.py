@@ -18,6 +18,7 @@ from sqlalchemy import insert, update
 from sqlmodel import Session, col, func, select
 
 from pdo import audit
+from pdo.delivery.egress import PUBLIC_ONLY, Egress
 from pdo.delivery.identity import shown_as
 from pdo.ledger.models import (
     Alert,
@@ -140,8 +141,13 @@ def create_watchlist(
     actor: str,
     purpose: str = DEFAULT_PURPOSE,
     webhook_url: str | None = None,
+    egress: Egress = PUBLIC_ONLY,
 ) -> Watchlist:
-    """A new watchlist for a product the bank subscribes to, for a purpose it may declare."""
+    """A new watchlist for a product the bank subscribes to, for a purpose it may declare.
+
+    A webhook URL whose host is, as written, an address pushes may not reach (see `egress`) is
+    refused now rather than dead-lettered at every push.
+    """
     product = session.get(Product, product_name)
     if product is None:
         raise Refusal(404, "unknown_product", "no published product by that name")
@@ -157,6 +163,13 @@ def create_watchlist(
         )
     if webhook_url is not None and not valid_webhook_url(webhook_url):
         raise Refusal(422, "invalid_webhook_url", "webhook_url must be an http(s) URL")
+    if webhook_url is not None and egress.refuses_named_host(webhook_url):
+        raise Refusal(
+            422,
+            "webhook_url_not_public",
+            "webhook_url must reach a public address; a bank on a private line (专线) asks the "
+            "operator to allow its network",
+        )
     taken = session.exec(
         select(Watchlist.id).where(Watchlist.subscriber_id == subscriber_id, Watchlist.name == name)
     ).first()

@@ -48,7 +48,7 @@ from sqlmodel import Session, col, select
 
 from pdo import audit
 from pdo.delivery.alerts import alert_view, delivery_refusal, disputed_now, mark_delivered
-from pdo.delivery.egress import Egress, EgressRefused
+from pdo.delivery.egress import PUBLIC_ONLY, Egress, EgressRefused
 from pdo.delivery.watchlists import Refusal
 from pdo.ledger.models import Alert, Watchlist, WebhookAttempt
 from pdo.ledger.types import utcnow
@@ -70,7 +70,6 @@ PARALLEL_ENDPOINTS = 8
 _ERROR_CHARS = 200
 
 SessionFactory = Callable[[], Session]
-PUBLIC_ONLY = Egress()
 
 
 def webhook_secret(server_key: bytes, watchlist_id: str) -> str:
