@@ -56,6 +56,10 @@ def test_which_addresses_a_push_may_reach(address: str, egress: Egress, permitte
         ("http://[::ffff:169.254.169.254]/latest", Egress(), True),
         ("http://169.254.169.254/latest/meta-data", Egress(), True),
         ("http://10.8.1.1/hook", Egress(), True),
+        ("http://127.1/hook", Egress(), True),  # IPv4 shorthands resolvers read without DNS
+        ("http://0x7f.0.0.1/hook", Egress(), True),
+        ("http://2130706433/hook", Egress(), True),
+        ("http://134744072/hook", Egress(), False),  # 8.8.8.8
         ("http://localhost:8080/hook", Egress(), True),  # loopback by definition (RFC 6761)
         ("http://LOCALHOST./hook", Egress(), True),
         ("http://api.localhost/hook", Egress(), True),

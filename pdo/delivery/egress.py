@@ -62,16 +62,20 @@ class Egress:
     def refuses_named_host(self, url: str) -> bool:
         """Whether the URL's host is, without asking DNS, one pushes may not reach.
 
-        An address literal is judged as it is; ``localhost`` is loopback by definition (RFC
-        6761). Any other name is judged when it is resolved, just before each push.
+        An address literal is judged as it is (in the shorthand IPv4 forms too); ``localhost`` is
+        loopback by definition (RFC 6761). Any other name is judged when it is resolved, just
+        before each push.
         """
         host = httpx.URL(url).raw_host.decode("ascii").lower().rstrip(".")
         if host == "localhost" or host.endswith(".localhost"):
             return not self.permits(LOOPBACK)
         try:
-            address = ipaddress.ip_address(host.split("%", 1)[0])
+            address: Address = ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:
-            return False
+            try:  # the forms resolvers read as IPv4 without DNS: 127.1, 0x7f.1, 2130706433
+                address = ipaddress.IPv4Address(socket.inet_aton(host))
+            except OSError:
+                return False
         return not self.permits(address)
 
     def address_for(self, host: str, port: int) -> str:
