@@ -60,7 +60,6 @@ from pdo.privacy.fastscan.plans import (
 from pdo.privacy.fastscan.programs import Program
 from pdo.privacy.fastscan.results import Result, engine_order, full_key, per_recognizer
 from pdo.privacy.fastscan.runs import Hit, RunFinder
-from pdo.privacy.ner.lac_backend import set_intra_op_threads
 from pdo.privacy.ner.presidio import NerRecognizer
 from pdo.privacy.recognizers import LANGUAGE
 
@@ -582,10 +581,10 @@ _worker_scanner: FastScanner | None = None
 
 
 def _worker_init(scanner: FastScanner) -> None:
-    """One NER thread per worker: the workers, not ONNX's thread pool, share out the cores."""
+    """The scanner each worker uses (its NER model runs on one thread: the workers share out
+    the cores, see lac_backend.INTRA_OP_THREADS)."""
     global _worker_scanner
     _worker_scanner = scanner
-    set_intra_op_threads(1)
 
 
 def _worker_run(job: Callable[[FastScanner, list[str]], list[T]], texts: list[str]) -> list[T]:
