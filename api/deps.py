@@ -13,7 +13,7 @@ from sqlmodel import Session
 from api.errors import ApiError, Caller
 from api.text import refuse_nul
 from pdo.ledger.db import read_scope
-from pdo.ledger.models import ApiKey, Subscriber
+from pdo.ledger.models import ApiKey
 from pdo.privacy.pseudonym import Pseudonymizer
 from pdo.subscribers import resolve_key
 
@@ -79,10 +79,10 @@ def get_api_key(
     # would take a second pooled connection per write request, and concurrent calls then waited
     # on each other for the pool (measured: 16 of 40 simultaneous calls failed after 30 s).
     with read_scope(request.app.state.engine) as session:
-        key = resolve_key(session, x_api_key)
-        bank = session.get(Subscriber, key.subscriber_id) if key is not None else None
-    if key is None or bank is None:
+        found = resolve_key(session, x_api_key)
+    if found is None:
         raise ApiError(401, "invalid_api_key", "the API key is unknown or revoked")
+    key, bank = found
     # refusals after this point are recorded against the bank (plain values: a handler's rollback
     # expires the key record, which is detached by the time the refusal is recorded)
     request.state.caller = Caller(key.subscriber_id, key.id)

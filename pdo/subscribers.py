@@ -181,14 +181,19 @@ def add_subscriber(
     return subscriber, key
 
 
-def resolve_key(session: Session, presented: str) -> ApiKey | None:
-    """The active key record for a presented key, or None (constant-time compare)."""
+def resolve_key(session: Session, presented: str) -> tuple[ApiKey, Subscriber] | None:
+    """The active key record for a presented key and its bank, in one read, or None
+    (constant-time compare)."""
     parts = split_key(presented)
     if parts is None:
         return None
-    record = session.get(ApiKey, parts[0])
-    if record is None or record.revoked:
+    found = session.exec(
+        select(ApiKey, Subscriber)
+        .join(Subscriber, col(ApiKey.subscriber_id) == col(Subscriber.id))
+        .where(ApiKey.id == parts[0])
+    ).first()
+    if found is None or found[0].revoked:
         return None
-    if not hmac.compare_digest(record.key_hash, hash_secret(parts[1])):
+    if not hmac.compare_digest(found[0].key_hash, hash_secret(parts[1])):
         return None
-    return record
+    return found
