@@ -64,20 +64,7 @@ def record_dataset(session: Session, m: Manifest, path: Path) -> None:
         return
     try:
         with session.begin_nested():  # a savepoint: losing the race leaves the run's work intact
-            session.add(
-                DatasetVersion(
-                    id=m.id,
-                    table_name=m.table,
-                    zone=m.zone,
-                    path=str(path),
-                    row_count=m.row_count,
-                    schema_=m.schema,
-                    parents=m.parents,
-                    stage=m.stage,
-                    policy_hash=m.policy_hash,
-                    code_hash=m.code_hash,
-                )
-            )
+            session.add(DatasetVersion.of(m, path))
     except IntegrityError:
         if session.get(DatasetVersion, m.id) is None:
             raise  # not the same version recorded by another run: a real conflict

@@ -94,20 +94,7 @@ def _use_home(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
 
 def _record(s: Session, m: Manifest, lake: Lake) -> None:
     """A dataset's ledger row, as `flows.stages.record_dataset` writes it."""
-    s.add(
-        DatasetVersion(
-            id=m.id,
-            table_name=m.table,
-            zone=m.zone,
-            path=str(lake.dir_for(m)),
-            row_count=m.row_count,
-            schema_=m.schema,
-            parents=m.parents,
-            stage=m.stage,
-            policy_hash=m.policy_hash,
-            code_hash=m.code_hash,
-        )
-    )
+    s.add(DatasetVersion.of(m, lake.dir_for(m)))
 
 
 def _frame(n: int, start: int = 0) -> pl.DataFrame:

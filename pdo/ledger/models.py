@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 from uuid6 import uuid7
 
 from pdo.ledger.types import UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from pdo.lake import Manifest
 
 
 def _ts(**kw: Any) -> Any:
@@ -145,6 +149,22 @@ class DatasetVersion(SQLModel, table=True):
     policy_hash: str
     code_hash: str
     created_at: dt.datetime = _ts()
+
+    @classmethod
+    def of(cls, m: Manifest, path: Path) -> DatasetVersion:
+        """The ledger row of a lake version stored at path."""
+        return cls(
+            id=m.id,
+            table_name=m.table,
+            zone=m.zone,
+            path=str(path),
+            row_count=m.row_count,
+            schema_=m.schema,
+            parents=m.parents,
+            stage=m.stage,
+            policy_hash=m.policy_hash,
+            code_hash=m.code_hash,
+        )
 
 
 class ValidationResult(SQLModel, table=True):
