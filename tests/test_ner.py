@@ -285,10 +285,9 @@ def test_batched_decoding_matches_the_lac_package_sentence_by_sentence() -> None
     pieces += ["张三。", "李四。", "王五。"]  # equal lengths share a batch
     paths = _decode(model, pieces)
     for piece in pieces:
-        ids = [[model.vocab.get(model.q2b.get(c, c), model.oov_id) for c in piece]]
         (emissions,) = model.session.run(
             None,
-            {"token_ids": np.array(ids, np.int64), "length": np.array([len(piece)], np.int64)},
+            {"token_ids": model.token_ids([piece]), "length": np.array([len(piece)], np.int64)},
         )[:1]
         expected = _viterbi_decode(emissions[0], model.transitions, len(piece))
         assert list(paths[piece]) == expected, piece

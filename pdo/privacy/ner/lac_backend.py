@@ -45,6 +45,13 @@ class _Model:
     q2b: dict[str, str]
     tags: tuple[str, ...]  # id → "PER-B", "n-I", ...; unknown ids read as "n-B"
 
+    def token_ids(self, pieces: list[str]) -> np.ndarray:
+        """The model's input for equal-length pieces: full-width folded, unknown as OOV."""
+        return np.array(
+            [[self.vocab.get(self.q2b.get(c, c), self.oov_id) for c in p] for p in pieces],
+            dtype=np.int64,
+        )
+
 
 def _load_tsv(path: Path) -> dict[str, str]:
     table: dict[str, str] = {}
@@ -195,10 +202,7 @@ def _decode(model: _Model, pieces: list[str]) -> dict[str, bytes]:
     for length, members in by_length.items():
         for b in range(0, len(members), BATCH_SIZE):
             batch = members[b : b + BATCH_SIZE]
-            ids = np.array(
-                [[model.vocab.get(model.q2b.get(c, c), model.oov_id) for c in p] for p in batch],
-                dtype=np.int64,
-            )
+            ids = model.token_ids(batch)
             lengths = np.full(len(batch), length, dtype=np.int64)
             (emissions,) = model.session.run(None, {"token_ids": ids, "length": lengths})[:1]
             best = decode(np.asarray(emissions, dtype=np.float32), model.transitions)
