@@ -18,12 +18,15 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlmodel import Session, col, func, select
 
-from api.serving.requests import ScoreLookup
+from api.errors import LedgerUnavailable
+from api.serving.requests import Refusal, ScoreLookup
 from api.serving.worker import ServingWorker, serving_engine
 from pdo import audit
 from pdo.delivery.metering import details_of
@@ -879,17 +882,48 @@ def test_the_openapi_schema_documents_every_refusal(api: str) -> None:
     assert "/v1/consents" in schema["paths"]
 
 
-def _served_in_batches(ledger: DeliveryLedger, calls: int) -> list[int]:
-    """Submit `calls` lookups to a serving worker in one turn of the loop; the batch sizes.
-
-    A batch stamps its usage events with one `served_at`, so the sizes are read back from them.
-    """
-    for i in range(calls):
-        ledger.consent(A, COMPANIES[i], f"C-{i}")
-    jobs = [
+def _lookups(ledger: DeliveryLedger, companies: list[str]) -> list[ScoreLookup]:
+    """One consented lookup by bank A per company."""
+    for i, uscc in enumerate(companies):
+        ledger.consent(A, uscc, f"C-{i}")
+    return [
         ScoreLookup(ledger.keys[A], "credit_risk", u, ledger.entity(u), "贷前审查", f"C-{i}", "t")
-        for i, u in enumerate(COMPANIES[:calls])
+        for i, u in enumerate(companies)
     ]
+
+
+def _batch_sizes(ledger: DeliveryLedger) -> list[int]:
+    """A batch stamps its usage events with one `served_at`: the batch sizes, read back."""
+    with Session(ledger.engine) as s:
+        stamps = s.exec(select(UsageEvent.served_at).order_by(col(UsageEvent.served_at)))
+        return list(Counter(stamps).values())
+
+
+def _in_two_waves(
+    ledger: DeliveryLedger, first: list[ScoreLookup], second: list[ScoreLookup]
+) -> list[Any]:
+    """Submit `first` in one turn of the loop and `second` once the worker has taken `first`
+    as its batch (its first round trip under way); what each submission returned or raised."""
+    worker = ServingWorker(serving_engine(ledger.settings.db_url))
+
+    async def waves() -> list[Any]:
+        one = [asyncio.ensure_future(worker.submit(job)) for job in first]
+        while not worker._pending:  # the submissions start in the next turns
+            await asyncio.sleep(0)
+        while worker._pending:  # until the worker took them
+            await asyncio.sleep(0)
+        two = [asyncio.ensure_future(worker.submit(job)) for job in second]
+        return await asyncio.gather(*one, *two, return_exceptions=True)
+
+    try:
+        return asyncio.run(waves())
+    finally:
+        worker.stop()
+
+
+def test_on_sqlite_a_burst_is_one_batch(ledger: DeliveryLedger) -> None:
+    """Requests submitted in one turn of the loop are decided and metered together."""
+    jobs = _lookups(ledger, COMPANIES[:32])
     worker = ServingWorker(serving_engine(ledger.settings.db_url))
 
     async def burst() -> None:
@@ -900,25 +934,59 @@ def _served_in_batches(ledger: DeliveryLedger, calls: int) -> list[int]:
     finally:
         worker.stop()
     assert all(isinstance(job.outcome, bytes) for job in jobs)
-    with Session(ledger.engine) as s:
-        stamps = s.exec(select(UsageEvent.served_at).order_by(col(UsageEvent.served_at)))
-        return list(Counter(stamps).values())
+    assert _batch_sizes(ledger) == [32]
 
 
 @pytest.mark.postgres
-def test_on_postgresql_a_burst_is_served_in_halves(tmp_path: Path) -> None:
-    """While one half's batch is written, the loop reads and answers the other half."""
+def test_on_postgresql_a_batch_queued_behind_another_reads_what_that_one_wrote(
+    tmp_path: Path,
+) -> None:
+    """The second wave's reads are queued behind the first wave's COMMIT, and see its usage:
+    a monthly quota of 20 serves 16 of the first wave and then only 4 of the second."""
     with fresh_database() as url:
         ledger = seed_delivery(tmp_path, url)
         try:
-            assert _served_in_batches(ledger, 32) == [16, 16]
+            _on_trial_plan(ledger, A, monthly_quota=20)
+            jobs = _lookups(ledger, COMPANIES[:32])
+            _in_two_waves(ledger, jobs[:16], jobs[16:])
+            refused = [job.outcome for job in jobs if isinstance(job.outcome, Refusal)]
+            assert sum(isinstance(job.outcome, bytes) for job in jobs[:16]) == 16
+            assert sum(isinstance(job.outcome, bytes) for job in jobs[16:]) == 4
+            assert [r.code for r in refused] == ["quota_exceeded"] * 12
+            assert _batch_sizes(ledger) == [16, 4]
         finally:
             ledger.engine.dispose()
 
 
-def test_on_sqlite_a_burst_is_one_batch(ledger: DeliveryLedger) -> None:
-    """SQLite serves on the loop's own thread: nothing could run beside a half."""
-    assert _served_in_batches(ledger, 32) == [32]
+@pytest.mark.postgres
+def test_on_postgresql_a_failed_batch_fails_alone(tmp_path: Path) -> None:
+    """The first wave's writes fail (a trigger refuses one of its usage rows): its callers get
+    LedgerUnavailable and nothing of it is billed; the wave queued behind it is still served."""
+    with fresh_database() as url:
+        ledger = seed_delivery(tmp_path, url)
+        try:
+            jobs = _lookups(ledger, COMPANIES[:32])
+            with ledger.engine.begin() as conn:
+                conn.execute(text(POISON_TRIGGER.format(entity=jobs[0].entity)))
+            answers = _in_two_waves(ledger, jobs[:16], jobs[16:])
+            assert all(isinstance(a, LedgerUnavailable) for a in answers[:16])
+            assert all(isinstance(job.outcome, bytes) for job in jobs[16:])
+            with Session(ledger.engine) as s:
+                billed = set(s.exec(select(UsageEvent.uscc)))
+            assert billed == {job.entity for job in jobs[16:]}
+        finally:
+            ledger.engine.dispose()
+
+
+POISON_TRIGGER = """
+CREATE FUNCTION refuse_poisoned_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.uscc = '{entity}' THEN RAISE EXCEPTION 'refused by the test'; END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_poisoned_usage BEFORE INSERT ON usage_event
+    FOR EACH ROW EXECUTE FUNCTION refuse_poisoned_usage();
+"""
 
 
 @pytest.mark.postgres

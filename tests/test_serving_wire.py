@@ -81,6 +81,31 @@ def test_a_failing_statement_raises_its_error_and_skips_the_rest() -> None:
         _run(work)
 
 
+def test_a_round_queued_behind_another_runs_after_it_and_is_received_after_it() -> None:
+    """The serving worker queues a batch's first reads behind the COMMIT of the one before:
+    they run in that order on the server, and each round's rows come back to its own caller."""
+
+    async def work(conn: wire.WireConnection) -> tuple[list[wire.TextRows], list[wire.TextRows]]:
+        await conn.round([("CREATE TEMP TABLE counter (n int)", ())])
+        first = conn.send([("BEGIN", ()), ("INSERT INTO counter VALUES (%b)", [7]), ("COMMIT", ())])
+        second = conn.send([("SELECT sum(n) + %b FROM counter", [1])])
+        await conn.flush()
+        return await conn.receive(first), await conn.receive(second)
+
+    assert _run(work) == ([[], [], []], [[("8",)]])
+
+
+def test_a_round_with_a_parameter_it_cannot_send_queues_nothing() -> None:
+    """An unsendable parameter is refused before anything is queued: the next round runs."""
+
+    async def work(conn: wire.WireConnection) -> list[wire.TextRows]:
+        with pytest.raises(TypeError):
+            conn.send([("BEGIN", ()), ("SELECT %b::text", [object()])])
+        return await conn.round([("SELECT 1", ())])
+
+    assert _run(work) == [[("1",)]]
+
+
 def test_statements_beyond_the_prepared_limit_are_released_and_still_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

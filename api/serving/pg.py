@@ -4,7 +4,10 @@ A batch's round trips (its locks and reads, then its writes and COMMIT) are awai
 loop reads and parses the next requests while PostgreSQL works: on a small machine the API
 process and the database share the cores, and blocking the loop on every round trip left both
 idle in turn. The transaction is spelled out (`BEGIN` goes with the first reads, `COMMIT` with
-the writes) on an autocommit connection, so no round trip is spent on either.
+the writes) on an autocommit connection, so no round trip is spent on either. A batch is opened
+(`open_batch` queues its first round) before the batch ahead of it has committed, and decided
+(`decide` reads its rows and queues its writes) once that one did: the serving worker keeps the
+connection's rounds in that order.
 
 Each round trip carries as few statements as it can, each costing the API process time to send
 and read back (through psycopg's cursors about 70 µs; `api.serving.wire` drives libpq directly
@@ -18,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -26,8 +30,8 @@ from sqlalchemy.engine import URL
 from api.serving.batch import ServingBatch
 from api.serving.requests import RefusedElsewhere, ScoreLookup
 from api.serving.snapshot import GENERATION_SQL, Snapshot
-from api.serving.sql import Query, Reads, Rows, advance
-from api.serving.wire import WireConnection
+from api.serving.sql import Plan, Query, Reads, Rows, advance
+from api.serving.wire import Sent, WireConnection
 from pdo.ledger.types import utcnow
 
 # A snapshot that keeps changing under a batch is reloaded this often before the batch fails.
@@ -91,40 +95,58 @@ def combined_writes(writes: Sequence[Query]) -> list[Query]:
     return [(f"WITH {', '.join(parts)} {last_sql}", [*params, *last_args])]
 
 
-async def read_round(
-    conn: WireConnection, reads: Reads, head: Sequence[Query] = ()
-) -> tuple[int, list[Rows]]:
-    """One round trip: `head`, the locks in order, then every query in one statement."""
-    results = await conn.round([*head, *reads.locks, combined_reads(reads.queries)])
-    return read_back(results[-1][0])
+def reading(reads: Reads, head: Sequence[Query] = ()) -> list[Query]:
+    """A round of reads: `head`, the locks in order, then every query in one statement."""
+    return [*head, *reads.locks, combined_reads(reads.queries)]
 
 
-async def serve(
-    conn: WireConnection,
-    jobs: list[ScoreLookup | RefusedElsewhere],
-    snapshot: Snapshot,
-    reload: Callable[[dt.datetime], Snapshot],
-) -> Snapshot:
-    """Decide, meter and commit one batch; the snapshot it was decided on.
+async def read_round(conn: WireConnection, reads: Reads) -> tuple[int, list[Rows]]:
+    """One round trip of reads: the generation and each query's rows."""
+    return read_back((await conn.round(reading(reads)))[-1][0])
 
-    The batch is planned on the held snapshot and its first reads carry the serving
-    generation: when a change committed since (a revoked key, a new version), the transaction
-    is rolled back before anything was written and the batch decided again on a fresh one.
+
+@dataclass
+class Opened:
+    """A batch whose BEGIN, locks and first reads are queued on the connection."""
+
+    jobs: list[ScoreLookup | RefusedElsewhere]
+    snapshot: Snapshot
+    batch: ServingBatch
+    plan: Plan
+    first_reads: Sent
+
+
+def open_batch(
+    conn: WireConnection, jobs: list[ScoreLookup | RefusedElsewhere], snapshot: Snapshot
+) -> Opened:
+    """Plan a batch on the held snapshot and queue its first round (not flushed, not awaited)."""
+    batch = ServingBatch(False, snapshot, utcnow())
+    plan = batch.plan(jobs)
+    reads = advance(plan, None) or Reads([])
+    sent = conn.send(reading(reads, [("BEGIN", ())]))
+    return Opened(jobs, snapshot, batch, plan, sent)
+
+
+async def decide(
+    conn: WireConnection, opened: Opened, reload: Callable[[dt.datetime], Snapshot]
+) -> tuple[Snapshot, Sent]:
+    """Read an opened batch's rows, decide it and queue its writes and COMMIT; the snapshot
+    it was decided on and the queued commit, whose `receive` says it committed.
+
+    The first reads carry the serving generation: when a change committed since the held
+    snapshot was loaded (a revoked key, a new version), the transaction is rolled back before
+    anything was written and the batch decided again on a fresh snapshot.
     """
     for _ in range(MAX_RELOADS):
-        batch = ServingBatch(False, snapshot, utcnow())
-        plan = batch.plan(jobs)
-        reads = advance(plan, None)
-        generation, rows = await read_round(conn, reads or Reads([]), [("BEGIN", ())])
-        if generation != snapshot.generation:
-            await conn.round([("ROLLBACK", ())])
-            snapshot = reload(utcnow())
-            continue
-        while reads is not None:
-            reads = advance(plan, rows)
-            if reads is not None:
-                _, rows = await read_round(conn, reads)
-        writes = [(w.sql, w.params) for w in batch.db.writes]
-        await conn.round([*combined_writes(writes), ("COMMIT", ())])
-        return snapshot
-    raise RuntimeError(f"the serving snapshot changed {MAX_RELOADS} times under one batch")
+        generation, rows = read_back((await conn.receive(opened.first_reads))[-1][0])
+        if generation == opened.snapshot.generation:
+            break
+        await conn.round([("ROLLBACK", ())])
+        opened = open_batch(conn, opened.jobs, reload(utcnow()))
+        await conn.flush()
+    else:
+        raise RuntimeError(f"the serving snapshot changed {MAX_RELOADS} times under one batch")
+    while (reads := advance(opened.plan, rows)) is not None:
+        _, rows = await read_round(conn, reads)
+    writes = [(w.sql, w.params) for w in opened.batch.db.writes]
+    return opened.snapshot, conn.send([*combined_writes(writes), ("COMMIT", ())])

@@ -21,6 +21,7 @@ import asyncio
 import datetime as dt
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -32,6 +33,13 @@ UNKNOWN_OID = 0  # PostgreSQL infers the type from where the parameter is used
 
 WireQuery = tuple[str, Sequence[Any]]
 TextRows = list[tuple[str | None, ...]]
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A round queued on the connection: per result group, whether it is one of its queries'."""
+
+    wanted: list[bool]
 
 
 def numbered(sql: str) -> str:
@@ -114,17 +122,18 @@ class WireConnection:
         return name, True
 
     async def round(self, queries: Sequence[WireQuery]) -> list[TextRows]:
-        """Run the queries in order in one round trip; the rows of each (empty for the others).
+        """Run the queries in order in one round trip; the rows of each (empty for the others)."""
+        sent = self.send(queries)
+        await self.flush()
+        return await self.receive(sent)
 
-        The first failing statement's error is raised (PostgreSQL skips the rest up to the
-        Sync); the caller drops the connection then, as its transaction is lost anyway.
+    def send(self, queries: Sequence[WireQuery]) -> Sent:
+        """Queue the queries and a Sync without waiting; `receive` reads their results.
+
+        Rounds queued one after another run in that order, and their results are received in
+        that order: a round can be queued before the results of the one ahead of it arrive.
         """
-        pg = self.pgconn
-        wanted: list[bool] = []  # per result group sent: is it one of the queries' rows?
-        for name in self._released:
-            pg.send_query_params(b"DEALLOCATE " + name, None)
-            wanted.append(False)
-        self._released.clear()
+        encoded_queries = []  # every parameter encoded before anything is queued
         for sql, params in queries:
             values: list[bytes | None] = []
             types: list[int] = []
@@ -132,6 +141,14 @@ class WireConnection:
                 text, oid = encoded(value)
                 values.append(text)
                 types.append(oid)
+            encoded_queries.append((sql, values, types))
+        pg = self.pgconn
+        wanted: list[bool] = []  # per result group sent: is it one of the queries' rows?
+        for name in self._released:
+            pg.send_query_params(b"DEALLOCATE " + name, None)
+            wanted.append(False)
+        self._released.clear()
+        for sql, values, types in encoded_queries:
             if not values:  # BEGIN, COMMIT, a lock: nothing worth preparing
                 pg.send_query_params(numbered(sql).encode(), None)
             else:
@@ -142,8 +159,7 @@ class WireConnection:
                 pg.send_query_prepared(name, values)
             wanted.append(True)
         pg.pipeline_sync()
-        await self._flush()
-        return await self._results(wanted)
+        return Sent(wanted)
 
     async def _socket_ready(self, *, write: bool) -> None:
         """Until the connection's socket can be written (write) or read, the loop free meanwhile."""
@@ -155,12 +171,18 @@ class WireConnection:
         finally:
             (loop.remove_writer if write else loop.remove_reader)(socket)
 
-    async def _flush(self) -> None:
+    async def flush(self) -> None:
+        """Until everything queued has been handed to the socket."""
         while self.pgconn.flush():  # 1: the socket's buffer is full, the rest goes as it drains
             await self._socket_ready(write=True)
 
-    async def _results(self, wanted: list[bool]) -> list[TextRows]:
-        pg = self.pgconn
+    async def receive(self, sent: Sent) -> list[TextRows]:
+        """The results of a round queued by `send`, once every round queued before it was read.
+
+        The first failing statement's error is raised (PostgreSQL skips the rest up to the
+        Sync); the caller drops the connection then, as its transaction is lost anyway.
+        """
+        pg, wanted = self.pgconn, sent.wanted
         out: list[TextRows] = []
         rows: TextRows = []
         failure: errors.Error | None = None
