@@ -469,14 +469,10 @@ def test_a_large_frame_validated_by_column_groups_gives_the_same_results() -> No
     whole = run_suite(suite, TAX, inputs, row_ids=ids, split_from=10**12)
     grouped = run_suite(suite, TAX, inputs, row_ids=ids, split_from=0)
     assert grouped.outcomes == whole.outcomes
-    assert (
-        grouped.quarantined
-        == whole.quarantined
-        == {
-            13: ["expect_column_values_to_not_be_null(uscc)"],
-            15: ["expect_column_values_to_be_between(year)"],
-        }
-    )
+    assert grouped.quarantined == whole.quarantined == {
+        13: ["expect_column_values_to_not_be_null(uscc)"],
+        15: ["expect_column_values_to_be_between(year)"],
+    }
     passed = [o.expectation for o in grouped.outcomes if o.success]
     assert passed == ["expect_compound_columns_to_be_unique"]  # a failure in every other group
     for key in ("results", "statistics", "success"):
